@@ -1,0 +1,140 @@
+//! `gantry`: the operator CLI. Reads the same environment as the functions (README).
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use gantry::auth::SigningKey;
+use gantry::auth::keys::Jwks;
+use gantry::config::Config;
+use gantry::domain::Email;
+use gantry::identity::service::{self, NewAccount};
+use gantry::{AppError, AppState};
+use secrecy::ExposeSecret;
+use std::io::Read;
+
+#[derive(Parser)]
+#[command(name = "gantry", version, about = "gantry operator commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending database migrations (DATABASE_URL).
+    Migrate,
+    /// Print a new Ed25519 signing key as JWT_PRIVATE_KEY and JWT_PUBLIC_KEYS lines.
+    Keygen,
+    /// Manage ADMIN accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a new ADMIN with an email/password identity. The password is read from
+    /// GANTRY_ADMIN_PASSWORD, or from standard input with --password-stdin.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Promote the existing account that owns EMAIL to ADMIN.
+    Promote {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Keygen => keygen(),
+        Command::Openapi => {
+            print!("{}", gantry::openapi::spec_json());
+            Ok(())
+        }
+        Command::Migrate => {
+            let state = state()?;
+            gantry::db::MIGRATOR
+                .run(state.db().map_err(describe)?)
+                .await
+                .context("running migrations")?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Admin(AdminCommand::Create {
+            email,
+            name,
+            password_stdin,
+        }) => {
+            let password = read_password(password_stdin)?;
+            let account = NewAccount::parse(&email, password, name.as_deref()).map_err(describe)?;
+            let user = service::create_admin(&state()?, account)
+                .await
+                .map_err(describe)?;
+            println!("{}", serde_json::to_string(&user)?);
+            Ok(())
+        }
+        Command::Admin(AdminCommand::Promote { email }) => {
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("email {}", e.message))?;
+            let user = service::promote_by_email(&state()?, &email)
+                .await
+                .map_err(describe)?;
+            println!("{}", serde_json::to_string(&user)?);
+            Ok(())
+        }
+    }
+}
+
+fn state() -> Result<AppState> {
+    let config = Config::from_env()?;
+    if config.database_url.is_none() {
+        bail!("DATABASE_URL is not set");
+    }
+    Ok(AppState::from_config(&config)?)
+}
+
+/// Turns an API error into a readable CLI error (validation errors list their fields).
+fn describe(err: AppError) -> anyhow::Error {
+    let problem = err.problem();
+    let fields: Vec<String> = problem
+        .errors
+        .iter()
+        .map(|e| format!("{} {}", e.field, e.message))
+        .collect();
+    if fields.is_empty() {
+        anyhow::anyhow!("{}", problem.detail)
+    } else {
+        anyhow::anyhow!("{}: {}", problem.detail, fields.join("; "))
+    }
+}
+
+fn read_password(from_stdin: bool) -> Result<String> {
+    if from_stdin {
+        let mut password = String::new();
+        std::io::stdin().read_to_string(&mut password)?;
+        return Ok(password.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    std::env::var("GANTRY_ADMIN_PASSWORD")
+        .context("set GANTRY_ADMIN_PASSWORD or pass --password-stdin")
+}
+
+fn keygen() -> Result<()> {
+    let key = SigningKey::generate();
+    let pem = key.to_pem()?;
+    let jwks = Jwks {
+        keys: vec![key.public_jwk()],
+    };
+    println!(
+        "JWT_PRIVATE_KEY={}",
+        pem.expose_secret().trim_end().replace('\n', "\\n")
+    );
+    println!("JWT_PUBLIC_KEYS={}", serde_json::to_string(&jwks)?);
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! The real `login` binary, driven both ways it is deployed: as a Lambda function (through a
+//! Runtime API emulator, with an API Gateway HTTP API v2 event) and as a plain HTTP server
+//! (OpenFaaS of-watchdog http mode, local runs).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use gantry::auth::SigningKey;
+use gantry_tests::lambda::{RuntimeApi, http_api_event, spawn};
+use gantry_tests::{PASSWORD, TestApp};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::path::Path;
+use std::time::Duration;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_login");
+
+/// The URL of this test's own database (the server from DATABASE_URL, the database sqlx made).
+fn database_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let db = pool.connect_options().get_database().unwrap().to_owned();
+    let (head, tail) = base.split_at(base.find("://").unwrap() + 3);
+    let (authority, rest) = tail.split_once('/').unwrap_or((tail, ""));
+    let query = rest
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{head}{authority}/{db}{query}")
+}
+
+fn login_body(password: &str) -> String {
+    json!({"email": "ada@example.com", "password": password}).to_string()
+}
+
+fn function_env(pool: &PgPool) -> Vec<(&'static str, String)> {
+    let pem = SigningKey::generate().to_pem().unwrap();
+    vec![
+        ("DATABASE_URL", database_url(pool)),
+        ("JWT_PRIVATE_KEY", pem.expose_secret().to_owned()),
+        ("JWT_ISSUER", gantry_tests::ISSUER.to_owned()),
+        ("JWT_AUDIENCE", gantry_tests::AUDIENCE.to_owned()),
+    ]
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn login_runs_under_the_lambda_runtime_api(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    app.register("ada@example.com").await;
+    let api = RuntimeApi::start().await.unwrap();
+    let mut env = function_env(&pool);
+    env.extend([
+        ("AWS_LAMBDA_RUNTIME_API", api.address()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "login".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_owned()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/login".to_owned()),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "test".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+    ]);
+    let _child = spawn(Path::new(BINARY), &env).unwrap();
+    let headers = [("content-type", "application/json")];
+
+    let ok = api
+        .invoke(
+            http_api_event(
+                "POST",
+                "/login-email-password",
+                &headers,
+                Some(&login_body(PASSWORD)),
+            ),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok["statusCode"], 200, "{ok}");
+    let body: Value = serde_json::from_str(ok["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["refresh_token"].as_str().unwrap().len(), 43);
+
+    let denied = api
+        .invoke(
+            http_api_event(
+                "POST",
+                "/login-email-password",
+                &headers,
+                Some(&login_body("wrong password")),
+            ),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(denied["statusCode"], 401, "{denied}");
+    assert_eq!(
+        denied["headers"]["content-type"],
+        "application/problem+json"
+    );
+
+    let health = api
+        .invoke(
+            http_api_event("GET", "/health", &[], None),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(health["statusCode"], 200);
+    assert!(api.init_error().await.is_none());
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn login_serves_plain_http_on_port(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    app.register("ada@example.com").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut env = function_env(&pool);
+    env.push(("PORT", port.to_string()));
+    let _child = spawn(Path::new(BINARY), &env).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if client.get(format!("{base}/health")).send().await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the function never listened on {port}");
+    let res = client
+        .post(format!("{base}/login-email-password"))
+        .header("content-type", "application/json")
+        .body(login_body(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["expires_in"], 900);
+    let missing = client.get(format!("{base}/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+}

@@ -1,0 +1,108 @@
+# Shared helpers for gantry's scripts. Source it; do not run it.
+# shellcheck shell=bash
+
+GANTRY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/gantry/target}
+# Builds check queries against the committed .sqlx/ data, never a live database.
+export SQLX_OFFLINE=true
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# A tool the run needs. In CI (CI=true) a missing tool fails the run; on a developer's machine
+# the step is skipped, loudly.
+missing_tool() {
+  if [ "${CI:-}" = "true" ]; then
+    die "$1 is required in CI but could not be installed"
+  fi
+  printf '\n\033[1;33m!!! SKIPPED: %s is not available (%s). CI will not skip this.\033[0m\n\n' "$1" "$2" >&2
+  return 1
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi
+}
+
+apt_install() {
+  command -v apt-get >/dev/null || return 1
+  if [ -z "${GANTRY_APT_UPDATED:-}" ]; then
+    as_root apt-get update -qq || return 1
+    export GANTRY_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@"
+}
+
+require_rust() {
+  command -v cargo >/dev/null || die "cargo is not installed: install Rust 1.94 or newer with rustup (https://rustup.rs)"
+}
+
+# A Python tool from PyPI, installed with pip when absent. Returns 1 when it cannot be had.
+ensure_pip_tool() { # command package
+  command -v "$1" >/dev/null && return 0
+  log "installing $2 from PyPI"
+  python3 -m pip install -q "$2" >&2 || python3 -m pip install -q --user "$2" >&2 || true
+  hash -r
+  command -v "$1" >/dev/null
+}
+
+pg_bin() { # name: a PostgreSQL server binary from PATH or Debian's versioned directory
+  if command -v "$1" >/dev/null; then command -v "$1"; return; fi
+  local found
+  found=$(ls -1d /usr/lib/postgresql/*/bin/"$1" 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$found" ] && echo "$found"
+}
+
+server_answers() { # url
+  command -v psql >/dev/null && psql "$1" -qtAc 'select 1' >/dev/null 2>&1
+}
+
+# Sets DATABASE_URL to a PostgreSQL server's maintenance database (trust auth): the one already
+# given, one on 127.0.0.1:5432, or a cluster of our own in .data/pg (installing Debian's
+# postgresql when the server binaries are absent).
+ensure_postgres() {
+  if [ -n "${DATABASE_URL:-}" ] && server_answers "$DATABASE_URL"; then return; fi
+  local local_url=postgres://postgres@127.0.0.1:5432/postgres
+  if [ -z "${GANTRY_OWN_POSTGRES:-}" ] && server_answers "$local_url"; then
+    export DATABASE_URL=$local_url
+    return
+  fi
+  if [ -z "$(pg_bin initdb)" ] || ! command -v psql >/dev/null; then
+    log "installing PostgreSQL (Debian package postgresql)"
+    apt_install postgresql postgresql-client || die "cannot install PostgreSQL: install it and rerun"
+  fi
+  local initdb pg_ctl port=${GANTRY_PG_PORT:-54329} data="$GANTRY_ROOT/.data/pg" run=()
+  initdb=$(pg_bin initdb) pg_ctl=$(pg_bin pg_ctl)
+  if [ "$(id -u)" -eq 0 ]; then
+    # The server refuses to run as root: run it as the postgres user, in a directory it can reach.
+    id postgres >/dev/null 2>&1 || as_root useradd --system --home-dir /var/lib/postgresql postgres
+    run=(runuser -u postgres --)
+    mkdir -p "$GANTRY_ROOT/.data"
+    if ! "${run[@]}" test -x "$GANTRY_ROOT/.data" 2>/dev/null; then
+      data=/var/tmp/gantry-pg
+    fi
+  fi
+  local url=postgres://postgres@127.0.0.1:$port/postgres
+  if server_answers "$url"; then export DATABASE_URL=$url; return; fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    log "initialising a PostgreSQL cluster in $data"
+    mkdir -p "$data"
+    [ ${#run[@]} -eq 0 ] || chown postgres "$data"
+    "${run[@]}" "$initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
+  fi
+  log "starting PostgreSQL on 127.0.0.1:$port"
+  "${run[@]}" "$pg_ctl" -D "$data" -l "$data/server.log" -w \
+    -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+    || die "PostgreSQL did not start; see $data/server.log"
+  export DATABASE_URL=$url
+}
+
+# DATABASE_URL with its database replaced by $1, created when absent.
+database_named() { # name
+  local base=${DATABASE_URL%%\?*} query=""
+  [[ $DATABASE_URL == *\?* ]] && query="?${DATABASE_URL#*\?}"
+  local url="${base%/*}/$1$query"
+  if ! server_answers "$url"; then
+    psql "$DATABASE_URL" -qc "CREATE DATABASE \"$1\"" >/dev/null
+  fi
+  echo "$url"
+}

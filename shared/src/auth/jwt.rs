@@ -1,0 +1,348 @@
+//! Access tokens: EdDSA-signed JWTs (RFC 9068 profile: `typ: at+jwt`, `kid`).
+
+use super::keys::{Jwks, KeyError, SigningKey};
+use crate::domain::Role;
+use crate::error::{AppError, AppResult};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// Authentication method reference (RFC 8176 style), as carried in `amr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Amr {
+    Pwd,
+    Siwe,
+}
+
+impl Amr {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pwd => "pwd",
+            Self::Siwe => "siwe",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pwd" => Some(Self::Pwd),
+            "siwe" => Some(Self::Siwe),
+            _ => None,
+        }
+    }
+}
+
+/// The claims of an access token. Every one is required when verifying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub sub: Uuid,
+    pub role: Role,
+    pub amr: Vec<Amr>,
+    /// The identity used to log in.
+    pub idp: Uuid,
+    pub iss: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Uuid,
+}
+
+/// Who a token is issued to.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub identity_id: Uuid,
+    pub amr: Amr,
+}
+
+/// Issues access tokens. Holds the private key.
+pub struct TokenSigner {
+    kid: String,
+    key: EncodingKey,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+impl TokenSigner {
+    pub fn new(
+        key: &SigningKey,
+        issuer: &str,
+        audience: &str,
+        ttl: Duration,
+    ) -> Result<Self, KeyError> {
+        Ok(Self {
+            kid: key.public_jwk().kid,
+            key: key.encoding_key()?,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            ttl,
+        })
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn claims_for(&self, subject: Subject) -> AccessClaims {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(900);
+        AccessClaims {
+            sub: subject.user_id,
+            role: subject.role,
+            amr: vec![subject.amr],
+            idp: subject.identity_id,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            iat: now,
+            exp: now + ttl,
+            jti: Uuid::new_v4(),
+        }
+    }
+
+    pub fn sign(&self, claims: &AccessClaims) -> AppResult<String> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.key)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("signing access token: {e}")))
+    }
+
+    pub fn issue(&self, subject: Subject) -> AppResult<String> {
+        self.sign(&self.claims_for(subject))
+    }
+}
+
+/// Verifies access tokens against every published public key. Holds no private key.
+pub struct TokenVerifier {
+    keys: HashMap<String, DecodingKey>,
+    jwks: Jwks,
+    validation: Validation,
+}
+
+const INVALID: AppError = AppError::Unauthorized("the access token is missing, invalid or expired");
+
+impl TokenVerifier {
+    pub fn new(jwks: Jwks, issuer: &str, audience: &str) -> Result<Self, KeyError> {
+        let mut keys = HashMap::new();
+        for key in &jwks.keys {
+            let jwk = key
+                .to_jwk()
+                .map_err(|e| KeyError::BadPublicKeys(e.to_string()))?;
+            let decoding =
+                DecodingKey::from_jwk(&jwk).map_err(|e| KeyError::BadPublicKeys(e.to_string()))?;
+            keys.insert(key.kid.clone(), decoding);
+        }
+        // Pin the algorithm: a token naming any other `alg` (none, HS256, ...) is refused.
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        validation.validate_exp = true;
+        Ok(Self {
+            keys,
+            jwks,
+            validation,
+        })
+    }
+
+    pub fn jwks(&self) -> &Jwks {
+        &self.jwks
+    }
+
+    pub fn verify(&self, token: &str) -> AppResult<AccessClaims> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| INVALID)?;
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
+                || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok || header.alg != Algorithm::EdDSA {
+            return Err(INVALID);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.get(kid))
+            .ok_or(INVALID)?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+            .map_err(|_| INVALID)?;
+        Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    const ISS: &str = "gantry";
+    const AUD: &str = "gantry-api";
+
+    fn pair() -> (SigningKey, TokenSigner, TokenVerifier) {
+        let key = SigningKey::generate();
+        let signer = TokenSigner::new(&key, ISS, AUD, Duration::from_secs(900)).unwrap();
+        let verifier = TokenVerifier::new(
+            Jwks {
+                keys: vec![key.public_jwk()],
+            },
+            ISS,
+            AUD,
+        )
+        .unwrap();
+        (key, signer, verifier)
+    }
+
+    fn subject() -> Subject {
+        Subject {
+            user_id: Uuid::now_v7(),
+            role: Role::Client,
+            identity_id: Uuid::now_v7(),
+            amr: Amr::Pwd,
+        }
+    }
+
+    fn b64(v: &serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_all_claims() {
+        let (key, signer, verifier) = pair();
+        let s = subject();
+        let token = signer.issue(s).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(header.kid, Some(key.public_jwk().kid));
+        let claims = verifier.verify(&token).unwrap();
+        assert_eq!(claims.sub, s.user_id);
+        assert_eq!(claims.idp, s.identity_id);
+        assert_eq!(claims.amr, vec![Amr::Pwd]);
+        assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn alg_none_is_rejected() {
+        let (_, signer, verifier) = pair();
+        let claims = signer.claims_for(subject());
+        let header = serde_json::json!({"alg":"none","typ":"at+jwt","kid":"x"});
+        let token = format!(
+            "{}.{}.",
+            b64(&header),
+            b64(&serde_json::to_value(&claims).unwrap())
+        );
+        assert!(verifier.verify(&token).is_err());
+    }
+
+    #[test]
+    fn hs256_signed_with_the_public_key_is_rejected() {
+        let (key, signer, verifier) = pair();
+        let claims = signer.claims_for(subject());
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(key.public_jwk().kid);
+        let public = URL_SAFE_NO_PAD.decode(key.public_jwk().x).unwrap();
+        let forged =
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&public)).unwrap();
+        assert!(verifier.verify(&forged).is_err());
+        // Also with the base64 text of the key as the secret.
+        let forged2 = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(key.public_jwk().x.as_bytes()),
+        )
+        .unwrap();
+        assert!(verifier.verify(&forged2).is_err());
+    }
+
+    #[test]
+    fn unknown_kid_and_foreign_key_are_rejected() {
+        let (_, _, verifier) = pair();
+        let (_, other_signer, _) = pair();
+        assert!(
+            verifier
+                .verify(&other_signer.issue(subject()).unwrap())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn wrong_kid_with_our_key_is_rejected() {
+        let (key, signer, verifier) = pair();
+        let claims = signer.claims_for(subject());
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some("someone-else".into());
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding_key().unwrap()).unwrap();
+        assert!(verifier.verify(&token).is_err());
+    }
+
+    #[test]
+    fn expired_tokens_are_rejected() {
+        let (_, signer, verifier) = pair();
+        let mut claims = signer.claims_for(subject());
+        claims.iat -= 3600;
+        claims.exp = claims.iat + 900;
+        assert!(verifier.verify(&signer.sign(&claims).unwrap()).is_err());
+    }
+
+    #[test]
+    fn wrong_audience_issuer_or_typ_is_rejected() {
+        let (key, signer, verifier) = pair();
+        let mut claims = signer.claims_for(subject());
+        claims.aud = "another-api".into();
+        assert!(verifier.verify(&signer.sign(&claims).unwrap()).is_err());
+
+        let mut claims = signer.claims_for(subject());
+        claims.iss = "evil".into();
+        assert!(verifier.verify(&signer.sign(&claims).unwrap()).is_err());
+
+        let claims = signer.claims_for(subject());
+        for typ in [Some("JWT"), None] {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.typ = typ.map(str::to_owned);
+            header.kid = Some(key.public_jwk().kid);
+            let token =
+                jsonwebtoken::encode(&header, &claims, &key.encoding_key().unwrap()).unwrap();
+            assert!(verifier.verify(&token).is_err(), "typ {typ:?} accepted");
+        }
+    }
+
+    #[test]
+    fn tampered_payload_is_rejected() {
+        let (_, signer, verifier) = pair();
+        let token = signer.issue(subject()).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        claims["role"] = "ADMIN".into();
+        let forged = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
+        assert!(verifier.verify(&forged).is_err());
+    }
+
+    #[test]
+    fn missing_claims_are_rejected() {
+        let (key, signer, verifier) = pair();
+        let mut claims = serde_json::to_value(signer.claims_for(subject())).unwrap();
+        claims.as_object_mut().unwrap().remove("jti");
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(key.public_jwk().kid);
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding_key().unwrap()).unwrap();
+        assert!(verifier.verify(&token).is_err());
+    }
+
+    #[test]
+    fn opaque_refresh_tokens_are_not_access_tokens() {
+        let (_, _, verifier) = pair();
+        let (refresh, _) = super::super::refresh::generate();
+        assert!(verifier.verify(&refresh).is_err());
+    }
+}

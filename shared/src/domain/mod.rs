@@ -1,0 +1,13 @@
+//! Domain types that validate at the boundary: once parsed, no code checks them again.
+
+mod email;
+mod name;
+mod password;
+mod role;
+mod user;
+
+pub use email::Email;
+pub use name::DisplayName;
+pub use password::Password;
+pub use role::{IdentityType, Role};
+pub use user::{Identity, User};

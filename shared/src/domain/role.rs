@@ -1,0 +1,38 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A user's role. Stored as the Postgres enum `user_role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sqlx(type_name = "user_role", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    Admin,
+    Staff,
+    Client,
+}
+
+/// The kind of an identity. Stored as the Postgres enum `identity_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "identity_type", rename_all = "snake_case")]
+pub enum IdentityType {
+    EmailPassword,
+    BlockchainAddress,
+    Did,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_match_the_contract() {
+        assert_eq!(serde_json::to_string(&Role::Admin).unwrap(), "\"ADMIN\"");
+        assert_eq!(
+            serde_json::to_string(&IdentityType::BlockchainAddress).unwrap(),
+            "\"blockchain_address\""
+        );
+        assert!(serde_json::from_str::<Role>("\"admin\"").is_err());
+        assert!(serde_json::from_str::<Role>("\"ROOT\"").is_err());
+    }
+}

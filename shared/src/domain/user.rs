@@ -1,0 +1,29 @@
+use super::{IdentityType, Role};
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `User` as the contract shows it.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub name: String,
+    pub email: Option<String>,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// `Identity` as the contract shows it. It never carries a credential.
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Identity {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub kind: IdentityType,
+    pub identifier: String,
+    pub is_primary_login: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}

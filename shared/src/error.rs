@@ -1,0 +1,252 @@
+//! The one error type that leaves the building.
+//!
+//! Every failure a client can see is an [`AppError`], rendered as RFC 9457
+//! `application/problem+json`. Internal errors are logged with context and never shown.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub type AppResult<T> = Result<T, AppError>;
+
+/// One invalid input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// RFC 9457 problem details, as sent on every error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Missing or invalid credentials or token. The detail is fixed per cause and never says
+    /// which part of a credential was wrong.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("this role may not do that")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
+    /// A dependency is down or not configured; the message says which.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation",
+            Self::BadRequest(_) => "bad-request",
+            Self::UnsupportedMediaType(_) => "unsupported-media-type",
+            Self::PayloadTooLarge(_) => "payload-too-large",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::Conflict(_) => "conflict",
+            Self::Unprocessable(_) => "unprocessable",
+            Self::RateLimited { .. } => "rate-limited",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The problem document a client sees.
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        let detail = match self {
+            Self::Validation(_) => "one or more fields are invalid".to_owned(),
+            Self::Internal(_) => "an unexpected error occurred".to_owned(),
+            Self::NotFound => "the resource does not exist or you may not see it".to_owned(),
+            Self::RateLimited { retry_after_secs } => {
+                format!("too many requests; retry after {retry_after_secs} seconds")
+            }
+            other => other.to_string(),
+        };
+        Problem {
+            type_uri: format!("urn:gantry:problem:{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors: match self {
+                Self::Validation(errors) => errors.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(err) = &self {
+            tracing::error!(error = ?err, "internal error");
+        }
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match &self {
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Unique-constraint names mapped to the conflict a client sees. Matching on the constraint
+/// name, never on the message text.
+const CONFLICTS: &[(&str, &str)] = &[
+    (
+        "identities_email_lower_key",
+        "an account with this email already exists",
+    ),
+    (
+        "identities_type_identifier_key",
+        "this identity already belongs to an account",
+    ),
+];
+
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                let known = db
+                    .constraint()
+                    .and_then(|c| CONFLICTS.iter().find(|(name, _)| *name == c));
+                match known {
+                    Some((_, message)) => Self::Conflict((*message).to_owned()),
+                    None => Self::Internal(anyhow::Error::new(err)),
+                }
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => {
+                tracing::error!(error = %err, "database unavailable");
+                Self::Unavailable("the database is unavailable".to_owned())
+            }
+            _ => Self::Internal(anyhow::Error::new(err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn render(err: AppError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let response = err.into_response();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn internal_errors_do_not_leak_their_cause() {
+        let (status, headers, body) = render(AppError::Internal(anyhow::anyhow!(
+            "password=hunter2 at db.rs:12"
+        )))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+        assert!(!body.to_string().contains("hunter2"));
+        assert_eq!(body["status"], 500);
+    }
+
+    #[tokio::test]
+    async fn validation_errors_list_fields() {
+        let (status, _, body) = render(AppError::invalid("email", "not an email")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["errors"][0]["field"], "email");
+        assert_eq!(body["type"], "urn:gantry:problem:validation");
+        assert_eq!(body["title"], "Bad Request");
+    }
+
+    #[tokio::test]
+    async fn rate_limits_carry_retry_after() {
+        let (status, headers, _) = render(AppError::RateLimited {
+            retry_after_secs: 7,
+        })
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers[header::RETRY_AFTER], "7");
+    }
+
+    #[tokio::test]
+    async fn unauthorized_asks_for_a_bearer_token() {
+        let (_, headers, _) = render(AppError::Unauthorized("invalid token")).await;
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+    }
+}

@@ -1,0 +1,216 @@
+//! Request extractors whose every rejection is an [`AppError`] (problem+json), plus the
+//! authenticated-user extractor and the role guards every protected route uses.
+
+use crate::auth::Amr;
+use crate::domain::Role;
+use crate::error::{AppError, FieldError};
+use crate::state::AppState;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use uuid::Uuid;
+
+/// JSON body in, JSON body out. Bad JSON, unknown fields and wrong types are 400s.
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(err) => {
+                Self::Validation(vec![data_error(&err.body_text())])
+            }
+            JsonRejection::JsonSyntaxError(_) => {
+                Self::BadRequest("the body is not valid JSON".into())
+            }
+            JsonRejection::MissingJsonContentType(_) => {
+                Self::UnsupportedMediaType("expected Content-Type: application/json".into())
+            }
+            JsonRejection::BytesRejection(err)
+                if err.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Self::PayloadTooLarge("the body is too large".into())
+            }
+            _ => Self::BadRequest("the body could not be read".into()),
+        }
+    }
+}
+
+/// Turns serde's message (as axum words it) into a field error: `path: message`, or a root-level
+/// `missing field `x`` / `unknown field `x``.
+fn data_error(text: &str) -> FieldError {
+    let text = text
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .unwrap_or(text);
+    let message = text.split(" at line ").next().unwrap_or(text);
+    let backticked = || message.split('`').nth(1).map(str::to_owned);
+    if message.starts_with("missing field") || message.starts_with("unknown field") {
+        return FieldError::new(backticked().unwrap_or_else(|| "body".into()), message);
+    }
+    match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => FieldError::new(path, rest),
+        _ => FieldError::new("body", message),
+    }
+}
+
+/// Path parameters; a malformed one (say, not a UUID) is a 400.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e: PathRejection| {
+                AppError::BadRequest(format!("invalid path: {}", e.body_text()))
+            })?;
+        Ok(Self(value))
+    }
+}
+
+/// Query parameters; malformed ones are a 400.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state)
+                .await
+                .map_err(|e: QueryRejection| {
+                    let text = e.body_text();
+                    let message = text
+                        .strip_prefix("Failed to deserialize query string: ")
+                        .unwrap_or(&text);
+                    AppError::invalid("query", message)
+                })?;
+        Ok(Self(value))
+    }
+}
+
+/// The caller, as proven by a valid access token.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub identity_id: Uuid,
+    pub amr: Vec<Amr>,
+    pub token_id: Uuid,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let missing = AppError::Unauthorized("a bearer access token is required");
+        let value = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(missing)?;
+        let token = value
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or(AppError::Unauthorized("a bearer access token is required"))?;
+        let claims = state.verifier().verify(token)?;
+        Ok(Self {
+            user_id: claims.sub,
+            role: claims.role,
+            identity_id: claims.idp,
+            amr: claims.amr,
+            token_id: claims.jti,
+        })
+    }
+}
+
+/// Which roles a route admits.
+pub trait Policy {
+    const ALLOWED: &'static [Role];
+}
+
+pub struct AdminOnly;
+impl Policy for AdminOnly {
+    const ALLOWED: &'static [Role] = &[Role::Admin];
+}
+
+pub struct StaffOrAdmin;
+impl Policy for StaffOrAdmin {
+    const ALLOWED: &'static [Role] = &[Role::Staff, Role::Admin];
+}
+
+/// An authenticated caller whose role the policy `P` admits; otherwise 401 or 403.
+pub struct Authorized<P: Policy>(pub AuthUser, pub PhantomData<P>);
+
+impl<P: Policy> FromRequestParts<AppState> for Authorized<P> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if !P::ALLOWED.contains(&user.role) {
+            return Err(AppError::Forbidden);
+        }
+        Ok(Self(user, PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_become_field_errors() {
+        let missing = data_error(
+            "Failed to deserialize the JSON body into the target type: missing field `email` at line 1 column 2",
+        );
+        assert_eq!(missing.field, "email");
+        let unknown = data_error(
+            "Failed to deserialize the JSON body into the target type: unknown field `admin`, expected `email` or `password` at line 1 column 9",
+        );
+        assert_eq!(unknown.field, "admin");
+        let typed = data_error(
+            "Failed to deserialize the JSON body into the target type: role: unknown variant `ROOT`, expected one of `ADMIN`, `STAFF`, `CLIENT` at line 1 column 14",
+        );
+        assert_eq!(typed.field, "role");
+        assert!(typed.message.starts_with("unknown variant"));
+    }
+}

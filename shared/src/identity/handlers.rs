@@ -1,0 +1,127 @@
+//! Thin HTTP handlers: extract, call the service, choose the status. Nothing else.
+
+use super::dto::{
+    LoginEmailPassword, PageQuery, Profile, RefreshRequest, RegisterEmailPassword, Registered,
+    SetRole, TokenPair, UserPage,
+};
+use super::{service, session};
+use crate::auth::keys::Jwks;
+use crate::domain::User;
+use crate::error::{AppResult, Problem};
+use crate::extract::{AdminOnly, AuthUser, Authorized, Json, Path, Query};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use uuid::Uuid;
+
+#[utoipa::path(post, path = "/register-email-password", tag = "identity",
+    request_body = RegisterEmailPassword,
+    responses(
+        (status = 201, description = "Account created and signed in", body = Registered),
+        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email is already registered", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register_email_password(
+    State(state): State<AppState>,
+    Json(body): Json<RegisterEmailPassword>,
+) -> AppResult<(StatusCode, Json<Registered>)> {
+    let registered = service::register_email(&state, body).await?;
+    Ok((StatusCode::CREATED, Json(registered)))
+}
+
+#[utoipa::path(post, path = "/login-email-password", tag = "identity",
+    request_body = LoginEmailPassword,
+    responses(
+        (status = 200, description = "Signed in", body = TokenPair),
+        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong email or password (one answer for both)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login_email_password(
+    State(state): State<AppState>,
+    Json(body): Json<LoginEmailPassword>,
+) -> AppResult<Json<TokenPair>> {
+    Ok(Json(service::login_email(&state, body).await?))
+}
+
+#[utoipa::path(get, path = "/profile", tag = "identity", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller and every identity they hold", body = Profile),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn profile(State(state): State<AppState>, caller: AuthUser) -> AppResult<Json<Profile>> {
+    Ok(Json(service::profile(&state, &caller).await?))
+}
+
+#[utoipa::path(post, path = "/token/refresh", tag = "tokens",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair; the presented refresh token is spent", body = TokenPair),
+        (status = 401, description = "Invalid, expired, revoked or reused token (reuse revokes the family)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> AppResult<Json<TokenPair>> {
+    Ok(Json(session::rotate(&state, &body.refresh_token).await?))
+}
+
+#[utoipa::path(post, path = "/logout", tag = "tokens",
+    request_body = RefreshRequest,
+    responses((status = 204, description = "The token's family is revoked (also answered for unknown tokens)")))]
+pub async fn logout(
+    State(state): State<AppState>,
+    Json(body): Json<RefreshRequest>,
+) -> AppResult<StatusCode> {
+    session::logout(&state, &body.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "tokens",
+    responses((status = 200, description = "Public keys that verify access tokens", body = Jwks)))]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let mut response = Json(state.verifier().jwks().clone()).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of users", body = UserPage),
+        (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    _admin: Authorized<AdminOnly>,
+    Query(query): Query<PageQuery>,
+) -> AppResult<Json<UserPage>> {
+    Ok(Json(service::list_users(&state, query).await?))
+}
+
+#[utoipa::path(put, path = "/users/{id}/role", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = SetRole,
+    responses(
+        (status = 200, description = "The updated user", body = User),
+        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Would leave no ADMIN", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn set_role(
+    State(state): State<AppState>,
+    Authorized(admin, _): Authorized<AdminOnly>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<SetRole>,
+) -> AppResult<Json<User>> {
+    Ok(Json(
+        service::change_role(&state, &admin, id, body.role).await?,
+    ))
+}

@@ -1,0 +1,317 @@
+//! Account rules: registration, password login, profiles and roles.
+
+use super::dto::{
+    LoginEmailPassword, PageQuery, Profile, RegisterEmailPassword, Registered, TokenPair, UserPage,
+};
+use super::session;
+use crate::audit::{self, Action, Entry};
+use crate::auth::Amr;
+use crate::auth::jwt::Subject;
+use crate::domain::{DisplayName, Email, Identity, Password, Role, User};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::extract::AuthUser;
+use crate::state::AppState;
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+const BAD_CREDENTIALS: AppError = AppError::Unauthorized("invalid email or password");
+
+/// Validated registration input.
+pub struct NewAccount {
+    pub email: Email,
+    pub password: Password,
+    pub name: DisplayName,
+}
+
+impl NewAccount {
+    /// Checks every field and reports all problems at once.
+    pub fn parse(email: &str, password: String, name: Option<&str>) -> AppResult<Self> {
+        let mut errors: Vec<FieldError> = Vec::new();
+        let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
+        let password = Password::parse(password).map_err(|e| errors.push(e)).ok();
+        let name = match (name, &email) {
+            (Some(raw), _) => DisplayName::parse(raw).map_err(|e| errors.push(e)).ok(),
+            (None, Some(email)) => DisplayName::parse(email.local_part()).ok(),
+            (None, None) => None,
+        };
+        match (email, password, name) {
+            (Some(email), Some(password), Some(name)) if errors.is_empty() => Ok(Self {
+                email,
+                password,
+                name,
+            }),
+            _ => Err(AppError::Validation(errors)),
+        }
+    }
+}
+
+/// Inserts a user and its email/password identity. Returns the user and the identity id.
+async fn insert_account(
+    conn: &mut PgConnection,
+    account: &NewAccount,
+    credential: &str,
+    role: Role,
+) -> AppResult<(User, Uuid)> {
+    let user = sqlx::query_as!(
+        User,
+        r#"INSERT INTO users (id, name, email, role) VALUES ($1, $2, $3, $4)
+           RETURNING id, name, email, role AS "role: Role", created_at"#,
+        Uuid::now_v7(),
+        account.name.as_str(),
+        account.email.as_str(),
+        role as Role,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let identity_id = sqlx::query_scalar!(
+        "INSERT INTO identities (id, user_id, type, identifier, credential, is_primary_login)
+         VALUES ($1, $2, 'email_password', $3, $4, true) RETURNING id",
+        Uuid::now_v7(),
+        user.id,
+        account.email.as_str(),
+        credential,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok((user, identity_id))
+}
+
+pub async fn register_email(
+    state: &AppState,
+    input: RegisterEmailPassword,
+) -> AppResult<Registered> {
+    let account = NewAccount::parse(&input.email, input.password, input.name.as_deref())?;
+    let signer = state.signer()?;
+    let db = state.db()?;
+    let credential = state.hasher().hash(&account.password).await?;
+    let mut tx = db.begin().await?;
+    let (user, identity_id) = insert_account(&mut tx, &account, &credential, Role::Client).await?;
+    let subject = Subject {
+        user_id: user.id,
+        role: user.role,
+        identity_id,
+        amr: Amr::Pwd,
+    };
+    let tokens = session::start(&mut tx, signer, state.refresh_ttl(), subject).await?;
+    audit::record(
+        &mut tx,
+        Entry {
+            action: Action::Registered,
+            actor_id: Some(user.id),
+            subject_id: Some(user.id),
+            details: json!({ "method": "email_password", "identity_id": identity_id }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Registered { user, tokens })
+}
+
+/// Password login. An unknown email and a wrong password take the same path: one lookup, one
+/// Argon2id verification (against a dummy hash when there is no account), one audit row, and
+/// the same 401.
+pub async fn login_email(state: &AppState, input: LoginEmailPassword) -> AppResult<TokenPair> {
+    let email = Email::parse(&input.email).map_err(|e| AppError::Validation(vec![e]))?;
+    let signer = state.signer()?;
+    let db = state.db()?;
+    let found = sqlx::query!(
+        r#"SELECT i.id, i.user_id, i.credential, u.role AS "role: Role"
+           FROM identities i JOIN users u ON u.id = i.user_id
+           WHERE i.type = 'email_password' AND lower(i.identifier) = lower($1)"#,
+        email.as_str(),
+    )
+    .fetch_optional(db)
+    .await?;
+    let stored = found.as_ref().and_then(|row| row.credential.clone());
+    let verified = state.hasher().verify(&input.password, stored).await?;
+
+    let mut tx = db.begin().await?;
+    let outcome = match found.filter(|_| verified) {
+        Some(row) => {
+            let subject = Subject {
+                user_id: row.user_id,
+                role: row.role,
+                identity_id: row.id,
+                amr: Amr::Pwd,
+            };
+            let tokens = session::start(&mut tx, signer, state.refresh_ttl(), subject).await?;
+            audit::record(
+                &mut tx,
+                Entry {
+                    action: Action::LoginSucceeded,
+                    actor_id: Some(row.user_id),
+                    subject_id: Some(row.user_id),
+                    details: json!({ "method": "email_password", "identity_id": row.id }),
+                },
+            )
+            .await?;
+            Ok(tokens)
+        }
+        None => {
+            audit::record(
+                &mut tx,
+                Entry {
+                    action: Action::LoginFailed,
+                    actor_id: None,
+                    subject_id: None,
+                    details: json!({ "method": "email_password", "identifier": email.as_str() }),
+                },
+            )
+            .await?;
+            Err(BAD_CREDENTIALS)
+        }
+    };
+    tx.commit().await?;
+    outcome
+}
+
+async fn fetch_user(db: &PgPool, id: Uuid) -> AppResult<Option<User>> {
+    Ok(sqlx::query_as!(
+        User,
+        r#"SELECT id, name, email, role AS "role: Role", created_at FROM users WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
+pub async fn profile(state: &AppState, caller: &AuthUser) -> AppResult<Profile> {
+    let db = state.db()?;
+    let user = fetch_user(db, caller.user_id)
+        .await?
+        .ok_or(AppError::Unauthorized("the account no longer exists"))?;
+    let identities = sqlx::query_as!(
+        Identity,
+        r#"SELECT id, type AS "kind: _", identifier, is_primary_login, created_at
+           FROM identities WHERE user_id = $1 ORDER BY created_at, id"#,
+        caller.user_id
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(Profile { user, identities })
+}
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 100;
+
+/// Keyset pagination over user ids (UUIDv7, so creation order).
+pub async fn list_users(state: &AppState, query: PageQuery) -> AppResult<UserPage> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::invalid("limit", "must be between 1 and 100"));
+    }
+    let after = query
+        .cursor
+        .as_deref()
+        .map(Uuid::parse_str)
+        .transpose()
+        .map_err(|_| AppError::invalid("cursor", "is not a cursor this API issued"))?;
+    let mut items = sqlx::query_as!(
+        User,
+        r#"SELECT id, name, email, role AS "role: Role", created_at FROM users
+           WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2"#,
+        after,
+        i64::from(limit) + 1,
+    )
+    .fetch_all(state.db()?)
+    .await?;
+    let page = usize::try_from(limit).unwrap_or(usize::MAX);
+    let next_cursor = if items.len() > page {
+        items.truncate(page);
+        items.last().map(|u| u.id.to_string())
+    } else {
+        None
+    };
+    Ok(UserPage { items, next_cursor })
+}
+
+/// Changes a user's role. At least one ADMIN always remains: the admin rows are locked (in id
+/// order, so concurrent changes queue instead of deadlocking) before the count is taken.
+pub async fn set_role(
+    db: &PgPool,
+    actor: Option<Uuid>,
+    target: Uuid,
+    role: Role,
+) -> AppResult<User> {
+    let mut tx = db.begin().await?;
+    let admins =
+        sqlx::query_scalar!("SELECT id FROM users WHERE role = 'ADMIN' ORDER BY id FOR UPDATE")
+            .fetch_all(&mut *tx)
+            .await?;
+    let current = sqlx::query_scalar!(
+        r#"SELECT role AS "role: Role" FROM users WHERE id = $1 FOR UPDATE"#,
+        target
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    if current == Role::Admin && role != Role::Admin && admins.len() <= 1 {
+        return Err(AppError::Conflict(
+            "the last ADMIN cannot lose the role; promote another user first".into(),
+        ));
+    }
+    let user = sqlx::query_as!(
+        User,
+        r#"UPDATE users SET role = $2, updated_at = now() WHERE id = $1
+           RETURNING id, name, email, role AS "role: Role", created_at"#,
+        target,
+        role as Role,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        Entry {
+            action: Action::RoleChanged,
+            actor_id: actor,
+            subject_id: Some(target),
+            details: json!({ "from": current, "to": role, "via": if actor.is_some() { "api" } else { "cli" } }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// `PUT /users/{id}/role`, by an ADMIN.
+pub async fn change_role(
+    state: &AppState,
+    actor: &AuthUser,
+    target: Uuid,
+    role: Role,
+) -> AppResult<User> {
+    set_role(state.db()?, Some(actor.user_id), target, role).await
+}
+
+/// Operator bootstrap: creates an ADMIN with an email/password identity (CLI only).
+pub async fn create_admin(state: &AppState, account: NewAccount) -> AppResult<User> {
+    let credential = state.hasher().hash(&account.password).await?;
+    let mut tx = state.db()?.begin().await?;
+    let (user, identity_id) = insert_account(&mut tx, &account, &credential, Role::Admin).await?;
+    audit::record(
+        &mut tx,
+        Entry {
+            action: Action::AdminCreated,
+            actor_id: None,
+            subject_id: Some(user.id),
+            details: json!({ "via": "cli", "identity_id": identity_id }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Operator bootstrap: promotes the account that owns `email` to ADMIN (CLI only).
+pub async fn promote_by_email(state: &AppState, email: &Email) -> AppResult<User> {
+    let db = state.db()?;
+    let user_id = sqlx::query_scalar!(
+        "SELECT user_id FROM identities WHERE type = 'email_password' AND lower(identifier) = lower($1)",
+        email.as_str()
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    set_role(db, None, user_id, Role::Admin).await
+}

@@ -1,0 +1,186 @@
+//! Session issuance and refresh-token rotation, shared by every login method.
+
+use super::dto::TokenPair;
+use crate::audit::{self, Action, Entry};
+use crate::auth::jwt::Subject;
+use crate::auth::{Amr, TokenSigner, refresh};
+use crate::domain::Role;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use serde_json::json;
+use sqlx::PgConnection;
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+const INVALID_REFRESH: AppError =
+    AppError::Unauthorized("the refresh token is invalid, expired or revoked");
+
+/// Where a new refresh token sits in its family.
+struct Link {
+    family_id: Uuid,
+    parent_id: Option<Uuid>,
+    /// The family's absolute expiry: rotation never extends it.
+    expires_at: OffsetDateTime,
+}
+
+/// Starts a new session (a new refresh-token family) inside the caller's transaction.
+pub async fn start(
+    conn: &mut PgConnection,
+    signer: &TokenSigner,
+    refresh_ttl: Duration,
+    subject: Subject,
+) -> AppResult<TokenPair> {
+    let link = Link {
+        family_id: Uuid::now_v7(),
+        parent_id: None,
+        expires_at: OffsetDateTime::now_utc() + refresh_ttl,
+    };
+    issue(conn, signer, link, subject).await
+}
+
+async fn issue(
+    conn: &mut PgConnection,
+    signer: &TokenSigner,
+    link: Link,
+    subject: Subject,
+) -> AppResult<TokenPair> {
+    let (refresh_token, hash) = refresh::generate();
+    let amr = vec![subject.amr.as_str().to_owned()];
+    sqlx::query!(
+        "INSERT INTO refresh_tokens
+             (id, token_hash, family_id, parent_id, user_id, identity_id, amr, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        Uuid::now_v7(),
+        hash,
+        link.family_id,
+        link.parent_id,
+        subject.user_id,
+        subject.identity_id,
+        &amr,
+        link.expires_at,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(TokenPair {
+        access_token: signer.issue(subject)?,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: signer.ttl().as_secs(),
+    })
+}
+
+/// Exchanges a refresh token for a new pair. The old token is spent; spending it again
+/// revokes its whole family.
+pub async fn rotate(state: &AppState, presented: &str) -> AppResult<TokenPair> {
+    let signer = state.signer()?;
+    let hash = refresh::parse(presented).ok_or(INVALID_REFRESH)?;
+    let mut tx = state.db()?.begin().await?;
+    // The row lock makes concurrent presentations of one token queue here; only the first
+    // finds `rotated_at IS NULL`.
+    let spent = sqlx::query!(
+        r#"UPDATE refresh_tokens t SET rotated_at = now()
+           FROM users u
+           WHERE t.token_hash = $1 AND u.id = t.user_id
+             AND t.rotated_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > now()
+           RETURNING t.id, t.family_id, t.user_id, t.identity_id, t.amr, t.expires_at,
+                     u.role AS "role: Role""#,
+        hash,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+
+    if let Some(old) = spent {
+        let amr = old.amr.first().and_then(|a| Amr::parse(a));
+        let (Some(identity_id), Some(amr)) = (old.identity_id, amr) else {
+            return Err(INVALID_REFRESH);
+        };
+        let subject = Subject {
+            user_id: old.user_id,
+            role: old.role,
+            identity_id,
+            amr,
+        };
+        let link = Link {
+            family_id: old.family_id,
+            parent_id: Some(old.id),
+            expires_at: old.expires_at,
+        };
+        let pair = issue(&mut tx, signer, link, subject).await?;
+        audit::record(
+            &mut tx,
+            Entry {
+                action: Action::TokenRefreshed,
+                actor_id: Some(old.user_id),
+                subject_id: Some(old.user_id),
+                details: json!({ "family_id": old.family_id }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(pair);
+    }
+
+    let known = sqlx::query!(
+        "SELECT family_id, user_id, rotated_at FROM refresh_tokens WHERE token_hash = $1",
+        hash,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(token) = known.filter(|t| t.rotated_at.is_some()) {
+        let revoked = revoke_family(&mut tx, token.family_id).await?;
+        audit::record(
+            &mut tx,
+            Entry {
+                action: Action::RefreshReuseDetected,
+                actor_id: None,
+                subject_id: Some(token.user_id),
+                details: json!({ "family_id": token.family_id, "tokens_revoked": revoked }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::warn!(family_id = %token.family_id, "refresh token reuse: family revoked");
+    }
+    Err(INVALID_REFRESH)
+}
+
+/// Revokes the family of the presented token. Unknown or malformed tokens are a no-op, as in
+/// RFC 7009: the caller learns nothing about which tokens exist.
+pub async fn logout(state: &AppState, presented: &str) -> AppResult<()> {
+    let Some(hash) = refresh::parse(presented) else {
+        return Ok(());
+    };
+    let mut tx = state.db()?.begin().await?;
+    let found = sqlx::query!(
+        "SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1",
+        hash
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(token) = found {
+        let revoked = revoke_family(&mut tx, token.family_id).await?;
+        audit::record(
+            &mut tx,
+            Entry {
+                action: Action::LoggedOut,
+                actor_id: Some(token.user_id),
+                subject_id: Some(token.user_id),
+                details: json!({ "family_id": token.family_id, "tokens_revoked": revoked }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn revoke_family(conn: &mut PgConnection, family_id: Uuid) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+        family_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}

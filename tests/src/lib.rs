@@ -1,0 +1,242 @@
+//! Test support: the whole API on a fresh database, driven in-process through the router,
+//! and a Lambda Runtime API emulator for driving real function binaries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod lambda;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use gantry::AppState;
+use gantry::auth::SigningKey;
+use gantry::auth::keys::Jwks;
+use gantry::state::TokenSettings;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::sync::Once;
+use std::time::Duration;
+use tower::ServiceExt;
+
+pub const ISSUER: &str = "gantry-test";
+pub const AUDIENCE: &str = "gantry-test-api";
+pub const PASSWORD: &str = "a perfectly fine passphrase";
+
+pub fn settings() -> TokenSettings {
+    TokenSettings {
+        issuer: ISSUER.into(),
+        audience: AUDIENCE.into(),
+        access_ttl: Duration::from_secs(900),
+        refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+    }
+}
+
+/// Quiet unless `TEST_LOG` is set.
+pub fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            gantry::runtime::init_tracing();
+        }
+    });
+}
+
+/// The gateway (every route) on a database of its own, signing with a fresh key.
+pub struct TestApp {
+    pub pool: PgPool,
+    pub key: Arc<SigningKey>,
+    pub state: AppState,
+    pub router: Router,
+}
+
+impl TestApp {
+    pub fn new(pool: PgPool) -> Self {
+        init_logs();
+        let key = Arc::new(SigningKey::generate());
+        let state = AppState::new(Some(pool.clone()), Some(&key), Jwks::default(), settings())
+            .expect("state");
+        let router = gantry::runtime::finish(gantry::routes::gateway(state.clone()));
+        Self {
+            pool,
+            key,
+            state,
+            router,
+        }
+    }
+
+    /// The same routes for a function that only verifies: no private key, only the JWKS.
+    pub fn verify_only(&self) -> Router {
+        let jwks = Jwks {
+            keys: vec![self.key.public_jwk()],
+        };
+        let state = AppState::new(Some(self.pool.clone()), None, jwks, settings()).expect("state");
+        gantry::runtime::finish(gantry::routes::gateway(state))
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> Call {
+        Call {
+            router: self.router.clone(),
+            builder: Request::builder().method(method).uri(path),
+            body: Body::empty(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Call {
+        self.request(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> Call {
+        self.request(Method::POST, path)
+    }
+
+    pub fn put(&self, path: &str) -> Call {
+        self.request(Method::PUT, path)
+    }
+
+    /// Registers an email/password account; returns the 201 body (`user` + tokens).
+    pub async fn register(&self, email: &str) -> Value {
+        let res = self
+            .post("/register-email-password")
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        res.body
+    }
+
+    /// Registers an account with `role` (set directly, as the CLI would) and logs it in.
+    /// Returns (user id, access token).
+    pub async fn user_with_role(&self, email: &str, role: &str) -> (String, String) {
+        let body = self.register(email).await;
+        let id = body["user"]["id"].as_str().unwrap().to_owned();
+        sqlx::query("UPDATE users SET role = $1::user_role WHERE id = $2::uuid")
+            .bind(role)
+            .bind(&id)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+        let login = self
+            .post("/login-email-password")
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+        (id, login.body["access_token"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn audit_count(&self, action: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1")
+            .bind(action)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// One request being built.
+pub struct Call {
+    router: Router,
+    builder: axum::http::request::Builder,
+    body: Body,
+}
+
+impl Call {
+    pub fn json(mut self, value: &Value) -> Self {
+        self.builder = self
+            .builder
+            .header(header::CONTENT_TYPE, "application/json");
+        self.body = Body::from(value.to_string());
+        self
+    }
+
+    pub fn raw(mut self, content_type: Option<&str>, body: impl Into<Body>) -> Self {
+        if let Some(ct) = content_type {
+            self.builder = self.builder.header(header::CONTENT_TYPE, ct);
+        }
+        self.body = body.into();
+        self
+    }
+
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.builder = self
+            .builder
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
+    }
+
+    pub async fn send(self) -> TestResponse {
+        let request = self.builder.body(self.body).unwrap();
+        let response = self.router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        TestResponse {
+            status,
+            headers,
+            body,
+            raw: bytes.to_vec(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl TestResponse {
+    /// Asserts an RFC 9457 problem with `status`, and returns it.
+    pub fn problem(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.headers[header::CONTENT_TYPE],
+            "application/problem+json",
+            "errors are problem+json"
+        );
+        for key in ["type", "title", "detail"] {
+            assert!(
+                self.body[key].is_string(),
+                "problem lacks {key}: {}",
+                self.body
+            );
+        }
+        assert_eq!(self.body["status"], status);
+        &self.body
+    }
+
+    /// The field names of a 400's `errors`.
+    pub fn fields(&self) -> Vec<String> {
+        self.problem(400)["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn str(&self, key: &str) -> String {
+        self.body[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {key} in {}", self.body))
+            .to_owned()
+    }
+}

@@ -1,0 +1,92 @@
+//! The three lists of functions (functions/, template.yaml, stack.yml) and the routes agree.
+
+use std::collections::BTreeSet;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(format!("{ROOT}/{name}")).unwrap()
+}
+
+fn function_dirs() -> BTreeSet<String> {
+    std::fs::read_dir(format!("{ROOT}/functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// `Binary: <name>` entries (one per AWS::Serverless::Function's cargo-lambda metadata).
+fn sam_functions() -> BTreeSet<String> {
+    read("template.yaml")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Binary: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Keys under `functions:` in stack.yml.
+fn openfaas_functions() -> BTreeSet<String> {
+    let text = read("stack.yml");
+    let mut inside = false;
+    let mut names = BTreeSet::new();
+    for line in text.lines() {
+        if line.starts_with("functions:") {
+            inside = true;
+            continue;
+        }
+        if inside && !line.starts_with(' ') && !line.trim().is_empty() {
+            inside = false;
+        }
+        if inside
+            && line.starts_with("  ")
+            && !line.starts_with("   ")
+            && line.trim_end().ends_with(':')
+        {
+            names.insert(line.trim().trim_end_matches(':').to_owned());
+        }
+    }
+    names
+}
+
+#[test]
+fn every_function_is_deployed_by_both_sam_and_openfaas() {
+    let dirs = function_dirs();
+    let routes: BTreeSet<String> = gantry::routes::FUNCTIONS
+        .iter()
+        .map(|(name, _)| (*name).to_owned())
+        .collect();
+    assert_eq!(dirs, routes, "functions/ vs gantry::routes::FUNCTIONS");
+    assert_eq!(dirs, sam_functions(), "functions/ vs template.yaml");
+    assert_eq!(dirs, openfaas_functions(), "functions/ vs stack.yml");
+}
+
+/// `Path:`/`Method:` pairs of the HttpApi events in template.yaml.
+fn sam_routes() -> BTreeSet<(String, String)> {
+    let text = read("template.yaml");
+    let mut routes = BTreeSet::new();
+    let mut path = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(p) = line.strip_prefix("Path: ") {
+            path = Some(p.to_owned());
+        } else if let Some(m) = line.strip_prefix("Method: ")
+            && let Some(p) = path.take()
+        {
+            routes.insert((m.to_ascii_lowercase(), p));
+        }
+    }
+    routes
+}
+
+#[test]
+fn the_sam_routes_are_the_api_routes() {
+    let spec: serde_json::Value = serde_json::from_str(&gantry::openapi::spec_json()).unwrap();
+    let mut api = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            api.insert((method.clone(), path.clone()));
+        }
+    }
+    // Each function answers its own /health; SAM does not route it publicly.
+    api.remove(&("get".to_owned(), "/health".to_owned()));
+    assert_eq!(sam_routes(), api);
+}
