@@ -150,18 +150,19 @@ mod tests {
     }
 
     #[test]
-    fn defaults_apply_when_unset() {
-        let cfg = load(&[]).unwrap();
+    fn defaults_apply_when_unset() -> crate::TestResult {
+        let cfg = load(&[])?;
         assert_eq!(cfg.jwt.access_ttl, MAX_ACCESS_TTL);
         assert_eq!(cfg.port, 8080);
         assert_eq!(cfg.jwt.issuer, "gantry");
         assert!(cfg.database_url.is_none());
+        Ok(())
     }
 
     #[test]
     fn access_ttl_over_fifteen_minutes_is_refused() {
-        let err = load(&[("ACCESS_TOKEN_TTL_SECONDS", "901")]).unwrap_err();
-        assert!(err.to_string().contains("ACCESS_TOKEN_TTL_SECONDS"));
+        let err = load(&[("ACCESS_TOKEN_TTL_SECONDS", "901")]).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("ACCESS_TOKEN_TTL_SECONDS")));
     }
 
     #[test]
@@ -185,9 +186,11 @@ mod tests {
     }
 
     #[test]
-    fn escaped_newlines_in_private_key_are_restored() {
+    fn escaped_newlines_in_private_key_are_restored() -> crate::TestResult {
         use secrecy::ExposeSecret;
-        let cfg = load(&[("JWT_PRIVATE_KEY", "a\\nb")]).unwrap();
-        assert_eq!(cfg.jwt.private_key.unwrap().expose_secret(), "a\nb");
+        let cfg = load(&[("JWT_PRIVATE_KEY", "a\\nb")])?;
+        let key = cfg.jwt.private_key.ok_or("no key")?;
+        assert_eq!(key.expose_secret(), "a\nb");
+        Ok(())
     }
 }

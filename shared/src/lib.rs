@@ -18,3 +18,7 @@ pub mod state;
 
 pub use error::{AppError, AppResult};
 pub use state::AppState;
+
+/// What a unit test returns, so failures propagate with `?` instead of `unwrap`.
+#[cfg(test)]
+pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;

@@ -192,6 +192,22 @@ pub fn http_api_event(
     event
 }
 
+/// The environment Lambda gives a function, pointing it at `api` for its events.
+pub fn runtime_env(api: &RuntimeApi, function: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_LAMBDA_RUNTIME_API", api.address()),
+        ("AWS_LAMBDA_FUNCTION_NAME", function.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_owned()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{function}"),
+        ),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "local".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+    ]
+}
+
 /// Spawns a prebuilt function binary with `env` (plus a quiet log level), killed on drop.
 pub fn spawn(binary: &std::path::Path, env: &[(&str, String)]) -> Result<tokio::process::Child> {
     let mut command = tokio::process::Command::new(binary);

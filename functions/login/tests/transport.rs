@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use gantry::auth::SigningKey;
-use gantry_tests::lambda::{RuntimeApi, http_api_event, spawn};
+use gantry_tests::lambda::{RuntimeApi, http_api_event, runtime_env, spawn};
 use gantry_tests::{PASSWORD, TestApp};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -48,15 +48,7 @@ async fn login_runs_under_the_lambda_runtime_api(pool: PgPool) {
     app.register("ada@example.com").await;
     let api = RuntimeApi::start().await.unwrap();
     let mut env = function_env(&pool);
-    env.extend([
-        ("AWS_LAMBDA_RUNTIME_API", api.address()),
-        ("AWS_LAMBDA_FUNCTION_NAME", "login".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".to_owned()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/login".to_owned()),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", "test".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-    ]);
+    env.extend(runtime_env(&api, "login"));
     let _child = spawn(Path::new(BINARY), &env).unwrap();
     let headers = [("content-type", "application/json")];
 

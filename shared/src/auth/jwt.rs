@@ -180,24 +180,31 @@ impl TokenVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TestResult;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     const ISS: &str = "gantry";
     const AUD: &str = "gantry-api";
 
-    fn pair() -> (SigningKey, TokenSigner, TokenVerifier) {
+    struct Fixture {
+        key: SigningKey,
+        signer: TokenSigner,
+        verifier: TokenVerifier,
+    }
+
+    fn fixture() -> Result<Fixture, KeyError> {
         let key = SigningKey::generate();
-        let signer = TokenSigner::new(&key, ISS, AUD, Duration::from_secs(900)).unwrap();
-        let verifier = TokenVerifier::new(
-            Jwks {
-                keys: vec![key.public_jwk()],
-            },
-            ISS,
-            AUD,
-        )
-        .unwrap();
-        (key, signer, verifier)
+        let signer = TokenSigner::new(&key, ISS, AUD, Duration::from_secs(900))?;
+        let jwks = Jwks {
+            keys: vec![key.public_jwk()],
+        };
+        let verifier = TokenVerifier::new(jwks, ISS, AUD)?;
+        Ok(Fixture {
+            key,
+            signer,
+            verifier,
+        })
     }
 
     fn subject() -> Subject {
@@ -210,139 +217,161 @@ mod tests {
     }
 
     fn b64(v: &serde_json::Value) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+        URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    /// Signs `claims` with our key under a header of the caller's choosing.
+    fn sign_with(
+        f: &Fixture,
+        typ: Option<&str>,
+        kid: &str,
+        claims: &impl Serialize,
+    ) -> Result<String, Box<dyn std::error::Error>> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = typ.map(str::to_owned);
+        header.kid = Some(kid.to_owned());
+        Ok(jsonwebtoken::encode(
+            &header,
+            claims,
+            &f.key.encoding_key()?,
+        )?)
     }
 
     #[test]
-    fn a_signed_token_verifies_with_all_claims() {
-        let (key, signer, verifier) = pair();
+    fn a_signed_token_verifies_with_all_claims() -> TestResult {
+        let f = fixture()?;
         let s = subject();
-        let token = signer.issue(s).unwrap();
-        let header = jsonwebtoken::decode_header(&token).unwrap();
+        let token = f.signer.issue(s)?;
+        let header = jsonwebtoken::decode_header(&token)?;
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-        assert_eq!(header.kid, Some(key.public_jwk().kid));
-        let claims = verifier.verify(&token).unwrap();
+        assert_eq!(header.kid, Some(f.key.public_jwk().kid));
+        let claims = f.verifier.verify(&token)?;
         assert_eq!(claims.sub, s.user_id);
         assert_eq!(claims.idp, s.identity_id);
         assert_eq!(claims.amr, vec![Amr::Pwd]);
         assert_eq!(claims.exp - claims.iat, 900);
+        Ok(())
     }
 
     #[test]
-    fn alg_none_is_rejected() {
-        let (_, signer, verifier) = pair();
-        let claims = signer.claims_for(subject());
-        let header = serde_json::json!({"alg":"none","typ":"at+jwt","kid":"x"});
-        let token = format!(
-            "{}.{}.",
-            b64(&header),
-            b64(&serde_json::to_value(&claims).unwrap())
-        );
-        assert!(verifier.verify(&token).is_err());
+    fn alg_none_is_rejected() -> TestResult {
+        let f = fixture()?;
+        let claims = serde_json::to_value(f.signer.claims_for(subject()))?;
+        let header = serde_json::json!({"alg":"none","typ":"at+jwt","kid": f.key.public_jwk().kid});
+        let token = format!("{}.{}.", b64(&header), b64(&claims));
+        assert!(f.verifier.verify(&token).is_err());
+        Ok(())
     }
 
     #[test]
-    fn hs256_signed_with_the_public_key_is_rejected() {
-        let (key, signer, verifier) = pair();
-        let claims = signer.claims_for(subject());
+    fn hs256_signed_with_the_public_key_is_rejected() -> TestResult {
+        let f = fixture()?;
+        let claims = f.signer.claims_for(subject());
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some("at+jwt".into());
-        header.kid = Some(key.public_jwk().kid);
-        let public = URL_SAFE_NO_PAD.decode(key.public_jwk().x).unwrap();
-        let forged =
-            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&public)).unwrap();
-        assert!(verifier.verify(&forged).is_err());
-        // Also with the base64 text of the key as the secret.
-        let forged2 = jsonwebtoken::encode(
-            &header,
-            &claims,
-            &EncodingKey::from_secret(key.public_jwk().x.as_bytes()),
-        )
-        .unwrap();
-        assert!(verifier.verify(&forged2).is_err());
+        header.kid = Some(f.key.public_jwk().kid);
+        let x = f.key.public_jwk().x;
+        // Keyed with the raw public key, and with its base64 text.
+        for secret in [URL_SAFE_NO_PAD.decode(&x)?, x.into_bytes()] {
+            let forged =
+                jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&secret))?;
+            assert!(f.verifier.verify(&forged).is_err());
+        }
+        Ok(())
     }
 
     #[test]
-    fn unknown_kid_and_foreign_key_are_rejected() {
-        let (_, _, verifier) = pair();
-        let (_, other_signer, _) = pair();
+    fn a_foreign_key_is_rejected() -> TestResult {
+        let (ours, theirs) = (fixture()?, fixture()?);
         assert!(
-            verifier
-                .verify(&other_signer.issue(subject()).unwrap())
+            ours.verifier
+                .verify(&theirs.signer.issue(subject())?)
                 .is_err()
         );
+        Ok(())
     }
 
     #[test]
-    fn wrong_kid_with_our_key_is_rejected() {
-        let (key, signer, verifier) = pair();
-        let claims = signer.claims_for(subject());
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some("someone-else".into());
-        let token = jsonwebtoken::encode(&header, &claims, &key.encoding_key().unwrap()).unwrap();
-        assert!(verifier.verify(&token).is_err());
+    fn wrong_kid_with_our_key_is_rejected() -> TestResult {
+        let f = fixture()?;
+        let claims = f.signer.claims_for(subject());
+        let token = sign_with(&f, Some("at+jwt"), "someone-else", &claims)?;
+        assert!(f.verifier.verify(&token).is_err());
+        Ok(())
     }
 
     #[test]
-    fn expired_tokens_are_rejected() {
-        let (_, signer, verifier) = pair();
-        let mut claims = signer.claims_for(subject());
+    fn expired_tokens_are_rejected() -> TestResult {
+        let f = fixture()?;
+        let mut claims = f.signer.claims_for(subject());
         claims.iat -= 3600;
         claims.exp = claims.iat + 900;
-        assert!(verifier.verify(&signer.sign(&claims).unwrap()).is_err());
+        assert!(f.verifier.verify(&f.signer.sign(&claims)?).is_err());
+        Ok(())
     }
 
     #[test]
-    fn wrong_audience_issuer_or_typ_is_rejected() {
-        let (key, signer, verifier) = pair();
-        let mut claims = signer.claims_for(subject());
+    fn wrong_audience_issuer_or_typ_is_rejected() -> TestResult {
+        let f = fixture()?;
+        let mut claims = f.signer.claims_for(subject());
         claims.aud = "another-api".into();
-        assert!(verifier.verify(&signer.sign(&claims).unwrap()).is_err());
+        assert!(f.verifier.verify(&f.signer.sign(&claims)?).is_err());
 
-        let mut claims = signer.claims_for(subject());
+        let mut claims = f.signer.claims_for(subject());
         claims.iss = "evil".into();
-        assert!(verifier.verify(&signer.sign(&claims).unwrap()).is_err());
+        assert!(f.verifier.verify(&f.signer.sign(&claims)?).is_err());
 
-        let claims = signer.claims_for(subject());
+        let claims = f.signer.claims_for(subject());
+        let kid = f.key.public_jwk().kid;
         for typ in [Some("JWT"), None] {
-            let mut header = Header::new(Algorithm::EdDSA);
-            header.typ = typ.map(str::to_owned);
-            header.kid = Some(key.public_jwk().kid);
-            let token =
-                jsonwebtoken::encode(&header, &claims, &key.encoding_key().unwrap()).unwrap();
-            assert!(verifier.verify(&token).is_err(), "typ {typ:?} accepted");
+            let token = sign_with(&f, typ, &kid, &claims)?;
+            assert!(f.verifier.verify(&token).is_err(), "typ {typ:?} accepted");
         }
+        // The control: the same construction with the right typ verifies.
+        assert!(
+            f.verifier
+                .verify(&sign_with(&f, Some("at+jwt"), &kid, &claims)?)
+                .is_ok()
+        );
+        Ok(())
     }
 
     #[test]
-    fn tampered_payload_is_rejected() {
-        let (_, signer, verifier) = pair();
-        let token = signer.issue(subject()).unwrap();
+    fn tampered_payload_is_rejected() -> TestResult {
+        let f = fixture()?;
+        let token = f.signer.issue(subject())?;
         let parts: Vec<&str> = token.split('.').collect();
         let mut claims: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1])?)?;
         claims["role"] = "ADMIN".into();
         let forged = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
-        assert!(verifier.verify(&forged).is_err());
+        assert!(f.verifier.verify(&forged).is_err());
+        Ok(())
     }
 
     #[test]
-    fn missing_claims_are_rejected() {
-        let (key, signer, verifier) = pair();
-        let mut claims = serde_json::to_value(signer.claims_for(subject())).unwrap();
-        claims.as_object_mut().unwrap().remove("jti");
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(key.public_jwk().kid);
-        let token = jsonwebtoken::encode(&header, &claims, &key.encoding_key().unwrap()).unwrap();
-        assert!(verifier.verify(&token).is_err());
+    fn missing_claims_are_rejected() -> TestResult {
+        let f = fixture()?;
+        let kid = f.key.public_jwk().kid;
+        for claim in ["jti", "sub", "exp", "iat", "amr", "idp", "role"] {
+            let mut claims = serde_json::to_value(f.signer.claims_for(subject()))?;
+            if let Some(map) = claims.as_object_mut() {
+                map.remove(claim);
+            }
+            let token = sign_with(&f, Some("at+jwt"), &kid, &claims)?;
+            assert!(
+                f.verifier.verify(&token).is_err(),
+                "token without {claim} accepted"
+            );
+        }
+        Ok(())
     }
 
     #[test]
-    fn opaque_refresh_tokens_are_not_access_tokens() {
-        let (_, _, verifier) = pair();
+    fn opaque_refresh_tokens_are_not_access_tokens() -> TestResult {
+        let f = fixture()?;
         let (refresh, _) = super::super::refresh::generate();
-        assert!(verifier.verify(&refresh).is_err());
+        assert!(f.verifier.verify(&refresh).is_err());
+        Ok(())
     }
 }

@@ -123,11 +123,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pem_round_trips_and_kid_is_stable() {
+    fn pem_round_trips_and_kid_is_stable() -> crate::TestResult {
         let key = SigningKey::generate();
-        let again = SigningKey::from_pem(&key.to_pem().unwrap()).unwrap();
+        let again = SigningKey::from_pem(&key.to_pem()?)?;
         assert_eq!(key.public_jwk(), again.public_jwk());
         assert_eq!(key.public_jwk().kid.len(), 43); // base64url SHA-256
+        Ok(())
     }
 
     #[test]
@@ -150,12 +151,12 @@ mod tests {
     }
 
     #[test]
-    fn published_keys_parse_back() {
+    fn published_keys_parse_back() -> crate::TestResult {
         let jwk = SigningKey::generate().public_jwk();
         let doc = serde_json::to_string(&Jwks {
             keys: vec![jwk.clone()],
-        })
-        .unwrap();
-        assert_eq!(parse_public_keys(&doc).unwrap().keys, vec![jwk]);
+        })?;
+        assert_eq!(parse_public_keys(&doc)?.keys, vec![jwk]);
+        Ok(())
     }
 }

@@ -5,19 +5,25 @@ use crate::error::{AppError, AppResult};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 /// OWASP Password Storage Cheat Sheet: Argon2id, m=19456 KiB, t=2, p=1.
 pub const OWASP_M_COST: u32 = 19_456;
 pub const OWASP_T_COST: u32 = 2;
 pub const OWASP_P_COST: u32 = 1;
 
+/// A hash, at the same parameters, of a random password nobody kept. Verifying against it
+/// costs exactly what verifying a real hash costs, so a login for an unknown account takes the
+/// same time as a wrong password, from the first request on (a test pins its parameters).
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$HQMbM0HUIOW3LMIadMbbxQ$j0ypzN96TYAcvygdydD72rvFuQsCYkuuhTqQ1x4JbjE";
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     argon: Arc<Argon2<'static>>,
-    /// A hash of a random password, verified against when the account does not exist so that an
-    /// unknown email costs exactly what a wrong password costs.
-    dummy: Arc<OnceLock<String>>,
+    /// Each hash holds 19 MiB for tens of milliseconds: at most one per core runs at once, the
+    /// rest queue, so a burst of logins cannot exhaust memory or starve other blocking work.
+    slots: Arc<Semaphore>,
 }
 
 impl Default for PasswordHasher {
@@ -30,9 +36,10 @@ impl PasswordHasher {
     pub fn owasp() -> Self {
         let params = Params::new(OWASP_M_COST, OWASP_T_COST, OWASP_P_COST, None)
             .unwrap_or_else(|_| Params::default());
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
             argon: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
-            dummy: Arc::new(OnceLock::new()),
+            slots: Arc::new(Semaphore::new(cores)),
         }
     }
 
@@ -44,95 +51,86 @@ impl PasswordHasher {
             .map_err(|e| AppError::Internal(anyhow::anyhow!("argon2 hash failed: {e}")))
     }
 
-    /// Verifies on the calling thread. `None` verifies against the dummy hash and returns false.
-    pub fn verify_blocking(&self, password: &str, phc: Option<&str>) -> bool {
-        let dummy;
-        let stored = match phc {
-            Some(stored) => stored,
-            None => {
-                dummy = self.dummy_hash();
-                dummy.as_str()
-            }
-        };
-        let ok = match PasswordHash::new(stored) {
-            Ok(parsed) => self
-                .argon
+    /// Verifies on the calling thread. `None` (no such account) verifies against the dummy
+    /// hash and is always false.
+    pub fn verify_blocking(&self, password: &str, stored: Option<&str>) -> bool {
+        let matches = PasswordHash::new(stored.unwrap_or(DUMMY_HASH)).is_ok_and(|parsed| {
+            self.argon
                 .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        };
-        ok && phc.is_some()
-    }
-
-    fn dummy_hash(&self) -> String {
-        self.dummy
-            .get_or_init(|| {
-                let mut random = [0u8; 24];
-                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
-                self.hash_blocking(&crate::auth::refresh::b64(&random))
-                    .unwrap_or_default()
-            })
-            .clone()
+                .is_ok()
+        });
+        matches && stored.is_some()
     }
 
     /// Hashes a new password off the async executor (Argon2id takes tens of milliseconds).
     pub async fn hash(&self, password: &Password) -> AppResult<String> {
-        let this = self.clone();
         let secret = password.expose().to_owned();
-        tokio::task::spawn_blocking(move || this.hash_blocking(&secret))
-            .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("hash task failed: {e}")))?
+        self.run(move |this| this.hash_blocking(&secret)).await?
     }
 
     /// Verifies off the async executor. `stored` is `None` for an unknown account.
     pub async fn verify(&self, password: &str, stored: Option<String>) -> AppResult<bool> {
-        let this = self.clone();
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || this.verify_blocking(&password, stored.as_deref()))
+        self.run(move |this| this.verify_blocking(&password, stored.as_deref()))
             .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("verify task failed: {e}")))
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Self) -> T + Send + 'static,
+    ) -> AppResult<T> {
+        let permit = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("hasher closed: {e}")))?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&this)
+        })
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("password task failed: {e}")))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TestResult;
+
+    const OWASP_PREFIX: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
 
     #[test]
-    fn hashes_are_argon2id_phc_at_owasp_cost() {
-        let h = PasswordHasher::owasp()
-            .hash_blocking("correct horse")
-            .unwrap();
-        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+    fn hashes_are_argon2id_phc_at_owasp_cost() -> TestResult {
+        let h = PasswordHasher::owasp().hash_blocking("correct horse")?;
+        assert!(h.starts_with(OWASP_PREFIX), "{h}");
+        Ok(())
     }
 
     #[test]
-    fn verify_accepts_the_right_password_only() {
+    fn verify_accepts_the_right_password_only() -> TestResult {
         let hasher = PasswordHasher::owasp();
-        let h = hasher.hash_blocking("correct horse").unwrap();
+        let h = hasher.hash_blocking("correct horse")?;
         assert!(hasher.verify_blocking("correct horse", Some(&h)));
         assert!(!hasher.verify_blocking("correct hors", Some(&h)));
         assert!(!hasher.verify_blocking("correct horse", Some("not a phc string")));
+        Ok(())
     }
 
     #[test]
-    fn unknown_accounts_never_verify() {
+    fn unknown_accounts_never_verify_but_cost_a_real_verification() {
         let hasher = PasswordHasher::owasp();
         assert!(!hasher.verify_blocking("anything", None));
-        // The dummy is a real hash at the same cost, so the work matches a real verify.
-        assert!(
-            hasher
-                .dummy_hash()
-                .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
-        );
+        // The dummy parses and carries the production parameters, so the work is identical.
+        assert!(DUMMY_HASH.starts_with(OWASP_PREFIX), "{DUMMY_HASH}");
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
     }
 
     #[test]
-    fn salts_differ_between_hashes() {
+    fn salts_differ_between_hashes() -> TestResult {
         let hasher = PasswordHasher::owasp();
-        assert_ne!(
-            hasher.hash_blocking("same").unwrap(),
-            hasher.hash_blocking("same").unwrap()
-        );
+        assert_ne!(hasher.hash_blocking("same")?, hasher.hash_blocking("same")?);
+        Ok(())
     }
 }

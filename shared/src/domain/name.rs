@@ -33,8 +33,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_trimmed_unicode_names() {
-        assert_eq!(DisplayName::parse("  Zoë  ").unwrap().as_str(), "Zoë");
+    fn accepts_trimmed_unicode_names() -> crate::TestResult {
+        assert_eq!(DisplayName::parse("  Zoë  ")?.as_str(), "Zoë");
+        Ok(())
     }
 
     #[test]

@@ -26,13 +26,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wire_names_match_the_contract() {
-        assert_eq!(serde_json::to_string(&Role::Admin).unwrap(), "\"ADMIN\"");
+    fn wire_names_match_the_contract() -> crate::TestResult {
+        assert_eq!(serde_json::to_string(&Role::Admin)?, "\"ADMIN\"");
         assert_eq!(
-            serde_json::to_string(&IdentityType::BlockchainAddress).unwrap(),
+            serde_json::to_string(&IdentityType::BlockchainAddress)?,
             "\"blockchain_address\""
         );
         assert!(serde_json::from_str::<Role>("\"admin\"").is_err());
         assert!(serde_json::from_str::<Role>("\"ROOT\"").is_err());
+        Ok(())
     }
 }

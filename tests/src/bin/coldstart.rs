@@ -4,7 +4,7 @@
 //!   coldstart --runs 25 login=target/release/login hello=target/release/hello-lambda
 
 use anyhow::{Context, Result, bail};
-use gantry_tests::lambda::{RuntimeApi, http_api_event, spawn};
+use gantry_tests::lambda::{RuntimeApi, http_api_event, runtime_env, spawn};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ fn parse_args() -> Result<(usize, Vec<Target>)> {
 async fn one_run(target: &Target, env: &[(&str, String)]) -> Result<Duration> {
     let api = RuntimeApi::start().await?;
     let mut env = env.to_vec();
-    env.push(("AWS_LAMBDA_RUNTIME_API", api.address()));
+    env.extend(runtime_env(&api, "coldstart"));
     let event = http_api_event("GET", "/health", &[], None);
     let started = Instant::now();
     let mut child = spawn(&target.path, &env)?;
@@ -61,12 +61,6 @@ async fn main() -> Result<()> {
     let (runs, targets) = parse_args()?;
     let pem = gantry::auth::SigningKey::generate().to_pem()?;
     let env: Vec<(&str, String)> = vec![
-        ("AWS_LAMBDA_FUNCTION_NAME", "coldstart".into()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256".into()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/coldstart".into()),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench".into()),
-        ("AWS_REGION", "us-east-1".into()),
         // What a deployed function reads at start: a (lazy) pool URL and the signing key.
         (
             "DATABASE_URL",
