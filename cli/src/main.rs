@@ -10,6 +10,7 @@ use gantry::identity::service::{self, NewAccount};
 use gantry::{AppError, AppState};
 use secrecy::ExposeSecret;
 use std::io::Read;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(name = "gantry", version, about = "gantry operator commands")]
@@ -22,7 +23,7 @@ struct Cli {
 enum Command {
     /// Apply pending database migrations (DATABASE_URL).
     Migrate,
-    /// Print a new Ed25519 signing key as JWT_PRIVATE_KEY and JWT_PUBLIC_KEYS lines.
+    /// Print a new Ed25519 signing key as shell-quoted JWT_PRIVATE_KEY and JWT_PUBLIC_KEYS lines.
     Keygen,
     /// Manage ADMIN accounts.
     #[command(subcommand)]
@@ -51,8 +52,17 @@ enum AdminCommand {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Keygen => keygen(),
         Command::Openapi => {
@@ -83,9 +93,13 @@ async fn main() -> Result<()> {
         }
         Command::Admin(AdminCommand::Promote { email }) => {
             let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("email {}", e.message))?;
-            let user = service::promote_by_email(&state()?, &email)
-                .await
-                .map_err(describe)?;
+            let user =
+                service::promote_by_email(&state()?, &email)
+                    .await
+                    .map_err(|err| match err {
+                        AppError::NotFound => anyhow::anyhow!("no account has the email {email}"),
+                        other => describe(other),
+                    })?;
             println!("{}", serde_json::to_string(&user)?);
             Ok(())
         }
@@ -131,10 +145,11 @@ fn keygen() -> Result<()> {
     let jwks = Jwks {
         keys: vec![key.public_jwk()],
     };
+    // Single-quoted so the file can be sourced by a shell; neither value contains a quote.
     println!(
-        "JWT_PRIVATE_KEY={}",
+        "JWT_PRIVATE_KEY='{}'",
         pem.expose_secret().trim_end().replace('\n', "\\n")
     );
-    println!("JWT_PUBLIC_KEYS={}", serde_json::to_string(&jwks)?);
+    println!("JWT_PUBLIC_KEYS='{}'", serde_json::to_string(&jwks)?);
     Ok(())
 }

@@ -32,7 +32,9 @@ impl NewAccount {
         let password = Password::parse(password).map_err(|e| errors.push(e)).ok();
         let name = match (name, &email) {
             (Some(raw), _) => DisplayName::parse(raw).map_err(|e| errors.push(e)).ok(),
-            (None, Some(email)) => DisplayName::parse(email.local_part()).ok(),
+            (None, Some(email)) => DisplayName::parse(email.local_part())
+                .map_err(|e| errors.push(e))
+                .ok(),
             (None, None) => None,
         };
         match (email, password, name) {
