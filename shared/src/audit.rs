@@ -14,6 +14,9 @@ pub enum Action {
     RefreshReuseDetected,
     LoggedOut,
     RoleChanged,
+    LockedOut,
+    IdentityLinked,
+    IdentityUnlinked,
 }
 
 impl Action {
@@ -27,6 +30,9 @@ impl Action {
             Self::RefreshReuseDetected => "token.reuse_detected",
             Self::LoggedOut => "token.logged_out",
             Self::RoleChanged => "user.role_changed",
+            Self::LockedOut => "login.locked_out",
+            Self::IdentityLinked => "identity.linked",
+            Self::IdentityUnlinked => "identity.unlinked",
         }
     }
 }

@@ -3,7 +3,11 @@
 //! Every variable is documented in the README. Secrets are wrapped in [`SecretString`] so they
 //! never reach a log through `Debug`.
 
+use crate::identity::siwe::SiwePolicy;
+use crate::store::LockoutPolicy;
+use alloy::transports::http::reqwest::Url;
 use secrecy::SecretString;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Configuration that could not be read. Reported at start-up, never to a client.
@@ -36,6 +40,42 @@ pub struct Config {
     pub refresh_ttl: Duration,
     /// `PORT` for the plain-HTTP transport (default 8080, as of-watchdog expects).
     pub port: u16,
+    /// Sign-In with Ethereum; `None` (no `SIWE_DOMAINS`) turns wallet routes into 503s.
+    pub siwe: Option<SiwePolicy>,
+    /// `SIWE_NONCE_TTL_SECONDS` (default and maximum 600).
+    pub nonce_ttl: Duration,
+    /// `CHAIN_RPC_URLS`: `chain_id=url` pairs, comma-separated (EIP-1271 checks).
+    pub chain_rpc_urls: HashMap<u64, Url>,
+    pub abuse: AbusePolicy,
+    /// `TRUST_FORWARDED_FOR` (default false): take the client address from the last
+    /// `X-Forwarded-For` hop (set it behind a proxy such as the OpenFaaS gateway).
+    pub trust_forwarded_for: bool,
+}
+
+/// Rate limits and lockout, all configurable so load tests from one address can raise the
+/// per-IP limit; per-identifier lockout stays on unless explicitly set to 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbusePolicy {
+    /// `RATE_LIMIT_PER_IP` per minute per endpoint (default 60; 0 turns it off).
+    pub per_ip: u32,
+    /// `RATE_LIMIT_PER_IDENTIFIER` per minute per endpoint (default 10; 0 turns it off).
+    pub per_identifier: u32,
+    /// `LOCKOUT_THRESHOLD` (default 5), `LOCKOUT_BASE_SECONDS` (30), `LOCKOUT_MAX_SECONDS` (3600).
+    pub lockout: LockoutPolicy,
+}
+
+impl Default for AbusePolicy {
+    fn default() -> Self {
+        Self {
+            per_ip: 60,
+            per_identifier: 10,
+            lockout: LockoutPolicy {
+                threshold: 5,
+                base: Duration::from_secs(30),
+                max: Duration::from_secs(3600),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -90,7 +130,29 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let nonce_secs: u64 = parse_or(&get, "SIWE_NONCE_TTL_SECONDS", 600)?;
+        if !(1..=600).contains(&nonce_secs) {
+            return Err(ConfigError::invalid(
+                "SIWE_NONCE_TTL_SECONDS",
+                "must be between 1 and 600",
+            ));
+        }
+        let defaults = AbusePolicy::default();
+        let abuse = AbusePolicy {
+            per_ip: parse_or(&get, "RATE_LIMIT_PER_IP", defaults.per_ip)?,
+            per_identifier: parse_or(&get, "RATE_LIMIT_PER_IDENTIFIER", defaults.per_identifier)?,
+            lockout: LockoutPolicy {
+                threshold: parse_or(&get, "LOCKOUT_THRESHOLD", defaults.lockout.threshold)?,
+                base: Duration::from_secs(parse_or(&get, "LOCKOUT_BASE_SECONDS", 30)?),
+                max: Duration::from_secs(parse_or(&get, "LOCKOUT_MAX_SECONDS", 3600)?),
+            },
+        };
         Ok(Self {
+            siwe: siwe_policy(&get)?,
+            nonce_ttl: Duration::from_secs(nonce_secs),
+            chain_rpc_urls: rpc_urls(get("CHAIN_RPC_URLS").as_deref())?,
+            abuse,
+            trust_forwarded_for: parse_or(&get, "TRUST_FORWARDED_FOR", false)?,
             database_url: get("DATABASE_URL").map(SecretString::from),
             db_max_connections,
             jwt: JwtConfig {
@@ -106,6 +168,49 @@ impl Config {
             port: parse_or(&get, "PORT", 8080)?,
         })
     }
+}
+
+fn siwe_policy(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SiwePolicy>, ConfigError> {
+    let Some(domains) = get("SIWE_DOMAINS") else {
+        return Ok(None);
+    };
+    let domains: Vec<String> = domains
+        .split(',')
+        .map(|d| d.trim().to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let chain_ids = get("SIWE_CHAIN_IDS")
+        .unwrap_or_else(|| "1".to_owned())
+        .split(',')
+        .map(|c| c.trim().parse::<u64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ConfigError::invalid("SIWE_CHAIN_IDS", "must be comma-separated chain ids"))?;
+    Ok(Some(SiwePolicy {
+        domains,
+        chain_ids,
+        skew: Duration::from_secs(parse_or(get, "SIWE_CLOCK_SKEW_SECONDS", 60)?),
+    }))
+}
+
+/// `1=https://rpc.example,31337=http://127.0.0.1:8545`.
+fn rpc_urls(raw: Option<&str>) -> Result<HashMap<u64, Url>, ConfigError> {
+    let invalid = || {
+        ConfigError::invalid(
+            "CHAIN_RPC_URLS",
+            "must be chain_id=url pairs, comma-separated",
+        )
+    };
+    raw.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (chain, url) = pair.split_once('=').ok_or_else(invalid)?;
+            let chain = chain.trim().parse::<u64>().map_err(|_| invalid())?;
+            let url = Url::parse(url.trim()).map_err(|_| invalid())?;
+            Ok((chain, url))
+        })
+        .collect()
 }
 
 /// `name` from `env`, else the contents of the file named by `<name>_FILE` (trailing newline
@@ -178,6 +283,23 @@ mod tests {
             env_or_file("DATABASE_URL", direct, read).as_deref(),
             Some("postgres://direct")
         );
+    }
+
+    #[test]
+    fn siwe_and_rpc_settings_parse() -> crate::TestResult {
+        let cfg = load(&[
+            ("SIWE_DOMAINS", "App.Example.com, localhost:3000"),
+            ("SIWE_CHAIN_IDS", "1,31337"),
+            ("CHAIN_RPC_URLS", "31337=http://127.0.0.1:8545"),
+        ])?;
+        let siwe = cfg.siwe.ok_or("no siwe")?;
+        assert_eq!(siwe.domains, vec!["app.example.com", "localhost:3000"]);
+        assert_eq!(siwe.chain_ids, vec![1, 31337]);
+        assert!(cfg.chain_rpc_urls.contains_key(&31337));
+        assert!(load(&[("CHAIN_RPC_URLS", "x=y")]).is_err());
+        assert!(load(&[("SIWE_NONCE_TTL_SECONDS", "601")]).is_err());
+        assert!(load(&[]).map(|c| c.siwe.is_none()).unwrap_or(false));
+        Ok(())
     }
 
     #[test]

@@ -121,6 +121,56 @@ where
     }
 }
 
+/// The client's address, for per-IP rate limits: the API Gateway source IP under Lambda; the
+/// last `X-Forwarded-For` hop when `TRUST_FORWARDED_FOR` is set (behind one trusted proxy);
+/// otherwise the socket peer. `unknown` when none is known (all such callers share a bucket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIp(pub String);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use lambda_http::request::RequestContext;
+        let from_lambda = match parts.extensions.get::<RequestContext>() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
+            Some(RequestContext::ApiGatewayV1(ctx)) => ctx.identity.source_ip.clone(),
+            _ => None,
+        };
+        let forwarded = || {
+            parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .rfind(|hop| hop.parse::<std::net::IpAddr>().is_ok())
+                .map(str::to_owned)
+        };
+        let from_proxy = if state.settings().trust_forwarded_for {
+            forwarded()
+        } else {
+            None
+        };
+        let from_socket = || {
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip().to_string())
+        };
+        Ok(Self(
+            from_lambda
+                .or(from_proxy)
+                .or_else(from_socket)
+                .unwrap_or_else(|| "unknown".to_owned()),
+        ))
+    }
+}
+
 /// The caller, as proven by a valid access token.
 #[derive(Debug, Clone)]
 pub struct AuthUser {

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod chain;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -15,6 +16,7 @@ pub mod openapi;
 pub mod routes;
 pub mod runtime;
 pub mod state;
+pub mod store;
 
 pub use error::{AppError, AppResult};
 pub use state::AppState;

@@ -20,6 +20,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         handlers::jwks,
         handlers::list_users,
         handlers::set_role,
+        handlers::auth_nonce,
+        handlers::register_blockchain,
+        handlers::login_blockchain,
+        handlers::link_identity,
+        handlers::unlink_identity,
     ),
     modifiers(&BearerAuth),
     tags(

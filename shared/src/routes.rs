@@ -8,13 +8,42 @@ use crate::state::AppState;
 use axum::Router;
 use axum::routing::{get, post, put};
 
-/// `POST /register-email-password`.
+/// `POST /register-email-password`, `POST /register-blockchain`.
 pub fn register(state: AppState) -> Router {
     Router::new()
         .route(
             "/register-email-password",
             post(identity::register_email_password),
         )
+        .route("/register-blockchain", post(identity::register_blockchain))
+        .with_state(state)
+}
+
+/// `POST /auth/nonce`.
+pub fn auth_nonce(state: AppState) -> Router {
+    Router::new()
+        .route("/auth/nonce", post(identity::auth_nonce))
+        .with_state(state)
+}
+
+/// `POST /login-blockchain`.
+pub fn login_blockchain(state: AppState) -> Router {
+    Router::new()
+        .route("/login-blockchain", post(identity::login_blockchain))
+        .with_state(state)
+}
+
+/// `POST /link-identity`.
+pub fn link_identity(state: AppState) -> Router {
+    Router::new()
+        .route("/link-identity", post(identity::link_identity))
+        .with_state(state)
+}
+
+/// `POST /unlink-identity`.
+pub fn unlink_identity(state: AppState) -> Router {
+    Router::new()
+        .route("/unlink-identity", post(identity::unlink_identity))
         .with_state(state)
 }
 
@@ -63,11 +92,15 @@ pub type Build = fn(AppState) -> Router;
 
 /// Every deployable function by name, as in `functions/`, `template.yaml` and `stack.yml`.
 pub const FUNCTIONS: &[(&str, Build)] = &[
+    ("auth-nonce", auth_nonce),
     ("jwks", jwks),
+    ("link-identity", link_identity),
     ("login", login),
+    ("login-blockchain", login_blockchain),
     ("profile", profile),
     ("register", register),
     ("token", token),
+    ("unlink-identity", unlink_identity),
     ("users", users),
 ];
 

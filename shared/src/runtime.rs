@@ -116,6 +116,7 @@ async fn serve_http(app: Router, port: u16) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
     tracing::info!(port, "listening");
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -1,11 +1,17 @@
-//! Clients built once at cold start and shared by every request.
+//! Clients built once at cold start and shared by every request. Implementations behind the
+//! seams (ephemeral store, chain RPC) are chosen here, in one place.
 
 use crate::auth::keys::{Jwks, KeyError, SigningKey, parse_public_keys};
 use crate::auth::{PasswordHasher, TokenSigner, TokenVerifier};
-use crate::config::{Config, ConfigError};
+use crate::chain::{AlloyRpc, ChainRpc};
+use crate::config::{AbusePolicy, Config, ConfigError};
 use crate::db;
 use crate::error::{AppError, AppResult};
+use crate::identity::siwe::SiwePolicy;
+use crate::store::{IdempotencyStore, Lockouts, NonceStore, PgEphemeral, RateLimiter};
+use alloy::transports::http::reqwest::Url;
 use sqlx::PgPool;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,12 +20,22 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+/// The ephemeral store, one object per trait (Postgres implements them all today).
+struct Ephemeral {
+    nonces: Arc<dyn NonceStore>,
+    rate: Arc<dyn RateLimiter>,
+    lockouts: Arc<dyn Lockouts>,
+    idempotency: Arc<dyn IdempotencyStore>,
+}
+
 struct Inner {
     db: Option<PgPool>,
+    ephemeral: Option<Ephemeral>,
     signer: Option<TokenSigner>,
     verifier: TokenVerifier,
     hasher: PasswordHasher,
-    refresh_ttl: Duration,
+    chain: Arc<dyn ChainRpc>,
+    settings: Settings,
 }
 
 /// Token settings shared by the signer and the verifier.
@@ -31,13 +47,31 @@ pub struct TokenSettings {
     pub refresh_ttl: Duration,
 }
 
-impl TokenSettings {
+/// Everything besides clients and keys that the rules read.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub tokens: TokenSettings,
+    pub siwe: Option<SiwePolicy>,
+    pub nonce_ttl: Duration,
+    pub abuse: AbusePolicy,
+    pub chain_rpc_urls: HashMap<u64, Url>,
+    pub trust_forwarded_for: bool,
+}
+
+impl Settings {
     pub fn from_config(cfg: &Config) -> Self {
         Self {
-            issuer: cfg.jwt.issuer.clone(),
-            audience: cfg.jwt.audience.clone(),
-            access_ttl: cfg.jwt.access_ttl,
-            refresh_ttl: cfg.refresh_ttl,
+            tokens: TokenSettings {
+                issuer: cfg.jwt.issuer.clone(),
+                audience: cfg.jwt.audience.clone(),
+                access_ttl: cfg.jwt.access_ttl,
+                refresh_ttl: cfg.refresh_ttl,
+            },
+            siwe: cfg.siwe.clone(),
+            nonce_ttl: cfg.nonce_ttl,
+            abuse: cfg.abuse,
+            chain_rpc_urls: cfg.chain_rpc_urls.clone(),
+            trust_forwarded_for: cfg.trust_forwarded_for,
         }
     }
 }
@@ -75,7 +109,7 @@ impl AppState {
             db,
             signing_key.as_ref(),
             published,
-            TokenSettings::from_config(cfg),
+            Settings::from_config(cfg),
         )?)
     }
 
@@ -85,17 +119,11 @@ impl AppState {
         db: Option<PgPool>,
         signing_key: Option<&SigningKey>,
         mut published: Jwks,
-        settings: TokenSettings,
+        settings: Settings,
     ) -> Result<Self, KeyError> {
+        let tokens = &settings.tokens;
         let signer = signing_key
-            .map(|key| {
-                TokenSigner::new(
-                    key,
-                    &settings.issuer,
-                    &settings.audience,
-                    settings.access_ttl,
-                )
-            })
+            .map(|key| TokenSigner::new(key, &tokens.issuer, &tokens.audience, tokens.access_ttl))
             .transpose()?;
         if let Some(key) = signing_key {
             let own = key.public_jwk();
@@ -103,14 +131,27 @@ impl AppState {
                 published.keys.insert(0, own);
             }
         }
-        let verifier = TokenVerifier::new(published, &settings.issuer, &settings.audience)?;
+        let verifier = TokenVerifier::new(published, &tokens.issuer, &tokens.audience)?;
+        // The one place the ephemeral store is chosen (DynamoDB joins here later).
+        let ephemeral = db.as_ref().map(|pool| {
+            let pg = Arc::new(PgEphemeral::new(pool.clone()));
+            Ephemeral {
+                nonces: pg.clone(),
+                rate: pg.clone(),
+                lockouts: pg.clone(),
+                idempotency: pg,
+            }
+        });
+        let chain: Arc<dyn ChainRpc> = Arc::new(AlloyRpc::new(settings.chain_rpc_urls.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
+                ephemeral,
                 signer,
                 verifier,
                 hasher: PasswordHasher::owasp(),
-                refresh_ttl: settings.refresh_ttl,
+                chain,
+                settings,
             }),
         })
     }
@@ -119,6 +160,32 @@ impl AppState {
         self.inner.db.as_ref().ok_or_else(|| {
             AppError::Unavailable("the database is not configured (DATABASE_URL)".into())
         })
+    }
+
+    fn ephemeral(&self) -> AppResult<&Ephemeral> {
+        self.inner.ephemeral.as_ref().ok_or_else(|| {
+            AppError::Unavailable("the ephemeral store is not configured (DATABASE_URL)".into())
+        })
+    }
+
+    pub fn nonces(&self) -> AppResult<&dyn NonceStore> {
+        Ok(self.ephemeral()?.nonces.as_ref())
+    }
+
+    pub fn rate_limiter(&self) -> AppResult<&dyn RateLimiter> {
+        Ok(self.ephemeral()?.rate.as_ref())
+    }
+
+    pub fn lockouts(&self) -> AppResult<&dyn Lockouts> {
+        Ok(self.ephemeral()?.lockouts.as_ref())
+    }
+
+    pub fn idempotency(&self) -> AppResult<&dyn IdempotencyStore> {
+        Ok(self.ephemeral()?.idempotency.as_ref())
+    }
+
+    pub fn chain(&self) -> &dyn ChainRpc {
+        self.inner.chain.as_ref()
     }
 
     pub fn signer(&self) -> AppResult<&TokenSigner> {
@@ -135,7 +202,17 @@ impl AppState {
         &self.inner.hasher
     }
 
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn siwe(&self) -> AppResult<&SiwePolicy> {
+        self.inner.settings.siwe.as_ref().ok_or_else(|| {
+            AppError::Unavailable("Sign-In with Ethereum is not configured (SIWE_DOMAINS)".into())
+        })
+    }
+
     pub fn refresh_ttl(&self) -> Duration {
-        self.inner.refresh_ttl
+        self.inner.settings.tokens.refresh_ttl
     }
 }

@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use gantry::AppState;
 use gantry::auth::SigningKey;
 use gantry::auth::keys::Jwks;
-use gantry::state::TokenSettings;
+use gantry::config::AbusePolicy;
+use gantry::identity::siwe::SiwePolicy;
+use gantry::state::{Settings, TokenSettings};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -24,12 +26,33 @@ pub const ISSUER: &str = "gantry-test";
 pub const AUDIENCE: &str = "gantry-test-api";
 pub const PASSWORD: &str = "a perfectly fine passphrase";
 
-pub fn settings() -> TokenSettings {
-    TokenSettings {
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
-        access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+/// The SIWE domain and chain the tests sign for.
+pub const SIWE_DOMAIN: &str = "app.example.com";
+pub const SIWE_CHAIN: u64 = 31337;
+
+/// Test settings: SIWE on for `SIWE_DOMAIN`, and rate limits high enough not to interfere
+/// (tests of the limits lower them with [`TestApp::with`]).
+pub fn settings() -> Settings {
+    Settings {
+        tokens: TokenSettings {
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+        },
+        siwe: Some(SiwePolicy {
+            domains: vec![SIWE_DOMAIN.into()],
+            chain_ids: vec![1, SIWE_CHAIN],
+            skew: Duration::from_secs(60),
+        }),
+        nonce_ttl: Duration::from_secs(600),
+        abuse: AbusePolicy {
+            per_ip: 10_000,
+            per_identifier: 10_000,
+            ..AbusePolicy::default()
+        },
+        chain_rpc_urls: Default::default(),
+        trust_forwarded_for: true,
     }
 }
 
@@ -53,9 +76,16 @@ pub struct TestApp {
 
 impl TestApp {
     pub fn new(pool: PgPool) -> Self {
+        Self::with(pool, |_| {})
+    }
+
+    /// The app with adjusted settings.
+    pub fn with(pool: PgPool, adjust: impl FnOnce(&mut Settings)) -> Self {
         init_logs();
         let key = Arc::new(SigningKey::generate());
-        let state = AppState::new(Some(pool.clone()), Some(&key), Jwks::default(), settings())
+        let mut settings = settings();
+        adjust(&mut settings);
+        let state = AppState::new(Some(pool.clone()), Some(&key), Jwks::default(), settings)
             .expect("state");
         let router = gantry::runtime::finish(gantry::routes::gateway(state.clone()));
         Self {

@@ -1,4 +1,4 @@
-//! POST /register-email-password: the rules live in `gantry::routes::register`.
+//! POST /register-email-password, POST /register-blockchain: the rules live in `gantry::routes::register`.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

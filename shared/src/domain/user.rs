@@ -26,4 +26,7 @@ pub struct Identity {
     pub is_primary_login: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// For a wallet: its DID form, `did:pkh:eip155:<chain>:<address>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub did: Option<String>,
 }

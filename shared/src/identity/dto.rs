@@ -70,3 +70,56 @@ pub struct PageQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NonceRequest {
+    /// Optionally binds the nonce to this wallet address (any case).
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NonceIssued {
+    /// Put this in the SIWE message's `Nonce:` line. Single-use.
+    pub nonce: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBlockchain {
+    /// An EIP-4361 message carrying a nonce from `POST /auth/nonce`.
+    pub message: String,
+    /// EIP-191 `personal_sign` signature (0x-hex), or an EIP-1271 one for contract wallets.
+    pub signature: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBlockchain {
+    pub message: String,
+    pub signature: String,
+}
+
+/// The new identity and its fresh proof.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LinkIdentity {
+    EmailPassword { email: String, password: String },
+    BlockchainAddress { message: String, signature: String },
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnlinkIdentity {
+    pub identity_id: uuid::Uuid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Identities {
+    pub identities: Vec<Identity>,
+}

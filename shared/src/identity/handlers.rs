@@ -1,14 +1,15 @@
 //! Thin HTTP handlers: extract, call the service, choose the status. Nothing else.
 
 use super::dto::{
-    LoginEmailPassword, PageQuery, Profile, RefreshRequest, RegisterEmailPassword, Registered,
-    SetRole, TokenPair, UserPage,
+    Identities, LinkIdentity, LoginBlockchain, LoginEmailPassword, NonceIssued, NonceRequest,
+    PageQuery, Profile, RefreshRequest, RegisterBlockchain, RegisterEmailPassword, Registered,
+    SetRole, TokenPair, UnlinkIdentity, UserPage,
 };
-use super::{service, session};
+use super::{links, service, session, wallet};
 use crate::auth::keys::Jwks;
-use crate::domain::User;
+use crate::domain::{Identity, User};
 use crate::error::{AppResult, Problem};
-use crate::extract::{AdminOnly, AuthUser, Authorized, Json, Path, Query};
+use crate::extract::{AdminOnly, AuthUser, Authorized, ClientIp, Json, Path, Query};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -24,9 +25,10 @@ use uuid::Uuid;
     ))]
 pub async fn register_email_password(
     State(state): State<AppState>,
+    ip: ClientIp,
     Json(body): Json<RegisterEmailPassword>,
 ) -> AppResult<(StatusCode, Json<Registered>)> {
-    let registered = service::register_email(&state, body).await?;
+    let registered = service::register_email(&state, &ip, body).await?;
     Ok((StatusCode::CREATED, Json(registered)))
 }
 
@@ -39,9 +41,10 @@ pub async fn register_email_password(
     ))]
 pub async fn login_email_password(
     State(state): State<AppState>,
+    ip: ClientIp,
     Json(body): Json<LoginEmailPassword>,
 ) -> AppResult<Json<TokenPair>> {
-    Ok(Json(service::login_email(&state, body).await?))
+    Ok(Json(service::login_email(&state, &ip, body).await?))
 }
 
 #[utoipa::path(get, path = "/profile", tag = "identity", security(("bearer" = [])),
@@ -123,5 +126,98 @@ pub async fn set_role(
 ) -> AppResult<Json<User>> {
     Ok(Json(
         service::change_role(&state, &admin, id, body.role).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/auth/nonce", tag = "identity",
+    request_body = NonceRequest,
+    responses(
+        (status = 201, description = "A single-use nonce for a SIWE message", body = NonceIssued),
+        (status = 400, description = "Invalid address", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn auth_nonce(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Json(body): Json<NonceRequest>,
+) -> AppResult<(StatusCode, Json<NonceIssued>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(wallet::issue_nonce(&state, &ip, body).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/register-blockchain", tag = "identity",
+    request_body = RegisterBlockchain,
+    responses(
+        (status = 201, description = "Account created with a wallet identity, and signed in", body = Registered),
+        (status = 400, description = "Not an EIP-4361 message, or bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A check, the nonce or the signature failed (one answer for all)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The wallet is already registered", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register_blockchain(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Json(body): Json<RegisterBlockchain>,
+) -> AppResult<(StatusCode, Json<Registered>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(wallet::register(&state, &ip, body).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/login-blockchain", tag = "identity",
+    request_body = LoginBlockchain,
+    responses(
+        (status = 200, description = "Signed in", body = TokenPair),
+        (status = 400, description = "Not an EIP-4361 message, or bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A check, the nonce, the signature or the account failed (one answer for all)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited or locked out; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login_blockchain(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    Json(body): Json<LoginBlockchain>,
+) -> AppResult<Json<TokenPair>> {
+    Ok(Json(wallet::login(&state, &ip, body).await?))
+}
+
+#[utoipa::path(post, path = "/link-identity", tag = "identity", security(("bearer" = [])),
+    request_body = LinkIdentity,
+    responses(
+        (status = 201, description = "The identity, now linked", body = Identity),
+        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token, or the proof failed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The identity belongs to an account already", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn link_identity(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    caller: AuthUser,
+    Json(body): Json<LinkIdentity>,
+) -> AppResult<(StatusCode, Json<Identity>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(links::link(&state, &ip, &caller, body).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/unlink-identity", tag = "identity", security(("bearer" = [])),
+    request_body = UnlinkIdentity,
+    responses(
+        (status = 200, description = "The identities that remain", body = Identities),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not one of the caller's identities", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It is the last identity", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn unlink_identity(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Json(body): Json<UnlinkIdentity>,
+) -> AppResult<Json<Identities>> {
+    Ok(Json(
+        links::unlink(&state, &caller, body.identity_id).await?,
     ))
 }

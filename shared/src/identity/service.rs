@@ -1,5 +1,6 @@
 //! Account rules: registration, password login, profiles and roles.
 
+use super::abuse::{self, Endpoint};
 use super::dto::{
     LoginEmailPassword, PageQuery, Profile, RegisterEmailPassword, Registered, TokenPair, UserPage,
 };
@@ -9,7 +10,7 @@ use crate::auth::Amr;
 use crate::auth::jwt::Subject;
 use crate::domain::{DisplayName, Email, Identity, Password, Role, User};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::extract::AuthUser;
+use crate::extract::{AuthUser, ClientIp};
 use crate::state::AppState;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
@@ -49,7 +50,7 @@ impl NewAccount {
 }
 
 /// Inserts a user and its email/password identity. Returns the user and the identity id.
-async fn insert_account(
+pub(crate) async fn insert_account(
     conn: &mut PgConnection,
     account: &NewAccount,
     credential: &str,
@@ -81,8 +82,10 @@ async fn insert_account(
 
 pub async fn register_email(
     state: &AppState,
+    ip: &ClientIp,
     input: RegisterEmailPassword,
 ) -> AppResult<Registered> {
+    abuse::throttle(state, ip, Endpoint::Register, Some(input.email.trim())).await?;
     let account = NewAccount::parse(&input.email, input.password, input.name.as_deref())?;
     let signer = state.signer()?;
     let db = state.db()?;
@@ -113,8 +116,14 @@ pub async fn register_email(
 /// Password login. An unknown email and a wrong password take the same path: one lookup, one
 /// Argon2id verification (against a dummy hash when there is no account), one audit row, and
 /// the same 401.
-pub async fn login_email(state: &AppState, input: LoginEmailPassword) -> AppResult<TokenPair> {
+pub async fn login_email(
+    state: &AppState,
+    ip: &ClientIp,
+    input: LoginEmailPassword,
+) -> AppResult<TokenPair> {
     let email = Email::parse(&input.email).map_err(|e| AppError::Validation(vec![e]))?;
+    abuse::throttle(state, ip, Endpoint::Login, Some(email.as_str())).await?;
+    abuse::ensure_unlocked(state, email.as_str()).await?;
     let signer = state.signer()?;
     let db = state.db()?;
     let found = sqlx::query!(
@@ -151,6 +160,7 @@ pub async fn login_email(state: &AppState, input: LoginEmailPassword) -> AppResu
             Ok(tokens)
         }
         None => {
+            abuse::record_failure(state, email.as_str()).await?;
             audit::record(
                 &mut tx,
                 Entry {
@@ -165,6 +175,9 @@ pub async fn login_email(state: &AppState, input: LoginEmailPassword) -> AppResu
         }
     };
     tx.commit().await?;
+    if outcome.is_ok() {
+        abuse::clear_failures(state, email.as_str()).await?;
+    }
     outcome
 }
 
@@ -183,15 +196,25 @@ pub async fn profile(state: &AppState, caller: &AuthUser) -> AppResult<Profile> 
     let user = fetch_user(db, caller.user_id)
         .await?
         .ok_or(AppError::Unauthorized("the account no longer exists"))?;
-    let identities = sqlx::query_as!(
-        Identity,
-        r#"SELECT id, type AS "kind: _", identifier, is_primary_login, created_at
-           FROM identities WHERE user_id = $1 ORDER BY created_at, id"#,
-        caller.user_id
-    )
-    .fetch_all(db)
-    .await?;
+    let identities = identities_of(&mut *db.acquire().await?, caller.user_id).await?;
     Ok(Profile { user, identities })
+}
+
+/// Every identity of a user, oldest first, never with a credential.
+pub(crate) async fn identities_of(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> AppResult<Vec<Identity>> {
+    Ok(sqlx::query_as!(
+        Identity,
+        r#"SELECT id, type AS "kind: _", identifier, is_primary_login, created_at,
+                  CASE WHEN type = 'blockchain_address'
+                       THEN 'did:pkh:eip155:' || chain_id || ':' || identifier END AS did
+           FROM identities WHERE user_id = $1 ORDER BY created_at, id"#,
+        user_id
+    )
+    .fetch_all(conn)
+    .await?)
 }
 
 const DEFAULT_PAGE: u32 = 50;

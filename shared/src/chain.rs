@@ -1,0 +1,89 @@
+//! The chain RPC seam. Today: EIP-1271 signature checks for contract wallets, through alloy's
+//! HTTP provider, one RPC URL per chain (`CHAIN_RPC_URLS`). Payment watchers build on it later.
+
+use crate::error::{AppError, AppResult};
+use alloy::primitives::{Address, B256, Bytes, FixedBytes};
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionRequest;
+use alloy::sol;
+use alloy::sol_types::SolCall;
+use alloy::transports::http::reqwest::Url;
+use async_trait::async_trait;
+use std::collections::HashMap;
+
+sol! {
+    /// EIP-1271: standard signature validation for contracts.
+    interface IERC1271 {
+        function isValidSignature(bytes32 hash, bytes signature) external view returns (bytes4 magicValue);
+    }
+}
+
+/// `isValidSignature`'s success value: `bytes4(keccak256("isValidSignature(bytes32,bytes)"))`.
+pub const EIP1271_MAGIC: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
+
+#[async_trait]
+pub trait ChainRpc: Send + Sync {
+    /// Whether `chain_id` has an RPC endpoint configured.
+    fn supports(&self, chain_id: u64) -> bool;
+
+    /// Asks the contract at `address` whether `signature` over `hash` is valid (EIP-1271).
+    /// `Ok(false)` for a contract that says no, an account with no code, or a revert.
+    async fn is_valid_signature(
+        &self,
+        chain_id: u64,
+        address: Address,
+        hash: B256,
+        signature: &[u8],
+    ) -> AppResult<bool>;
+}
+
+/// JSON-RPC over HTTP(S) with alloy.
+pub struct AlloyRpc {
+    urls: HashMap<u64, Url>,
+}
+
+impl AlloyRpc {
+    pub fn new(urls: HashMap<u64, Url>) -> Self {
+        Self { urls }
+    }
+}
+
+#[async_trait]
+impl ChainRpc for AlloyRpc {
+    fn supports(&self, chain_id: u64) -> bool {
+        self.urls.contains_key(&chain_id)
+    }
+
+    async fn is_valid_signature(
+        &self,
+        chain_id: u64,
+        address: Address,
+        hash: B256,
+        signature: &[u8],
+    ) -> AppResult<bool> {
+        let Some(url) = self.urls.get(&chain_id) else {
+            return Ok(false);
+        };
+        let provider = ProviderBuilder::new().connect_http(url.clone());
+        let call = IERC1271::isValidSignatureCall {
+            hash,
+            signature: Bytes::copy_from_slice(signature),
+        };
+        let request = TransactionRequest::default()
+            .to(address)
+            .input(call.abi_encode().into());
+        match provider.call(request).await {
+            Ok(output) => Ok(output.len() >= 32
+                && IERC1271::isValidSignatureCall::abi_decode_returns(&output)
+                    .is_ok_and(|magic: FixedBytes<4>| magic.0 == EIP1271_MAGIC)),
+            // A revert is the contract's "no"; anything else means the RPC is unreachable.
+            Err(alloy::transports::RpcError::ErrorResp(_)) => Ok(false),
+            Err(err) => {
+                tracing::error!(chain_id, error = %err, "chain RPC failed");
+                Err(AppError::Unavailable(format!(
+                    "the RPC endpoint for chain {chain_id} is unavailable"
+                )))
+            }
+        }
+    }
+}

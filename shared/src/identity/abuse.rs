@@ -1,0 +1,103 @@
+//! Abuse protection for the credential endpoints: per-IP and per-identifier rate limits, and
+//! per-identifier lockout with exponential back-off. The counters live in the ephemeral store,
+//! so every instance shares them.
+
+use crate::audit::{self, Action, Entry};
+use crate::error::{AppError, AppResult};
+use crate::extract::ClientIp;
+use crate::state::AppState;
+use crate::store::RateDecision;
+use serde_json::json;
+use std::time::Duration;
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// The endpoint a limit counts against.
+#[derive(Debug, Clone, Copy)]
+pub enum Endpoint {
+    Register,
+    Login,
+    Nonce,
+    Link,
+}
+
+impl Endpoint {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Login => "login",
+            Self::Nonce => "nonce",
+            Self::Link => "link",
+        }
+    }
+}
+
+fn limited(decision: RateDecision) -> AppResult<()> {
+    match decision {
+        RateDecision::Allowed => Ok(()),
+        RateDecision::Limited { retry_after } => Err(AppError::RateLimited {
+            retry_after_secs: retry_after.as_secs().max(1),
+        }),
+    }
+}
+
+/// Counts one request from `ip` (and for `identifier`, when given) against `endpoint`'s limits.
+pub async fn throttle(
+    state: &AppState,
+    ip: &ClientIp,
+    endpoint: Endpoint,
+    identifier: Option<&str>,
+) -> AppResult<()> {
+    let policy = state.settings().abuse;
+    let limiter = state.rate_limiter()?;
+    if policy.per_ip > 0 {
+        let key = format!("ip:{}:{}", endpoint.as_str(), ip.0);
+        limited(limiter.hit(&key, policy.per_ip, WINDOW).await?)?;
+    }
+    if let Some(identifier) = identifier.filter(|_| policy.per_identifier > 0) {
+        let key = format!("id:{}:{}", endpoint.as_str(), identifier.to_lowercase());
+        limited(limiter.hit(&key, policy.per_identifier, WINDOW).await?)?;
+    }
+    Ok(())
+}
+
+fn lock_key(identifier: &str) -> String {
+    identifier.to_lowercase()
+}
+
+/// 429 while `identifier` is locked out, whether or not an account has it.
+pub async fn ensure_unlocked(state: &AppState, identifier: &str) -> AppResult<()> {
+    match state.lockouts()?.locked_for(&lock_key(identifier)).await? {
+        Some(left) => Err(AppError::RateLimited {
+            retry_after_secs: left.as_secs().max(1),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Counts a failed sign-in; a lock it starts goes to the audit log.
+pub async fn record_failure(state: &AppState, identifier: &str) -> AppResult<()> {
+    let policy = state.settings().abuse.lockout;
+    if let Some(lock) = state
+        .lockouts()?
+        .record_failure(&lock_key(identifier), policy)
+        .await?
+    {
+        let mut conn = state.db()?.acquire().await?;
+        audit::record(
+            &mut conn,
+            Entry {
+                action: Action::LockedOut,
+                actor_id: None,
+                subject_id: None,
+                details: json!({ "identifier": identifier, "seconds": lock.as_secs() }),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn clear_failures(state: &AppState, identifier: &str) -> AppResult<()> {
+    state.lockouts()?.clear(&lock_key(identifier)).await
+}

@@ -1,0 +1,194 @@
+//! Linking and unlinking identities on a signed-in account.
+
+use super::abuse::{self, Endpoint};
+use super::dto::{Identities, LinkIdentity};
+use super::service::identities_of;
+use super::siwe::SiweMessage;
+use super::wallet::{insert_wallet, prove, spend_nonce};
+use crate::audit::{self, Action, Entry};
+use crate::domain::{Email, Identity, Password};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::extract::{AuthUser, ClientIp};
+use crate::state::AppState;
+use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+async fn identity(conn: &mut PgConnection, user_id: Uuid, id: Uuid) -> AppResult<Identity> {
+    identities_of(conn, user_id)
+        .await?
+        .into_iter()
+        .find(|i| i.id == id)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("linked identity {id} vanished")))
+}
+
+/// Links a new identity after a fresh proof of it. An identity owned by anyone is a 409.
+pub async fn link(
+    state: &AppState,
+    ip: &ClientIp,
+    caller: &AuthUser,
+    input: LinkIdentity,
+) -> AppResult<Identity> {
+    let db = state.db()?;
+    let (identity_id, kind) = match input {
+        LinkIdentity::EmailPassword { email, password } => {
+            abuse::throttle(state, ip, Endpoint::Link, Some(email.trim())).await?;
+            let mut errors: Vec<FieldError> = Vec::new();
+            let email = Email::parse(&email).map_err(|e| errors.push(e)).ok();
+            let password = Password::parse(password).map_err(|e| errors.push(e)).ok();
+            let (Some(email), Some(password)) = (email, password) else {
+                return Err(AppError::Validation(errors));
+            };
+            let credential = state.hasher().hash(&password).await?;
+            let mut tx = db.begin().await?;
+            // One email identity per account: users.email mirrors it.
+            let has_email = sqlx::query_scalar!(
+                r#"SELECT EXISTS (SELECT 1 FROM identities
+                   WHERE user_id = $1 AND type = 'email_password') AS "exists!""#,
+                caller.user_id
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if has_email {
+                return Err(AppError::Conflict(
+                    "this account already has an email identity".into(),
+                ));
+            }
+            let id = sqlx::query_scalar!(
+                "INSERT INTO identities (id, user_id, type, identifier, credential, is_primary_login)
+                 VALUES ($1, $2, 'email_password', $3, $4, false) RETURNING id",
+                Uuid::now_v7(),
+                caller.user_id,
+                email.as_str(),
+                credential,
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query!(
+                "UPDATE users SET email = $2, updated_at = now() WHERE id = $1",
+                caller.user_id,
+                email.as_str()
+            )
+            .execute(&mut *tx)
+            .await?;
+            record(
+                &mut tx,
+                caller,
+                Action::IdentityLinked,
+                id,
+                "email_password",
+            )
+            .await?;
+            tx.commit().await?;
+            (id, "email_password")
+        }
+        LinkIdentity::BlockchainAddress { message, signature } => {
+            let message = SiweMessage::parse(&message)?;
+            let address = message.address().to_checksum(None);
+            abuse::throttle(state, ip, Endpoint::Link, Some(&address)).await?;
+            let proof = prove(state, &message, &signature).await?;
+            let mut tx = db.begin().await?;
+            spend_nonce(state, &mut tx, &proof).await?;
+            let id = insert_wallet(&mut tx, caller.user_id, &proof, false).await?;
+            record(
+                &mut tx,
+                caller,
+                Action::IdentityLinked,
+                id,
+                "blockchain_address",
+            )
+            .await?;
+            tx.commit().await?;
+            (id, "blockchain_address")
+        }
+    };
+    tracing::info!(user_id = %caller.user_id, %identity_id, kind, "identity linked");
+    identity(&mut *db.acquire().await?, caller.user_id, identity_id).await
+}
+
+/// Unlinks one of the caller's identities. The last one cannot go (409): the caller's identity
+/// rows are locked before counting, so concurrent unlinks queue and at least one remains.
+/// Sessions opened through the identity are revoked.
+pub async fn unlink(
+    state: &AppState,
+    caller: &AuthUser,
+    identity_id: Uuid,
+) -> AppResult<Identities> {
+    let mut tx = state.db()?.begin().await?;
+    let owned = sqlx::query!(
+        r#"SELECT id, type AS "kind: crate::domain::IdentityType", is_primary_login
+           FROM identities WHERE user_id = $1 ORDER BY id FOR UPDATE"#,
+        caller.user_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let target = owned
+        .iter()
+        .find(|i| i.id == identity_id)
+        .ok_or(AppError::NotFound)?;
+    if owned.len() <= 1 {
+        return Err(AppError::Conflict(
+            "the last identity of an account cannot be unlinked".into(),
+        ));
+    }
+    let revoked = sqlx::query!(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE identity_id = $1 AND revoked_at IS NULL",
+        identity_id
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query!("DELETE FROM identities WHERE id = $1", identity_id)
+        .execute(&mut *tx)
+        .await?;
+    if target.is_primary_login {
+        sqlx::query!(
+            "UPDATE identities SET is_primary_login = true
+             WHERE id = (SELECT id FROM identities WHERE user_id = $1 ORDER BY created_at, id LIMIT 1)",
+            caller.user_id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    if target.kind == crate::domain::IdentityType::EmailPassword {
+        sqlx::query!(
+            "UPDATE users SET email = NULL, updated_at = now() WHERE id = $1",
+            caller.user_id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    audit::record(
+        &mut tx,
+        Entry {
+            action: Action::IdentityUnlinked,
+            actor_id: Some(caller.user_id),
+            subject_id: Some(caller.user_id),
+            details: json!({ "identity_id": identity_id, "sessions_revoked": revoked }),
+        },
+    )
+    .await?;
+    let identities = identities_of(&mut tx, caller.user_id).await?;
+    tx.commit().await?;
+    Ok(Identities { identities })
+}
+
+async fn record(
+    conn: &mut PgConnection,
+    caller: &AuthUser,
+    action: Action,
+    identity_id: Uuid,
+    kind: &str,
+) -> AppResult<()> {
+    audit::record(
+        conn,
+        Entry {
+            action,
+            actor_id: Some(caller.user_id),
+            subject_id: Some(caller.user_id),
+            details: json!({ "identity_id": identity_id, "type": kind }),
+        },
+    )
+    .await?;
+    Ok(())
+}

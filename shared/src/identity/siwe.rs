@@ -1,0 +1,454 @@
+//! Sign-In with Ethereum (EIP-4361) verification. Every check, once:
+//! - the message parses (the maintained `siwe` crate's parser);
+//! - `domain` is allowed and `uri` is on it; version 1; `chain-id` is allowed;
+//! - issued-at is not in the future (beyond the skew), expiration has not passed, not-before has;
+//! - the signature: EIP-191 over the exact message bytes, 65 bytes, v ∈ {27, 28, 0, 1}, low s
+//!   (EIP-2), recovering the message's address; or, where an RPC is configured for the chain,
+//!   EIP-1271 `isValidSignature` on the address (contract wallets).
+//!
+//! The nonce is checked by the caller, which spends it in the transaction that opens the session.
+
+use crate::chain::ChainRpc;
+use crate::error::{AppError, AppResult};
+use alloy::primitives::{Address, Signature, eip191_hash_message};
+use std::str::FromStr;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Where SIWE messages may come from.
+#[derive(Debug, Clone)]
+pub struct SiwePolicy {
+    /// `SIWE_DOMAINS`: allowed `host[:port]` authorities, lower-case.
+    pub domains: Vec<String>,
+    /// `SIWE_CHAIN_IDS`.
+    pub chain_ids: Vec<u64>,
+    /// `SIWE_CLOCK_SKEW_SECONDS`: tolerance for clocks ahead of ours.
+    pub skew: Duration,
+}
+
+/// A parsed message with the exact text that was signed.
+pub struct SiweMessage {
+    raw: String,
+    parsed: siwe::Message,
+}
+
+/// What a successful verification proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    pub address: Address,
+    pub chain_id: u64,
+    pub nonce: String,
+}
+
+impl Proof {
+    /// The EIP-55 form, as stored and shown.
+    pub fn checksummed(&self) -> String {
+        self.address.to_checksum(None)
+    }
+}
+
+/// One 401 for every way a proof can fail, so a caller cannot tell which check tripped.
+pub const REJECTED: AppError =
+    AppError::Unauthorized("the signed message or its signature is not valid");
+
+/// Largest signature accepted (EIP-1271 signatures may be longer than 65 bytes).
+const MAX_SIGNATURE_BYTES: usize = 4096;
+const MAX_MESSAGE_BYTES: usize = 8192;
+
+fn rejected(reason: &str) -> AppError {
+    tracing::info!(reason, "SIWE proof rejected");
+    REJECTED
+}
+
+impl SiweMessage {
+    /// Parses an EIP-4361 message; anything else is a 400.
+    pub fn parse(raw: &str) -> AppResult<Self> {
+        if raw.len() > MAX_MESSAGE_BYTES {
+            return Err(AppError::invalid("message", "is too long"));
+        }
+        let parsed = siwe::Message::from_str(raw).map_err(|e| {
+            AppError::invalid("message", format!("is not an EIP-4361 message: {e}"))
+        })?;
+        Ok(Self {
+            raw: raw.to_owned(),
+            parsed,
+        })
+    }
+
+    pub fn address(&self) -> Address {
+        Address::from(self.parsed.address)
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.parsed.chain_id
+    }
+
+    pub fn nonce(&self) -> &str {
+        &self.parsed.nonce
+    }
+
+    /// Every claim in the message, against `policy` at time `now`.
+    pub fn check_claims(&self, policy: &SiwePolicy, now: OffsetDateTime) -> AppResult<()> {
+        let m = &self.parsed;
+        let domain = m.domain.as_str().to_ascii_lowercase();
+        if !policy.domains.contains(&domain) {
+            return Err(rejected("domain not allowed"));
+        }
+        let uri_authority = m.uri.authority_str().map(str::to_ascii_lowercase);
+        if uri_authority.as_deref() != Some(domain.as_str()) {
+            return Err(rejected("uri is not on the domain"));
+        }
+        if !matches!(m.version, siwe::Version::V1) {
+            return Err(rejected("version"));
+        }
+        if !policy.chain_ids.contains(&m.chain_id) {
+            return Err(rejected("chain not allowed"));
+        }
+        let skew = time::Duration::try_from(policy.skew).unwrap_or(time::Duration::MINUTE);
+        if *m.issued_at.as_ref() > now + skew {
+            return Err(rejected("issued in the future"));
+        }
+        if m.expiration_time
+            .as_ref()
+            .is_some_and(|t| *t.as_ref() <= now)
+        {
+            return Err(rejected("expired"));
+        }
+        if m.not_before
+            .as_ref()
+            .is_some_and(|t| *t.as_ref() > now + skew)
+        {
+            return Err(rejected("not yet valid"));
+        }
+        Ok(())
+    }
+
+    /// Checks the signature: ECDSA recovery first, then EIP-1271 where the chain has an RPC.
+    pub async fn check_signature(&self, signature_hex: &str, rpc: &dyn ChainRpc) -> AppResult<()> {
+        let bytes = decode_signature(signature_hex)?;
+        if recovers_to(&self.raw, &bytes, self.address()) {
+            return Ok(());
+        }
+        if rpc.supports(self.chain_id()) {
+            let hash = eip191_hash_message(self.raw.as_bytes());
+            if rpc
+                .is_valid_signature(self.chain_id(), self.address(), hash, &bytes)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(rejected("signature"))
+    }
+
+    /// Claims and signature: everything but the nonce.
+    pub async fn verify(
+        &self,
+        signature_hex: &str,
+        policy: &SiwePolicy,
+        rpc: &dyn ChainRpc,
+        now: OffsetDateTime,
+    ) -> AppResult<Proof> {
+        self.check_claims(policy, now)?;
+        self.check_signature(signature_hex, rpc).await?;
+        Ok(Proof {
+            address: self.address(),
+            chain_id: self.chain_id(),
+            nonce: self.nonce().to_owned(),
+        })
+    }
+}
+
+/// `0x`-prefixed (or bare) hex, at most 4 KiB. Malformed hex is a 400.
+fn decode_signature(signature_hex: &str) -> AppResult<Vec<u8>> {
+    let hex_digits = signature_hex.strip_prefix("0x").unwrap_or(signature_hex);
+    if hex_digits.is_empty() || hex_digits.len() > MAX_SIGNATURE_BYTES * 2 {
+        return Err(AppError::invalid(
+            "signature",
+            "must be 1 to 4096 bytes of hex",
+        ));
+    }
+    alloy::primitives::hex::decode(hex_digits)
+        .map_err(|_| AppError::invalid("signature", "is not hex"))
+}
+
+/// Strict EOA check: exactly 65 bytes, v ∈ {27, 28, 0, 1}, low s, recovers `expected`.
+fn recovers_to(message: &str, bytes: &[u8], expected: Address) -> bool {
+    let Ok(raw) = <[u8; 65]>::try_from(bytes) else {
+        return false;
+    };
+    if !matches!(raw[64], 0 | 1 | 27 | 28) {
+        return false;
+    }
+    let Ok(signature) = Signature::from_raw_array(&raw) else {
+        return false;
+    };
+    if signature.normalize_s().is_some() {
+        return false; // high s: the malleable twin of a valid signature (EIP-2)
+    }
+    signature
+        .recover_address_from_msg(message.as_bytes())
+        .is_ok_and(|recovered| recovered == expected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TestResult;
+    use alloy::primitives::{B256, U256};
+    use alloy::signers::SignerSync;
+    use alloy::signers::local::PrivateKeySigner;
+    use async_trait::async_trait;
+
+    /// An RPC that knows no chain: EIP-1271 is never tried.
+    struct NoRpc;
+
+    #[async_trait]
+    impl ChainRpc for NoRpc {
+        fn supports(&self, _: u64) -> bool {
+            false
+        }
+        async fn is_valid_signature(
+            &self,
+            _: u64,
+            _: Address,
+            _: B256,
+            _: &[u8],
+        ) -> AppResult<bool> {
+            Ok(false)
+        }
+    }
+
+    fn policy() -> SiwePolicy {
+        SiwePolicy {
+            domains: vec!["app.example.com".into()],
+            chain_ids: vec![1, 31337],
+            skew: Duration::from_secs(60),
+        }
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    fn rfc3339(t: OffsetDateTime) -> String {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    }
+
+    struct Fields {
+        domain: &'static str,
+        uri: &'static str,
+        chain: u64,
+        issued: OffsetDateTime,
+        expires: Option<OffsetDateTime>,
+        not_before: Option<OffsetDateTime>,
+    }
+
+    impl Default for Fields {
+        fn default() -> Self {
+            Self {
+                domain: "app.example.com",
+                uri: "https://app.example.com/login",
+                chain: 1,
+                issued: now(),
+                expires: Some(now() + time::Duration::minutes(5)),
+                not_before: None,
+            }
+        }
+    }
+
+    fn message(address: Address, f: &Fields) -> String {
+        let mut text = format!(
+            "{} wants you to sign in with your Ethereum account:\n{}\n\nSign in to gantry.\n\nURI: {}\nVersion: 1\nChain ID: {}\nNonce: abcdefgh12345678\nIssued At: {}",
+            f.domain,
+            address.to_checksum(None),
+            f.uri,
+            f.chain,
+            rfc3339(f.issued)
+        );
+        if let Some(t) = f.expires {
+            text.push_str(&format!("\nExpiration Time: {}", rfc3339(t)));
+        }
+        if let Some(t) = f.not_before {
+            text.push_str(&format!("\nNot Before: {}", rfc3339(t)));
+        }
+        text
+    }
+
+    fn sign(signer: &PrivateKeySigner, text: &str) -> Result<Vec<u8>, alloy::signers::Error> {
+        Ok(signer
+            .sign_message_sync(text.as_bytes())?
+            .as_bytes()
+            .to_vec())
+    }
+
+    async fn verify(text: &str, sig: &[u8]) -> AppResult<Proof> {
+        let m = SiweMessage::parse(text)?;
+        let hex = format!("0x{}", alloy::primitives::hex::encode(sig));
+        m.verify(&hex, &policy(), &NoRpc, now()).await
+    }
+
+    #[tokio::test]
+    async fn a_well_formed_signed_message_verifies() -> TestResult {
+        let signer = PrivateKeySigner::random();
+        let text = message(signer.address(), &Fields::default());
+        let proof = verify(&text, &sign(&signer, &text)?).await?;
+        assert_eq!(proof.address, signer.address());
+        assert_eq!(proof.chain_id, 1);
+        assert_eq!(proof.nonce, "abcdefgh12345678");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn every_claim_is_checked() -> TestResult {
+        let signer = PrivateKeySigner::random();
+        let cases = [
+            (
+                "wrong domain",
+                Fields {
+                    domain: "evil.example.com",
+                    uri: "https://evil.example.com/",
+                    ..Fields::default()
+                },
+            ),
+            (
+                "uri off the domain",
+                Fields {
+                    uri: "https://evil.example.com/login",
+                    ..Fields::default()
+                },
+            ),
+            (
+                "wrong chain",
+                Fields {
+                    chain: 5,
+                    ..Fields::default()
+                },
+            ),
+            (
+                "expired",
+                Fields {
+                    expires: Some(now() - time::Duration::seconds(1)),
+                    ..Fields::default()
+                },
+            ),
+            (
+                "not yet valid",
+                Fields {
+                    not_before: Some(now() + time::Duration::minutes(10)),
+                    ..Fields::default()
+                },
+            ),
+            (
+                "issued in the future",
+                Fields {
+                    issued: now() + time::Duration::minutes(10),
+                    ..Fields::default()
+                },
+            ),
+        ];
+        for (name, fields) in cases {
+            let text = message(signer.address(), &fields);
+            let outcome = verify(&text, &sign(&signer, &text)?).await;
+            assert!(
+                matches!(outcome, Err(AppError::Unauthorized(_))),
+                "{name}: {outcome:?}"
+            );
+        }
+        // Within the skew is fine.
+        let ok = Fields {
+            issued: now() + time::Duration::seconds(30),
+            ..Fields::default()
+        };
+        let text = message(signer.address(), &ok);
+        verify(&text, &sign(&signer, &text)?).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_signature_by_another_key_is_rejected() -> TestResult {
+        let (owner, other) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+        let text = message(owner.address(), &Fields::default());
+        assert!(verify(&text, &sign(&other, &text)?).await.is_err());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_high_s_twin_is_rejected() -> TestResult {
+        let signer = PrivateKeySigner::random();
+        let text = message(signer.address(), &Fields::default());
+        let sig = signer.sign_message_sync(text.as_bytes())?;
+        // (r, n - s, !parity) recovers the same key: valid ECDSA, refused by EIP-2.
+        let n = U256::from_str_radix(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+            16,
+        )?;
+        let twin = Signature::new(sig.r(), n - sig.s(), !sig.v());
+        assert_eq!(
+            twin.recover_address_from_msg(text.as_bytes())?,
+            signer.address()
+        );
+        assert!(verify(&text, &twin.as_bytes()).await.is_err());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn v_may_be_27_28_0_or_1_and_nothing_else() -> TestResult {
+        let signer = PrivateKeySigner::random();
+        let text = message(signer.address(), &Fields::default());
+        let mut sig = sign(&signer, &text)?;
+        let parity = sig[64] - 27;
+        for (v, ok) in [
+            (27 + parity, true),
+            (parity, true),
+            (37 + parity, false),
+            (2, false),
+        ] {
+            sig[64] = v;
+            assert_eq!(verify(&text, &sig).await.is_ok(), ok, "v = {v}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn truncated_and_malformed_signatures_are_rejected() -> TestResult {
+        let signer = PrivateKeySigner::random();
+        let text = message(signer.address(), &Fields::default());
+        let sig = sign(&signer, &text)?;
+        assert!(matches!(
+            verify(&text, &sig[..64]).await,
+            Err(AppError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            verify(&text, &[]).await,
+            Err(AppError::Validation(_))
+        ));
+        let m = SiweMessage::parse(&text)?;
+        let bad = m.verify("0xnothex", &policy(), &NoRpc, now()).await;
+        assert!(matches!(bad, Err(AppError::Validation(_))));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_message_naming_another_address_is_rejected() -> TestResult {
+        let (signer, victim) = (PrivateKeySigner::random(), PrivateKeySigner::random());
+        let text = message(victim.address(), &Fields::default());
+        assert!(verify(&text, &sign(&signer, &text)?).await.is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn non_siwe_text_is_a_400() {
+        for text in [
+            "",
+            "hello",
+            "example.com wants you to sign in with your Ethereum account:\n0xnot",
+        ] {
+            assert!(
+                matches!(SiweMessage::parse(text), Err(AppError::Validation(_))),
+                "{text:?}"
+            );
+        }
+    }
+}
