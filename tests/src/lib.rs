@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod lambda;
+pub mod wallet;
 
 use axum::Router;
 use axum::body::Body;
@@ -154,6 +155,27 @@ impl TestApp {
             .await;
         assert_eq!(login.status, StatusCode::OK, "{}", login.body);
         (id, login.body["access_token"].as_str().unwrap().to_owned())
+    }
+
+    /// A fresh SIWE nonce from `POST /auth/nonce`.
+    pub async fn nonce(&self) -> String {
+        let res = self.post("/auth/nonce").json(&json!({})).send().await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        res.str("nonce")
+    }
+
+    /// `{"message","signature"}` for `wallet`, over a fresh nonce.
+    pub async fn siwe(&self, wallet: &wallet::Wallet) -> Value {
+        let message = wallet.message(&self.nonce().await);
+        json!({"message": message, "signature": wallet.sign(&message)})
+    }
+
+    /// Registers `wallet`; returns the 201 body.
+    pub async fn register_wallet(&self, wallet: &wallet::Wallet) -> Value {
+        let body = self.siwe(wallet).await;
+        let res = self.post("/register-blockchain").json(&body).send().await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        res.body
     }
 
     pub async fn audit_count(&self, action: &str) -> i64 {

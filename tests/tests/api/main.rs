@@ -2,8 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod contract;
 mod deploy;
 mod identity;
+mod links;
 mod tokens;
 mod users;
+mod wallet;

@@ -1,0 +1,155 @@
+use axum::http::StatusCode;
+use gantry_tests::wallet::Wallet;
+use gantry_tests::{PASSWORD, TestApp};
+use serde_json::json;
+use sqlx::PgPool;
+use std::time::Duration;
+
+fn login_body(email: &str, password: &str) -> serde_json::Value {
+    json!({"email": email, "password": password})
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn the_per_ip_limit_answers_429_with_retry_after(pool: PgPool) {
+    let app = TestApp::with(pool, |s| s.abuse.per_ip = 3);
+    for i in 0..3 {
+        let res = app
+            .post("/login-email-password")
+            .header("x-forwarded-for", "203.0.113.9, 198.51.100.7")
+            .json(&login_body(&format!("u{i}@example.com"), "wrong password"))
+            .send()
+            .await;
+        res.problem(401);
+    }
+    let limited = app
+        .post("/login-email-password")
+        .header("x-forwarded-for", "203.0.113.9, 198.51.100.7")
+        .json(&login_body("u9@example.com", "wrong password"))
+        .send()
+        .await;
+    limited.problem(429);
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    // Another client is unaffected (the last hop is the address that counts).
+    let other = app
+        .post("/login-email-password")
+        .header("x-forwarded-for", "198.51.100.8")
+        .json(&login_body("u9@example.com", "wrong password"))
+        .send()
+        .await;
+    other.problem(401);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn the_per_identifier_limit_holds_across_addresses(pool: PgPool) {
+    let app = TestApp::with(pool, |s| s.abuse.per_identifier = 2);
+    for ip in ["198.51.100.1", "198.51.100.2"] {
+        app.post("/auth/nonce")
+            .header("x-forwarded-for", ip)
+            .json(&json!({"address": "0x0000000000000000000000000000000000000001"}))
+            .send()
+            .await;
+    }
+    app.post("/auth/nonce")
+        .header("x-forwarded-for", "198.51.100.3")
+        .json(&json!({"address": "0x0000000000000000000000000000000000000001"}))
+        .send()
+        .await
+        .problem(429);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn repeated_failures_lock_an_identifier_until_the_window_passes(pool: PgPool) {
+    let app = TestApp::with(pool, |s| {
+        s.abuse.lockout.threshold = 3;
+        s.abuse.lockout.base = Duration::from_secs(60);
+    });
+    app.register("ada@example.com").await;
+    for _ in 0..3 {
+        app.post("/login-email-password")
+            .json(&login_body("ada@example.com", "wrong password"))
+            .send()
+            .await
+            .problem(401);
+    }
+    // Now even the right password waits.
+    let locked = app
+        .post("/login-email-password")
+        .json(&login_body("ada@example.com", PASSWORD))
+        .send()
+        .await;
+    locked.problem(429);
+    let retry: u64 = locked.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((55..=60).contains(&retry), "{retry}");
+    assert_eq!(app.audit_count("login.locked_out").await, 1);
+    // Unknown emails lock the same way: nothing to learn from a lock.
+    for _ in 0..3 {
+        app.post("/login-email-password")
+            .json(&login_body("nobody@example.com", "wrong password"))
+            .send()
+            .await;
+    }
+    app.post("/login-email-password")
+        .json(&login_body("nobody@example.com", "x"))
+        .send()
+        .await
+        .problem(429);
+    // Once the window has passed, the owner gets in, and the count starts again.
+    sqlx::query("UPDATE login_lockouts SET locked_until = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let ok = app
+        .post("/login-email-password")
+        .json(&login_body("ada@example.com", PASSWORD))
+        .send()
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let failures: Option<i32> = sqlx::query_scalar(
+        "SELECT failures FROM login_lockouts WHERE identifier = 'ada@example.com'",
+    )
+    .fetch_optional(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(failures, None);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn failed_wallet_proofs_count_towards_the_address_lockout(pool: PgPool) {
+    let app = TestApp::with(pool, |s| s.abuse.lockout.threshold = 2);
+    let (wallet, thief) = (Wallet::random(), Wallet::random());
+    app.register_wallet(&wallet).await;
+    for _ in 0..2 {
+        let message = wallet.message(&app.nonce().await);
+        app.post("/login-blockchain")
+            .json(&json!({"message": message, "signature": thief.sign(&message)}))
+            .send()
+            .await
+            .problem(401);
+    }
+    app.post("/login-blockchain")
+        .json(&app.siwe(&wallet).await)
+        .send()
+        .await
+        .problem(429);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_zero_limit_turns_the_per_ip_limit_off(pool: PgPool) {
+    let app = TestApp::with(pool, |s| {
+        s.abuse.per_ip = 0;
+        s.abuse.per_identifier = 0;
+    });
+    for _ in 0..20 {
+        let res = app.post("/auth/nonce").json(&json!({})).send().await;
+        assert_eq!(res.status, StatusCode::CREATED);
+    }
+}

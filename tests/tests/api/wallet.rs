@@ -1,0 +1,274 @@
+use axum::http::StatusCode;
+use gantry_tests::wallet::{Siwe, Wallet};
+use gantry_tests::{SIWE_CHAIN, TestApp};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+async fn login(app: &TestApp, body: &Value) -> gantry_tests::TestResponse {
+    app.post("/login-blockchain").json(body).send().await
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn nonces_are_long_alphanumeric_and_short_lived(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let res = app.post("/auth/nonce").json(&json!({})).send().await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    let nonce = res.str("nonce");
+    assert!(
+        nonce.len() >= 17 && nonce.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{nonce}"
+    );
+    let expires = time::OffsetDateTime::parse(
+        &res.str("expires_at"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let left = expires - time::OffsetDateTime::now_utc();
+    assert!(left <= time::Duration::minutes(10) && left > time::Duration::minutes(9));
+    assert_ne!(app.nonce().await, nonce);
+    // An address in any case is accepted; garbage is a 400.
+    let lower = Wallet::random().address().to_lowercase();
+    let res = app
+        .post("/auth/nonce")
+        .json(&json!({"address": lower}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    app.post("/auth/nonce")
+        .json(&json!({"address": "0x123"}))
+        .send()
+        .await
+        .problem(400);
+    app.post("/auth/nonce")
+        .json(&json!({"other": 1}))
+        .send()
+        .await
+        .problem(400);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_wallet_registers_and_shows_as_an_eip55_identity_with_a_did(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let wallet = Wallet::random();
+    let body = app.register_wallet(&wallet).await;
+    assert_eq!(body["user"]["email"], Value::Null);
+    assert_eq!(body["user"]["role"], "CLIENT");
+    assert_eq!(body["user"]["name"], wallet.address());
+    let claims = app
+        .state
+        .verifier()
+        .verify(body["access_token"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(claims.amr, vec![gantry::auth::Amr::Siwe]);
+    let profile = app
+        .get("/profile")
+        .bearer(body["access_token"].as_str().unwrap())
+        .send()
+        .await;
+    let identity = &profile.body["identities"][0];
+    assert_eq!(identity["type"], "blockchain_address");
+    assert_eq!(identity["identifier"], wallet.address());
+    assert_eq!(
+        identity["did"],
+        format!("did:pkh:eip155:{SIWE_CHAIN}:{}", wallet.address())
+    );
+    assert_eq!(
+        identity["id"].as_str(),
+        Some(claims.idp.to_string().as_str())
+    );
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_registered_wallet_logs_in_with_a_fresh_nonce(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let wallet = Wallet::random();
+    let registered = app.register_wallet(&wallet).await;
+    let res = login(&app, &app.siwe(&wallet).await).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let claims = app
+        .state
+        .verifier()
+        .verify(&res.str("access_token"))
+        .unwrap();
+    assert_eq!(
+        claims.sub.to_string(),
+        registered["user"]["id"].as_str().unwrap()
+    );
+    assert_eq!(app.audit_count("login.succeeded").await, 1);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_reused_nonce_is_rejected(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let wallet = Wallet::random();
+    let body = app.siwe(&wallet).await;
+    let first = app.post("/register-blockchain").json(&body).send().await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    login(&app, &body).await.problem(401);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn unknown_expired_and_foreign_bound_nonces_are_rejected(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let wallet = Wallet::random();
+    app.register_wallet(&wallet).await;
+    // Never issued.
+    let message = wallet.message("neverIssuedNonce12345678");
+    login(
+        &app,
+        &json!({"message": message, "signature": wallet.sign(&message)}),
+    )
+    .await
+    .problem(401);
+    // Issued, then expired.
+    let nonce = app.nonce().await;
+    sqlx::query("UPDATE auth_nonces SET expires_at = now() - interval '1 second' WHERE nonce = $1")
+        .bind(&nonce)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let message = wallet.message(&nonce);
+    login(
+        &app,
+        &json!({"message": message, "signature": wallet.sign(&message)}),
+    )
+    .await
+    .problem(401);
+    // Bound to another address.
+    let other = Wallet::random();
+    let res = app
+        .post("/auth/nonce")
+        .json(&json!({"address": other.address()}))
+        .send()
+        .await;
+    let message = wallet.message(&res.str("nonce"));
+    login(
+        &app,
+        &json!({"message": message, "signature": wallet.sign(&message)}),
+    )
+    .await
+    .problem(401);
+    // Bound to this address: fine.
+    let res = app
+        .post("/auth/nonce")
+        .json(&json!({"address": wallet.address().to_lowercase()}))
+        .send()
+        .await;
+    let message = wallet.message(&res.str("nonce"));
+    let ok = login(
+        &app,
+        &json!({"message": message, "signature": wallet.sign(&message)}),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn fifty_concurrent_submissions_of_one_signed_message_open_one_session(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let wallet = Wallet::random();
+    app.register_wallet(&wallet).await;
+    let body = app.siwe(&wallet).await;
+    let results = futures::future::join_all((0..50).map(|_| login(&app, &body))).await;
+    let ok = results
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert_eq!(ok, 1);
+    for r in results.iter().filter(|r| r.status != StatusCode::OK) {
+        r.problem(401);
+    }
+    let sessions: i64 = sqlx::query_scalar("SELECT count(DISTINCT family_id) FROM refresh_tokens")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions, 2,
+        "the registration's session and exactly one login"
+    );
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_wallet_registers_once(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let wallet = Wallet::random();
+    app.register_wallet(&wallet).await;
+    let again = app
+        .post("/register-blockchain")
+        .json(&app.siwe(&wallet).await)
+        .send()
+        .await;
+    again.problem(409);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn every_proof_failure_gets_the_same_401(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (wallet, stranger) = (Wallet::random(), Wallet::random());
+    app.register_wallet(&wallet).await;
+    let unknown_account = login(&app, &app.siwe(&stranger).await).await;
+    let message = wallet.message(&app.nonce().await);
+    let bad_signature = login(
+        &app,
+        &json!({"message": message, "signature": stranger.sign(&message)}),
+    )
+    .await;
+    let nonce = app.nonce().await;
+    let wrong_domain = wallet.message_with(&Siwe {
+        domain: "evil.example.com",
+        uri: "https://evil.example.com/".into(),
+        ..Siwe::new(&nonce)
+    });
+    let wrong_domain = login(
+        &app,
+        &json!({"message": wrong_domain, "signature": wallet.sign(&wrong_domain)}),
+    )
+    .await;
+    let wrong_chain = wallet.message_with(&Siwe {
+        chain_id: 5,
+        ..Siwe::new(&nonce)
+    });
+    let wrong_chain = login(
+        &app,
+        &json!({"message": wrong_chain, "signature": wallet.sign(&wrong_chain)}),
+    )
+    .await;
+    let past = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let expired = wallet.message_with(&Siwe {
+        expiration: Some(past),
+        ..Siwe::new(&nonce)
+    });
+    let expired = login(
+        &app,
+        &json!({"message": expired, "signature": wallet.sign(&expired)}),
+    )
+    .await;
+    for res in [
+        &unknown_account,
+        &bad_signature,
+        &wrong_domain,
+        &wrong_chain,
+        &expired,
+    ] {
+        res.problem(401);
+        assert_eq!(res.raw, unknown_account.raw);
+    }
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn malformed_messages_are_400s(pool: PgPool) {
+    let app = TestApp::new(pool);
+    for body in [
+        json!({"message": "hello", "signature": "0x00"}),
+        json!({"message": "", "signature": ""}),
+        json!({"message": "x"}),
+        json!({"message": "x", "signature": "0x00", "extra": true}),
+    ] {
+        login(&app, &body).await.problem(400);
+        app.post("/register-blockchain")
+            .json(&body)
+            .send()
+            .await
+            .problem(400);
+    }
+}
