@@ -106,3 +106,23 @@ database_named() { # name
   fi
   echo "$url"
 }
+
+# npm tools the tests use, pinned, installed once into a cache shared between clones:
+# anvil (a real Ethereum node), solc (contract compiler), ethers (the independent SIWE signer).
+export GANTRY_NPM=${GANTRY_NPM:-$HOME/.cache/gantry/npm}
+NPM_TOOLS=(@foundry-rs/anvil-linux-amd64@1.7.1 solc@0.8.37 ethers@6.17.0)
+ensure_npm_tools() {
+  local marker="$GANTRY_NPM/.installed-$(printf '%s\n' "${NPM_TOOLS[@]}" | md5sum | cut -c1-12)"
+  if [ ! -f "$marker" ]; then
+    if ! command -v npm >/dev/null; then
+      log "installing Node.js and npm (Debian packages nodejs, npm)"
+      apt_install nodejs npm || return 1
+    fi
+    log "installing ${NPM_TOOLS[*]} into $GANTRY_NPM"
+    mkdir -p "$GANTRY_NPM"
+    (cd "$GANTRY_NPM" && npm install --no-audit --no-fund --silent "${NPM_TOOLS[@]}" >&2) || return 1
+    touch "$marker"
+  fi
+  export ANVIL_BIN="$GANTRY_NPM/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+  [ -x "$ANVIL_BIN" ]
+}

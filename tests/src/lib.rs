@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod anvil;
 pub mod lambda;
 pub mod wallet;
 

@@ -57,10 +57,15 @@ impl Wallet {
     }
 
     pub fn message_with(&self, f: &Siwe<'_>) -> String {
+        self.message_as(&self.address(), f)
+    }
+
+    /// A message naming `address` (say, a contract wallet this key owns).
+    pub fn message_as(&self, address: &str, f: &Siwe<'_>) -> String {
         let mut text = format!(
             "{} wants you to sign in with your Ethereum account:\n{}\n\nSign in to gantry.\n\nURI: {}\nVersion: 1\nChain ID: {}\nNonce: {}\nIssued At: {}",
             f.domain,
-            self.address(),
+            address,
             f.uri,
             f.chain_id,
             f.nonce,

@@ -123,25 +123,43 @@ impl SiweMessage {
         Ok(())
     }
 
-    /// Checks the signature: ECDSA recovery first, then EIP-1271 where the chain has an RPC.
-    pub async fn check_signature(&self, signature_hex: &str, rpc: &dyn ChainRpc) -> AppResult<()> {
-        let bytes = decode_signature(signature_hex)?;
-        if recovers_to(&self.raw, &bytes, self.address()) {
-            return Ok(());
+    fn proof(&self) -> Proof {
+        Proof {
+            address: self.address(),
+            chain_id: self.chain_id(),
+            nonce: self.nonce().to_owned(),
         }
-        if rpc.supports(self.chain_id()) {
-            let hash = eip191_hash_message(self.raw.as_bytes());
-            if rpc
-                .is_valid_signature(self.chain_id(), self.address(), hash, &bytes)
-                .await?
-            {
-                return Ok(());
-            }
-        }
-        Err(rejected("signature"))
     }
 
-    /// Claims and signature: everything but the nonce.
+    /// Claims, then the signature bytes and whether they recover the message's address.
+    fn claims_and_ecdsa(
+        &self,
+        signature_hex: &str,
+        policy: &SiwePolicy,
+        now: OffsetDateTime,
+    ) -> AppResult<(Vec<u8>, bool)> {
+        self.check_claims(policy, now)?;
+        let bytes = decode_signature(signature_hex)?;
+        let recovered = recovers_to(&self.raw, &bytes, self.address());
+        Ok((bytes, recovered))
+    }
+
+    /// Claims and an externally-owned account's signature: everything but the nonce, without
+    /// the network.
+    pub fn verify_eoa(
+        &self,
+        signature_hex: &str,
+        policy: &SiwePolicy,
+        now: OffsetDateTime,
+    ) -> AppResult<Proof> {
+        match self.claims_and_ecdsa(signature_hex, policy, now)? {
+            (_, true) => Ok(self.proof()),
+            (_, false) => Err(rejected("signature")),
+        }
+    }
+
+    /// Claims and signature: everything but the nonce. A signature that does not recover the
+    /// address is put to the address as a contract wallet (EIP-1271) where the chain has an RPC.
     pub async fn verify(
         &self,
         signature_hex: &str,
@@ -149,13 +167,20 @@ impl SiweMessage {
         rpc: &dyn ChainRpc,
         now: OffsetDateTime,
     ) -> AppResult<Proof> {
-        self.check_claims(policy, now)?;
-        self.check_signature(signature_hex, rpc).await?;
-        Ok(Proof {
-            address: self.address(),
-            chain_id: self.chain_id(),
-            nonce: self.nonce().to_owned(),
-        })
+        let (bytes, recovered) = self.claims_and_ecdsa(signature_hex, policy, now)?;
+        if recovered {
+            return Ok(self.proof());
+        }
+        if rpc.supports(self.chain_id()) {
+            let hash = eip191_hash_message(self.raw.as_bytes());
+            if rpc
+                .is_valid_signature(self.chain_id(), self.address(), hash, &bytes)
+                .await?
+            {
+                return Ok(self.proof());
+            }
+        }
+        Err(rejected("signature"))
     }
 }
 

@@ -5,6 +5,8 @@
 mod abuse;
 mod contract;
 mod deploy;
+mod eip1271;
+mod fixtures;
 mod identity;
 mod links;
 mod tokens;
