@@ -179,6 +179,17 @@ impl TestApp {
         res.body
     }
 
+    /// Links `wallet` to the account behind `token`, with a fresh proof.
+    pub async fn link_wallet(&self, token: &str, wallet: &wallet::Wallet) -> TestResponse {
+        let mut body = self.siwe(wallet).await;
+        body["type"] = "blockchain_address".into();
+        self.post("/link-identity")
+            .bearer(token)
+            .json(&body)
+            .send()
+            .await
+    }
+
     pub async fn audit_count(&self, action: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1")
             .bind(action)

@@ -87,7 +87,7 @@ pub async fn register_email(
 ) -> AppResult<Registered> {
     abuse::throttle(state, ip, Endpoint::Register, Some(input.email.trim())).await?;
     let account = NewAccount::parse(&input.email, input.password, input.name.as_deref())?;
-    let signer = state.signer()?;
+    state.signer()?; // 503 before any work when this function cannot issue tokens
     let db = state.db()?;
     let credential = state.hasher().hash(&account.password).await?;
     let mut tx = db.begin().await?;
@@ -98,17 +98,7 @@ pub async fn register_email(
         identity_id,
         amr: Amr::Pwd,
     };
-    let tokens = session::start(&mut tx, signer, state.refresh_ttl(), subject).await?;
-    audit::record(
-        &mut tx,
-        Entry {
-            action: Action::Registered,
-            actor_id: Some(user.id),
-            subject_id: Some(user.id),
-            details: json!({ "method": "email_password", "identity_id": identity_id }),
-        },
-    )
-    .await?;
+    let tokens = session::sign_in(&mut tx, state, subject, Action::Registered, json!({})).await?;
     tx.commit().await?;
     Ok(Registered { user, tokens })
 }
@@ -124,7 +114,7 @@ pub async fn login_email(
     let email = Email::parse(&input.email).map_err(|e| AppError::Validation(vec![e]))?;
     abuse::throttle(state, ip, Endpoint::Login, Some(email.as_str())).await?;
     abuse::ensure_unlocked(state, email.as_str()).await?;
-    let signer = state.signer()?;
+    state.signer()?; // 503 before any work when this function cannot issue tokens
     let db = state.db()?;
     let found = sqlx::query!(
         r#"SELECT i.id, i.user_id, i.credential, u.role AS "role: Role"
@@ -146,17 +136,9 @@ pub async fn login_email(
                 identity_id: row.id,
                 amr: Amr::Pwd,
             };
-            let tokens = session::start(&mut tx, signer, state.refresh_ttl(), subject).await?;
-            audit::record(
-                &mut tx,
-                Entry {
-                    action: Action::LoginSucceeded,
-                    actor_id: Some(row.user_id),
-                    subject_id: Some(row.user_id),
-                    details: json!({ "method": "email_password", "identity_id": row.id }),
-                },
-            )
-            .await?;
+            let tokens =
+                session::sign_in(&mut tx, state, subject, Action::LoginSucceeded, json!({}))
+                    .await?;
             Ok(tokens)
         }
         None => {

@@ -24,8 +24,35 @@ struct Link {
     expires_at: OffsetDateTime,
 }
 
+/// Signs `subject` in: opens a session and records how (`action`, the method, the identity and
+/// `extra` details) in the audit log, both inside the caller's transaction.
+pub async fn sign_in(
+    conn: &mut PgConnection,
+    state: &AppState,
+    subject: Subject,
+    action: Action,
+    extra: serde_json::Value,
+) -> AppResult<TokenPair> {
+    let tokens = start(conn, state.signer()?, state.refresh_ttl(), subject).await?;
+    let mut details = json!({ "method": subject.amr.as_str(), "identity_id": subject.identity_id });
+    if let (Some(details), serde_json::Value::Object(extra)) = (details.as_object_mut(), extra) {
+        details.extend(extra);
+    }
+    audit::record(
+        conn,
+        Entry {
+            action,
+            actor_id: Some(subject.user_id),
+            subject_id: Some(subject.user_id),
+            details,
+        },
+    )
+    .await?;
+    Ok(tokens)
+}
+
 /// Starts a new session (a new refresh-token family) inside the caller's transaction.
-pub async fn start(
+async fn start(
     conn: &mut PgConnection,
     signer: &TokenSigner,
     refresh_ttl: Duration,

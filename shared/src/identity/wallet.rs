@@ -134,7 +134,7 @@ pub async fn register(
         Some(raw) => DisplayName::parse(raw).map_err(|e| AppError::Validation(vec![e]))?,
         None => DisplayName::parse(&address).map_err(|e| AppError::Validation(vec![e]))?,
     };
-    let signer = state.signer()?;
+    state.signer()?; // 503 before any work when this function cannot issue tokens
     let proof = prove(state, &message, &input.signature).await?;
     let mut tx = state.db()?.begin().await?;
     spend_nonce(state, &mut tx, &proof).await?;
@@ -155,15 +155,12 @@ pub async fn register(
         identity_id,
         amr: Amr::Siwe,
     };
-    let tokens = session::start(&mut tx, signer, state.refresh_ttl(), subject).await?;
-    audit::record(
+    let tokens = session::sign_in(
         &mut tx,
-        Entry {
-            action: Action::Registered,
-            actor_id: Some(user.id),
-            subject_id: Some(user.id),
-            details: json!({ "method": "siwe", "identity_id": identity_id, "chain_id": proof.chain_id }),
-        },
+        state,
+        subject,
+        Action::Registered,
+        json!({ "chain_id": proof.chain_id }),
     )
     .await?;
     tx.commit().await?;
@@ -179,7 +176,7 @@ pub async fn login(
     let address = message.address().to_checksum(None);
     abuse::throttle(state, ip, Endpoint::Login, Some(&address)).await?;
     abuse::ensure_unlocked(state, &address).await?;
-    let signer = state.signer()?;
+    state.signer()?; // 503 before any work when this function cannot issue tokens
     let proof = prove(state, &message, &input.signature).await?;
     let mut tx = state.db()?.begin().await?;
     spend_nonce(state, &mut tx, &proof).await?;
@@ -212,15 +209,12 @@ pub async fn login(
         identity_id: row.id,
         amr: Amr::Siwe,
     };
-    let tokens = session::start(&mut tx, signer, state.refresh_ttl(), subject).await?;
-    audit::record(
+    let tokens = session::sign_in(
         &mut tx,
-        Entry {
-            action: Action::LoginSucceeded,
-            actor_id: Some(row.user_id),
-            subject_id: Some(row.user_id),
-            details: json!({ "method": "siwe", "identity_id": row.id, "chain_id": proof.chain_id }),
-        },
+        state,
+        subject,
+        Action::LoginSucceeded,
+        json!({ "chain_id": proof.chain_id }),
     )
     .await?;
     tx.commit().await?;

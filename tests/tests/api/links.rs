@@ -20,14 +20,7 @@ async fn an_email_account_links_a_wallet_and_logs_in_with_either(pool: PgPool) {
     let app = TestApp::new(pool);
     let account = app.register("ada@example.com").await;
     let wallet = Wallet::random();
-    let mut body = app.siwe(&wallet).await;
-    body["type"] = "blockchain_address".into();
-    let res = app
-        .post("/link-identity")
-        .bearer(&token(&account))
-        .json(&body)
-        .send()
-        .await;
+    let res = app.link_wallet(&token(&account), &wallet).await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
     assert_eq!(res.body["type"], "blockchain_address");
     assert_eq!(res.body["identifier"], wallet.address());
@@ -96,12 +89,7 @@ async fn linking_an_identity_owned_by_someone_else_conflicts_and_changes_nothing
     app.register("taken@example.com").await;
     let intruder = app.register("intruder@example.com").await;
     let before = identity_count(&app).await;
-    let mut body = app.siwe(&owner_wallet).await;
-    body["type"] = "blockchain_address".into();
-    app.post("/link-identity")
-        .bearer(&token(&intruder))
-        .json(&body)
-        .send()
+    app.link_wallet(&token(&intruder), &owner_wallet)
         .await
         .problem(409);
     let other = app.register_wallet(&Wallet::random()).await;
@@ -169,13 +157,7 @@ async fn another_users_identity_is_not_found(pool: PgPool) {
     let app = TestApp::new(pool);
     let victim = app.register("victim@example.com").await;
     let attacker = app.register("attacker@example.com").await;
-    let mut body = app.siwe(&Wallet::random()).await;
-    body["type"] = "blockchain_address".into();
-    app.post("/link-identity")
-        .bearer(&token(&attacker))
-        .json(&body)
-        .send()
-        .await;
+    app.link_wallet(&token(&attacker), &Wallet::random()).await;
     let victim_profile = app.get("/profile").bearer(&token(&victim)).send().await;
     let victim_identity = victim_profile.body["identities"][0]["id"].clone();
     app.post("/unlink-identity")
@@ -192,14 +174,7 @@ async fn unlinking_revokes_the_sessions_opened_through_that_identity(pool: PgPoo
     let app = TestApp::new(pool);
     let account = app.register("ada@example.com").await;
     let wallet = Wallet::random();
-    let mut body = app.siwe(&wallet).await;
-    body["type"] = "blockchain_address".into();
-    let linked = app
-        .post("/link-identity")
-        .bearer(&token(&account))
-        .json(&body)
-        .send()
-        .await;
+    let linked = app.link_wallet(&token(&account), &wallet).await;
     let wallet_session = app
         .post("/login-blockchain")
         .json(&app.siwe(&wallet).await)
@@ -234,13 +209,7 @@ async fn unlinking_revokes_the_sessions_opened_through_that_identity(pool: PgPoo
 async fn unlinking_the_primary_identity_promotes_another(pool: PgPool) {
     let app = TestApp::new(pool);
     let account = app.register("ada@example.com").await;
-    let mut body = app.siwe(&Wallet::random()).await;
-    body["type"] = "blockchain_address".into();
-    app.post("/link-identity")
-        .bearer(&token(&account))
-        .json(&body)
-        .send()
-        .await;
+    app.link_wallet(&token(&account), &Wallet::random()).await;
     let profile = app.get("/profile").bearer(&token(&account)).send().await;
     let email_id = profile.body["identities"][0]["id"].clone();
     let res = app
@@ -259,13 +228,7 @@ async fn concurrent_unlinks_of_the_last_two_identities_leave_one(pool: PgPool) {
     let app = TestApp::new(pool);
     for round in 0..5 {
         let account = app.register(&format!("ada{round}@example.com")).await;
-        let mut body = app.siwe(&Wallet::random()).await;
-        body["type"] = "blockchain_address".into();
-        app.post("/link-identity")
-            .bearer(&token(&account))
-            .json(&body)
-            .send()
-            .await;
+        app.link_wallet(&token(&account), &Wallet::random()).await;
         let profile = app.get("/profile").bearer(&token(&account)).send().await;
         let ids: Vec<Value> = profile.body["identities"]
             .as_array()
