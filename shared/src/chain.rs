@@ -3,13 +3,14 @@
 
 use crate::error::{AppError, AppResult};
 use alloy::primitives::{Address, B256, Bytes, FixedBytes};
-use alloy::providers::{Provider, ProviderBuilder};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol;
 use alloy::sol_types::SolCall;
 use alloy::transports::http::reqwest::Url;
 use async_trait::async_trait;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 sol! {
     /// EIP-1271: standard signature validation for contracts.
@@ -37,21 +38,32 @@ pub trait ChainRpc: Send + Sync {
     ) -> AppResult<bool>;
 }
 
-/// JSON-RPC over HTTP(S) with alloy.
+/// JSON-RPC over HTTP(S) with alloy. One provider per chain, built on first use (not at cold
+/// start: most functions never call a chain) and reused, so its connection pool is too.
 pub struct AlloyRpc {
-    urls: HashMap<u64, Url>,
+    providers: HashMap<u64, (Url, OnceLock<DynProvider>)>,
 }
 
 impl AlloyRpc {
     pub fn new(urls: HashMap<u64, Url>) -> Self {
-        Self { urls }
+        Self {
+            providers: urls
+                .into_iter()
+                .map(|(chain, url)| (chain, (url, OnceLock::new())))
+                .collect(),
+        }
+    }
+
+    fn provider(&self, chain_id: u64) -> Option<&DynProvider> {
+        let (url, cell) = self.providers.get(&chain_id)?;
+        Some(cell.get_or_init(|| ProviderBuilder::new().connect_http(url.clone()).erased()))
     }
 }
 
 #[async_trait]
 impl ChainRpc for AlloyRpc {
     fn supports(&self, chain_id: u64) -> bool {
-        self.urls.contains_key(&chain_id)
+        self.providers.contains_key(&chain_id)
     }
 
     async fn is_valid_signature(
@@ -61,10 +73,9 @@ impl ChainRpc for AlloyRpc {
         hash: B256,
         signature: &[u8],
     ) -> AppResult<bool> {
-        let Some(url) = self.urls.get(&chain_id) else {
+        let Some(provider) = self.provider(chain_id) else {
             return Ok(false);
         };
-        let provider = ProviderBuilder::new().connect_http(url.clone());
         let call = IERC1271::isValidSignatureCall {
             hash,
             signature: Bytes::copy_from_slice(signature),
