@@ -38,6 +38,20 @@ pub trait ChainRpc: Send + Sync {
     ) -> AppResult<bool>;
 }
 
+/// No chain at all: EIP-1271 is never tried.
+pub struct NoChain;
+
+#[async_trait]
+impl ChainRpc for NoChain {
+    fn supports(&self, _: u64) -> bool {
+        false
+    }
+
+    async fn is_valid_signature(&self, _: u64, _: Address, _: B256, _: &[u8]) -> AppResult<bool> {
+        Ok(false)
+    }
+}
+
 /// JSON-RPC over HTTP(S) with alloy. One provider per chain, built on first use (not at cold
 /// start: most functions never call a chain) and reused, so its connection pool is too.
 pub struct AlloyRpc {

@@ -10,6 +10,7 @@ use axum::routing::{get, post, put};
 
 /// `POST /register-email-password`, `POST /register-blockchain`.
 pub fn register(state: AppState) -> Router {
+    state.install_chain_rpc();
     Router::new()
         .route(
             "/register-email-password",
@@ -28,6 +29,7 @@ pub fn auth_nonce(state: AppState) -> Router {
 
 /// `POST /login-blockchain`.
 pub fn login_blockchain(state: AppState) -> Router {
+    state.install_chain_rpc();
     Router::new()
         .route("/login-blockchain", post(identity::login_blockchain))
         .with_state(state)
@@ -35,6 +37,7 @@ pub fn login_blockchain(state: AppState) -> Router {
 
 /// `POST /link-identity`.
 pub fn link_identity(state: AppState) -> Router {
+    state.install_chain_rpc();
     Router::new()
         .route("/link-identity", post(identity::link_identity))
         .with_state(state)

@@ -3,7 +3,7 @@
 
 use crate::auth::keys::{Jwks, KeyError, SigningKey, parse_public_keys};
 use crate::auth::{PasswordHasher, TokenSigner, TokenVerifier};
-use crate::chain::{AlloyRpc, ChainRpc};
+use crate::chain::{AlloyRpc, ChainRpc, NoChain};
 use crate::config::{AbusePolicy, Config, ConfigError};
 use crate::db;
 use crate::error::{AppError, AppResult};
@@ -12,7 +12,7 @@ use crate::store::{IdempotencyStore, Lockouts, NonceStore, PgEphemeral, RateLimi
 use alloy::transports::http::reqwest::Url;
 use sqlx::PgPool;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 #[derive(Clone)]
@@ -34,7 +34,9 @@ struct Inner {
     signer: Option<TokenSigner>,
     verifier: TokenVerifier,
     hasher: PasswordHasher,
-    chain: Arc<dyn ChainRpc>,
+    /// Installed by the routers that verify wallet proofs ([`AppState::install_chain_rpc`]), so
+    /// other functions do not link the RPC client at all.
+    chain: OnceLock<Arc<dyn ChainRpc>>,
     settings: Settings,
 }
 
@@ -142,7 +144,6 @@ impl AppState {
                 idempotency: pg,
             }
         });
-        let chain: Arc<dyn ChainRpc> = Arc::new(AlloyRpc::new(settings.chain_rpc_urls.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -150,7 +151,7 @@ impl AppState {
                 signer,
                 verifier,
                 hasher: PasswordHasher::owasp(),
-                chain,
+                chain: OnceLock::new(),
                 settings,
             }),
         })
@@ -184,8 +185,20 @@ impl AppState {
         Ok(self.ephemeral()?.idempotency.as_ref())
     }
 
+    /// Gives this state the chain RPC client (`CHAIN_RPC_URLS`), once. Called by the routers
+    /// whose rules may check EIP-1271 signatures.
+    pub fn install_chain_rpc(&self) {
+        self.inner
+            .chain
+            .get_or_init(|| Arc::new(AlloyRpc::new(self.inner.settings.chain_rpc_urls.clone())));
+    }
+
+    /// The chain RPC client; one that knows no chain when none was installed.
     pub fn chain(&self) -> &dyn ChainRpc {
-        self.inner.chain.as_ref()
+        self.inner
+            .chain
+            .get()
+            .map_or(&NoChain as &dyn ChainRpc, |chain| chain.as_ref())
     }
 
     pub fn signer(&self) -> AppResult<&TokenSigner> {

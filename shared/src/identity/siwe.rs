@@ -220,29 +220,10 @@ fn recovers_to(message: &str, bytes: &[u8], expected: Address) -> bool {
 mod tests {
     use super::*;
     use crate::TestResult;
-    use alloy::primitives::{B256, U256};
+    use crate::chain::NoChain;
+    use alloy::primitives::U256;
     use alloy::signers::SignerSync;
     use alloy::signers::local::PrivateKeySigner;
-    use async_trait::async_trait;
-
-    /// An RPC that knows no chain: EIP-1271 is never tried.
-    struct NoRpc;
-
-    #[async_trait]
-    impl ChainRpc for NoRpc {
-        fn supports(&self, _: u64) -> bool {
-            false
-        }
-        async fn is_valid_signature(
-            &self,
-            _: u64,
-            _: Address,
-            _: B256,
-            _: &[u8],
-        ) -> AppResult<bool> {
-            Ok(false)
-        }
-    }
 
     fn policy() -> SiwePolicy {
         SiwePolicy {
@@ -311,7 +292,7 @@ mod tests {
     async fn verify(text: &str, sig: &[u8]) -> AppResult<Proof> {
         let m = SiweMessage::parse(text)?;
         let hex = format!("0x{}", alloy::primitives::hex::encode(sig));
-        m.verify(&hex, &policy(), &NoRpc, now()).await
+        m.verify(&hex, &policy(), &NoChain, now()).await
     }
 
     #[tokio::test]
@@ -450,7 +431,7 @@ mod tests {
             Err(AppError::Validation(_))
         ));
         let m = SiweMessage::parse(&text)?;
-        let bad = m.verify("0xnothex", &policy(), &NoRpc, now()).await;
+        let bad = m.verify("0xnothex", &policy(), &NoChain, now()).await;
         assert!(matches!(bad, Err(AppError::Validation(_))));
         Ok(())
     }
