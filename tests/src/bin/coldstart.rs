@@ -60,17 +60,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() -> Result<()> {
     let (runs, targets) = parse_args()?;
     let pem = gantry::auth::SigningKey::generate().to_pem()?;
-    let env: Vec<(&str, String)> = vec![
-        // What a deployed function reads at start: a (lazy) pool URL and the signing key.
-        (
-            "DATABASE_URL",
-            "postgres://gantry@127.0.0.1:5432/gantry".into(),
-        ),
-        (
-            "JWT_PRIVATE_KEY",
-            secrecy::ExposeSecret::expose_secret(&pem).to_owned(),
-        ),
-    ];
+    // COLDSTART_BARE=1: no configuration at all, to separate start-up work from loading.
+    let bare = std::env::var_os("COLDSTART_BARE").is_some();
+    let env: Vec<(&str, String)> = if bare {
+        Vec::new()
+    } else {
+        vec![
+            // What a deployed function reads at start: a (lazy) pool URL and the signing key.
+            (
+                "DATABASE_URL",
+                "postgres://gantry@127.0.0.1:5432/gantry".into(),
+            ),
+            (
+                "JWT_PRIVATE_KEY",
+                secrecy::ExposeSecret::expose_secret(&pem).to_owned(),
+            ),
+        ]
+    };
     println!("| binary | runs | median ms | p90 ms | min ms | size KiB |");
     println!("|---|---|---|---|---|---|");
     let mut medians = Vec::new();
