@@ -17,6 +17,7 @@ pub enum Action {
     LockedOut,
     IdentityLinked,
     IdentityUnlinked,
+    ProofRejected,
 }
 
 impl Action {
@@ -33,6 +34,7 @@ impl Action {
             Self::LockedOut => "login.locked_out",
             Self::IdentityLinked => "identity.linked",
             Self::IdentityUnlinked => "identity.unlinked",
+            Self::ProofRejected => "siwe.rejected",
         }
     }
 }

@@ -58,8 +58,9 @@ pub async fn issue_nonce(
     })
 }
 
-/// Verifies a SIWE proof (everything but the nonce). Failures count towards the address's
-/// lockout.
+/// Verifies a SIWE proof (everything but the nonce). A rejected proof is audited, but it does not
+/// count towards a lockout: a signature cannot be guessed, so locking a (public) address would
+/// only let anyone deny its owner sign-in. Per-address rate limits still apply.
 pub(crate) async fn prove(
     state: &AppState,
     message: &SiweMessage,
@@ -71,7 +72,21 @@ pub(crate) async fn prove(
         .await
     {
         Err(AppError::Unauthorized(reason)) => {
-            abuse::record_failure(state, &message.address().to_checksum(None)).await?;
+            let mut conn = state.db()?.acquire().await?;
+            let details = json!({
+                "identifier": message.address().to_checksum(None),
+                "chain_id": message.chain_id(),
+            });
+            audit::record(
+                &mut conn,
+                Entry {
+                    action: Action::ProofRejected,
+                    actor_id: None,
+                    subject_id: None,
+                    details,
+                },
+            )
+            .await?;
             Err(AppError::Unauthorized(reason))
         }
         other => other,
@@ -175,7 +190,6 @@ pub async fn login(
     let message = SiweMessage::parse(&input.message)?;
     let address = message.address().to_checksum(None);
     abuse::throttle(state, ip, Endpoint::Login, Some(&address)).await?;
-    abuse::ensure_unlocked(state, &address).await?;
     state.signer()?; // 503 before any work when this function cannot issue tokens
     let proof = prove(state, &message, &input.signature).await?;
     let mut tx = state.db()?.begin().await?;
@@ -218,6 +232,5 @@ pub async fn login(
     )
     .await?;
     tx.commit().await?;
-    abuse::clear_failures(state, &address).await?;
     Ok(tokens)
 }
