@@ -182,6 +182,10 @@ const CONFLICTS: &[(&str, &str)] = &[
         "identities_type_identifier_key",
         "this identity already belongs to an account",
     ),
+    (
+        "identities_one_email_per_user_key",
+        "this account already has an email identity",
+    ),
 ];
 
 impl From<sqlx::Error> for AppError {

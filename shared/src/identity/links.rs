@@ -41,6 +41,7 @@ pub async fn link(
             };
             let credential = state.hasher().hash(&password).await?;
             let mut tx = db.begin().await?;
+            lock_account(&mut tx, caller.user_id).await?;
             // One email identity per account: users.email mirrors it.
             let has_email = sqlx::query_scalar!(
                 r#"SELECT EXISTS (SELECT 1 FROM identities
@@ -171,6 +172,15 @@ pub async fn unlink(
     let identities = identities_of(&mut tx, caller.user_id).await?;
     tx.commit().await?;
     Ok(Identities { identities })
+}
+
+/// Serialises identity changes on one account (check-then-insert stays true under concurrency).
+async fn lock_account(conn: &mut PgConnection, user_id: Uuid) -> AppResult<()> {
+    sqlx::query!("SELECT id FROM users WHERE id = $1 FOR UPDATE", user_id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(AppError::Unauthorized("the account no longer exists"))?;
+    Ok(())
 }
 
 async fn record(
