@@ -1,6 +1,6 @@
 //! Cold-start benchmark: for each binary, spawn it as a Lambda function (Runtime API emulator),
-//! send one API Gateway v2 `GET /health` event, and time spawn → first response. Prints the
-//! median, p90 and min of N runs, and the binary's size.
+//! send one API Gateway v2 `GET /health` event, and time spawn → first response. The binaries
+//! take turns run by run. Prints the median, p90 and min of N runs, and the binary's size.
 //!   coldstart --runs 25 login=target/release/login hello=target/release/hello-lambda
 
 use anyhow::{Context, Result, bail};
@@ -79,14 +79,19 @@ async fn main() -> Result<()> {
     };
     println!("| binary | runs | median ms | p90 ms | min ms | size KiB |");
     println!("|---|---|---|---|---|---|");
-    let mut medians = Vec::new();
+    // One warm-up each so every binary is in the page cache, as on a warm Lambda host. Then the
+    // binaries take turns, run by run, so drift in the machine's speed hits them all alike.
     for target in &targets {
-        // One warm-up so the binary is in the page cache, as it is on a warm Lambda host.
         one_run(target, &env).await?;
-        let mut times = Vec::with_capacity(runs);
-        for _ in 0..runs {
+    }
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); targets.len()];
+    for _ in 0..runs {
+        for (target, times) in targets.iter().zip(samples.iter_mut()) {
             times.push(one_run(target, &env).await?);
         }
+    }
+    let mut medians = Vec::new();
+    for (target, mut times) in targets.iter().zip(samples) {
         times.sort();
         let median = percentile(&times, 0.5);
         let size = std::fs::metadata(&target.path)?.len() / 1024;
