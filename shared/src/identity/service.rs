@@ -142,7 +142,6 @@ pub async fn login_email(
             Ok(tokens)
         }
         None => {
-            abuse::record_failure(state, email.as_str()).await?;
             audit::record(
                 &mut tx,
                 Entry {
@@ -157,8 +156,11 @@ pub async fn login_email(
         }
     };
     tx.commit().await?;
-    if outcome.is_ok() {
-        abuse::clear_failures(state, email.as_str()).await?;
+    // The lockout bookkeeping runs after the commit: it uses its own connection, and must not
+    // need a second one while the transaction holds the first.
+    match &outcome {
+        Ok(_) => abuse::clear_failures(state, email.as_str()).await?,
+        Err(_) => abuse::record_failure(state, email.as_str()).await?,
     }
     outcome
 }

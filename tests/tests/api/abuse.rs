@@ -157,3 +157,42 @@ async fn a_zero_limit_turns_the_per_ip_limit_off(pool: PgPool) {
         assert_eq!(res.status, StatusCode::CREATED);
     }
 }
+
+/// `DB_MAX_CONNECTIONS=1` is a valid setting: no rule may need a second connection while a
+/// transaction holds the only one (it would wait out the acquire timeout and answer 503).
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn sign_in_works_on_a_single_connection_pool(pool: PgPool) {
+    let single = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let app = TestApp::with(single, |s| s.abuse.lockout.threshold = 2);
+    app.register("ada@example.com").await;
+    for expected in [401, 401, 429] {
+        app.post("/login-email-password")
+            .json(&login_body("ada@example.com", "wrong password"))
+            .send()
+            .await
+            .problem(expected);
+    }
+    sqlx::query("UPDATE login_lockouts SET locked_until = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let ok = app
+        .post("/login-email-password")
+        .json(&login_body("ada@example.com", PASSWORD))
+        .send()
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let wallet = Wallet::random();
+    app.register_wallet(&wallet).await;
+    let res = app
+        .post("/login-blockchain")
+        .json(&app.siwe(&wallet).await)
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+}
