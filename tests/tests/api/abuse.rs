@@ -196,3 +196,22 @@ async fn sign_in_works_on_a_single_connection_pool(pool: PgPool) {
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
 }
+
+/// Unless a trusted proxy sets it (`TRUST_FORWARDED_FOR`), `X-Forwarded-For` is the client's own
+/// claim: changing it must not buy a fresh per-IP allowance.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn an_untrusted_forwarded_for_header_cannot_dodge_the_ip_limit(pool: PgPool) {
+    let app = TestApp::with(pool, |s| {
+        s.abuse.per_ip = 2;
+        s.trust_forwarded_for = false;
+    });
+    for (i, expected) in [201, 201, 429].into_iter().enumerate() {
+        let res = app
+            .post("/auth/nonce")
+            .header("x-forwarded-for", &format!("198.51.100.{i}"))
+            .json(&json!({}))
+            .send()
+            .await;
+        assert_eq!(res.status.as_u16(), expected, "{}", res.body);
+    }
+}
