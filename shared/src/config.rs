@@ -237,7 +237,7 @@ fn parse_or<T: std::str::FromStr>(
         Some(raw) => raw
             .trim()
             .parse()
-            .map_err(|_| ConfigError::invalid(name, format!("`{raw}` is not a valid number"))),
+            .map_err(|_| ConfigError::invalid(name, format!("`{raw}` is not a valid value"))),
     }
 }
 
@@ -300,6 +300,12 @@ mod tests {
         assert!(load(&[("SIWE_NONCE_TTL_SECONDS", "601")]).is_err());
         assert!(load(&[]).map(|c| c.siwe.is_none()).unwrap_or(false));
         Ok(())
+    }
+
+    #[test]
+    fn a_non_boolean_flag_is_refused_by_name() {
+        let err = load(&[("TRUST_FORWARDED_FOR", "yes")]).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("TRUST_FORWARDED_FOR")));
     }
 
     #[test]

@@ -26,12 +26,6 @@ pub struct PasswordHasher {
     slots: Arc<Semaphore>,
 }
 
-impl Default for PasswordHasher {
-    fn default() -> Self {
-        Self::owasp()
-    }
-}
-
 impl PasswordHasher {
     pub fn owasp() -> Self {
         let params = Params::new(OWASP_M_COST, OWASP_T_COST, OWASP_P_COST, None)

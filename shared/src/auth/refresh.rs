@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 /// Length of an encoded token: 32 bytes in unpadded base64url.
 pub const ENCODED_LEN: usize = 43;
 
-pub fn b64(bytes: &[u8]) -> String {
+fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
