@@ -49,6 +49,7 @@ async fn login_runs_under_the_lambda_runtime_api(pool: PgPool) {
     let api = RuntimeApi::start().await.unwrap();
     let mut env = function_env(&pool);
     env.extend(runtime_env(&api, "login"));
+    env.push(("RATE_LIMIT_PER_IP", "2".to_owned()));
     let _child = spawn(Path::new(BINARY), &env).unwrap();
     let headers = [("content-type", "application/json")];
 
@@ -86,6 +87,38 @@ async fn login_runs_under_the_lambda_runtime_api(pool: PgPool) {
         denied["headers"]["content-type"],
         "application/problem+json"
     );
+
+    // The client address is API Gateway's sourceIp: a third login from it is limited, whatever
+    // X-Forwarded-For claims, while another address still gets through.
+    let spoofed = [
+        ("content-type", "application/json"),
+        ("x-forwarded-for", "203.0.113.77"),
+    ];
+    let limited = api
+        .invoke(
+            http_api_event(
+                "POST",
+                "/login-email-password",
+                &spoofed,
+                Some(&login_body(PASSWORD)),
+            ),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(limited["statusCode"], 429, "{limited}");
+    let mut elsewhere = http_api_event(
+        "POST",
+        "/login-email-password",
+        &headers,
+        Some(&login_body(PASSWORD)),
+    );
+    elsewhere["requestContext"]["http"]["sourceIp"] = "198.51.100.20".into();
+    let other = api
+        .invoke(elsewhere, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(other["statusCode"], 200, "{other}");
 
     let health = api
         .invoke(
