@@ -4,10 +4,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use gantry::auth::SigningKey;
 use gantry::auth::keys::Jwks;
-use gantry::config::Config;
+use gantry::auth::nonce::NonceKey;
+use gantry::config::{Env, PoolDefault};
 use gantry::domain::Email;
+use gantry::identity::IdentityState;
 use gantry::identity::service::{self, NewAccount};
-use gantry::{AppError, AppState};
+use gantry::{AppError, Platform};
 use secrecy::ExposeSecret;
 use std::io::Read;
 use std::process::ExitCode;
@@ -23,13 +25,16 @@ struct Cli {
 enum Command {
     /// Apply pending database migrations (DATABASE_URL).
     Migrate,
-    /// Print a new Ed25519 signing key as shell-quoted JWT_PRIVATE_KEY and JWT_PUBLIC_KEYS lines.
+    /// Print new secrets as shell-quoted lines: an Ed25519 signing key (JWT_PRIVATE_KEY,
+    /// JWT_PUBLIC_KEYS) and a SIWE nonce key (SIWE_NONCE_SECRET).
     Keygen,
     /// Manage ADMIN accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Print the table of deployable functions as JSON (what `scripts/gen-manifests` reads).
+    Functions,
 }
 
 #[derive(Subcommand)]
@@ -66,13 +71,21 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Keygen => keygen(),
         Command::Openapi => {
-            print!("{}", gantry::openapi::spec_json());
+            print!("{}", gantry::app::spec_json());
+            Ok(())
+        }
+        Command::Functions => {
+            let table: Vec<_> = gantry::app::FUNCTIONS
+                .iter()
+                .map(|f| f.describe())
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&table)?);
             Ok(())
         }
         Command::Migrate => {
-            let state = state()?;
+            let platform = platform().await?;
             gantry::db::MIGRATOR
-                .run(state.db().map_err(describe)?)
+                .run(platform.db.pool().map_err(describe)?)
                 .await
                 .context("running migrations")?;
             eprintln!("migrations applied");
@@ -85,7 +98,7 @@ async fn run(cli: Cli) -> Result<()> {
         }) => {
             let password = read_password(password_stdin)?;
             let account = NewAccount::parse(&email, password, name.as_deref()).map_err(describe)?;
-            let user = service::create_admin(&state()?, account)
+            let user = service::create_admin(&state().await?, account)
                 .await
                 .map_err(describe)?;
             println!("{}", serde_json::to_string(&user)?);
@@ -93,25 +106,28 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Admin(AdminCommand::Promote { email }) => {
             let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("email {}", e.message))?;
-            let user =
-                service::promote_by_email(&state()?, &email)
-                    .await
-                    .map_err(|err| match err {
-                        AppError::NotFound => anyhow::anyhow!("no account has the email {email}"),
-                        other => describe(other),
-                    })?;
+            let user = service::promote_by_email(&state().await?, &email)
+                .await
+                .map_err(|err| match err {
+                    AppError::NotFound => anyhow::anyhow!("no account has the email {email}"),
+                    other => describe(other),
+                })?;
             println!("{}", serde_json::to_string(&user)?);
             Ok(())
         }
     }
 }
 
-fn state() -> Result<AppState> {
-    let config = Config::from_env()?;
-    if config.database_url.is_none() {
+async fn platform() -> Result<Platform> {
+    let platform = Platform::load(Env::process(), PoolDefault::Function).await?;
+    if platform.db.get().is_none() {
         bail!("DATABASE_URL is not set");
     }
-    Ok(AppState::from_config(&config)?)
+    Ok(platform)
+}
+
+async fn state() -> Result<IdentityState> {
+    Ok(IdentityState::new(&platform().await?)?)
 }
 
 /// Turns an API error into a readable CLI error (validation errors list their fields).
@@ -151,5 +167,6 @@ fn keygen() -> Result<()> {
         pem.expose_secret().trim_end().replace('\n', "\\n")
     );
     println!("JWT_PUBLIC_KEYS='{}'", serde_json::to_string(&jwks)?);
+    println!("SIWE_NONCE_SECRET='{}'", NonceKey::generate_secret());
     Ok(())
 }

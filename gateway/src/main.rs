@@ -1,6 +1,6 @@
-//! Every function on one port, plus `GET /openapi.json`: what `scripts/dev` runs.
+//! Every HTTP function on one port, every queue worker in-process, plus `GET /openapi.json`:
+//! what `scripts/dev` runs.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    gantry::runtime::serve(gantry::routes::gateway).await
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start_gateway(gantry::app::FUNCTIONS, gantry::app::openapi_route)
 }

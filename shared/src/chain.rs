@@ -1,7 +1,7 @@
 //! The chain RPC seam. Today: EIP-1271 signature checks for contract wallets, through alloy's
 //! HTTP provider, one RPC URL per chain (`CHAIN_RPC_URLS`). Payment watchers build on it later.
 
-use crate::error::{AppError, AppResult};
+use crate::error::AppError;
 use alloy::primitives::{Address, B256, Bytes, FixedBytes};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
@@ -22,6 +22,19 @@ sol! {
 /// `isValidSignature`'s success value: `bytes4(keccak256("isValidSignature(bytes32,bytes)"))`.
 pub const EIP1271_MAGIC: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
 
+/// A chain could not be asked. Transient: a worker retries, an HTTP caller gets a 503.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("the RPC endpoint for chain {chain_id} is unavailable")]
+    Unavailable { chain_id: u64 },
+}
+
+impl From<ChainError> for AppError {
+    fn from(err: ChainError) -> Self {
+        AppError::Unavailable(err.to_string())
+    }
+}
+
 #[async_trait]
 pub trait ChainRpc: Send + Sync {
     /// Whether `chain_id` has an RPC endpoint configured.
@@ -35,7 +48,7 @@ pub trait ChainRpc: Send + Sync {
         address: Address,
         hash: B256,
         signature: &[u8],
-    ) -> AppResult<bool>;
+    ) -> Result<bool, ChainError>;
 }
 
 /// No chain at all: EIP-1271 is never tried.
@@ -47,7 +60,13 @@ impl ChainRpc for NoChain {
         false
     }
 
-    async fn is_valid_signature(&self, _: u64, _: Address, _: B256, _: &[u8]) -> AppResult<bool> {
+    async fn is_valid_signature(
+        &self,
+        _: u64,
+        _: Address,
+        _: B256,
+        _: &[u8],
+    ) -> Result<bool, ChainError> {
         Ok(false)
     }
 }
@@ -60,6 +79,7 @@ pub struct AlloyRpc {
 
 impl AlloyRpc {
     pub fn new(urls: HashMap<u64, Url>) -> Self {
+        crate::tls::install_provider();
         Self {
             providers: urls
                 .into_iter()
@@ -86,7 +106,7 @@ impl ChainRpc for AlloyRpc {
         address: Address,
         hash: B256,
         signature: &[u8],
-    ) -> AppResult<bool> {
+    ) -> Result<bool, ChainError> {
         let Some(provider) = self.provider(chain_id) else {
             return Ok(false);
         };
@@ -105,9 +125,7 @@ impl ChainRpc for AlloyRpc {
             Err(alloy::transports::RpcError::ErrorResp(_)) => Ok(false),
             Err(err) => {
                 tracing::error!(chain_id, error = %err, "chain RPC failed");
-                Err(AppError::Unavailable(format!(
-                    "the RPC endpoint for chain {chain_id} is unavailable"
-                )))
+                Err(ChainError::Unavailable { chain_id })
             }
         }
     }

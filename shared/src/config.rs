@@ -1,13 +1,14 @@
 //! Typed configuration, read once at cold start from the environment.
 //!
-//! Every variable is documented in the README. Secrets are wrapped in [`SecretString`] so they
-//! never reach a log through `Debug`.
+//! [`Env`] is the one way anything reads a variable: the core reads its own section
+//! ([`CoreConfig`]) here, and each area reads its section through the same [`Env`] (for example
+//! `identity::IdentityConfig`). Every variable is documented in the README. Secrets are wrapped
+//! in [`SecretString`] so they never reach a log through `Debug`.
 
-use crate::identity::siwe::SiwePolicy;
-use crate::store::LockoutPolicy;
 use alloy::transports::http::reqwest::Url;
 use secrecy::SecretString;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Configuration that could not be read. Reported at start-up, never to a client.
@@ -26,56 +27,108 @@ impl ConfigError {
     }
 }
 
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// Where configuration comes from: the process environment, or a map in tests. Any variable may
+/// instead name a file in `<NAME>_FILE` (how OpenFaaS and Docker mount secrets); the variable
+/// itself wins when both are set. Blank values count as unset.
+#[derive(Clone)]
+pub struct Env {
+    lookup: Arc<Lookup>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Env")
+    }
+}
+
+impl Env {
+    pub fn process() -> Self {
+        Self::from_fn(|name| {
+            env_or_file(
+                name,
+                |n| std::env::var(n).ok(),
+                |path| std::fs::read_to_string(path).ok(),
+            )
+        })
+    }
+
+    pub fn from_fn(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self {
+            lookup: Arc::new(lookup),
+        }
+    }
+
+    /// A fixed set of variables (tests, tools).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let map: HashMap<String, String> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        Self::from_fn(move |name| map.get(name).cloned())
+    }
+
+    /// The value of `name`, unless unset or blank.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// `name` parsed, or `default` when unset; a value that does not parse names the variable.
+    pub fn parse_or<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::invalid(name, format!("`{raw}` is not a valid value"))),
+        }
+    }
+
+    /// `name` as whole seconds within `range`, or `default` seconds when unset.
+    pub fn seconds_in(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        let secs: u64 = self.parse_or(name, default)?;
+        if !range.contains(&secs) {
+            return Err(ConfigError::invalid(
+                name,
+                format!("must be between {} and {}", range.start(), range.end()),
+            ));
+        }
+        Ok(Duration::from_secs(secs))
+    }
+}
+
 /// Longest access-token lifetime the contract allows.
 pub const MAX_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
 
+/// What the core reads: the database, token keys, the transport, the chain RPC endpoints and
+/// the queue. Areas read their own sections from the same [`Env`].
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct CoreConfig {
     /// `DATABASE_URL`. Without it, routes that need the database answer 503.
     pub database_url: Option<SecretString>,
-    /// `DB_MAX_CONNECTIONS` (default 2: one Lambda instance serves one request at a time).
+    /// `DB_MAX_CONNECTIONS`: default 2 for a function (one Lambda instance serves one request
+    /// at a time), 16 for the local gateway, which serves many at once.
     pub db_max_connections: u32,
     pub jwt: JwtConfig,
-    /// `REFRESH_TOKEN_TTL_DAYS` (default 30): absolute lifetime of a refresh-token family.
-    pub refresh_ttl: Duration,
     /// `PORT` for the plain-HTTP transport (default 8080, as of-watchdog expects).
     pub port: u16,
-    /// Sign-In with Ethereum; `None` (no `SIWE_DOMAINS`) turns wallet routes into 503s.
-    pub siwe: Option<SiwePolicy>,
-    /// `SIWE_NONCE_TTL_SECONDS` (default and maximum 600).
-    pub nonce_ttl: Duration,
-    /// `CHAIN_RPC_URLS`: `chain_id=url` pairs, comma-separated (EIP-1271 checks).
+    /// `CHAIN_RPC_URLS`: `chain_id=url` pairs, comma-separated.
     pub chain_rpc_urls: HashMap<u64, Url>,
-    pub abuse: AbusePolicy,
     /// `TRUST_FORWARDED_FOR` (default false): take the client address from the last
     /// `X-Forwarded-For` hop (set it behind a proxy such as the OpenFaaS gateway).
     pub trust_forwarded_for: bool,
-}
-
-/// Rate limits and lockout, all configurable so load tests from one address can raise the
-/// per-IP limit; per-identifier lockout stays on unless explicitly set to 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AbusePolicy {
-    /// `RATE_LIMIT_PER_IP` per minute per endpoint (default 60; 0 turns it off).
-    pub per_ip: u32,
-    /// `RATE_LIMIT_PER_IDENTIFIER` per minute per endpoint (default 10; 0 turns it off).
-    pub per_identifier: u32,
-    /// `LOCKOUT_THRESHOLD` (default 5), `LOCKOUT_BASE_SECONDS` (30), `LOCKOUT_MAX_SECONDS` (3600).
-    pub lockout: LockoutPolicy,
-}
-
-impl Default for AbusePolicy {
-    fn default() -> Self {
-        Self {
-            per_ip: 60,
-            per_identifier: 10,
-            lockout: LockoutPolicy {
-                threshold: 5,
-                base: Duration::from_secs(30),
-                max: Duration::from_secs(3600),
-            },
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -92,104 +145,54 @@ pub struct JwtConfig {
     pub public_keys: Option<String>,
 }
 
-impl Config {
-    /// Reads the process environment. Any variable may instead name a file in `<NAME>_FILE`
-    /// (how OpenFaaS and Docker mount secrets); the variable itself wins when both are set.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| {
-            env_or_file(
-                name,
-                |n| std::env::var(n).ok(),
-                |path| std::fs::read_to_string(path).ok(),
-            )
-        })
-    }
+/// Pool size when `DB_MAX_CONNECTIONS` is unset, per kind of process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolDefault {
+    /// A function instance: one request at a time.
+    Function,
+    /// The local gateway: every route and the queue workers, many requests at once.
+    Gateway,
+}
 
-    /// Reads configuration through `lookup`, so tests can supply a map instead of the process env.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let access_secs: u64 = parse_or(&get, "ACCESS_TOKEN_TTL_SECONDS", 900)?;
-        let access_ttl = Duration::from_secs(access_secs);
-        if access_secs == 0 || access_ttl > MAX_ACCESS_TTL {
-            return Err(ConfigError::invalid(
-                "ACCESS_TOKEN_TTL_SECONDS",
-                "must be between 1 and 900",
-            ));
+impl PoolDefault {
+    fn size(self) -> u32 {
+        match self {
+            Self::Function => 2,
+            Self::Gateway => 16,
         }
-        let refresh_days: u64 = parse_or(&get, "REFRESH_TOKEN_TTL_DAYS", 30)?;
-        if !(1..=365).contains(&refresh_days) {
-            return Err(ConfigError::invalid(
-                "REFRESH_TOKEN_TTL_DAYS",
-                "must be between 1 and 365",
-            ));
-        }
-        let db_max_connections: u32 = parse_or(&get, "DB_MAX_CONNECTIONS", 2)?;
+    }
+}
+
+impl CoreConfig {
+    pub fn from_env(env: &Env, pool: PoolDefault) -> Result<Self, ConfigError> {
+        let access_ttl = env.seconds_in("ACCESS_TOKEN_TTL_SECONDS", 900, 1..=900)?;
+        let db_max_connections: u32 = env.parse_or("DB_MAX_CONNECTIONS", pool.size())?;
         if db_max_connections == 0 {
             return Err(ConfigError::invalid(
                 "DB_MAX_CONNECTIONS",
                 "must be at least 1",
             ));
         }
-        let nonce_secs: u64 = parse_or(&get, "SIWE_NONCE_TTL_SECONDS", 600)?;
-        if !(1..=600).contains(&nonce_secs) {
-            return Err(ConfigError::invalid(
-                "SIWE_NONCE_TTL_SECONDS",
-                "must be between 1 and 600",
-            ));
-        }
-        let defaults = AbusePolicy::default();
-        let abuse = AbusePolicy {
-            per_ip: parse_or(&get, "RATE_LIMIT_PER_IP", defaults.per_ip)?,
-            per_identifier: parse_or(&get, "RATE_LIMIT_PER_IDENTIFIER", defaults.per_identifier)?,
-            lockout: LockoutPolicy {
-                threshold: parse_or(&get, "LOCKOUT_THRESHOLD", defaults.lockout.threshold)?,
-                base: Duration::from_secs(parse_or(&get, "LOCKOUT_BASE_SECONDS", 30)?),
-                max: Duration::from_secs(parse_or(&get, "LOCKOUT_MAX_SECONDS", 3600)?),
-            },
-        };
         Ok(Self {
-            siwe: siwe_policy(&get)?,
-            nonce_ttl: Duration::from_secs(nonce_secs),
-            chain_rpc_urls: rpc_urls(get("CHAIN_RPC_URLS").as_deref())?,
-            abuse,
-            trust_forwarded_for: parse_or(&get, "TRUST_FORWARDED_FOR", false)?,
-            database_url: get("DATABASE_URL").map(SecretString::from),
+            chain_rpc_urls: rpc_urls(env.get("CHAIN_RPC_URLS").as_deref())?,
+            trust_forwarded_for: env.parse_or("TRUST_FORWARDED_FOR", false)?,
+            database_url: env.get("DATABASE_URL").map(SecretString::from),
             db_max_connections,
             jwt: JwtConfig {
-                issuer: get("JWT_ISSUER").unwrap_or_else(|| "gantry".into()),
-                audience: get("JWT_AUDIENCE").unwrap_or_else(|| "gantry-api".into()),
+                issuer: env.get("JWT_ISSUER").unwrap_or_else(|| "gantry".into()),
+                audience: env
+                    .get("JWT_AUDIENCE")
+                    .unwrap_or_else(|| "gantry-api".into()),
                 access_ttl,
                 // Environment files often carry PEM with literal "\n" escapes.
-                private_key: get("JWT_PRIVATE_KEY")
+                private_key: env
+                    .get("JWT_PRIVATE_KEY")
                     .map(|pem| SecretString::from(pem.replace("\\n", "\n"))),
-                public_keys: get("JWT_PUBLIC_KEYS"),
+                public_keys: env.get("JWT_PUBLIC_KEYS"),
             },
-            refresh_ttl: Duration::from_secs(refresh_days * 24 * 60 * 60),
-            port: parse_or(&get, "PORT", 8080)?,
+            port: env.parse_or("PORT", 8080)?,
         })
     }
-}
-
-fn siwe_policy(get: &impl Fn(&str) -> Option<String>) -> Result<Option<SiwePolicy>, ConfigError> {
-    let Some(domains) = get("SIWE_DOMAINS") else {
-        return Ok(None);
-    };
-    let domains: Vec<String> = domains
-        .split(',')
-        .map(|d| d.trim().to_ascii_lowercase())
-        .filter(|d| !d.is_empty())
-        .collect();
-    let chain_ids = get("SIWE_CHAIN_IDS")
-        .unwrap_or_else(|| "1".to_owned())
-        .split(',')
-        .map(|c| c.trim().parse::<u64>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| ConfigError::invalid("SIWE_CHAIN_IDS", "must be comma-separated chain ids"))?;
-    Ok(Some(SiwePolicy {
-        domains,
-        chain_ids,
-        skew: Duration::from_secs(parse_or(get, "SIWE_CLOCK_SKEW_SECONDS", 60)?),
-    }))
 }
 
 /// `1=https://rpc.example,31337=http://127.0.0.1:8545`.
@@ -227,31 +230,15 @@ pub fn env_or_file(
     })
 }
 
-fn parse_or<T: std::str::FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: T,
-) -> Result<T, ConfigError> {
-    match get(name) {
-        None => Ok(default),
-        Some(raw) => raw
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError::invalid(name, format!("`{raw}` is not a valid value"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+    fn load(pairs: &[(&str, &str)]) -> Result<CoreConfig, ConfigError> {
+        CoreConfig::from_env(
+            &Env::from_pairs(pairs.iter().copied()),
+            PoolDefault::Function,
+        )
     }
 
     #[test]
@@ -260,7 +247,23 @@ mod tests {
         assert_eq!(cfg.jwt.access_ttl, MAX_ACCESS_TTL);
         assert_eq!(cfg.port, 8080);
         assert_eq!(cfg.jwt.issuer, "gantry");
+        assert_eq!(cfg.db_max_connections, 2);
         assert!(cfg.database_url.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn the_gateway_pool_is_sized_for_concurrency() -> crate::TestResult {
+        let env = Env::from_pairs([("X", "y")]);
+        assert_eq!(
+            CoreConfig::from_env(&env, PoolDefault::Gateway)?.db_max_connections,
+            16
+        );
+        let env = Env::from_pairs([("DB_MAX_CONNECTIONS", "3")]);
+        assert_eq!(
+            CoreConfig::from_env(&env, PoolDefault::Gateway)?.db_max_connections,
+            3
+        );
         Ok(())
     }
 
@@ -286,19 +289,10 @@ mod tests {
     }
 
     #[test]
-    fn siwe_and_rpc_settings_parse() -> crate::TestResult {
-        let cfg = load(&[
-            ("SIWE_DOMAINS", "App.Example.com, localhost:3000"),
-            ("SIWE_CHAIN_IDS", "1,31337"),
-            ("CHAIN_RPC_URLS", "31337=http://127.0.0.1:8545"),
-        ])?;
-        let siwe = cfg.siwe.ok_or("no siwe")?;
-        assert_eq!(siwe.domains, vec!["app.example.com", "localhost:3000"]);
-        assert_eq!(siwe.chain_ids, vec![1, 31337]);
+    fn rpc_settings_parse() -> crate::TestResult {
+        let cfg = load(&[("CHAIN_RPC_URLS", "31337=http://127.0.0.1:8545")])?;
         assert!(cfg.chain_rpc_urls.contains_key(&31337));
         assert!(load(&[("CHAIN_RPC_URLS", "x=y")]).is_err());
-        assert!(load(&[("SIWE_NONCE_TTL_SECONDS", "601")]).is_err());
-        assert!(load(&[]).map(|c| c.siwe.is_none()).unwrap_or(false));
         Ok(())
     }
 

@@ -75,8 +75,9 @@ pub enum AppError {
     /// A dependency is down or not configured; the message says which.
     #[error("{0}")]
     Unavailable(String),
+    /// Build it with [`AppError::internal`], which logs it.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
 
 impl AppError {
@@ -146,9 +147,6 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        if let Self::Internal(err) = &self {
-            tracing::error!(error = ?err, "internal error");
-        }
         let problem = self.problem();
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (self.status(), body).into_response();
@@ -171,35 +169,34 @@ impl IntoResponse for AppError {
     }
 }
 
-/// Unique-constraint names mapped to the conflict a client sees. Matching on the constraint
-/// name, never on the message text.
-const CONFLICTS: &[(&str, &str)] = &[
-    (
-        "identities_email_lower_key",
-        "an account with this email already exists",
-    ),
-    (
-        "identities_type_identifier_key",
-        "this identity already belongs to an account",
-    ),
-    (
-        "identities_one_email_per_user_key",
-        "this account already has an email identity",
-    ),
-];
+impl From<anyhow::Error> for AppError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl AppError {
+    /// An unexpected failure. Logged here, where it happens, so the line carries the spans of
+    /// the operation that failed (rules are `#[instrument]`ed); the client sees only a 500.
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        let err = err.into();
+        tracing::error!(error = ?err, "internal error");
+        Self::Internal(err)
+    }
+}
+
+/// The constraint a unique violation broke, if `err` is one. Areas map their own constraint
+/// names to the conflict a client sees (by name, never by message text).
+pub fn unique_violation(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => db.constraint(),
+        _ => None,
+    }
+}
 
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                let known = db
-                    .constraint()
-                    .and_then(|c| CONFLICTS.iter().find(|(name, _)| *name == c));
-                match known {
-                    Some((_, message)) => Self::Conflict((*message).to_owned()),
-                    None => Self::Internal(anyhow::Error::new(err)),
-                }
-            }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
@@ -207,7 +204,8 @@ impl From<sqlx::Error> for AppError {
                 tracing::error!(error = %err, "database unavailable");
                 Self::Unavailable("the database is unavailable".to_owned())
             }
-            _ => Self::Internal(anyhow::Error::new(err)),
+            // Includes unique violations no area mapped: a conflict nobody expected is a bug.
+            _ => Self::internal(err),
         }
     }
 }
@@ -231,7 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn internal_errors_do_not_leak_their_cause() {
-        let (status, headers, body) = render(AppError::Internal(anyhow::anyhow!(
+        let (status, headers, body) = render(AppError::internal(anyhow::anyhow!(
             "password=hunter2 at db.rs:12"
         )))
         .await;

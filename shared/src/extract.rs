@@ -4,9 +4,9 @@
 use crate::auth::Amr;
 use crate::domain::Role;
 use crate::error::{AppError, FieldError};
-use crate::state::AppState;
+use crate::platform::{Edge, Tokens};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -127,13 +127,14 @@ where
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIp(pub String);
 
-impl FromRequestParts<AppState> for ClientIp {
+impl<S> FromRequestParts<S> for ClientIp
+where
+    Edge: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         use lambda_http::request::RequestContext;
         let from_lambda = match parts.extensions.get::<RequestContext>() {
             Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
@@ -151,7 +152,7 @@ impl FromRequestParts<AppState> for ClientIp {
                 .rfind(|hop| hop.parse::<std::net::IpAddr>().is_ok())
                 .map(str::to_owned)
         };
-        let from_proxy = if state.settings().trust_forwarded_for {
+        let from_proxy = if Edge::from_ref(state).trust_forwarded_for {
             forwarded()
         } else {
             None
@@ -181,13 +182,14 @@ pub struct AuthUser {
     pub token_id: Uuid,
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Tokens: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let missing = AppError::Unauthorized("a bearer access token is required");
         let value = parts
             .headers
@@ -199,7 +201,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .ok_or(AppError::Unauthorized("a bearer access token is required"))?;
-        let claims = state.verifier().verify(token)?;
+        let claims = Tokens::from_ref(state).verifier().verify(token)?;
         Ok(Self {
             user_id: claims.sub,
             role: claims.role,
@@ -228,13 +230,14 @@ impl Policy for StaffOrAdmin {
 /// An authenticated caller whose role the policy `P` admits; otherwise 401 or 403.
 pub struct Authorized<P: Policy>(pub AuthUser, pub PhantomData<P>);
 
-impl<P: Policy> FromRequestParts<AppState> for Authorized<P> {
+impl<P: Policy, S> FromRequestParts<S> for Authorized<P>
+where
+    Tokens: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let user = AuthUser::from_request_parts(parts, state).await?;
         if !P::ALLOWED.contains(&user.role) {
             return Err(AppError::Forbidden);

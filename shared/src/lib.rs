@@ -1,8 +1,14 @@
 //! gantry: the one library every function is built from.
 //!
-//! A route's rule lives here once; `functions/<name>/src/main.rs` only hands the matching
-//! router from [`routes`] to [`runtime::serve`], which runs it under Lambda or plain HTTP.
+//! - The **core** (`config`, `platform`, `runtime`, `function`, `error`, `extract`, `auth`,
+//!   `store`, `queue`, `chain`, `db`, `audit`, `domain`, `openapi`) never imports an area.
+//! - Each **area** (`identity` today; work, payments and chain next) owns its routes and their
+//!   OpenAPI paths, its errors, its audit actions and its configuration section.
+//! - [`app`] is the composition root: the table of deployable functions, the gateway and the
+//!   merged OpenAPI document. `functions/<name>/src/main.rs` hands its entry of that table to
+//!   [`runtime::start`], which runs it under Lambda or plain HTTP.
 
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod chain;
@@ -11,15 +17,17 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod function;
 pub mod identity;
 pub mod openapi;
-pub mod routes;
+pub mod platform;
+pub mod queue;
 pub mod runtime;
-pub mod state;
 pub mod store;
+pub mod tls;
 
 pub use error::{AppError, AppResult};
-pub use state::AppState;
+pub use platform::Platform;
 
 /// What a unit test returns, so failures propagate with `?` instead of `unwrap`.
 #[cfg(test)]

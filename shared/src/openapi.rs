@@ -1,7 +1,8 @@
-//! The OpenAPI 3.1 document, generated from the handlers. `gantry openapi` writes the committed
-//! copy (`openapi.json`); a test fails when that copy is stale.
+//! The core's part of the OpenAPI 3.1 document (health, the bearer scheme, the document's
+//! metadata) and how a merged document is finished and served. Each area describes its own
+//! paths; `crate::app::openapi` merges them. `gantry openapi` writes the committed copy
+//! (`openapi.json`); a test fails when that copy is stale.
 
-use crate::identity::handlers;
 use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
@@ -9,61 +10,43 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "gantry", description = "The gantry HTTP API (see CONTRACT.md)."),
-    paths(
-        crate::runtime::health,
-        handlers::register_email_password,
-        handlers::login_email_password,
-        handlers::profile,
-        handlers::refresh,
-        handlers::logout,
-        handlers::jwks,
-        handlers::list_users,
-        handlers::set_role,
-        handlers::auth_nonce,
-        handlers::register_blockchain,
-        handlers::login_blockchain,
-        handlers::link_identity,
-        handlers::unlink_identity,
+    info(
+        title = "gantry",
+        description = "The gantry HTTP API: identity (email/password and Sign-In with Ethereum), sessions and user administration. Errors are RFC 9457 problem+json."
     ),
-    modifiers(&BearerAuth),
-    tags(
-        (name = "identity", description = "Accounts and sign-in"),
-        (name = "tokens", description = "Sessions and signing keys"),
-        (name = "users", description = "User administration (ADMIN)"),
-        (name = "meta", description = "Health"),
-    )
+    paths(crate::runtime::health),
+    tags((name = "meta", description = "Health")),
 )]
-pub struct ApiDoc;
+pub struct CoreApi;
 
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        if let Some(components) = openapi.components.as_mut() {
-            components.add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(
-                    HttpBuilder::new()
-                        .scheme(HttpAuthScheme::Bearer)
-                        .bearer_format("JWT")
-                        .build(),
-                ),
-            );
-        }
-    }
+/// Adds what every document carries: the bearer security scheme and the crate version.
+pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+    doc
 }
 
-/// The document as pretty JSON with a trailing newline, exactly as committed.
-pub fn spec_json() -> String {
-    let mut doc = ApiDoc::openapi();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+/// Pretty JSON with a trailing newline.
+pub fn to_json(doc: &utoipa::openapi::OpenApi) -> String {
     let mut text = doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     text.push('\n');
     text
 }
 
-/// `GET /openapi.json` on the gateway.
-pub async fn serve() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], spec_json())
+/// A handler that serves the document `spec` renders.
+pub fn serve(
+    spec: fn() -> String,
+) -> impl Fn() -> std::future::Ready<axum::response::Response> + Clone + Send + Sync + 'static {
+    move || {
+        std::future::ready(([(header::CONTENT_TYPE, "application/json")], spec()).into_response())
+    }
 }

@@ -1,17 +1,25 @@
 //! One handler, two transports: Lambda when `AWS_LAMBDA_RUNTIME_API` is set, else plain HTTP
-//! on `$PORT` (OpenFaaS of-watchdog http mode, local runs).
+//! on `$PORT` (OpenFaaS of-watchdog http mode, local runs). An HTTP function serves its router;
+//! a queue worker serves its [`JobHandler`] (an SQS event under Lambda, `POST /` per message over
+//! HTTP). The local gateway serves every HTTP function on one port and runs every queue worker
+//! in-process against the Postgres queue.
 
-use crate::config::Config;
+use crate::config::{Env, PoolDefault};
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::function::{FunctionSpec, Schedule, Trigger};
+use crate::platform::Platform;
+use crate::queue::{Job, JobHandler, PgQueue, Worker, WorkerPolicy};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Serialize;
 use std::any::Any;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -40,8 +48,7 @@ async fn method_not_allowed() -> AppError {
 }
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
-    tracing::error!("handler panicked");
-    AppError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+    AppError::internal(anyhow::anyhow!("handler panicked")).into_response()
 }
 
 /// The stack every function shares: `/health`, problem+json for unknown routes and methods,
@@ -66,7 +73,8 @@ pub fn finish(router: Router) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
 }
 
-/// JSON logs; `RUST_LOG` filters (default `info`).
+/// JSON logs; `RUST_LOG` filters (default `info`). Each line lists its spans, so an error names
+/// the request and the operation (rules are `#[instrument]`ed) it happened in.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -74,41 +82,227 @@ pub fn init_tracing() {
         .json()
         .with_env_filter(filter)
         .with_current_span(false)
+        .with_span_list(true)
         .without_time()
         .try_init();
 }
 
-/// Runs a function: reads config, builds clients once, then serves `build(state)` on the
-/// transport the environment asks for.
-pub async fn serve(build: crate::routes::Build) -> ExitCode {
-    init_tracing();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(err) => {
-            tracing::error!(error = %err, "configuration error");
-            return ExitCode::FAILURE;
-        }
-    };
-    let state = match AppState::from_config(&config) {
-        Ok(state) => state,
-        Err(err) => {
-            tracing::error!(error = %err, "start-up error");
-            return ExitCode::FAILURE;
-        }
-    };
-    let app = finish(build(state));
-    let outcome = if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        lambda_http::run(app).await.map_err(|e| e.to_string())
+fn under_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+}
+
+/// Runs one function; what `functions/<name>/src/main.rs` calls. Under Lambda an instance
+/// handles one event at a time, so it gets the current-thread runtime (less to start); a plain
+/// HTTP server gets the multi-thread one, to serve requests in parallel.
+pub fn start(spec: &'static FunctionSpec) -> ExitCode {
+    block_on(serve(spec), under_lambda())
+}
+
+/// Runs the local gateway (see [`serve_gateway`]).
+pub fn start_gateway(
+    functions: &'static [&'static FunctionSpec],
+    extra: fn() -> Router,
+) -> ExitCode {
+    block_on(serve_gateway(functions, extra), false)
+}
+
+fn block_on(main: impl std::future::Future<Output = ExitCode>, current_thread: bool) -> ExitCode {
+    let mut builder = if current_thread {
+        tokio::runtime::Builder::new_current_thread()
     } else {
-        serve_http(app, config.port).await
+        tokio::runtime::Builder::new_multi_thread()
     };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(main),
         Err(err) => {
-            tracing::error!(error = %err, "server stopped");
+            eprintln!("cannot start the async runtime: {err}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn failed(what: &str, err: impl std::fmt::Display) -> ExitCode {
+    tracing::error!(error = %err, "{what}");
+    ExitCode::FAILURE
+}
+
+async fn serve(spec: &'static FunctionSpec) -> ExitCode {
+    init_tracing();
+    let platform = match Platform::load(Env::process(), PoolDefault::Function).await {
+        Ok(platform) => platform,
+        Err(err) => return failed("start-up error", err),
+    };
+    let port = platform.config.port;
+    let outcome = match spec.trigger {
+        Trigger::Http { build, .. } => match build(&platform) {
+            Ok(router) if under_lambda() => lambda_http::run(finish(router))
+                .await
+                .map_err(|e| e.to_string()),
+            Ok(router) => serve_http(finish(router), port).await,
+            Err(err) => return failed("start-up error", err),
+        },
+        Trigger::Queue { build, .. } => match build(&platform) {
+            Ok(handler) if under_lambda() => serve_sqs(handler).await,
+            Ok(handler) => serve_http(finish(job_router(handler, spec.schedule())), port).await,
+            Err(err) => return failed("start-up error", err),
+        },
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => failed("server stopped", err),
+    }
+}
+
+/// Every HTTP function's routes on one port (plus `extra`), and every queue worker in-process:
+/// a [`Worker`] per queue on the Postgres queue, and a timer for each scheduled queue.
+async fn serve_gateway(
+    functions: &'static [&'static FunctionSpec],
+    extra: fn() -> Router,
+) -> ExitCode {
+    init_tracing();
+    let platform = match Platform::load(Env::process(), PoolDefault::Gateway).await {
+        Ok(platform) => platform,
+        Err(err) => return failed("start-up error", err),
+    };
+    let router = match gateway_router(&platform, functions) {
+        Ok(router) => router.merge(extra()),
+        Err(err) => return failed("start-up error", err),
+    };
+    match platform.db.get() {
+        Some(pool) => {
+            for spec in functions {
+                if let Err(err) = spawn_worker(spec, &platform, PgQueue::new(pool.clone())) {
+                    return failed("start-up error", err);
+                }
+            }
+        }
+        None => tracing::warn!("no DATABASE_URL: the queue workers are not running"),
+    }
+    match serve_http(finish(router), platform.config.port).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => failed("server stopped", err),
+    }
+}
+
+/// Every HTTP function's router, merged (not yet [`finish`]ed).
+pub fn gateway_router(
+    platform: &Platform,
+    functions: &[&FunctionSpec],
+) -> Result<Router, crate::platform::StartupError> {
+    functions
+        .iter()
+        .try_fold(Router::new(), |app, spec| match spec.trigger {
+            Trigger::Http { build, .. } => Ok(app.merge(build(platform)?)),
+            Trigger::Queue { .. } => Ok(app),
+        })
+}
+
+fn spawn_worker(
+    spec: &FunctionSpec,
+    platform: &Platform,
+    queue: PgQueue,
+) -> Result<(), crate::platform::StartupError> {
+    let Trigger::Queue { build, schedule } = spec.trigger else {
+        return Ok(());
+    };
+    let name = spec.name;
+    let worker = Worker::new(
+        queue.clone(),
+        name,
+        build(platform)?,
+        WorkerPolicy::default(),
+    );
+    tokio::spawn(worker.run());
+    if let Some(schedule) = schedule {
+        let every = std::time::Duration::from_secs(u64::from(schedule.minutes.max(1)) * 60);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                if let Err(err) = queue.send_with(name, schedule.body, 1).await {
+                    tracing::error!(queue = name, error = %err, "scheduled send failed");
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+/// A queue worker over plain HTTP: `POST /` with one message as the body (what OpenFaaS's queue
+/// worker sends for an async invocation; `X-Call-Id` names it). An empty body is the function's
+/// scheduled message, if it has one (the cron connector's tick). 204 when done; a 503 problem
+/// to retry later; a 422 problem when the message can never succeed.
+pub fn job_router(handler: Arc<dyn JobHandler>, schedule: Option<Schedule>) -> Router {
+    Router::new()
+        .route("/", post(run_job))
+        .with_state(JobState { handler, schedule })
+}
+
+#[derive(Clone)]
+struct JobState {
+    handler: Arc<dyn JobHandler>,
+    schedule: Option<Schedule>,
+}
+
+async fn run_job(
+    State(JobState { handler, schedule }): State<JobState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, AppError> {
+    let id = headers
+        .get("x-call-id")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let body = match schedule {
+        Some(schedule) if body.is_empty() => schedule.body.to_owned(),
+        _ => String::from_utf8(body.to_vec())
+            .map_err(|_| AppError::Unprocessable("the message is not UTF-8 text".into()))?,
+    };
+    let job = Job {
+        id,
+        body,
+        attempt: 1,
+    };
+    handler.handle(&job).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Handles one SQS batch: every message that fails is reported by id, so SQS redelivers only
+/// those (and, after the queue's `maxReceiveCount`, moves them to its dead-letter queue). A
+/// message that can never succeed is reported too: the redrive policy dead-letters it.
+pub async fn handle_sqs(handler: &dyn JobHandler, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let attempt = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let job = Job {
+            id: id.clone(),
+            body: record.body.unwrap_or_default(),
+            attempt,
+        };
+        if let Err(err) = handler.handle(&job).await {
+            tracing::warn!(message_id = %id, error = %err, "SQS message failed");
+            response.add_failure(id);
+        }
+    }
+    response
+}
+
+async fn serve_sqs(handler: Arc<dyn JobHandler>) -> Result<(), String> {
+    let service =
+        lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+            let handler = handler.clone();
+            async move {
+                Ok::<_, lambda_runtime::Error>(handle_sqs(handler.as_ref(), event.payload).await)
+            }
+        });
+    lambda_runtime::run(service)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn serve_http(app: Router, port: u16) -> Result<(), String> {

@@ -10,18 +10,16 @@ pub mod wallet;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
-use gantry::AppState;
+use gantry::Platform;
 use gantry::auth::SigningKey;
 use gantry::auth::keys::Jwks;
-use gantry::config::AbusePolicy;
-use gantry::identity::siwe::SiwePolicy;
-use gantry::state::{Settings, TokenSettings};
+use gantry::config::{CoreConfig, Env, PoolDefault};
+use gantry::identity::IdentityState;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::sync::Once;
-use std::time::Duration;
 use tower::ServiceExt;
 
 pub const ISSUER: &str = "gantry-test";
@@ -31,31 +29,53 @@ pub const PASSWORD: &str = "a perfectly fine passphrase";
 /// The SIWE domain and chain the tests sign for.
 pub const SIWE_DOMAIN: &str = "app.example.com";
 pub const SIWE_CHAIN: u64 = 31337;
+/// The nonce key every test app shares (any 32+ bytes).
+pub const NONCE_SECRET: &str = "0123456789abcdef0123456789abcdef-gantry-tests";
 
-/// Test settings: SIWE on for `SIWE_DOMAIN`, and rate limits high enough not to interfere
-/// (tests of the limits lower them with [`TestApp::with`]).
-pub fn settings() -> Settings {
-    Settings {
-        tokens: TokenSettings {
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            access_ttl: Duration::from_secs(900),
-            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
-        },
-        siwe: Some(SiwePolicy {
-            domains: vec![SIWE_DOMAIN.into()],
-            chain_ids: vec![1, SIWE_CHAIN],
-            skew: Duration::from_secs(60),
-        }),
-        nonce_ttl: Duration::from_secs(600),
-        abuse: AbusePolicy {
-            per_ip: 10_000,
-            per_identifier: 10_000,
-            ..AbusePolicy::default()
-        },
-        chain_rpc_urls: Default::default(),
-        trust_forwarded_for: true,
-    }
+/// The test environment: SIWE on for `SIWE_DOMAIN`, and rate limits high enough not to
+/// interfere (tests of the limits lower them with [`TestApp::with`]). `overrides` win.
+pub fn test_env(overrides: &[(&str, &str)]) -> Env {
+    let chains = format!("1,{SIWE_CHAIN}");
+    let vars: Vec<(String, String)> = [
+        ("JWT_ISSUER", ISSUER),
+        ("JWT_AUDIENCE", AUDIENCE),
+        ("SIWE_DOMAINS", SIWE_DOMAIN),
+        ("SIWE_CHAIN_IDS", chains.as_str()),
+        ("SIWE_NONCE_SECRET", NONCE_SECRET),
+        ("RATE_LIMIT_PER_IP", "10000"),
+        ("RATE_LIMIT_PER_IDENTIFIER", "10000"),
+        ("TRUST_FORWARDED_FOR", "true"),
+    ]
+    .iter()
+    .chain(overrides)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    // Later pairs win: the overrides replace the defaults.
+    Env::from_pairs(vars)
+}
+
+/// A platform on `db` (none: every route that needs it answers 503), signing with `key`.
+pub fn platform(
+    env: Env,
+    db: Option<PgPool>,
+    key: Option<&SigningKey>,
+    published: Jwks,
+) -> Platform {
+    let config = CoreConfig::from_env(&env, PoolDefault::Function).expect("config");
+    Platform::assemble(env, config, db, key, published).expect("platform")
+}
+
+/// A nonce issued with the tests' key a minute ago, valid for a second: expired.
+pub fn expired_nonce() -> String {
+    let key = gantry::auth::nonce::NonceKey::new(NONCE_SECRET.to_owned().into()).expect("key");
+    let then = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    key.issue(None, std::time::Duration::from_secs(1), then)
+        .nonce
+}
+
+/// Every route of the gateway on `platform`, with the shared stack.
+pub fn gateway(platform: &Platform) -> Router {
+    gantry::runtime::finish(gantry::app::gateway_router(platform).expect("gateway"))
 }
 
 /// Quiet unless `TEST_LOG` is set.
@@ -72,27 +92,33 @@ pub fn init_logs() {
 pub struct TestApp {
     pub pool: PgPool,
     pub key: Arc<SigningKey>,
-    pub state: AppState,
+    pub platform: Platform,
+    /// Identity's state, for calling its rules directly.
+    pub state: IdentityState,
     pub router: Router,
 }
 
 impl TestApp {
     pub fn new(pool: PgPool) -> Self {
-        Self::with(pool, |_| {})
+        Self::with(pool, &[])
     }
 
-    /// The app with adjusted settings.
-    pub fn with(pool: PgPool, adjust: impl FnOnce(&mut Settings)) -> Self {
+    /// The app with some variables of [`test_env`] overridden.
+    pub fn with(pool: PgPool, overrides: &[(&str, &str)]) -> Self {
         init_logs();
         let key = Arc::new(SigningKey::generate());
-        let mut settings = settings();
-        adjust(&mut settings);
-        let state = AppState::new(Some(pool.clone()), Some(&key), Jwks::default(), settings)
-            .expect("state");
-        let router = gantry::runtime::finish(gantry::routes::gateway(state.clone()));
+        let platform = platform(
+            test_env(overrides),
+            Some(pool.clone()),
+            Some(&key),
+            Jwks::default(),
+        );
+        let state = IdentityState::new(&platform).expect("identity state");
+        let router = gateway(&platform);
         Self {
             pool,
             key,
+            platform,
             state,
             router,
         }
@@ -103,8 +129,12 @@ impl TestApp {
         let jwks = Jwks {
             keys: vec![self.key.public_jwk()],
         };
-        let state = AppState::new(Some(self.pool.clone()), None, jwks, settings()).expect("state");
-        gantry::runtime::finish(gantry::routes::gateway(state))
+        gateway(&platform(
+            test_env(&[]),
+            Some(self.pool.clone()),
+            None,
+            jwks,
+        ))
     }
 
     pub fn request(&self, method: Method, path: &str) -> Call {

@@ -1,6 +1,5 @@
-//! POST /auth/nonce: the rules live in `gantry::routes::auth_nonce`.
+//! POST /auth/nonce: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    gantry::runtime::serve(gantry::routes::auth_nonce).await
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::AUTH_NONCE)
 }

@@ -1,6 +1,5 @@
-//! GET /.well-known/jwks.json: the rules live in `gantry::routes::jwks`.
+//! GET /.well-known/jwks.json: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    gantry::runtime::serve(gantry::routes::jwks).await
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::JWKS)
 }

@@ -1,6 +1,5 @@
-//! POST /link-identity: the rules live in `gantry::routes::link_identity`.
+//! POST /link-identity: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    gantry::runtime::serve(gantry::routes::link_identity).await
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::LINK_IDENTITY)
 }

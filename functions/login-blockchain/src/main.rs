@@ -1,6 +1,5 @@
-//! POST /login-blockchain: the rules live in `gantry::routes::login_blockchain`.
+//! POST /login-blockchain: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    gantry::runtime::serve(gantry::routes::login_blockchain).await
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::LOGIN_BLOCKCHAIN)
 }

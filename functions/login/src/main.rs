@@ -1,6 +1,5 @@
-//! POST /login-email-password: the rules live in `gantry::routes::login`.
+//! POST /login-email-password: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    gantry::runtime::serve(gantry::routes::login).await
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::LOGIN)
 }

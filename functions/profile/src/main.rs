@@ -1,6 +1,5 @@
-//! GET /profile: the rules live in `gantry::routes::profile`.
+//! GET /profile: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    gantry::runtime::serve(gantry::routes::profile).await
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::PROFILE)
 }

@@ -1,6 +1,5 @@
-//! POST /register-email-password, POST /register-blockchain: the rules live in `gantry::routes::register`.
+//! POST /register-email-password, POST /register-blockchain: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    gantry::runtime::serve(gantry::routes::register).await
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::REGISTER)
 }

@@ -1,6 +1,5 @@
-//! POST /token/refresh, POST /logout: the rules live in `gantry::routes::token`.
+//! POST /token/refresh, POST /logout: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    gantry::runtime::serve(gantry::routes::token).await
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::TOKEN)
 }

@@ -1,6 +1,5 @@
-//! POST /unlink-identity: the rules live in `gantry::routes::unlink_identity`.
+//! POST /unlink-identity: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    gantry::runtime::serve(gantry::routes::unlink_identity).await
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::UNLINK_IDENTITY)
 }

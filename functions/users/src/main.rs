@@ -1,6 +1,5 @@
-//! GET /users, PUT /users/{id}/role: the rules live in `gantry::routes::users`.
+//! GET /users, PUT /users/{id}/role: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    gantry::runtime::serve(gantry::routes::users).await
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::USERS)
 }

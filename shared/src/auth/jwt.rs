@@ -111,7 +111,7 @@ impl TokenSigner {
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.key)
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("signing access token: {e}")))
+            .map_err(|e| AppError::internal(anyhow::anyhow!("signing access token: {e}")))
     }
 
     pub fn issue(&self, subject: Subject) -> AppResult<String> {

@@ -1,9 +1,12 @@
-//! Credentials and sessions: password hashing, access tokens (JWT) and refresh tokens.
+//! Credentials and sessions: password hashing, access tokens (JWT), refresh tokens, and Sign-In
+//! with Ethereum (message checks and self-authenticating nonces).
 
 pub mod jwt;
 pub mod keys;
+pub mod nonce;
 pub mod password;
 pub mod refresh;
+pub mod siwe;
 
 pub use jwt::{AccessClaims, Amr, TokenSigner, TokenVerifier};
 pub use keys::SigningKey;

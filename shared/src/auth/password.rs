@@ -42,7 +42,7 @@ impl PasswordHasher {
         self.argon
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("argon2 hash failed: {e}")))
+            .map_err(|e| AppError::internal(anyhow::anyhow!("argon2 hash failed: {e}")))
     }
 
     /// Verifies on the calling thread. `None` (no such account) verifies against the dummy
@@ -77,14 +77,14 @@ impl PasswordHasher {
         let permit = Arc::clone(&self.slots)
             .acquire_owned()
             .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("hasher closed: {e}")))?;
+            .map_err(|e| AppError::internal(anyhow::anyhow!("hasher closed: {e}")))?;
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work(&this)
         })
         .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("password task failed: {e}")))
+        .map_err(|e| AppError::internal(anyhow::anyhow!("password task failed: {e}")))
     }
 }
 

@@ -4,10 +4,8 @@ mod email;
 mod name;
 mod password;
 mod role;
-mod user;
 
 pub use email::Email;
 pub use name::DisplayName;
 pub use password::Password;
-pub use role::{IdentityType, Role};
-pub use user::{Identity, User};
+pub use role::Role;

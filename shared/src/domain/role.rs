@@ -11,16 +11,6 @@ pub enum Role {
     Client,
 }
 
-/// The kind of an identity. Stored as the Postgres enum `identity_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[sqlx(type_name = "identity_type", rename_all = "snake_case")]
-pub enum IdentityType {
-    EmailPassword,
-    BlockchainAddress,
-    Did,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,10 +18,6 @@ mod tests {
     #[test]
     fn wire_names_match_the_contract() -> crate::TestResult {
         assert_eq!(serde_json::to_string(&Role::Admin)?, "\"ADMIN\"");
-        assert_eq!(
-            serde_json::to_string(&IdentityType::BlockchainAddress)?,
-            "\"blockchain_address\""
-        );
         assert!(serde_json::from_str::<Role>("\"admin\"").is_err());
         assert!(serde_json::from_str::<Role>("\"ROOT\"").is_err());
         Ok(())

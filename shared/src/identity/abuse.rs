@@ -2,11 +2,12 @@
 //! per-identifier lockout with exponential back-off. The counters live in the ephemeral store,
 //! so every instance shares them.
 
-use crate::audit::{self, Action, Entry};
+use super::audit::IdentityAction as Action;
+use super::state::IdentityState;
+use crate::audit::{self, Entry};
 use crate::error::{AppError, AppResult};
 use crate::extract::ClientIp;
-use crate::state::AppState;
-use crate::store::RateDecision;
+use crate::store::{RateDecision, RateLimiter};
 use serde_json::json;
 use std::time::Duration;
 
@@ -41,15 +42,37 @@ fn limited(decision: RateDecision) -> AppResult<()> {
     }
 }
 
-/// Counts one request from `ip` (and for `identifier`, when given) against `endpoint`'s limits.
+/// Counts one request from `ip` (and for `identifier`, when given) against `endpoint`'s limits,
+/// in the shared store (every instance counts together).
 pub async fn throttle(
-    state: &AppState,
+    state: &IdentityState,
     ip: &ClientIp,
     endpoint: Endpoint,
     identifier: Option<&str>,
 ) -> AppResult<()> {
-    let policy = state.settings().abuse;
-    let limiter = state.rate_limiter()?;
+    let limiter = state.stores().rate_limiter()?;
+    count(limiter, state, ip, endpoint, identifier).await
+}
+
+/// The same limits counted in this instance's memory: for endpoints that write nothing, where a
+/// shared counter would cost more than the request it guards.
+pub async fn throttle_locally(
+    state: &IdentityState,
+    ip: &ClientIp,
+    endpoint: Endpoint,
+    identifier: Option<&str>,
+) -> AppResult<()> {
+    count(state.local_limits(), state, ip, endpoint, identifier).await
+}
+
+async fn count(
+    limiter: &dyn RateLimiter,
+    state: &IdentityState,
+    ip: &ClientIp,
+    endpoint: Endpoint,
+    identifier: Option<&str>,
+) -> AppResult<()> {
+    let policy = state.config().abuse;
     if policy.per_ip > 0 {
         let key = format!("ip:{}:{}", endpoint.as_str(), ip.0);
         limited(limiter.hit(&key, policy.per_ip, WINDOW).await?)?;
@@ -66,8 +89,13 @@ fn lock_key(identifier: &str) -> String {
 }
 
 /// 429 while `identifier` is locked out, whether or not an account has it.
-pub async fn ensure_unlocked(state: &AppState, identifier: &str) -> AppResult<()> {
-    match state.lockouts()?.locked_for(&lock_key(identifier)).await? {
+pub async fn ensure_unlocked(state: &IdentityState, identifier: &str) -> AppResult<()> {
+    match state
+        .stores()
+        .lockouts()?
+        .locked_for(&lock_key(identifier))
+        .await?
+    {
         Some(left) => Err(AppError::RateLimited {
             retry_after_secs: left.as_secs().max(1),
         }),
@@ -76,9 +104,10 @@ pub async fn ensure_unlocked(state: &AppState, identifier: &str) -> AppResult<()
 }
 
 /// Counts a failed sign-in; a lock it starts goes to the audit log.
-pub async fn record_failure(state: &AppState, identifier: &str) -> AppResult<()> {
-    let policy = state.settings().abuse.lockout;
+pub async fn record_failure(state: &IdentityState, identifier: &str) -> AppResult<()> {
+    let policy = state.config().abuse.lockout;
     if let Some(lock) = state
+        .stores()
         .lockouts()?
         .record_failure(&lock_key(identifier), policy)
         .await?
@@ -98,6 +127,10 @@ pub async fn record_failure(state: &AppState, identifier: &str) -> AppResult<()>
     Ok(())
 }
 
-pub async fn clear_failures(state: &AppState, identifier: &str) -> AppResult<()> {
-    state.lockouts()?.clear(&lock_key(identifier)).await
+pub async fn clear_failures(state: &IdentityState, identifier: &str) -> AppResult<()> {
+    Ok(state
+        .stores()
+        .lockouts()?
+        .clear(&lock_key(identifier))
+        .await?)
 }

@@ -1,6 +1,7 @@
 //! Request and response bodies, exactly as the contract names them.
 
-use crate::domain::{Identity, Role, User};
+use super::model::{Identity, User};
+use crate::domain::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -1,15 +1,18 @@
 //! Linking and unlinking identities on a signed-in account.
 
 use super::abuse::{self, Endpoint};
+use super::audit::IdentityAction as Action;
 use super::dto::{Identities, LinkIdentity};
+use super::error::{self, IdentityError};
+use super::model::Identity;
 use super::service::identities_of;
-use super::siwe::SiweMessage;
+use super::state::IdentityState;
 use super::wallet::{insert_wallet, prove, spend_nonce};
-use crate::audit::{self, Action, Entry};
-use crate::domain::{Email, Identity, Password};
+use crate::audit::{self, Entry};
+use crate::auth::siwe::SiweMessage;
+use crate::domain::{Email, Password};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::{AuthUser, ClientIp};
-use crate::state::AppState;
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -19,12 +22,13 @@ async fn identity(conn: &mut PgConnection, user_id: Uuid, id: Uuid) -> AppResult
         .await?
         .into_iter()
         .find(|i| i.id == id)
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("linked identity {id} vanished")))
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("linked identity {id} vanished")))
 }
 
 /// Links a new identity after a fresh proof of it. An identity owned by anyone is a 409.
+#[tracing::instrument(name = "identity.link", skip_all)]
 pub async fn link(
-    state: &AppState,
+    state: &IdentityState,
     ip: &ClientIp,
     caller: &AuthUser,
     input: LinkIdentity,
@@ -51,9 +55,7 @@ pub async fn link(
             .fetch_one(&mut *tx)
             .await?;
             if has_email {
-                return Err(AppError::Conflict(
-                    "this account already has an email identity".into(),
-                ));
+                return Err(IdentityError::AlreadyHasEmail.into());
             }
             let id = sqlx::query_scalar!(
                 "INSERT INTO identities (id, user_id, type, identifier, credential, is_primary_login)
@@ -64,7 +66,8 @@ pub async fn link(
                 credential,
             )
             .fetch_one(&mut *tx)
-            .await?;
+            .await
+            .map_err(error::db)?;
             sqlx::query!(
                 "UPDATE users SET email = $2, updated_at = now() WHERE id = $1",
                 caller.user_id,
@@ -110,14 +113,15 @@ pub async fn link(
 /// Unlinks one of the caller's identities. The last one cannot go (409): the caller's identity
 /// rows are locked before counting, so concurrent unlinks queue and at least one remains.
 /// Sessions opened through the identity are revoked.
+#[tracing::instrument(name = "identity.unlink", skip_all)]
 pub async fn unlink(
-    state: &AppState,
+    state: &IdentityState,
     caller: &AuthUser,
     identity_id: Uuid,
 ) -> AppResult<Identities> {
     let mut tx = state.db()?.begin().await?;
     let owned = sqlx::query!(
-        r#"SELECT id, type AS "kind: crate::domain::IdentityType", is_primary_login
+        r#"SELECT id, type AS "kind: super::model::IdentityType", is_primary_login
            FROM identities WHERE user_id = $1 ORDER BY id FOR UPDATE"#,
         caller.user_id
     )
@@ -128,9 +132,7 @@ pub async fn unlink(
         .find(|i| i.id == identity_id)
         .ok_or(AppError::NotFound)?;
     if owned.len() <= 1 {
-        return Err(AppError::Conflict(
-            "the last identity of an account cannot be unlinked".into(),
-        ));
+        return Err(IdentityError::LastIdentity.into());
     }
     let revoked = sqlx::query!(
         "UPDATE refresh_tokens SET revoked_at = now() WHERE identity_id = $1 AND revoked_at IS NULL",
@@ -151,7 +153,7 @@ pub async fn unlink(
         .execute(&mut *tx)
         .await?;
     }
-    if target.kind == crate::domain::IdentityType::EmailPassword {
+    if target.kind == super::model::IdentityType::EmailPassword {
         sqlx::query!(
             "UPDATE users SET email = NULL, updated_at = now() WHERE id = $1",
             caller.user_id

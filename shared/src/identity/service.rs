@@ -1,17 +1,20 @@
 //! Account rules: registration, password login, profiles and roles.
 
 use super::abuse::{self, Endpoint};
+use super::audit::IdentityAction as Action;
 use super::dto::{
     LoginEmailPassword, PageQuery, Profile, RegisterEmailPassword, Registered, TokenPair, UserPage,
 };
+use super::error::{self, IdentityError};
+use super::model::{Identity, User};
 use super::session;
-use crate::audit::{self, Action, Entry};
+use super::state::IdentityState;
+use crate::audit::{self, Entry};
 use crate::auth::Amr;
 use crate::auth::jwt::Subject;
-use crate::domain::{DisplayName, Email, Identity, Password, Role, User};
+use crate::domain::{DisplayName, Email, Password, Role};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::{AuthUser, ClientIp};
-use crate::state::AppState;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -66,7 +69,8 @@ pub(crate) async fn insert_account(
         role as Role,
     )
     .fetch_one(&mut *conn)
-    .await?;
+    .await
+    .map_err(error::db)?;
     let identity_id = sqlx::query_scalar!(
         "INSERT INTO identities (id, user_id, type, identifier, credential, is_primary_login)
          VALUES ($1, $2, 'email_password', $3, $4, true) RETURNING id",
@@ -76,12 +80,14 @@ pub(crate) async fn insert_account(
         credential,
     )
     .fetch_one(&mut *conn)
-    .await?;
+    .await
+    .map_err(error::db)?;
     Ok((user, identity_id))
 }
 
+#[tracing::instrument(name = "identity.register_email", skip_all)]
 pub async fn register_email(
-    state: &AppState,
+    state: &IdentityState,
     ip: &ClientIp,
     input: RegisterEmailPassword,
 ) -> AppResult<Registered> {
@@ -106,8 +112,9 @@ pub async fn register_email(
 /// Password login. An unknown email and a wrong password take the same path: one lookup, one
 /// Argon2id verification (against a dummy hash when there is no account), one audit row, and
 /// the same 401.
+#[tracing::instrument(name = "identity.login_email", skip_all)]
 pub async fn login_email(
-    state: &AppState,
+    state: &IdentityState,
     ip: &ClientIp,
     input: LoginEmailPassword,
 ) -> AppResult<TokenPair> {
@@ -175,7 +182,8 @@ async fn fetch_user(db: &PgPool, id: Uuid) -> AppResult<Option<User>> {
     .await?)
 }
 
-pub async fn profile(state: &AppState, caller: &AuthUser) -> AppResult<Profile> {
+#[tracing::instrument(name = "identity.profile", skip_all)]
+pub async fn profile(state: &IdentityState, caller: &AuthUser) -> AppResult<Profile> {
     let db = state.db()?;
     let user = fetch_user(db, caller.user_id)
         .await?
@@ -205,7 +213,8 @@ const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 100;
 
 /// Keyset pagination over user ids (UUIDv7, so creation order).
-pub async fn list_users(state: &AppState, query: PageQuery) -> AppResult<UserPage> {
+#[tracing::instrument(name = "identity.list_users", skip_all)]
+pub async fn list_users(state: &IdentityState, query: PageQuery) -> AppResult<UserPage> {
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AppError::invalid("limit", "must be between 1 and 100"));
@@ -237,6 +246,7 @@ pub async fn list_users(state: &AppState, query: PageQuery) -> AppResult<UserPag
 
 /// Changes a user's role. At least one ADMIN always remains: the admin rows are locked (in id
 /// order, so concurrent changes queue instead of deadlocking) before the count is taken.
+#[tracing::instrument(name = "identity.set_role", skip_all)]
 pub async fn set_role(
     db: &PgPool,
     actor: Option<Uuid>,
@@ -256,9 +266,7 @@ pub async fn set_role(
     .await?
     .ok_or(AppError::NotFound)?;
     if current == Role::Admin && role != Role::Admin && admins.len() <= 1 {
-        return Err(AppError::Conflict(
-            "the last ADMIN cannot lose the role; promote another user first".into(),
-        ));
+        return Err(IdentityError::LastAdmin.into());
     }
     let user = sqlx::query_as!(
         User,
@@ -284,8 +292,9 @@ pub async fn set_role(
 }
 
 /// `PUT /users/{id}/role`, by an ADMIN.
+#[tracing::instrument(name = "identity.change_role", skip_all)]
 pub async fn change_role(
-    state: &AppState,
+    state: &IdentityState,
     actor: &AuthUser,
     target: Uuid,
     role: Role,
@@ -294,7 +303,8 @@ pub async fn change_role(
 }
 
 /// Operator bootstrap: creates an ADMIN with an email/password identity (CLI only).
-pub async fn create_admin(state: &AppState, account: NewAccount) -> AppResult<User> {
+#[tracing::instrument(name = "identity.create_admin", skip_all)]
+pub async fn create_admin(state: &IdentityState, account: NewAccount) -> AppResult<User> {
     let credential = state.hasher().hash(&account.password).await?;
     let mut tx = state.db()?.begin().await?;
     let (user, identity_id) = insert_account(&mut tx, &account, &credential, Role::Admin).await?;
@@ -313,7 +323,8 @@ pub async fn create_admin(state: &AppState, account: NewAccount) -> AppResult<Us
 }
 
 /// Operator bootstrap: promotes the account that owns `email` to ADMIN (CLI only).
-pub async fn promote_by_email(state: &AppState, email: &Email) -> AppResult<User> {
+#[tracing::instrument(name = "identity.promote_by_email", skip_all)]
+pub async fn promote_by_email(state: &IdentityState, email: &Email) -> AppResult<User> {
     let db = state.db()?;
     let user_id = sqlx::query_scalar!(
         "SELECT user_id FROM identities WHERE type = 'email_password' AND lower(identifier) = lower($1)",

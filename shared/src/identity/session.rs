@@ -1,12 +1,13 @@
 //! Session issuance and refresh-token rotation, shared by every login method.
 
+use super::audit::IdentityAction as Action;
 use super::dto::TokenPair;
-use crate::audit::{self, Action, Entry};
+use super::state::IdentityState;
+use crate::audit::{self, Entry};
 use crate::auth::jwt::Subject;
 use crate::auth::{Amr, TokenSigner, refresh};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 use serde_json::json;
 use sqlx::PgConnection;
 use std::time::Duration;
@@ -26,14 +27,15 @@ struct Link {
 
 /// Signs `subject` in: opens a session and records how (`action`, the method, the identity and
 /// `extra` details) in the audit log, both inside the caller's transaction.
+#[tracing::instrument(name = "identity.sign_in", skip_all)]
 pub async fn sign_in(
     conn: &mut PgConnection,
-    state: &AppState,
+    state: &IdentityState,
     subject: Subject,
     action: Action,
     extra: serde_json::Value,
 ) -> AppResult<TokenPair> {
-    let tokens = start(conn, state.signer()?, state.refresh_ttl(), subject).await?;
+    let tokens = start(conn, state.signer()?, state.config().refresh_ttl, subject).await?;
     let mut details = json!({ "method": subject.amr.as_str(), "identity_id": subject.identity_id });
     if let (Some(details), serde_json::Value::Object(extra)) = (details.as_object_mut(), extra) {
         details.extend(extra);
@@ -99,7 +101,8 @@ async fn issue(
 
 /// Exchanges a refresh token for a new pair. The old token is spent; spending it again
 /// revokes its whole family.
-pub async fn rotate(state: &AppState, presented: &str) -> AppResult<TokenPair> {
+#[tracing::instrument(name = "identity.rotate", skip_all)]
+pub async fn rotate(state: &IdentityState, presented: &str) -> AppResult<TokenPair> {
     let signer = state.signer()?;
     let hash = refresh::parse(presented).ok_or(INVALID_REFRESH)?;
     let mut tx = state.db()?.begin().await?;
@@ -174,7 +177,8 @@ pub async fn rotate(state: &AppState, presented: &str) -> AppResult<TokenPair> {
 
 /// Revokes the family of the presented token. Unknown or malformed tokens are a no-op, as in
 /// RFC 7009: the caller learns nothing about which tokens exist.
-pub async fn logout(state: &AppState, presented: &str) -> AppResult<()> {
+#[tracing::instrument(name = "identity.logout", skip_all)]
+pub async fn logout(state: &IdentityState, presented: &str) -> AppResult<()> {
     let Some(hash) = refresh::parse(presented) else {
         return Ok(());
     };

@@ -1,33 +1,34 @@
 //! Wallet identities: nonces, and registration and login with Sign-In with Ethereum.
 
 use super::abuse::{self, Endpoint};
+use super::audit::IdentityAction as Action;
 use super::dto::{
     LoginBlockchain, NonceIssued, NonceRequest, RegisterBlockchain, Registered, TokenPair,
 };
+use super::error;
+use super::model::User;
 use super::session;
-use super::siwe::{Proof, REJECTED, SiweMessage};
-use crate::audit::{self, Action, Entry};
+use super::state::IdentityState;
+use crate::audit::{self, Entry};
 use crate::auth::Amr;
 use crate::auth::jwt::Subject;
-use crate::domain::{DisplayName, Role, User};
+use crate::auth::nonce;
+use crate::auth::siwe::{Proof, REJECTED, SiweError, SiweMessage};
+use crate::domain::{DisplayName, Role};
 use crate::error::{AppError, AppResult};
 use crate::extract::ClientIp;
-use crate::state::AppState;
-use crate::store::IssuedNonce;
 use alloy::primitives::Address;
-use rand::Rng;
-use rand::distributions::Alphanumeric;
 use serde_json::json;
 use sqlx::PgConnection;
 use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// 24 alphanumeric characters: about 143 bits.
-const NONCE_LEN: usize = 24;
-
+/// Issues a nonce. Pure computation: no database write, so the endpoint is cheap and cannot be
+/// used to fill a table. Its rate limit is per instance for the same reason.
+#[tracing::instrument(name = "identity.issue_nonce", skip_all)]
 pub async fn issue_nonce(
-    state: &AppState,
+    state: &IdentityState,
     ip: &ClientIp,
     input: NonceRequest,
 ) -> AppResult<NonceIssued> {
@@ -36,42 +37,43 @@ pub async fn issue_nonce(
         .as_deref()
         .map(|a| {
             Address::from_str(a.trim())
-                .map(|addr| addr.to_checksum(None))
                 .map_err(|_| AppError::invalid("address", "is not an Ethereum address"))
         })
         .transpose()?;
-    abuse::throttle(state, ip, Endpoint::Nonce, address.as_deref()).await?;
-    let nonce: String = rand::rngs::OsRng
-        .sample_iter(&Alphanumeric)
-        .take(NONCE_LEN)
-        .map(char::from)
-        .collect();
-    let issued = IssuedNonce {
-        nonce,
-        address,
-        expires_at: OffsetDateTime::now_utc() + state.settings().nonce_ttl,
-    };
-    state.nonces()?.issue(&issued).await?;
+    let checksummed = address.map(|a| a.to_checksum(None));
+    abuse::throttle_locally(state, ip, Endpoint::Nonce, checksummed.as_deref()).await?;
+    let issued =
+        state
+            .nonce_key()?
+            .issue(address, state.config().nonce_ttl, OffsetDateTime::now_utc());
     Ok(NonceIssued {
         nonce: issued.nonce,
         expires_at: issued.expires_at,
     })
 }
 
-/// Verifies a SIWE proof (everything but the nonce). A rejected proof is audited, but it does not
+/// Verifies a SIWE proof (everything but spending the nonce): the message's claims, the nonce's
+/// MAC, expiry and binding, and the signature. A rejected proof is audited, but it does not
 /// count towards a lockout: a signature cannot be guessed, so locking a (public) address would
 /// only let anyone deny its owner sign-in. Per-address rate limits still apply.
 pub(crate) async fn prove(
-    state: &AppState,
+    state: &IdentityState,
     message: &SiweMessage,
     signature: &str,
 ) -> AppResult<Proof> {
     let policy = state.siwe()?;
-    match message
-        .verify(signature, policy, state.chain(), OffsetDateTime::now_utc())
-        .await
-    {
-        Err(AppError::Unauthorized(reason)) => {
+    let key = state.nonce_key()?;
+    let now = OffsetDateTime::now_utc();
+    let checked = match key.check(message.nonce(), message.address(), now) {
+        Ok(_) => message.verify(signature, policy, state.chain(), now).await,
+        Err(invalid) => {
+            tracing::info!(reason = %invalid, "SIWE nonce rejected");
+            Err(SiweError::Rejected("nonce"))
+        }
+    };
+    match checked {
+        Ok(proof) => Ok(proof),
+        Err(SiweError::Rejected(_)) => {
             let mut conn = state.db()?.acquire().await?;
             let details = json!({
                 "identifier": message.address().to_checksum(None),
@@ -87,32 +89,29 @@ pub(crate) async fn prove(
                 },
             )
             .await?;
-            Err(AppError::Unauthorized(reason))
+            Err(REJECTED)
         }
-        other => other,
+        Err(other) => Err(other.into()),
     }
 }
 
-/// Spends the proof's nonce inside `conn`'s transaction: it must exist, be unexpired, unspent,
-/// and (if bound) bound to the proof's address.
+/// Spends the proof's nonce inside `conn`'s transaction; a nonce spent before is the same 401
+/// as any other failed proof.
 pub(crate) async fn spend_nonce(
-    state: &AppState,
+    state: &IdentityState,
     conn: &mut PgConnection,
     proof: &Proof,
 ) -> AppResult<()> {
-    let issued = state.nonces()?.consume(conn, &proof.nonce).await?;
-    match issued {
-        Some(n)
-            if n.address
-                .as_deref()
-                .is_none_or(|a| a == proof.checksummed()) =>
-        {
-            Ok(())
-        }
-        _ => {
-            tracing::info!("SIWE nonce unknown, expired, spent or bound to another address");
-            Err(REJECTED)
-        }
+    // Checked by `prove`; read again for its expiry, which the spent row keeps until then.
+    let expires_at = state
+        .nonce_key()?
+        .check(&proof.nonce, proof.address, OffsetDateTime::now_utc())
+        .map_err(|_| REJECTED)?;
+    if nonce::spend(conn, &proof.nonce, expires_at).await? {
+        Ok(())
+    } else {
+        tracing::info!("SIWE nonce already spent");
+        Err(REJECTED)
     }
 }
 
@@ -123,7 +122,7 @@ pub(crate) async fn insert_wallet(
     proof: &Proof,
     primary: bool,
 ) -> AppResult<Uuid> {
-    Ok(sqlx::query_scalar!(
+    sqlx::query_scalar!(
         "INSERT INTO identities (id, user_id, type, identifier, chain_id, is_primary_login)
          VALUES ($1, $2, 'blockchain_address', $3, $4, $5) RETURNING id",
         Uuid::now_v7(),
@@ -134,11 +133,13 @@ pub(crate) async fn insert_wallet(
         primary,
     )
     .fetch_one(conn)
-    .await?)
+    .await
+    .map_err(error::db)
 }
 
+#[tracing::instrument(name = "identity.register_wallet", skip_all)]
 pub async fn register(
-    state: &AppState,
+    state: &IdentityState,
     ip: &ClientIp,
     input: RegisterBlockchain,
 ) -> AppResult<Registered> {
@@ -182,8 +183,9 @@ pub async fn register(
     Ok(Registered { user, tokens })
 }
 
+#[tracing::instrument(name = "identity.login_wallet", skip_all)]
 pub async fn login(
-    state: &AppState,
+    state: &IdentityState,
     ip: &ClientIp,
     input: LoginBlockchain,
 ) -> AppResult<TokenPair> {

@@ -1,38 +1,42 @@
-//! The ephemeral store: SIWE nonces, rate-limit counters, lockouts and idempotency keys.
+//! The ephemeral store: rate-limit windows, lockouts and idempotency keys. Nothing here has to
+//! commit together with a Postgres transaction (what does, such as spending a SIWE nonce, is
+//! written in that transaction by its owner), so the traits take no connection.
 //!
-//! Small traits, so each caller depends only on what it uses. Postgres implements them all
-//! today (shared by every instance); a DynamoDB implementation arrives behind the same traits.
-//! [`crate::state::AppState`] picks the implementation in one place.
+//! Small traits, so each caller depends only on what it uses. Two implementations today:
+//! [`PgEphemeral`] (shared by every instance) and [`MemoryEphemeral`] (one process: unit tests,
+//! and per-instance limits). A DynamoDB implementation arrives behind the same traits. The
+//! implementation is chosen in one place, `crate::platform::Platform::load`.
 
+pub mod conformance;
+pub mod housekeeping;
+mod memory;
 mod postgres;
 
+pub use memory::MemoryEphemeral;
 pub use postgres::PgEphemeral;
 
-use crate::error::AppResult;
+use crate::error::AppError;
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::PgConnection;
 use std::time::Duration;
-use time::OffsetDateTime;
 
-/// A nonce as issued.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuedNonce {
-    pub nonce: String,
-    /// When set, only this (EIP-55) address may use it.
-    pub address: Option<String>,
-    pub expires_at: OffsetDateTime,
+/// The ephemeral store could not answer. Transient: a worker retries, an HTTP caller gets 503
+/// (or 500 for a bug).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("ephemeral store (postgres): {0}")]
+    Postgres(#[from] sqlx::Error),
 }
 
-#[async_trait]
-pub trait NonceStore: Send + Sync {
-    async fn issue(&self, nonce: &IssuedNonce) -> AppResult<()>;
-
-    /// Spends an unexpired nonce inside the caller's unit of work, so the nonce is used exactly
-    /// when the session it authorises commits. `None`: unknown, expired or already spent.
-    async fn consume(&self, conn: &mut PgConnection, nonce: &str)
-    -> AppResult<Option<IssuedNonce>>;
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Postgres(err) => err.into(),
+        }
+    }
 }
+
+pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The outcome of counting one request against a limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +48,7 @@ pub enum RateDecision {
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
     /// Counts one hit for `key` in the current fixed window of length `window`.
-    async fn hit(&self, key: &str, limit: u32, window: Duration) -> AppResult<RateDecision>;
+    async fn hit(&self, key: &str, limit: u32, window: Duration) -> StoreResult<RateDecision>;
 }
 
 /// How failures turn into a lock: `threshold` consecutive failures lock for `base`, each
@@ -70,14 +74,14 @@ impl LockoutPolicy {
 #[async_trait]
 pub trait Lockouts: Send + Sync {
     /// How long `identifier` is still locked, if it is.
-    async fn locked_for(&self, identifier: &str) -> AppResult<Option<Duration>>;
+    async fn locked_for(&self, identifier: &str) -> StoreResult<Option<Duration>>;
     /// Records a failure; returns the lock it started, if any.
     async fn record_failure(
         &self,
         identifier: &str,
         policy: LockoutPolicy,
-    ) -> AppResult<Option<Duration>>;
-    async fn clear(&self, identifier: &str) -> AppResult<()>;
+    ) -> StoreResult<Option<Duration>>;
+    async fn clear(&self, identifier: &str) -> StoreResult<()>;
 }
 
 /// Where an idempotent request stands.
@@ -101,14 +105,21 @@ pub trait IdempotencyStore: Send + Sync {
         key: &str,
         request_hash: &[u8],
         ttl: Duration,
-    ) -> AppResult<Idempotency>;
+    ) -> StoreResult<Idempotency>;
     async fn complete(
         &self,
         scope: &str,
         key: &str,
         status: u16,
         response: &Value,
-    ) -> AppResult<()>;
+    ) -> StoreResult<()>;
+}
+
+/// Rounds a remaining duration up to whole seconds (Retry-After is in seconds, never 0).
+fn whole_seconds_left(millis_left: i128) -> Duration {
+    let left = millis_left.max(0);
+    let secs = u64::try_from(left.div_euclid(1000) + i128::from(left % 1000 != 0)).unwrap_or(1);
+    Duration::from_secs(secs.max(1))
 }
 
 #[cfg(test)]
@@ -138,5 +149,13 @@ mod tests {
             max: Duration::from_secs(60),
         };
         assert_eq!(policy.lock_for(100), None);
+    }
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        assert_eq!(whole_seconds_left(0), Duration::from_secs(1));
+        assert_eq!(whole_seconds_left(1001), Duration::from_secs(2));
+        assert_eq!(whole_seconds_left(3000), Duration::from_secs(3));
+        assert_eq!(whole_seconds_left(-5), Duration::from_secs(1));
     }
 }

@@ -1,13 +1,12 @@
 //! Postgres implementation of every ephemeral-store trait.
 
 use super::{
-    Idempotency, IdempotencyStore, IssuedNonce, LockoutPolicy, Lockouts, NonceStore, RateDecision,
-    RateLimiter,
+    Idempotency, IdempotencyStore, LockoutPolicy, Lockouts, RateDecision, RateLimiter, StoreResult,
+    whole_seconds_left,
 };
-use crate::error::AppResult;
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -26,60 +25,13 @@ fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// Rounds a remaining duration up to whole seconds (Retry-After is in seconds, never 0).
 fn remaining(until: OffsetDateTime, now: OffsetDateTime) -> Duration {
-    let left = (until - now).whole_milliseconds().max(0);
-    let secs = u64::try_from(left.div_euclid(1000) + i128::from(left % 1000 != 0)).unwrap_or(1);
-    Duration::from_secs(secs.max(1))
-}
-
-#[async_trait]
-impl NonceStore for PgEphemeral {
-    async fn issue(&self, nonce: &IssuedNonce) -> AppResult<()> {
-        let mut tx = self.pool.begin().await?;
-        // Opportunistic clean-up keeps the table small without a scheduler.
-        sqlx::query!(
-            "DELETE FROM auth_nonces WHERE nonce IN
-               (SELECT nonce FROM auth_nonces WHERE expires_at < now() LIMIT 100)"
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "INSERT INTO auth_nonces (nonce, address, expires_at) VALUES ($1, $2, $3)",
-            nonce.nonce,
-            nonce.address,
-            nonce.expires_at,
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn consume(
-        &self,
-        conn: &mut PgConnection,
-        nonce: &str,
-    ) -> AppResult<Option<IssuedNonce>> {
-        // DELETE … RETURNING takes the row lock: of concurrent spenders exactly one gets the row.
-        let row = sqlx::query!(
-            "DELETE FROM auth_nonces WHERE nonce = $1 AND expires_at > now()
-             RETURNING nonce, address, expires_at",
-            nonce
-        )
-        .fetch_optional(conn)
-        .await?;
-        Ok(row.map(|r| IssuedNonce {
-            nonce: r.nonce,
-            address: r.address,
-            expires_at: r.expires_at,
-        }))
-    }
+    whole_seconds_left((until - now).whole_milliseconds())
 }
 
 #[async_trait]
 impl RateLimiter for PgEphemeral {
-    async fn hit(&self, key: &str, limit: u32, window: Duration) -> AppResult<RateDecision> {
+    async fn hit(&self, key: &str, limit: u32, window: Duration) -> StoreResult<RateDecision> {
         let row = sqlx::query!(
             r#"WITH w AS (
                  SELECT to_timestamp(floor(extract(epoch FROM now()) / $2::float8) * $2::float8)
@@ -107,7 +59,7 @@ impl RateLimiter for PgEphemeral {
 
 #[async_trait]
 impl Lockouts for PgEphemeral {
-    async fn locked_for(&self, identifier: &str) -> AppResult<Option<Duration>> {
+    async fn locked_for(&self, identifier: &str) -> StoreResult<Option<Duration>> {
         let row = sqlx::query!(
             r#"SELECT locked_until AS "locked_until!", now() AS "now!" FROM login_lockouts
                WHERE identifier = $1 AND locked_until > now()"#,
@@ -122,7 +74,7 @@ impl Lockouts for PgEphemeral {
         &self,
         identifier: &str,
         policy: LockoutPolicy,
-    ) -> AppResult<Option<Duration>> {
+    ) -> StoreResult<Option<Duration>> {
         let mut tx = self.pool.begin().await?;
         let failures = sqlx::query_scalar!(
             "INSERT INTO login_lockouts AS l (identifier, failures) VALUES ($1, 1)
@@ -147,7 +99,7 @@ impl Lockouts for PgEphemeral {
         Ok(lock)
     }
 
-    async fn clear(&self, identifier: &str) -> AppResult<()> {
+    async fn clear(&self, identifier: &str) -> StoreResult<()> {
         sqlx::query!(
             "DELETE FROM login_lockouts WHERE identifier = $1",
             identifier
@@ -166,7 +118,7 @@ impl IdempotencyStore for PgEphemeral {
         key: &str,
         request_hash: &[u8],
         ttl: Duration,
-    ) -> AppResult<Idempotency> {
+    ) -> StoreResult<Idempotency> {
         let mut tx = self.pool.begin().await?;
         sqlx::query!(
             "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= now()",
@@ -217,7 +169,7 @@ impl IdempotencyStore for PgEphemeral {
         key: &str,
         status: u16,
         response: &Value,
-    ) -> AppResult<()> {
+    ) -> StoreResult<()> {
         sqlx::query!(
             "UPDATE idempotency_keys SET status = $3, response = $4 WHERE scope = $1 AND key = $2",
             scope,

@@ -11,7 +11,7 @@ fn login_body(email: &str, password: &str) -> serde_json::Value {
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn the_per_ip_limit_answers_429_with_retry_after(pool: PgPool) {
-    let app = TestApp::with(pool, |s| s.abuse.per_ip = 3);
+    let app = TestApp::with(pool, &[("RATE_LIMIT_PER_IP", "3")]);
     for i in 0..3 {
         let res = app
             .post("/login-email-password")
@@ -46,7 +46,7 @@ async fn the_per_ip_limit_answers_429_with_retry_after(pool: PgPool) {
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn the_per_identifier_limit_holds_across_addresses(pool: PgPool) {
-    let app = TestApp::with(pool, |s| s.abuse.per_identifier = 2);
+    let app = TestApp::with(pool, &[("RATE_LIMIT_PER_IDENTIFIER", "2")]);
     for ip in ["198.51.100.1", "198.51.100.2"] {
         app.post("/auth/nonce")
             .header("x-forwarded-for", ip)
@@ -64,10 +64,10 @@ async fn the_per_identifier_limit_holds_across_addresses(pool: PgPool) {
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn repeated_failures_lock_an_identifier_until_the_window_passes(pool: PgPool) {
-    let app = TestApp::with(pool, |s| {
-        s.abuse.lockout.threshold = 3;
-        s.abuse.lockout.base = Duration::from_secs(60);
-    });
+    let app = TestApp::with(
+        pool,
+        &[("LOCKOUT_THRESHOLD", "3"), ("LOCKOUT_BASE_SECONDS", "60")],
+    );
     app.register("ada@example.com").await;
     for _ in 0..3 {
         app.post("/login-email-password")
@@ -126,7 +126,7 @@ async fn repeated_failures_lock_an_identifier_until_the_window_passes(pool: PgPo
 /// let anyone lock a wallet's owner out.
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn forged_wallet_proofs_cannot_lock_the_owner_out(pool: PgPool) {
-    let app = TestApp::with(pool, |s| s.abuse.lockout.threshold = 2);
+    let app = TestApp::with(pool, &[("LOCKOUT_THRESHOLD", "2")]);
     let (wallet, thief) = (Wallet::random(), Wallet::random());
     app.register_wallet(&wallet).await;
     for _ in 0..4 {
@@ -148,10 +148,13 @@ async fn forged_wallet_proofs_cannot_lock_the_owner_out(pool: PgPool) {
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_zero_limit_turns_the_per_ip_limit_off(pool: PgPool) {
-    let app = TestApp::with(pool, |s| {
-        s.abuse.per_ip = 0;
-        s.abuse.per_identifier = 0;
-    });
+    let app = TestApp::with(
+        pool,
+        &[
+            ("RATE_LIMIT_PER_IP", "0"),
+            ("RATE_LIMIT_PER_IDENTIFIER", "0"),
+        ],
+    );
     for _ in 0..20 {
         let res = app.post("/auth/nonce").json(&json!({})).send().await;
         assert_eq!(res.status, StatusCode::CREATED);
@@ -168,7 +171,7 @@ async fn sign_in_works_on_a_single_connection_pool(pool: PgPool) {
         .connect_with((*pool.connect_options()).clone())
         .await
         .unwrap();
-    let app = TestApp::with(single, |s| s.abuse.lockout.threshold = 2);
+    let app = TestApp::with(single, &[("LOCKOUT_THRESHOLD", "2")]);
     app.register("ada@example.com").await;
     for expected in [401, 401, 429] {
         app.post("/login-email-password")
@@ -201,10 +204,10 @@ async fn sign_in_works_on_a_single_connection_pool(pool: PgPool) {
 /// claim: changing it must not buy a fresh per-IP allowance.
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn an_untrusted_forwarded_for_header_cannot_dodge_the_ip_limit(pool: PgPool) {
-    let app = TestApp::with(pool, |s| {
-        s.abuse.per_ip = 2;
-        s.trust_forwarded_for = false;
-    });
+    let app = TestApp::with(
+        pool,
+        &[("RATE_LIMIT_PER_IP", "2"), ("TRUST_FORWARDED_FOR", "false")],
+    );
     for (i, expected) in [201, 201, 429].into_iter().enumerate() {
         let res = app
             .post("/auth/nonce")

@@ -35,14 +35,13 @@ async fn oversized_bodies_are_refused(pool: PgPool) {
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn missing_dependencies_are_503_with_a_reason(pool: PgPool) {
     drop(pool);
-    let state = gantry::AppState::new(
+    let platform = gantry_tests::platform(
+        gantry_tests::test_env(&[]),
         None,
         None,
         gantry::auth::keys::Jwks::default(),
-        gantry_tests::settings(),
-    )
-    .unwrap();
-    let router = gantry::runtime::finish(gantry::routes::gateway(state));
+    );
+    let router = gantry_tests::gateway(&platform);
     let req = axum::http::Request::post("/login-email-password")
         .header("content-type", "application/json")
         .body(axum::body::Body::from(
@@ -82,7 +81,7 @@ fn the_committed_openapi_document_is_current() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json");
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
-        committed == gantry::openapi::spec_json(),
+        committed == gantry::app::spec_json(),
         "openapi.json is stale: run `cargo run -q -p gantry-cli -- openapi > openapi.json`"
     );
 }

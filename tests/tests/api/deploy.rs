@@ -51,11 +51,11 @@ fn openfaas_functions() -> BTreeSet<String> {
 #[test]
 fn every_function_is_deployed_by_both_sam_and_openfaas() {
     let dirs = function_dirs();
-    let routes: BTreeSet<String> = gantry::routes::FUNCTIONS
+    let table: BTreeSet<String> = gantry::app::FUNCTIONS
         .iter()
-        .map(|(name, _)| (*name).to_owned())
+        .map(|f| f.name.to_owned())
         .collect();
-    assert_eq!(dirs, routes, "functions/ vs gantry::routes::FUNCTIONS");
+    assert_eq!(dirs, table, "functions/ vs gantry::app::FUNCTIONS");
     assert_eq!(dirs, sam_functions(), "functions/ vs template.yaml");
     assert_eq!(dirs, openfaas_functions(), "functions/ vs stack.yml");
 }
@@ -77,9 +77,21 @@ fn sam_routes() -> BTreeSet<(String, String)> {
     routes
 }
 
+/// Every route in the function table, as (method, path).
+fn table_routes() -> BTreeSet<(String, String)> {
+    gantry::app::FUNCTIONS
+        .iter()
+        .flat_map(|f| f.routes())
+        .map(|r| {
+            let method = serde_json::to_value(r.method).unwrap();
+            (method.as_str().unwrap().to_owned(), r.path.to_owned())
+        })
+        .collect()
+}
+
 #[test]
 fn the_sam_routes_are_the_api_routes() {
-    let spec: serde_json::Value = serde_json::from_str(&gantry::openapi::spec_json()).unwrap();
+    let spec: serde_json::Value = serde_json::from_str(&gantry::app::spec_json()).unwrap();
     let mut api = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
@@ -88,5 +100,10 @@ fn the_sam_routes_are_the_api_routes() {
     }
     // Each function answers its own /health; SAM does not route it publicly.
     api.remove(&("get".to_owned(), "/health".to_owned()));
-    assert_eq!(sam_routes(), api);
+    assert_eq!(sam_routes(), api, "template.yaml vs openapi.json");
+    assert_eq!(
+        table_routes(),
+        api,
+        "gantry::app::FUNCTIONS vs openapi.json"
+    );
 }

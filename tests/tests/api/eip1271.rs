@@ -24,10 +24,8 @@ async fn contract_wallet(anvil: &Anvil, owner: &Wallet) -> String {
 }
 
 fn with_rpc(pool: PgPool, anvil: &Anvil) -> TestApp {
-    let url = anvil.url.parse().unwrap();
-    TestApp::with(pool, |s| {
-        s.chain_rpc_urls.insert(gantry_tests::SIWE_CHAIN, url);
-    })
+    let urls = format!("{}={}", gantry_tests::SIWE_CHAIN, anvil.url);
+    TestApp::with(pool, &[("CHAIN_RPC_URLS", &urls)])
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]

@@ -120,13 +120,8 @@ async fn unknown_expired_and_foreign_bound_nonces_are_rejected(pool: PgPool) {
     )
     .await
     .problem(401);
-    // Issued, then expired.
-    let nonce = app.nonce().await;
-    sqlx::query("UPDATE auth_nonces SET expires_at = now() - interval '1 second' WHERE nonce = $1")
-        .bind(&nonce)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    // Issued by our key, then expired.
+    let nonce = gantry_tests::expired_nonce();
     let message = wallet.message(&nonce);
     login(
         &app,

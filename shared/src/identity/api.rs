@@ -1,16 +1,18 @@
-//! Thin HTTP handlers: extract, call the service, choose the status. Nothing else.
+//! Identity's HTTP handlers and their OpenAPI paths. Thin: extract, call the rule, choose the
+//! status. Nothing else.
 
 use super::dto::{
     Identities, LinkIdentity, LoginBlockchain, LoginEmailPassword, NonceIssued, NonceRequest,
     PageQuery, Profile, RefreshRequest, RegisterBlockchain, RegisterEmailPassword, Registered,
     SetRole, TokenPair, UnlinkIdentity, UserPage,
 };
+use super::model::{Identity, User};
+use super::state::IdentityState;
 use super::{links, service, session, wallet};
 use crate::auth::keys::Jwks;
-use crate::domain::{Identity, User};
 use crate::error::{AppResult, Problem};
 use crate::extract::{AdminOnly, AuthUser, Authorized, ClientIp, Json, Path, Query};
-use crate::state::AppState;
+use crate::platform::Tokens;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +26,7 @@ use uuid::Uuid;
         (status = 409, description = "The email is already registered", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register_email_password(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     ip: ClientIp,
     Json(body): Json<RegisterEmailPassword>,
 ) -> AppResult<(StatusCode, Json<Registered>)> {
@@ -40,7 +42,7 @@ pub async fn register_email_password(
         (status = 401, description = "Wrong email or password (one answer for both)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login_email_password(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     ip: ClientIp,
     Json(body): Json<LoginEmailPassword>,
 ) -> AppResult<Json<TokenPair>> {
@@ -52,7 +54,10 @@ pub async fn login_email_password(
         (status = 200, description = "The caller and every identity they hold", body = Profile),
         (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn profile(State(state): State<AppState>, caller: AuthUser) -> AppResult<Json<Profile>> {
+pub async fn profile(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+) -> AppResult<Json<Profile>> {
     Ok(Json(service::profile(&state, &caller).await?))
 }
 
@@ -63,7 +68,7 @@ pub async fn profile(State(state): State<AppState>, caller: AuthUser) -> AppResu
         (status = 401, description = "Invalid, expired, revoked or reused token (reuse revokes the family)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn refresh(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     Json(body): Json<RefreshRequest>,
 ) -> AppResult<Json<TokenPair>> {
     Ok(Json(session::rotate(&state, &body.refresh_token).await?))
@@ -73,7 +78,7 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses((status = 204, description = "The token's family is revoked (also answered for unknown tokens)")))]
 pub async fn logout(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     Json(body): Json<RefreshRequest>,
 ) -> AppResult<StatusCode> {
     session::logout(&state, &body.refresh_token).await?;
@@ -82,8 +87,8 @@ pub async fn logout(
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "tokens",
     responses((status = 200, description = "Public keys that verify access tokens", body = Jwks)))]
-pub async fn jwks(State(state): State<AppState>) -> Response {
-    let mut response = Json(state.verifier().jwks().clone()).into_response();
+pub async fn jwks(State(tokens): State<Tokens>) -> Response {
+    let mut response = Json(tokens.verifier().jwks().clone()).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
@@ -100,7 +105,7 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
         (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_users(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     _admin: Authorized<AdminOnly>,
     Query(query): Query<PageQuery>,
 ) -> AppResult<Json<UserPage>> {
@@ -119,7 +124,7 @@ pub async fn list_users(
         (status = 409, description = "Would leave no ADMIN", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn set_role(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     Authorized(admin, _): Authorized<AdminOnly>,
     Path(id): Path<Uuid>,
     Json(body): Json<SetRole>,
@@ -137,7 +142,7 @@ pub async fn set_role(
         (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn auth_nonce(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     ip: ClientIp,
     Json(body): Json<NonceRequest>,
 ) -> AppResult<(StatusCode, Json<NonceIssued>)> {
@@ -157,7 +162,7 @@ pub async fn auth_nonce(
         (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register_blockchain(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     ip: ClientIp,
     Json(body): Json<RegisterBlockchain>,
 ) -> AppResult<(StatusCode, Json<Registered>)> {
@@ -176,7 +181,7 @@ pub async fn register_blockchain(
         (status = 429, description = "Rate-limited or locked out; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login_blockchain(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     ip: ClientIp,
     Json(body): Json<LoginBlockchain>,
 ) -> AppResult<Json<TokenPair>> {
@@ -193,7 +198,7 @@ pub async fn login_blockchain(
         (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn link_identity(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     ip: ClientIp,
     caller: AuthUser,
     Json(body): Json<LinkIdentity>,
@@ -213,7 +218,7 @@ pub async fn link_identity(
         (status = 409, description = "It is the last identity", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn unlink_identity(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     caller: AuthUser,
     Json(body): Json<UnlinkIdentity>,
 ) -> AppResult<Json<Identities>> {
@@ -221,3 +226,29 @@ pub async fn unlink_identity(
         links::unlink(&state, &caller, body.identity_id).await?,
     ))
 }
+
+/// Identity's part of the OpenAPI document; the composition root merges every area's.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        register_email_password,
+        login_email_password,
+        profile,
+        refresh,
+        logout,
+        jwks,
+        list_users,
+        set_role,
+        auth_nonce,
+        register_blockchain,
+        login_blockchain,
+        link_identity,
+        unlink_identity,
+    ),
+    tags(
+        (name = "identity", description = "Accounts and sign-in"),
+        (name = "tokens", description = "Sessions and signing keys"),
+        (name = "users", description = "User administration (ADMIN)"),
+    )
+)]
+pub struct IdentityApi;

@@ -8,8 +8,8 @@
 //!
 //! The nonce is checked by the caller, which spends it in the transaction that opens the session.
 
-use crate::chain::ChainRpc;
-use crate::error::{AppError, AppResult};
+use crate::chain::{ChainError, ChainRpc};
+use crate::error::AppError;
 use alloy::primitives::{Address, Signature, eip191_hash_message};
 use std::str::FromStr;
 use std::time::Duration;
@@ -51,24 +51,59 @@ impl Proof {
 pub const REJECTED: AppError =
     AppError::Unauthorized("the signed message or its signature is not valid");
 
+/// Why a SIWE proof failed. Only [`From<SiweError> for AppError`] decides what a client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum SiweError {
+    /// The input is not a SIWE message or signature at all (400).
+    #[error("{field} {message}")]
+    Malformed {
+        field: &'static str,
+        message: String,
+    },
+    /// A check failed (401, one answer for all). The reason is logged, never shown.
+    #[error("SIWE proof rejected: {0}")]
+    Rejected(&'static str),
+    /// The chain could not be asked (503).
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+impl From<SiweError> for AppError {
+    fn from(err: SiweError) -> Self {
+        match err {
+            SiweError::Malformed { field, message } => AppError::invalid(field, message),
+            SiweError::Rejected(_) => REJECTED,
+            SiweError::Chain(err) => err.into(),
+        }
+    }
+}
+
+fn malformed(field: &'static str, message: impl Into<String>) -> SiweError {
+    SiweError::Malformed {
+        field,
+        message: message.into(),
+    }
+}
+
+type SiweResult<T> = Result<T, SiweError>;
+
 /// Largest signature accepted (EIP-1271 signatures may be longer than 65 bytes).
 const MAX_SIGNATURE_BYTES: usize = 4096;
 const MAX_MESSAGE_BYTES: usize = 8192;
 
-fn rejected(reason: &str) -> AppError {
+fn rejected(reason: &'static str) -> SiweError {
     tracing::info!(reason, "SIWE proof rejected");
-    REJECTED
+    SiweError::Rejected(reason)
 }
 
 impl SiweMessage {
     /// Parses an EIP-4361 message; anything else is a 400.
-    pub fn parse(raw: &str) -> AppResult<Self> {
+    pub fn parse(raw: &str) -> SiweResult<Self> {
         if raw.len() > MAX_MESSAGE_BYTES {
-            return Err(AppError::invalid("message", "is too long"));
+            return Err(malformed("message", "is too long"));
         }
-        let parsed = siwe::Message::from_str(raw).map_err(|e| {
-            AppError::invalid("message", format!("is not an EIP-4361 message: {e}"))
-        })?;
+        let parsed = siwe::Message::from_str(raw)
+            .map_err(|e| malformed("message", format!("is not an EIP-4361 message: {e}")))?;
         Ok(Self {
             raw: raw.to_owned(),
             parsed,
@@ -88,7 +123,7 @@ impl SiweMessage {
     }
 
     /// Every claim in the message, against `policy` at time `now`.
-    pub fn check_claims(&self, policy: &SiwePolicy, now: OffsetDateTime) -> AppResult<()> {
+    pub fn check_claims(&self, policy: &SiwePolicy, now: OffsetDateTime) -> SiweResult<()> {
         let m = &self.parsed;
         let domain = m.domain.as_str().to_ascii_lowercase();
         if !policy.domains.contains(&domain) {
@@ -137,7 +172,7 @@ impl SiweMessage {
         signature_hex: &str,
         policy: &SiwePolicy,
         now: OffsetDateTime,
-    ) -> AppResult<(Vec<u8>, bool)> {
+    ) -> SiweResult<(Vec<u8>, bool)> {
         self.check_claims(policy, now)?;
         let bytes = decode_signature(signature_hex)?;
         let recovered = recovers_to(&self.raw, &bytes, self.address());
@@ -151,7 +186,7 @@ impl SiweMessage {
         signature_hex: &str,
         policy: &SiwePolicy,
         now: OffsetDateTime,
-    ) -> AppResult<Proof> {
+    ) -> SiweResult<Proof> {
         match self.claims_and_ecdsa(signature_hex, policy, now)? {
             (_, true) => Ok(self.proof()),
             (_, false) => Err(rejected("signature")),
@@ -166,7 +201,7 @@ impl SiweMessage {
         policy: &SiwePolicy,
         rpc: &dyn ChainRpc,
         now: OffsetDateTime,
-    ) -> AppResult<Proof> {
+    ) -> SiweResult<Proof> {
         let (bytes, recovered) = self.claims_and_ecdsa(signature_hex, policy, now)?;
         if recovered {
             return Ok(self.proof());
@@ -185,16 +220,12 @@ impl SiweMessage {
 }
 
 /// `0x`-prefixed (or bare) hex, at most 4 KiB. Malformed hex is a 400.
-fn decode_signature(signature_hex: &str) -> AppResult<Vec<u8>> {
+fn decode_signature(signature_hex: &str) -> SiweResult<Vec<u8>> {
     let hex_digits = signature_hex.strip_prefix("0x").unwrap_or(signature_hex);
     if hex_digits.is_empty() || hex_digits.len() > MAX_SIGNATURE_BYTES * 2 {
-        return Err(AppError::invalid(
-            "signature",
-            "must be 1 to 4096 bytes of hex",
-        ));
+        return Err(malformed("signature", "must be 1 to 4096 bytes of hex"));
     }
-    alloy::primitives::hex::decode(hex_digits)
-        .map_err(|_| AppError::invalid("signature", "is not hex"))
+    alloy::primitives::hex::decode(hex_digits).map_err(|_| malformed("signature", "is not hex"))
 }
 
 /// Strict EOA check: exactly 65 bytes, v ∈ {27, 28, 0, 1}, low s, recovers `expected`.
@@ -289,7 +320,7 @@ mod tests {
             .to_vec())
     }
 
-    async fn verify(text: &str, sig: &[u8]) -> AppResult<Proof> {
+    async fn verify(text: &str, sig: &[u8]) -> SiweResult<Proof> {
         let m = SiweMessage::parse(text)?;
         let hex = format!("0x{}", alloy::primitives::hex::encode(sig));
         m.verify(&hex, &policy(), &NoChain, now()).await
@@ -358,7 +389,7 @@ mod tests {
             let text = message(signer.address(), &fields);
             let outcome = verify(&text, &sign(&signer, &text)?).await;
             assert!(
-                matches!(outcome, Err(AppError::Unauthorized(_))),
+                matches!(outcome, Err(SiweError::Rejected(_))),
                 "{name}: {outcome:?}"
             );
         }
@@ -424,15 +455,15 @@ mod tests {
         let sig = sign(&signer, &text)?;
         assert!(matches!(
             verify(&text, &sig[..64]).await,
-            Err(AppError::Unauthorized(_))
+            Err(SiweError::Rejected(_))
         ));
         assert!(matches!(
             verify(&text, &[]).await,
-            Err(AppError::Validation(_))
+            Err(SiweError::Malformed { .. })
         ));
         let m = SiweMessage::parse(&text)?;
         let bad = m.verify("0xnothex", &policy(), &NoChain, now()).await;
-        assert!(matches!(bad, Err(AppError::Validation(_))));
+        assert!(matches!(bad, Err(SiweError::Malformed { .. })));
         Ok(())
     }
 
@@ -452,7 +483,7 @@ mod tests {
             "example.com wants you to sign in with your Ethereum account:\n0xnot",
         ] {
             assert!(
-                matches!(SiweMessage::parse(text), Err(AppError::Validation(_))),
+                matches!(SiweMessage::parse(text), Err(SiweError::Malformed { .. })),
                 "{text:?}"
             );
         }

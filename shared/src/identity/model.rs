@@ -1,5 +1,7 @@
-use super::{IdentityType, Role};
-use serde::Serialize;
+//! Identity's records as the contract shows them.
+
+use crate::domain::Role;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -29,4 +31,28 @@ pub struct Identity {
     /// For a wallet: its DID form, `did:pkh:eip155:<chain>:<address>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub did: Option<String>,
+}
+
+/// The kind of an identity. Stored as the Postgres enum `identity_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "identity_type", rename_all = "snake_case")]
+pub enum IdentityType {
+    EmailPassword,
+    BlockchainAddress,
+    Did,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_types_use_the_contract_names() -> crate::TestResult {
+        assert_eq!(
+            serde_json::to_string(&IdentityType::BlockchainAddress)?,
+            "\"blockchain_address\""
+        );
+        Ok(())
+    }
 }

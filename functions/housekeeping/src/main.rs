@@ -1,0 +1,5 @@
+//! The housekeeping queue worker: purges expired rows (`gantry::store::housekeeping`).
+
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::HOUSEKEEPING)
+}

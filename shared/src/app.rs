@@ -1,0 +1,167 @@
+//! The composition root: the table of every deployable function, the local gateway, and the
+//! OpenAPI document merged from every area. The only module that names the areas; the core
+//! (config, runtime, errors, extractors, auth, stores, queue) never does.
+
+use crate::function::{FunctionSpec, Need, Schedule, Trigger, get, post, put};
+use crate::identity;
+use crate::platform::{Platform, StartupError};
+use crate::queue::JobHandler;
+use crate::store::housekeeping::{self, Housekeeping};
+use axum::Router;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+use Need::{ChainRpc, Database, PrivateKey, PublicKeys, Siwe};
+
+const fn http(
+    routes: &'static [crate::function::Route],
+    build: crate::function::BuildRouter,
+) -> Trigger {
+    Trigger::Http { routes, build }
+}
+
+pub static AUTH_NONCE: FunctionSpec = FunctionSpec {
+    name: "auth-nonce",
+    resource: "AuthNonce",
+    trigger: http(&[post("/auth/nonce")], identity::auth_nonce),
+    needs: &[Siwe],
+    aws: &[],
+};
+
+pub static JWKS: FunctionSpec = FunctionSpec {
+    name: "jwks",
+    resource: "Jwks",
+    trigger: http(&[get("/.well-known/jwks.json")], identity::jwks),
+    needs: &[PublicKeys],
+    aws: &[],
+};
+
+pub static LINK_IDENTITY: FunctionSpec = FunctionSpec {
+    name: "link-identity",
+    resource: "LinkIdentity",
+    trigger: http(&[post("/link-identity")], identity::link_identity),
+    needs: &[Database, PublicKeys, Siwe, ChainRpc],
+    aws: &[],
+};
+
+pub static LOGIN: FunctionSpec = FunctionSpec {
+    name: "login",
+    resource: "Login",
+    trigger: http(&[post("/login-email-password")], identity::login),
+    needs: &[Database, PrivateKey],
+    aws: &[],
+};
+
+pub static LOGIN_BLOCKCHAIN: FunctionSpec = FunctionSpec {
+    name: "login-blockchain",
+    resource: "LoginBlockchain",
+    trigger: http(&[post("/login-blockchain")], identity::login_blockchain),
+    needs: &[Database, PrivateKey, Siwe, ChainRpc],
+    aws: &[],
+};
+
+pub static PROFILE: FunctionSpec = FunctionSpec {
+    name: "profile",
+    resource: "Profile",
+    trigger: http(&[get("/profile")], identity::profile),
+    needs: &[Database, PublicKeys],
+    aws: &[],
+};
+
+pub static REGISTER: FunctionSpec = FunctionSpec {
+    name: "register",
+    resource: "Register",
+    trigger: http(
+        &[
+            post("/register-email-password"),
+            post("/register-blockchain"),
+        ],
+        identity::register,
+    ),
+    needs: &[Database, PrivateKey, Siwe, ChainRpc],
+    aws: &[],
+};
+
+pub static TOKEN: FunctionSpec = FunctionSpec {
+    name: "token",
+    resource: "Token",
+    trigger: http(&[post("/token/refresh"), post("/logout")], identity::token),
+    needs: &[Database, PrivateKey],
+    aws: &[],
+};
+
+pub static UNLINK_IDENTITY: FunctionSpec = FunctionSpec {
+    name: "unlink-identity",
+    resource: "UnlinkIdentity",
+    trigger: http(&[post("/unlink-identity")], identity::unlink_identity),
+    needs: &[Database, PublicKeys],
+    aws: &[],
+};
+
+pub static USERS: FunctionSpec = FunctionSpec {
+    name: "users",
+    resource: "Users",
+    trigger: http(&[get("/users"), put("/users/{id}/role")], identity::users),
+    needs: &[Database, PublicKeys],
+    aws: &[],
+};
+
+fn housekeeping_handler(platform: &Platform) -> Result<Arc<dyn JobHandler>, StartupError> {
+    Ok(Arc::new(Housekeeping::new(platform.db.clone())))
+}
+
+/// The built-in queue worker: purges expired rows every 15 minutes.
+pub static HOUSEKEEPING: FunctionSpec = FunctionSpec {
+    name: housekeeping::QUEUE,
+    resource: "Housekeeping",
+    trigger: Trigger::Queue {
+        build: housekeeping_handler,
+        schedule: Some(Schedule {
+            minutes: 15,
+            body: housekeeping::PURGE_EXPIRED,
+        }),
+    },
+    needs: &[Database],
+    aws: &[],
+};
+
+/// Every deployable function, as in `functions/`, `template.yaml` and `stack.yml`.
+pub static FUNCTIONS: &[&FunctionSpec] = &[
+    &AUTH_NONCE,
+    &HOUSEKEEPING,
+    &JWKS,
+    &LINK_IDENTITY,
+    &LOGIN,
+    &LOGIN_BLOCKCHAIN,
+    &PROFILE,
+    &REGISTER,
+    &TOKEN,
+    &UNLINK_IDENTITY,
+    &USERS,
+];
+
+/// The gateway's routes (every HTTP function's, plus `GET /openapi.json`), not yet finished
+/// with the shared stack: what the tests drive.
+pub fn gateway_router(platform: &Platform) -> Result<Router, StartupError> {
+    Ok(crate::runtime::gateway_router(platform, FUNCTIONS)?.merge(openapi_route()))
+}
+
+/// `GET /openapi.json`, served by the local gateway.
+pub fn openapi_route() -> Router {
+    Router::new().route(
+        "/openapi.json",
+        axum::routing::get(crate::openapi::serve(spec_json)),
+    )
+}
+
+/// The OpenAPI document: the core's part (health, security scheme) merged with every area's.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = crate::openapi::CoreApi::openapi();
+    doc.merge(identity::api::IdentityApi::openapi());
+    crate::openapi::finish(doc)
+}
+
+/// The document as pretty JSON with a trailing newline, exactly as committed.
+pub fn spec_json() -> String {
+    crate::openapi::to_json(&openapi())
+}

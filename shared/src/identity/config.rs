@@ -1,0 +1,153 @@
+//! Identity's configuration section, read from the same [`Env`] as the core's.
+
+use crate::auth::nonce::{MIN_SECRET_BYTES, NonceKey};
+use crate::auth::siwe::SiwePolicy;
+use crate::config::{ConfigError, Env};
+use crate::store::LockoutPolicy;
+use secrecy::SecretString;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// `REFRESH_TOKEN_TTL_DAYS` (default 30): absolute lifetime of a refresh-token family.
+    pub refresh_ttl: Duration,
+    /// Sign-In with Ethereum; `None` (no `SIWE_DOMAINS`) turns wallet routes into 503s.
+    pub siwe: Option<SiwePolicy>,
+    /// `SIWE_NONCE_SECRET`: the key nonces are authenticated with (at least 32 bytes). `None`
+    /// turns wallet routes into 503s.
+    pub nonce_key: Option<NonceKey>,
+    /// `SIWE_NONCE_TTL_SECONDS` (default and maximum 600).
+    pub nonce_ttl: Duration,
+    pub abuse: AbusePolicy,
+}
+
+/// Rate limits and lockout, all configurable so load tests from one address can raise the
+/// per-IP limit; per-identifier lockout stays on unless explicitly set to 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbusePolicy {
+    /// `RATE_LIMIT_PER_IP` per minute per endpoint (default 60; 0 turns it off).
+    pub per_ip: u32,
+    /// `RATE_LIMIT_PER_IDENTIFIER` per minute per endpoint (default 10; 0 turns it off).
+    pub per_identifier: u32,
+    /// `LOCKOUT_THRESHOLD` (default 5), `LOCKOUT_BASE_SECONDS` (30), `LOCKOUT_MAX_SECONDS` (3600).
+    pub lockout: LockoutPolicy,
+}
+
+impl Default for AbusePolicy {
+    fn default() -> Self {
+        Self {
+            per_ip: 60,
+            per_identifier: 10,
+            lockout: LockoutPolicy {
+                threshold: 5,
+                base: Duration::from_secs(30),
+                max: Duration::from_secs(3600),
+            },
+        }
+    }
+}
+
+impl IdentityConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let refresh_days: u64 = env.parse_or("REFRESH_TOKEN_TTL_DAYS", 30)?;
+        if !(1..=365).contains(&refresh_days) {
+            return Err(ConfigError::invalid(
+                "REFRESH_TOKEN_TTL_DAYS",
+                "must be between 1 and 365",
+            ));
+        }
+        let defaults = AbusePolicy::default();
+        let abuse = AbusePolicy {
+            per_ip: env.parse_or("RATE_LIMIT_PER_IP", defaults.per_ip)?,
+            per_identifier: env.parse_or("RATE_LIMIT_PER_IDENTIFIER", defaults.per_identifier)?,
+            lockout: LockoutPolicy {
+                threshold: env.parse_or("LOCKOUT_THRESHOLD", defaults.lockout.threshold)?,
+                base: Duration::from_secs(env.parse_or("LOCKOUT_BASE_SECONDS", 30)?),
+                max: Duration::from_secs(env.parse_or("LOCKOUT_MAX_SECONDS", 3600)?),
+            },
+        };
+        let nonce_key = env
+            .get("SIWE_NONCE_SECRET")
+            .map(|secret| {
+                NonceKey::new(SecretString::from(secret)).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "SIWE_NONCE_SECRET",
+                        format!("must be at least {MIN_SECRET_BYTES} bytes"),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            refresh_ttl: Duration::from_secs(refresh_days * 24 * 60 * 60),
+            siwe: siwe_policy(env)?,
+            nonce_key,
+            nonce_ttl: env.seconds_in("SIWE_NONCE_TTL_SECONDS", 600, 1..=600)?,
+            abuse,
+        })
+    }
+}
+
+fn siwe_policy(env: &Env) -> Result<Option<SiwePolicy>, ConfigError> {
+    let Some(domains) = env.get("SIWE_DOMAINS") else {
+        return Ok(None);
+    };
+    let domains: Vec<String> = domains
+        .split(',')
+        .map(|d| d.trim().to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let chain_ids = env
+        .get("SIWE_CHAIN_IDS")
+        .unwrap_or_else(|| "1".to_owned())
+        .split(',')
+        .map(|c| c.trim().parse::<u64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ConfigError::invalid("SIWE_CHAIN_IDS", "must be comma-separated chain ids"))?;
+    Ok(Some(SiwePolicy {
+        domains,
+        chain_ids,
+        skew: Duration::from_secs(env.parse_or("SIWE_CLOCK_SKEW_SECONDS", 60)?),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<IdentityConfig, ConfigError> {
+        IdentityConfig::from_env(&Env::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn siwe_settings_parse() -> crate::TestResult {
+        let cfg = load(&[
+            ("SIWE_DOMAINS", "App.Example.com, localhost:3000"),
+            ("SIWE_CHAIN_IDS", "1,31337"),
+        ])?;
+        let siwe = cfg.siwe.ok_or("no siwe")?;
+        assert_eq!(siwe.domains, vec!["app.example.com", "localhost:3000"]);
+        assert_eq!(siwe.chain_ids, vec![1, 31337]);
+        assert!(load(&[("SIWE_NONCE_TTL_SECONDS", "601")]).is_err());
+        assert!(load(&[]).map(|c| c.siwe.is_none()).unwrap_or(false));
+        Ok(())
+    }
+
+    #[test]
+    fn a_short_nonce_secret_is_refused_by_name() {
+        let err = load(&[("SIWE_NONCE_SECRET", "too short")]).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("SIWE_NONCE_SECRET")));
+    }
+
+    #[test]
+    fn refresh_lifetime_is_bounded() {
+        assert!(load(&[("REFRESH_TOKEN_TTL_DAYS", "0")]).is_err());
+        assert!(load(&[("REFRESH_TOKEN_TTL_DAYS", "366")]).is_err());
+    }
+
+    #[test]
+    fn abuse_defaults_apply_when_unset() -> crate::TestResult {
+        assert_eq!(load(&[])?.abuse, AbusePolicy::default());
+        assert_eq!(load(&[("RATE_LIMIT_PER_IP", "0")])?.abuse.per_ip, 0);
+        Ok(())
+    }
+}

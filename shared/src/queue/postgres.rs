@@ -1,0 +1,152 @@
+//! The Postgres queue behind the local gateway's workers: SQS semantics on one table.
+
+use super::{Queue, QueueError};
+use async_trait::async_trait;
+use sqlx::PgPool;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Receives before a message is dead-lettered, unless the sender says otherwise (SQS's
+/// `maxReceiveCount` in `template.yaml` matches it).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+#[derive(Clone)]
+pub struct PgQueue {
+    pool: PgPool,
+}
+
+/// A leased message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub id: Uuid,
+    pub body: String,
+    /// Receives so far, this one included.
+    pub attempts: u32,
+    pub max_attempts: u32,
+}
+
+fn count(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+impl PgQueue {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Queues `body` with its own attempt budget.
+    pub async fn send_with(
+        &self,
+        queue: &str,
+        body: &str,
+        max_attempts: u32,
+    ) -> Result<Uuid, sqlx::Error> {
+        let id = Uuid::now_v7();
+        sqlx::query!(
+            "INSERT INTO queue_messages (id, queue, body, max_attempts) VALUES ($1, $2, $3, $4)",
+            id,
+            queue,
+            body,
+            i32::try_from(max_attempts).unwrap_or(i32::MAX),
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Leases up to `max` visible messages for `visibility`. Rows another worker holds are
+    /// skipped, not waited for. A message whose last attempt's lease ran out (its worker died)
+    /// is dead-lettered instead of being delivered again.
+    pub async fn receive(
+        &self,
+        queue: &str,
+        max: u32,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query!(
+            "UPDATE queue_messages SET dead_at = now(),
+                 last_error = coalesce(last_error, 'the last attempt timed out')
+             WHERE queue = $1 AND dead_at IS NULL AND visible_at <= now()
+               AND attempts >= max_attempts",
+            queue
+        )
+        .execute(&mut *tx)
+        .await?;
+        let rows = sqlx::query!(
+            "UPDATE queue_messages m SET attempts = m.attempts + 1,
+                 visible_at = now() + make_interval(secs => $3)
+             WHERE m.id IN (
+                 SELECT id FROM queue_messages
+                 WHERE queue = $1 AND dead_at IS NULL AND visible_at <= now()
+                 ORDER BY visible_at, id
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING m.id, m.body, m.attempts, m.max_attempts",
+            queue,
+            i64::from(max),
+            visibility.as_secs_f64(),
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut received: Vec<Received> = rows
+            .into_iter()
+            .map(|r| Received {
+                id: r.id,
+                body: r.body,
+                attempts: count(r.attempts),
+                max_attempts: count(r.max_attempts),
+            })
+            .collect();
+        received.sort_by_key(|r| r.id);
+        Ok(received)
+    }
+
+    /// Done: the message is deleted.
+    pub async fn ack(&self, id: Uuid) -> Result<(), sqlx::Error> {
+        sqlx::query!("DELETE FROM queue_messages WHERE id = $1", id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Failed for now: visible again after `delay`, or dead-lettered when this was the last
+    /// attempt.
+    pub async fn retry(&self, id: Uuid, delay: Duration, error: &str) -> Result<(), sqlx::Error> {
+        sqlx::query!(
+            "UPDATE queue_messages SET last_error = $3,
+                 visible_at = now() + make_interval(secs => $2),
+                 dead_at = CASE WHEN attempts >= max_attempts THEN now() END
+             WHERE id = $1",
+            id,
+            delay.as_secs_f64(),
+            error,
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Failed for good: dead-lettered now.
+    pub async fn dead_letter(&self, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
+        sqlx::query!(
+            "UPDATE queue_messages SET dead_at = now(), last_error = $2 WHERE id = $1",
+            id,
+            error
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Queue for PgQueue {
+    async fn send(&self, queue: &str, body: &str) -> Result<String, QueueError> {
+        Ok(self
+            .send_with(queue, body, DEFAULT_MAX_ATTEMPTS)
+            .await?
+            .to_string())
+    }
+}

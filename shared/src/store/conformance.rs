@@ -1,0 +1,90 @@
+//! What every ephemeral-store implementation must do, as functions any test can run against
+//! an implementation: the Postgres one in the integration tests, the in-memory one in unit
+//! tests, DynamoDB later. Each returns an error instead of panicking, naming what went wrong.
+
+use super::{Idempotency, IdempotencyStore, LockoutPolicy, Lockouts, RateDecision, RateLimiter};
+use serde_json::json;
+use std::time::Duration;
+
+type Outcome = anyhow::Result<()>;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn expect<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Outcome {
+    if got == want {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{what}: got {got:?}, want {want:?}"))
+    }
+}
+
+pub async fn idempotency_runs_once_then_replays(store: &dyn IdempotencyStore) -> Outcome {
+    let first = store.begin("payouts", "k1", b"req-a", DAY).await?;
+    expect("first use", first, Idempotency::Started)?;
+    let again = store.begin("payouts", "k1", b"req-a", DAY).await?;
+    expect("while in progress", again, Idempotency::InProgress)?;
+    store
+        .complete("payouts", "k1", 202, &json!({"tx_hash": "0xabc"}))
+        .await?;
+    let done = store.begin("payouts", "k1", b"req-a", DAY).await?;
+    let want = Idempotency::Completed {
+        status: 202,
+        response: json!({"tx_hash": "0xabc"}),
+    };
+    expect("after completion", done, want)?;
+    // The same key for a different request is refused; other scopes are independent.
+    let other = store.begin("payouts", "k1", b"req-b", DAY).await?;
+    expect("another request", other, Idempotency::Mismatch)?;
+    let scope = store.begin("refunds", "k1", b"req-b", DAY).await?;
+    expect("another scope", scope, Idempotency::Started)
+}
+
+pub async fn concurrent_first_uses_start_once(store: &dyn IdempotencyStore) -> Outcome {
+    let attempts = (0..10).map(|_| store.begin("payouts", "race", b"req", DAY));
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let started = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(Idempotency::Started)))
+        .count();
+    expect("concurrent first uses that started", started, 1)
+}
+
+pub async fn a_rate_window_limits_then_tells_when(limiter: &dyn RateLimiter) -> Outcome {
+    let window = Duration::from_secs(3600);
+    for n in 1..=3 {
+        let decision = limiter.hit("ip:login:192.0.2.7", 3, window).await?;
+        expect(&format!("hit {n} of 3"), decision, RateDecision::Allowed)?;
+    }
+    match limiter.hit("ip:login:192.0.2.7", 3, window).await? {
+        RateDecision::Limited { retry_after } if retry_after <= window => {}
+        other => anyhow::bail!("the 4th hit: {other:?}"),
+    }
+    let other_key = limiter.hit("ip:login:192.0.2.8", 3, window).await?;
+    expect("another key", other_key, RateDecision::Allowed)
+}
+
+pub async fn lockouts_lock_then_clear(lockouts: &dyn Lockouts) -> Outcome {
+    let policy = LockoutPolicy {
+        threshold: 2,
+        base: Duration::from_secs(30),
+        max: Duration::from_secs(60),
+    };
+    expect(
+        "first failure",
+        lockouts.record_failure("a@x.io", policy).await?,
+        None,
+    )?;
+    let locked = lockouts.record_failure("a@x.io", policy).await?;
+    expect("second failure", locked, Some(Duration::from_secs(30)))?;
+    match lockouts.locked_for("a@x.io").await? {
+        Some(left) if left <= Duration::from_secs(30) => {}
+        other => anyhow::bail!("locked_for after the lock: {other:?}"),
+    }
+    expect(
+        "another identifier",
+        lockouts.locked_for("b@x.io").await?,
+        None,
+    )?;
+    lockouts.clear("a@x.io").await?;
+    expect("after clear", lockouts.locked_for("a@x.io").await?, None)
+}
