@@ -48,7 +48,7 @@ impl Anvil {
         let anvil = Self {
             _child: child,
             url: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
+            client: crate::http_client(),
         };
         for _ in 0..100 {
             if anvil.rpc("eth_chainId", json!([])).await.is_ok() {

@@ -192,6 +192,33 @@ pub fn http_api_event(
     event
 }
 
+/// An SQS event (as Lambda's event source mapping delivers it) with one record per
+/// `(message id, body)`.
+pub fn sqs_event(messages: &[(&str, &str)]) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            json!({
+                "messageId": id,
+                "receiptHandle": format!("handle-{id}"),
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1795305600000",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1795305600001"
+                },
+                "messageAttributes": {},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:housekeeping",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
 /// The environment Lambda gives a function, pointing it at `api` for its events.
 pub fn runtime_env(api: &RuntimeApi, function: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -223,4 +250,27 @@ pub fn spawn(binary: &std::path::Path, env: &[(&str, String)]) -> Result<tokio::
     command
         .spawn()
         .with_context(|| format!("spawning {}", binary.display()))
+}
+
+/// Spawns a prebuilt function binary as a plain HTTP server on a free port (as of-watchdog runs
+/// it) and waits until its `/health` answers. Returns the child and the base URL.
+pub async fn spawn_http(
+    binary: &std::path::Path,
+    env: &[(&str, String)],
+) -> Result<(tokio::process::Child, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut env = env.to_vec();
+    env.push(("PORT", port.to_string()));
+    let child = spawn(binary, &env)?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = crate::http_client();
+    for _ in 0..100 {
+        if client.get(format!("{base}/health")).send().await.is_ok() {
+            return Ok((child, base));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(anyhow!("the function never listened on {port}"))
 }

@@ -73,9 +73,93 @@ pub fn expired_nonce() -> String {
         .nonce
 }
 
+/// The URL of a test's own database (the server from `DATABASE_URL`, the database sqlx made),
+/// for a function binary spawned against it.
+pub fn database_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let db = pool
+        .connect_options()
+        .get_database()
+        .expect("db name")
+        .to_owned();
+    let (head, tail) = base.split_at(base.find("://").expect("a URL") + 3);
+    let (authority, rest) = tail.split_once('/').unwrap_or((tail, ""));
+    let query = rest
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{head}{authority}/{db}{query}")
+}
+
+/// One expired and one live row in every table housekeeping purges.
+pub async fn seed_expired_rows(pool: &PgPool) {
+    let statements = [
+        format!("INSERT INTO spent_nonces VALUES ('{}', now() - interval '1 minute'), ('{}', now() + interval '5 minutes')", "a".repeat(56), "b".repeat(56)),
+        "INSERT INTO rate_limits VALUES ('old', now() - interval '2 hours', 3), ('new', now(), 1)".to_owned(),
+        "INSERT INTO login_lockouts (identifier, failures, updated_at) VALUES ('old@x.io', 2, now() - interval '2 days'), ('new@x.io', 2, now())".to_owned(),
+        "INSERT INTO login_lockouts (identifier, failures, locked_until, updated_at) VALUES ('locked@x.io', 9, now() + interval '1 hour', now() - interval '2 days')".to_owned(),
+        "INSERT INTO idempotency_keys (scope, key, request_hash, expires_at) VALUES ('s', 'old', '\\x00', now() - interval '1 second'), ('s', 'new', '\\x00', now() + interval '1 day')".to_owned(),
+        "INSERT INTO queue_messages (id, queue, body, max_attempts, dead_at) VALUES (gen_random_uuid(), 'jobs', 'old', 1, now() - interval '15 days'), (gen_random_uuid(), 'jobs', 'new', 1, now() - interval '1 day')".to_owned(),
+    ];
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(pool)
+            .await
+            .expect("seed");
+    }
+}
+
+/// Seeds the expired rows again after a purge (the live ones are still there).
+pub async fn seed_expired_rows_again(pool: &PgPool) {
+    for table in [
+        "spent_nonces",
+        "rate_limits",
+        "login_lockouts",
+        "idempotency_keys",
+        "queue_messages",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(pool)
+            .await
+            .expect("clear");
+    }
+    seed_expired_rows(pool).await;
+}
+
+/// After a purge: exactly the live rows [`seed_expired_rows`] made are left.
+pub async fn assert_only_live_rows_remain(pool: &PgPool) {
+    let checks = [
+        ("SELECT count(*) FROM spent_nonces", 1),
+        ("SELECT count(*) FROM rate_limits WHERE key = 'new'", 1),
+        ("SELECT count(*) FROM rate_limits", 1),
+        (
+            "SELECT count(*) FROM login_lockouts WHERE identifier IN ('new@x.io', 'locked@x.io')",
+            2,
+        ),
+        ("SELECT count(*) FROM login_lockouts", 2),
+        ("SELECT count(*) FROM idempotency_keys", 1),
+        ("SELECT count(*) FROM queue_messages WHERE body = 'new'", 1),
+        (
+            "SELECT count(*) FROM queue_messages WHERE dead_at IS NOT NULL",
+            1,
+        ),
+    ];
+    for (sql, want) in checks {
+        let got: i64 = sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql);
+        assert_eq!(got, want, "{sql}");
+    }
+}
+
 /// Every route of the gateway on `platform`, with the shared stack.
 pub fn gateway(platform: &Platform) -> Router {
     gantry::runtime::finish(gantry::app::gateway_router(platform).expect("gateway"))
+}
+
+/// An HTTP client for talking to spawned binaries. reqwest is built without a TLS provider of
+/// its own (one provider per binary: ring, see `gantry::tls`), so install it first.
+pub fn http_client() -> reqwest::Client {
+    gantry::tls::install_provider();
+    reqwest::Client::new()
 }
 
 /// Quiet unless `TEST_LOG` is set.

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use gantry::auth::SigningKey;
-use gantry_tests::lambda::{RuntimeApi, http_api_event, runtime_env, spawn};
+use gantry_tests::lambda::{RuntimeApi, http_api_event, runtime_env, spawn, spawn_http};
 use gantry_tests::{PASSWORD, TestApp};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -15,19 +15,6 @@ use std::time::Duration;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_login");
 
-/// The URL of this test's own database (the server from DATABASE_URL, the database sqlx made).
-fn database_url(pool: &PgPool) -> String {
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let db = pool.connect_options().get_database().unwrap().to_owned();
-    let (head, tail) = base.split_at(base.find("://").unwrap() + 3);
-    let (authority, rest) = tail.split_once('/').unwrap_or((tail, ""));
-    let query = rest
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{head}{authority}/{db}{query}")
-}
-
 fn login_body(password: &str) -> String {
     json!({"email": "ada@example.com", "password": password}).to_string()
 }
@@ -35,7 +22,7 @@ fn login_body(password: &str) -> String {
 fn function_env(pool: &PgPool) -> Vec<(&'static str, String)> {
     let pem = SigningKey::generate().to_pem().unwrap();
     vec![
-        ("DATABASE_URL", database_url(pool)),
+        ("DATABASE_URL", gantry_tests::database_url(pool)),
         ("JWT_PRIVATE_KEY", pem.expose_secret().to_owned()),
         ("JWT_ISSUER", gantry_tests::ISSUER.to_owned()),
         ("JWT_AUDIENCE", gantry_tests::AUDIENCE.to_owned()),
@@ -135,25 +122,10 @@ async fn login_runs_under_the_lambda_runtime_api(pool: PgPool) {
 async fn login_serves_plain_http_on_port(pool: PgPool) {
     let app = TestApp::new(pool.clone());
     app.register("ada@example.com").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut env = function_env(&pool);
-    env.push(("PORT", port.to_string()));
-    let _child = spawn(Path::new(BINARY), &env).unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if client.get(format!("{base}/health")).send().await.is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the function never listened on {port}");
+    let (_child, base) = spawn_http(Path::new(BINARY), &function_env(&pool))
+        .await
+        .unwrap();
+    let client = gantry_tests::http_client();
     let res = client
         .post(format!("{base}/login-email-password"))
         .header("content-type", "application/json")

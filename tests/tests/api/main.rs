@@ -9,6 +9,7 @@ mod eip1271;
 mod fixtures;
 mod identity;
 mod links;
+mod queue;
 mod store;
 mod tokens;
 mod users;
