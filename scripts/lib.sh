@@ -126,3 +126,14 @@ ensure_npm_tools() {
   export ANVIL_BIN="$GANTRY_NPM/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
   [ -x "$ANVIL_BIN" ]
 }
+
+# npm tools only the benchmarks use (autocannon), pinned, in the same cache.
+NPM_BENCH_TOOLS=(autocannon@8.0.0)
+ensure_npm_bench_tools() {
+  local marker="$GANTRY_NPM/.bench-$(printf '%s\n' "${NPM_BENCH_TOOLS[@]}" | md5sum | cut -c1-12)"
+  if [ ! -f "$marker" ]; then
+    log "installing ${NPM_BENCH_TOOLS[*]} into $GANTRY_NPM"
+    (cd "$GANTRY_NPM" && npm install --no-audit --no-fund --silent "${NPM_TOOLS[@]}" "${NPM_BENCH_TOOLS[@]}" >&2) || return 1
+    touch "$marker"
+  fi
+}

@@ -39,49 +39,41 @@ impl Housekeeping {
         Self { db }
     }
 
-    /// One pass over every table, in one transaction.
+    /// One pass over every table, in one statement (so one round trip and one transaction).
     pub async fn purge_expired(&self) -> Result<Purged, JobError> {
         let pool = self
             .db
             .get()
             .ok_or_else(|| JobError::Retry(anyhow::anyhow!("DATABASE_URL is not configured")))?;
-        let mut tx = pool.begin().await?;
-        let spent_nonces = sqlx::query!("DELETE FROM spent_nonces WHERE expires_at < now()")
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        // Windows are at most an hour long; a row older than that counts nothing any more.
-        let rate_windows =
-            sqlx::query!("DELETE FROM rate_limits WHERE window_start < now() - interval '1 hour'")
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        // A day without failures forgets an identifier's streak, unless it is locked.
-        let lockouts = sqlx::query!(
-            "DELETE FROM login_lockouts WHERE updated_at < now() - interval '1 day'
-               AND (locked_until IS NULL OR locked_until < now())"
+        // Rate windows are at most an hour long, so an older row counts nothing any more. A day
+        // without failures forgets an identifier's streak, unless it is locked. SQS keeps a
+        // dead-letter queue's messages at most 14 days; so does the local queue.
+        let row = sqlx::query!(
+            r#"WITH
+                 nonces AS (DELETE FROM spent_nonces WHERE expires_at < now() RETURNING 1),
+                 windows AS (DELETE FROM rate_limits
+                             WHERE window_start < now() - interval '1 hour' RETURNING 1),
+                 lockouts AS (DELETE FROM login_lockouts
+                              WHERE updated_at < now() - interval '1 day'
+                                AND (locked_until IS NULL OR locked_until < now()) RETURNING 1),
+                 keys AS (DELETE FROM idempotency_keys WHERE expires_at < now() RETURNING 1),
+                 dead AS (DELETE FROM queue_messages
+                          WHERE dead_at < now() - interval '14 days' RETURNING 1)
+               SELECT (SELECT count(*) FROM nonces) AS "spent_nonces!",
+                      (SELECT count(*) FROM windows) AS "rate_windows!",
+                      (SELECT count(*) FROM lockouts) AS "lockouts!",
+                      (SELECT count(*) FROM keys) AS "idempotency_keys!",
+                      (SELECT count(*) FROM dead) AS "dead_letters!""#
         )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let idempotency_keys =
-            sqlx::query!("DELETE FROM idempotency_keys WHERE expires_at < now()")
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        // SQS keeps a dead-letter queue's messages for at most 14 days; so does the local queue.
-        let dead_letters =
-            sqlx::query!("DELETE FROM queue_messages WHERE dead_at < now() - interval '14 days'")
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        tx.commit().await?;
+        .fetch_one(pool)
+        .await?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
         Ok(Purged {
-            spent_nonces,
-            rate_windows,
-            lockouts,
-            idempotency_keys,
-            dead_letters,
+            spent_nonces: count(row.spent_nonces),
+            rate_windows: count(row.rate_windows),
+            lockouts: count(row.lockouts),
+            idempotency_keys: count(row.idempotency_keys),
+            dead_letters: count(row.dead_letters),
         })
     }
 }

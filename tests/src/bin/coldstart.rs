@@ -1,16 +1,40 @@
 //! Cold-start benchmark: for each binary, spawn it as a Lambda function (Runtime API emulator),
-//! send one API Gateway v2 `GET /health` event, and time spawn → first response. The binaries
-//! take turns run by run. Prints the median, p90 and min of N runs, and the binary's size.
+//! send it one event (an API Gateway v2 `GET /health`, or an empty SQS batch for a queue worker)
+//! and time spawn → first response. The binaries take turns run by run. Prints the median, p90
+//! and min of N runs, the binary's size, and each median's ratio to the last binary's (the floor).
 //!   coldstart --runs 25 login=target/release/login hello=target/release/hello-lambda
+//!   coldstart --runs 25 --functions target/release   (every function in the table, then
+//!                                                     hello-lambda from the same folder)
 
 use anyhow::{Context, Result, bail};
-use gantry_tests::lambda::{RuntimeApi, http_api_event, runtime_env, spawn};
+use gantry::function::Trigger;
+use gantry_tests::lambda::{RuntimeApi, http_api_event, runtime_env, spawn, sqs_event};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 struct Target {
     label: String,
     path: PathBuf,
+    queue: bool,
+}
+
+/// Every function in `gantry::app::FUNCTIONS`, built in `dir`, then the floor.
+fn every_function(dir: &str) -> Vec<Target> {
+    let dir = PathBuf::from(dir);
+    let mut targets: Vec<Target> = gantry::app::FUNCTIONS
+        .iter()
+        .map(|f| Target {
+            label: f.name.to_owned(),
+            path: dir.join(f.name),
+            queue: matches!(f.trigger, Trigger::Queue { .. }),
+        })
+        .collect();
+    targets.push(Target {
+        label: "hello-lambda".to_owned(),
+        path: dir.join("hello-lambda"),
+        queue: false,
+    });
+    targets
 }
 
 fn parse_args() -> Result<(usize, Vec<Target>)> {
@@ -20,10 +44,15 @@ fn parse_args() -> Result<(usize, Vec<Target>)> {
     while let Some(arg) = args.next() {
         if arg == "--runs" {
             runs = args.next().context("--runs needs a number")?.parse()?;
+        } else if arg == "--functions" {
+            targets.extend(every_function(
+                &args.next().context("--functions needs a folder")?,
+            ));
         } else if let Some((label, path)) = arg.split_once('=') {
             targets.push(Target {
                 label: label.to_owned(),
                 path: PathBuf::from(path),
+                queue: false,
             });
         } else {
             bail!("usage: coldstart [--runs N] label=path ...");
@@ -39,13 +68,22 @@ async fn one_run(target: &Target, env: &[(&str, String)]) -> Result<Duration> {
     let api = RuntimeApi::start().await?;
     let mut env = env.to_vec();
     env.extend(runtime_env(&api, "coldstart"));
-    let event = http_api_event("GET", "/health", &[], None);
+    let event = if target.queue {
+        sqs_event(&[])
+    } else {
+        http_api_event("GET", "/health", &[], None)
+    };
     let started = Instant::now();
     let mut child = spawn(&target.path, &env)?;
     let answer = api.invoke(event, Duration::from_secs(20)).await?;
     let elapsed = started.elapsed();
     let _ = child.kill().await;
-    if answer["statusCode"] != 200 {
+    let ok = if target.queue {
+        answer["batchItemFailures"] == serde_json::json!([])
+    } else {
+        answer["statusCode"] == 200
+    };
+    if !ok {
         bail!("{} answered {answer}", target.label);
     }
     Ok(elapsed)
@@ -61,12 +99,15 @@ async fn main() -> Result<()> {
     let (runs, targets) = parse_args()?;
     let pem = gantry::auth::SigningKey::generate().to_pem()?;
     // COLDSTART_BARE=1: no configuration at all, to separate start-up work from loading.
+    // COLDSTART_KEEP=A,B: only those variables, to find which start-up work costs what.
     let bare = std::env::var_os("COLDSTART_BARE").is_some();
-    let env: Vec<(&str, String)> = if bare {
+    let keep = std::env::var("COLDSTART_KEEP").ok();
+    let mut env: Vec<(&str, String)> = if bare {
         Vec::new()
     } else {
         vec![
-            // What a deployed function reads at start: a (lazy) pool URL and the signing key.
+            // What a deployed function reads at start: a (lazy) pool URL, the signing key and
+            // the SIWE settings (every function gets all of them: the most start-up work).
             (
                 "DATABASE_URL",
                 "postgres://gantry@127.0.0.1:5432/gantry".into(),
@@ -75,8 +116,17 @@ async fn main() -> Result<()> {
                 "JWT_PRIVATE_KEY",
                 secrecy::ExposeSecret::expose_secret(&pem).to_owned(),
             ),
+            ("SIWE_DOMAINS", "app.example.com".into()),
+            (
+                "SIWE_NONCE_SECRET",
+                gantry::auth::nonce::NonceKey::generate_secret(),
+            ),
+            ("CHAIN_RPC_URLS", "1=https://rpc.example.com".into()),
         ]
     };
+    if let Some(keep) = keep {
+        env.retain(|(name, _)| keep.split(',').any(|k| k == *name));
+    }
     println!("| binary | runs | median ms | p90 ms | min ms | size KiB |");
     println!("|---|---|---|---|---|---|");
     // One warm-up each so every binary is in the page cache, as on a warm Lambda host. Then the
@@ -105,9 +155,10 @@ async fn main() -> Result<()> {
         medians.push((target.label.clone(), median));
     }
     if let Some((base_label, base)) = medians.last() {
+        println!("\n| binary | median / {base_label} |\n|---|---|");
         for (label, median) in &medians[..medians.len() - 1] {
             println!(
-                "\n{label} / {base_label} median ratio: {:.2}",
+                "| {label} | {:.2} |",
                 median.as_secs_f64() / base.as_secs_f64()
             );
         }

@@ -1,0 +1,169 @@
+// Wallet sign-in throughput, gantry next to a peer, driven by the same client code in one run.
+//   node load.cjs gantry http://127.0.0.1:18401   |   node load.cjs peer http://127.0.0.1:18400
+// (CommonJS, so NODE_PATH finds autocannon and ethers in the scripts' npm cache.)
+// Prints one JSON line: requests per second and errors for three workloads:
+//   nonce  - issuing nonces (autocannon, 16 connections, fixed duration)
+//   login  - pre-signed SIWE logins, each over its own fresh nonce (autocannon, fixed count)
+//   flow   - the whole sign-in: nonce -> sign -> login, 16 concurrent users (fetch), fixed duration,
+//            spread over THREADS worker threads (2), so that signing (about 0.4 ms a message in
+//            ethers) does not make one client thread the bottleneck
+// Settings: CONNECTIONS (16), SECONDS (8), LOGINS (pre-signed per run: 3000 gantry, 800 peer),
+// THREADS (2).
+const autocannon = require("autocannon");
+const { ethers } = require("ethers");
+const { Worker, isMainThread, workerData, parentPort } = require("node:worker_threads");
+
+const [kind, base] = isMainThread ? process.argv.slice(2) : [workerData.kind, workerData.base];
+const connections = Number(process.env.CONNECTIONS || 16);
+const seconds = Number(process.env.SECONDS || 8);
+const logins = Number(process.env.LOGINS || (kind === "gantry" ? 3000 : 800));
+const threads = Number(process.env.THREADS || 2);
+const domain = "bench.example";
+const json = { "content-type": "application/json" };
+
+function message(address, nonce) {
+  const now = new Date();
+  return `${domain} wants you to sign in with your Ethereum account:\n${address}\n\n` +
+    `Sign in to the benchmark.\n\nURI: https://${domain}/\nVersion: 1\nChain ID: 1\nNonce: ${nonce}\n` +
+    `Issued At: ${now.toISOString()}\nExpiration Time: ${new Date(now.getTime() + 10 * 60000).toISOString()}`;
+}
+
+// The two servers' APIs, behind one shape: nonce() -> {nonce, cookie}; login(body, cookie).
+const api = {
+  gantry: {
+    nonceRequest: { method: "POST", path: "/auth/nonce", headers: json, body: "{}" },
+    async nonce() {
+      const r = await fetch(`${base}/auth/nonce`, { method: "POST", headers: json, body: "{}" });
+      if (r.status !== 201) throw new Error(`nonce: ${r.status}`);
+      return { nonce: (await r.json()).nonce, cookie: null };
+    },
+    loginPath: "/login-blockchain",
+    async login(body) {
+      const r = await fetch(`${base}/login-blockchain`, { method: "POST", headers: json, body });
+      await r.arrayBuffer();
+      return r.status === 200;
+    },
+  },
+  peer: {
+    nonceRequest: { method: "GET", path: "/nonce" },
+    async nonce() {
+      const r = await fetch(`${base}/nonce`);
+      if (r.status !== 200) throw new Error(`nonce: ${r.status}`);
+      const cookie = (r.headers.get("set-cookie") || "").split(";")[0];
+      return { nonce: await r.text(), cookie };
+    },
+    loginPath: "/verify",
+    async login(body, cookie) {
+      const r = await fetch(`${base}/verify`, { method: "POST", headers: { ...json, cookie }, body });
+      await r.arrayBuffer();
+      return r.status === 200;
+    },
+  },
+}[kind];
+if (!api) throw new Error(`unknown server kind ${kind}`);
+
+const wallets = isMainThread
+  ? Array.from({ length: connections }, () => ethers.Wallet.createRandom())
+  : workerData.keys.map((k) => new ethers.Wallet(k));
+
+async function register() {
+  if (kind !== "gantry") return;
+  for (const w of wallets) {
+    const { nonce } = await api.nonce();
+    const text = message(w.address, nonce);
+    const r = await fetch(`${base}/register-blockchain`, {
+      method: "POST", headers: json, body: JSON.stringify({ message: text, signature: w.signMessageSync(text) }),
+    });
+    if (r.status !== 201) throw new Error(`register: ${r.status} ${await r.text()}`);
+  }
+}
+
+function cannon(opts) {
+  return new Promise((resolve, reject) => {
+    autocannon({ url: base, connections, ...opts }, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
+
+// Timed here (autocannon's own duration is whole seconds for a fixed count).
+async function timed(run) {
+  const started = process.hrtime.bigint();
+  const result = await run();
+  const secs = Number(process.hrtime.bigint() - started) / 1e9;
+  const ok = result["2xx"];
+  const errors = result.non2xx + result.errors + result.timeouts;
+  return { rps: Math.round(ok / secs), ok, errors, seconds: Number(secs.toFixed(2)) };
+}
+
+async function nonceLoad() {
+  const r = api.nonceRequest;
+  return timed(() => cannon({ duration: seconds, method: r.method, headers: r.headers, body: r.body, requests: [{ path: r.path }] }));
+}
+
+async function loginLoad() {
+  // Pre-sign: each login has its own fresh nonce (and, for the peer, that nonce's session).
+  const bodies = [];
+  for (let i = 0; i < logins; i++) {
+    const w = wallets[i % wallets.length];
+    const { nonce, cookie } = await api.nonce();
+    const text = message(w.address, nonce);
+    bodies.push({ body: JSON.stringify({ message: text, signature: w.signMessageSync(text) }), cookie });
+  }
+  let next = 0;
+  return timed(() => cannon({
+    amount: bodies.length,
+    requests: [{
+      method: "POST",
+      path: api.loginPath,
+      setupRequest: (req) => {
+        const b = bodies[next++ % bodies.length];
+        return { ...req, headers: { ...json, ...(b.cookie ? { cookie: b.cookie } : {}) }, body: b.body };
+      },
+    }],
+  }));
+}
+
+// One thread's users, until `end`.
+async function flowUsers(users, end) {
+  let ok = 0, errors = 0;
+  await Promise.all(users.map(async (w) => {
+    while (Date.now() < end) {
+      try {
+        const { nonce, cookie } = await api.nonce();
+        const text = message(w.address, nonce);
+        const body = JSON.stringify({ message: text, signature: w.signMessageSync(text) });
+        (await api.login(body, cookie)) ? ok++ : errors++;
+      } catch {
+        errors++;
+      }
+    }
+  }));
+  return { ok, errors };
+}
+
+async function flowLoad() {
+  const end = Date.now() + seconds * 1000;
+  const started = process.hrtime.bigint();
+  const shares = Array.from({ length: threads }, (_, t) => wallets.filter((_, i) => i % threads === t));
+  const parts = await Promise.all(shares.map((share) => new Promise((resolve, reject) => {
+    const worker = new Worker(__filename, { workerData: { kind, base, end, keys: share.map((w) => w.privateKey) } });
+    worker.once("message", resolve);
+    worker.once("error", reject);
+  })));
+  const secs = Number(process.hrtime.bigint() - started) / 1e9;
+  const ok = parts.reduce((n, p) => n + p.ok, 0);
+  const errors = parts.reduce((n, p) => n + p.errors, 0);
+  return { rps: Math.round(ok / secs), ok, errors, seconds: Number(secs.toFixed(2)) };
+}
+
+if (!isMainThread) {
+  flowUsers(wallets, workerData.end).then((r) => parentPort.postMessage(r));
+} else (async () => {
+  await register();
+  const nonce = await nonceLoad();
+  const login = await loginLoad();
+  const flow = await flowLoad();
+  console.log(JSON.stringify({ kind, nonce, login, flow }));
+})().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
