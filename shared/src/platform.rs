@@ -10,13 +10,15 @@
 
 use crate::auth::keys::{Jwks, KeyError, SigningKey, parse_public_keys};
 use crate::auth::{PasswordHasher, TokenSigner, TokenVerifier};
-use crate::config::{ConfigError, CoreConfig, Env, PoolDefault};
+use crate::config::{ConfigError, CoreConfig, Env, JwtConfig, PoolDefault};
 use crate::db;
 use crate::error::{AppError, AppResult};
 use crate::queue::{PgQueue, Queue};
 use crate::store::{IdempotencyStore, Lockouts, PgEphemeral, RateLimiter};
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -26,45 +28,199 @@ pub enum StartupError {
     Key(#[from] KeyError),
 }
 
-/// The database, when configured.
+/// The database, when configured. The pool is built on first use: parsing the URL and setting
+/// up the pool is work a request that never touches the database (a health check, a bad input)
+/// should not pay for at cold start. It connects lazily too, so a cold start does no I/O.
 #[derive(Clone, Default)]
-pub struct Db(Option<PgPool>);
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+#[derive(Default)]
+struct DbInner {
+    url: Option<(SecretString, u32)>,
+    pool: OnceLock<Option<PgPool>>,
+}
 
 impl Db {
+    /// A database that is already connected (tests, tools), or none.
     pub fn new(pool: Option<PgPool>) -> Self {
-        Self(pool)
+        let inner = DbInner {
+            url: None,
+            pool: OnceLock::from(pool),
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The database at `url` (checked for a postgres scheme now, parsed on first use).
+    pub fn at(url: SecretString, max_connections: u32) -> Result<Self, ConfigError> {
+        let scheme = url.expose_secret().split_once("://").map(|(s, _)| s);
+        if !matches!(scheme, Some("postgres" | "postgresql")) {
+            return Err(ConfigError::invalid(
+                "DATABASE_URL",
+                "is not a postgres:// URL",
+            ));
+        }
+        let inner = DbInner {
+            url: Some((url, max_connections)),
+            pool: OnceLock::new(),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Whether a database was configured (valid or not).
+    pub fn configured(&self) -> bool {
+        self.inner.url.is_some() || self.inner.pool.get().is_some_and(Option::is_some)
+    }
+
+    /// The pool, when configured and valid.
+    pub fn get(&self) -> Option<&PgPool> {
+        let inner = &self.inner;
+        inner
+            .pool
+            .get_or_init(|| {
+                let (url, size) = inner.url.as_ref()?;
+                db::lazy_pool(url, *size)
+                    .map_err(|err| tracing::error!(error = %err, "the database is unusable"))
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// The pool, or a 503 that names `DATABASE_URL`.
     pub fn pool(&self) -> AppResult<&PgPool> {
-        self.0.as_ref().ok_or_else(|| {
-            AppError::Unavailable("the database is not configured (DATABASE_URL)".into())
+        self.get().ok_or_else(|| {
+            let reason = if self.inner.url.is_some() {
+                "the database is misconfigured (DATABASE_URL)"
+            } else {
+                "the database is not configured (DATABASE_URL)"
+            };
+            AppError::Unavailable(reason.into())
         })
-    }
-
-    pub fn get(&self) -> Option<&PgPool> {
-        self.0.as_ref()
     }
 }
 
 /// Access-token keys: the verifier always, the signer only where `JWT_PRIVATE_KEY` is given.
+///
+/// A private key is read when first needed, not at cold start: deriving its public half (for
+/// the `kid`, and so the verifier trusts tokens this function signs) is an Ed25519 scalar
+/// multiplication, which requests that never sign or verify (health checks, logout, bad input)
+/// should not pay for. `from_env` checks the key's PEM shape up front; a key that then fails to
+/// parse is logged and answered with a 503 that names `JWT_PRIVATE_KEY`.
 #[derive(Clone)]
 pub struct Tokens {
-    signer: Option<Arc<TokenSigner>>,
-    verifier: Arc<TokenVerifier>,
+    inner: Arc<TokenKeys>,
 }
 
+struct TokenKeys {
+    private_key: Option<SecretString>,
+    published: Jwks,
+    issuer: String,
+    audience: String,
+    access_ttl: Duration,
+    built: OnceLock<Built>,
+}
+
+struct Built {
+    signer: Option<TokenSigner>,
+    verifier: TokenVerifier,
+}
+
+const PEM_LABEL: &str = "-----BEGIN PRIVATE KEY-----";
+
 impl Tokens {
-    /// The verifier trusts `published` plus the signing key's own public half.
+    /// Keys from configuration; the private key is parsed on first use.
+    pub fn from_config(jwt: &JwtConfig, published: Jwks) -> Result<Self, KeyError> {
+        if let Some(pem) = &jwt.private_key
+            && !pem.expose_secret().trim_start().starts_with(PEM_LABEL)
+        {
+            return Err(KeyError::BadPrivateKey);
+        }
+        // Fail fast on a JWKS that cannot verify anything.
+        TokenVerifier::new(published.clone(), &jwt.issuer, &jwt.audience)?;
+        Ok(Self::lazy(jwt, published, jwt.private_key.clone()))
+    }
+
+    /// Keys already parsed (tests, tools): the verifier trusts `published` plus the signing
+    /// key's own public half.
     pub fn new(
         signing_key: Option<&SigningKey>,
+        published: Jwks,
+        jwt: &JwtConfig,
+    ) -> Result<Self, KeyError> {
+        let tokens = Self::lazy(jwt, published.clone(), None);
+        let built = Built::from(signing_key, published, jwt)?;
+        let _ = tokens.inner.built.set(built);
+        Ok(tokens)
+    }
+
+    fn lazy(jwt: &JwtConfig, published: Jwks, private_key: Option<SecretString>) -> Self {
+        Self {
+            inner: Arc::new(TokenKeys {
+                private_key,
+                published,
+                issuer: jwt.issuer.clone(),
+                audience: jwt.audience.clone(),
+                access_ttl: jwt.access_ttl,
+                built: OnceLock::new(),
+            }),
+        }
+    }
+
+    fn built(&self) -> &Built {
+        let keys = &self.inner;
+        keys.built.get_or_init(|| {
+            let jwt = JwtConfig {
+                issuer: keys.issuer.clone(),
+                audience: keys.audience.clone(),
+                access_ttl: keys.access_ttl,
+                private_key: None,
+                public_keys: None,
+            };
+            let key = keys.private_key.as_ref().map(SigningKey::from_pem);
+            let outcome = match key {
+                Some(Err(err)) => Err(err),
+                Some(Ok(key)) => Built::from(Some(&key), keys.published.clone(), &jwt),
+                None => Built::from(None, keys.published.clone(), &jwt),
+            };
+            outcome.unwrap_or_else(|err| {
+                tracing::error!(error = %err, "the token keys are unusable; signing is off");
+                Built {
+                    signer: None,
+                    verifier: TokenVerifier::empty(&jwt.issuer, &jwt.audience),
+                }
+            })
+        })
+    }
+
+    pub fn signer(&self) -> AppResult<&TokenSigner> {
+        self.built().signer.as_ref().ok_or_else(|| {
+            let reason = if self.inner.private_key.is_some() {
+                "token signing is misconfigured (JWT_PRIVATE_KEY)"
+            } else {
+                "token signing is not configured (JWT_PRIVATE_KEY)"
+            };
+            AppError::Unavailable(reason.into())
+        })
+    }
+
+    pub fn verifier(&self) -> &TokenVerifier {
+        &self.built().verifier
+    }
+}
+
+impl Built {
+    fn from(
+        signing_key: Option<&SigningKey>,
         mut published: Jwks,
-        issuer: &str,
-        audience: &str,
-        access_ttl: std::time::Duration,
+        jwt: &JwtConfig,
     ) -> Result<Self, KeyError> {
         let signer = signing_key
-            .map(|key| TokenSigner::new(key, issuer, audience, access_ttl))
+            .map(|key| TokenSigner::new(key, &jwt.issuer, &jwt.audience, jwt.access_ttl))
             .transpose()?;
         if let Some(key) = signing_key {
             let own = key.public_jwk();
@@ -73,19 +229,9 @@ impl Tokens {
             }
         }
         Ok(Self {
-            signer: signer.map(Arc::new),
-            verifier: Arc::new(TokenVerifier::new(published, issuer, audience)?),
+            signer,
+            verifier: TokenVerifier::new(published, &jwt.issuer, &jwt.audience)?,
         })
-    }
-
-    pub fn signer(&self) -> AppResult<&TokenSigner> {
-        self.signer.as_deref().ok_or_else(|| {
-            AppError::Unavailable("token signing is not configured (JWT_PRIVATE_KEY)".into())
-        })
-    }
-
-    pub fn verifier(&self) -> &TokenVerifier {
-        &self.verifier
     }
 }
 
@@ -139,15 +285,16 @@ impl Stores {
     }
 }
 
-/// The queue producers send to, when configured.
+/// The queue producers send to, when configured (the Postgres queue today; SQS joins here).
 #[derive(Clone, Default)]
-pub struct Queues(Option<Arc<dyn Queue>>);
+pub struct Queues(Option<Db>);
 
 impl Queues {
-    pub fn get(&self) -> AppResult<&dyn Queue> {
-        self.0.as_deref().ok_or_else(|| {
+    pub fn get(&self) -> AppResult<Arc<dyn Queue>> {
+        let db = self.0.as_ref().ok_or_else(|| {
             AppError::Unavailable("the queue is not configured (DATABASE_URL)".into())
-        })
+        })?;
+        Ok(Arc::new(PgQueue::new(db.pool()?.clone())))
     }
 }
 
@@ -169,17 +316,10 @@ impl Platform {
     /// Reads the core configuration from `env` and builds the clients.
     pub async fn load(env: Env, pool: PoolDefault) -> Result<Self, StartupError> {
         let config = CoreConfig::from_env(&env, pool)?;
-        let db = config
-            .database_url
-            .as_ref()
-            .map(|url| db::lazy_pool(url, config.db_max_connections))
-            .transpose()?;
-        let signing_key = config
-            .jwt
-            .private_key
-            .as_ref()
-            .map(SigningKey::from_pem)
-            .transpose()?;
+        let db = match &config.database_url {
+            Some(url) => Db::at(url.clone(), config.db_max_connections)?,
+            None => Db::default(),
+        };
         let published = config
             .jwt
             .public_keys
@@ -187,7 +327,8 @@ impl Platform {
             .map(parse_public_keys)
             .transpose()?
             .unwrap_or_default();
-        Self::assemble(env, config, db, signing_key.as_ref(), published)
+        let tokens = Tokens::from_config(&config.jwt, published)?;
+        Ok(Self::with_tokens(env, config, db, tokens))
     }
 
     /// The platform from parts already built (tests, tools): `db` instead of `DATABASE_URL`,
@@ -199,35 +340,104 @@ impl Platform {
         signing_key: Option<&SigningKey>,
         published: Jwks,
     ) -> Result<Self, StartupError> {
-        let jwt = &config.jwt;
-        let tokens = Tokens::new(
-            signing_key,
-            published,
-            &jwt.issuer,
-            &jwt.audience,
-            jwt.access_ttl,
-        )?;
+        let tokens = Tokens::new(signing_key, published, &config.jwt)?;
+        Ok(Self::with_tokens(env, config, Db::new(db), tokens))
+    }
+
+    fn with_tokens(env: Env, config: CoreConfig, db: Db, tokens: Tokens) -> Self {
         // The one place the implementations are chosen: Postgres today; DynamoDB (ephemeral)
         // and SQS (queue) join here, from configuration.
-        let stores = db
-            .clone()
-            .map(|pool| Stores::of(Arc::new(PgEphemeral::new(pool))))
-            .unwrap_or_default();
-        let queues = Queues(
-            db.clone()
-                .map(|pool| Arc::new(PgQueue::new(pool)) as Arc<dyn Queue>),
-        );
-        Ok(Self {
+        let (stores, queues) = if db.configured() {
+            let stores = Stores::of(Arc::new(PgEphemeral::on(db.clone())));
+            (stores, Queues(Some(db.clone())))
+        } else {
+            (Stores::default(), Queues(None))
+        };
+        Self {
             edge: Edge {
                 trust_forwarded_for: config.trust_forwarded_for,
             },
             env,
             config: Arc::new(config),
-            db: Db::new(db),
+            db,
             tokens,
             hasher: PasswordHasher::owasp(),
             stores,
             queues,
-        })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Amr;
+    use crate::auth::jwt::Subject;
+    use crate::domain::Role;
+    use uuid::Uuid;
+
+    async fn load(pairs: &[(&str, &str)]) -> Result<Platform, StartupError> {
+        Platform::load(
+            Env::from_pairs(pairs.iter().copied()),
+            PoolDefault::Function,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn malformed_secrets_are_refused_at_start() {
+        for (name, value) in [
+            ("DATABASE_URL", "mysql://db.example/app"),
+            ("JWT_PRIVATE_KEY", "not a pem"),
+            ("JWT_PUBLIC_KEYS", "{\"keys\":[{\"kty\":\"RSA\"}]}"),
+        ] {
+            let outcome = load(&[(name, value)]).await;
+            assert!(
+                outcome.is_err_and(|e| e.to_string().contains(name)),
+                "{name}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_private_key_is_parsed_on_first_use_and_its_tokens_verify() -> crate::TestResult {
+        let pem = SigningKey::generate().to_pem()?;
+        let platform = load(&[("JWT_PRIVATE_KEY", pem.expose_secret())]).await?;
+        let subject = Subject {
+            user_id: Uuid::now_v7(),
+            role: Role::Client,
+            identity_id: Uuid::now_v7(),
+            amr: Amr::Pwd,
+        };
+        let token = platform.tokens.signer()?.issue(subject)?;
+        let claims = platform.tokens.verifier().verify(&token)?;
+        assert_eq!(claims.sub, subject.user_id);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_key_that_fails_to_parse_later_is_a_503_naming_it() -> crate::TestResult {
+        let broken = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----";
+        let platform = load(&[("JWT_PRIVATE_KEY", broken)]).await?;
+        let err = platform
+            .tokens
+            .signer()
+            .err()
+            .ok_or("signed with a broken key")?;
+        assert_eq!(err.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(err.to_string().contains("JWT_PRIVATE_KEY"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_database_is_set_up_on_first_use() -> crate::TestResult {
+        let platform = load(&[("DATABASE_URL", "postgres://u@127.0.0.1:1/db")]).await?;
+        assert!(platform.db.configured());
+        assert!(platform.db.pool().is_ok(), "a lazy pool, not yet connected");
+        let none = load(&[]).await?;
+        assert!(!none.db.configured());
+        let err = none.db.pool().err().ok_or("a pool without DATABASE_URL")?;
+        assert!(err.to_string().contains("DATABASE_URL"));
+        Ok(())
     }
 }

@@ -139,6 +139,20 @@ impl TokenVerifier {
                 DecodingKey::from_jwk(&jwk).map_err(|e| KeyError::BadPublicKeys(e.to_string()))?;
             keys.insert(key.kid.clone(), decoding);
         }
+        Ok(Self::with_keys(keys, jwks, issuer, audience))
+    }
+
+    /// A verifier that trusts no key: every token is refused.
+    pub fn empty(issuer: &str, audience: &str) -> Self {
+        Self::with_keys(HashMap::new(), Jwks::default(), issuer, audience)
+    }
+
+    fn with_keys(
+        keys: HashMap<String, DecodingKey>,
+        jwks: Jwks,
+        issuer: &str,
+        audience: &str,
+    ) -> Self {
         // Pin the algorithm: a token naming any other `alg` (none, HS256, ...) is refused.
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[issuer]);
@@ -146,11 +160,11 @@ impl TokenVerifier {
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = 30;
         validation.validate_exp = true;
-        Ok(Self {
+        Self {
             keys,
             jwks,
             validation,
-        })
+        }
     }
 
     pub fn jwks(&self) -> &Jwks {

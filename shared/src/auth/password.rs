@@ -5,7 +5,7 @@ use crate::error::{AppError, AppResult};
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
 
 /// OWASP Password Storage Cheat Sheet: Argon2id, m=19456 KiB, t=2, p=1.
@@ -23,17 +23,18 @@ pub struct PasswordHasher {
     argon: Arc<Argon2<'static>>,
     /// Each hash holds 19 MiB for tens of milliseconds: at most one per core runs at once, the
     /// rest queue, so a burst of logins cannot exhaust memory or starve other blocking work.
-    slots: Arc<Semaphore>,
+    /// Sized on first use: counting cores reads cgroup files, which most functions, that never
+    /// hash, should not pay for at cold start.
+    slots: Arc<OnceLock<Arc<Semaphore>>>,
 }
 
 impl PasswordHasher {
     pub fn owasp() -> Self {
         let params = Params::new(OWASP_M_COST, OWASP_T_COST, OWASP_P_COST, None)
             .unwrap_or_else(|_| Params::default());
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
             argon: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
-            slots: Arc::new(Semaphore::new(cores)),
+            slots: Arc::new(OnceLock::new()),
         }
     }
 
@@ -74,7 +75,11 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(&Self) -> T + Send + 'static,
     ) -> AppResult<T> {
-        let permit = Arc::clone(&self.slots)
+        let slots = self.slots.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            Arc::new(Semaphore::new(cores))
+        });
+        let permit = Arc::clone(slots)
             .acquire_owned()
             .await
             .map_err(|e| AppError::internal(anyhow::anyhow!("hasher closed: {e}")))?;

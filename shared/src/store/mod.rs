@@ -26,12 +26,17 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("ephemeral store (postgres): {0}")]
     Postgres(#[from] sqlx::Error),
+    #[error("the ephemeral store's database is misconfigured (DATABASE_URL)")]
+    Unconfigured,
 }
 
 impl From<StoreError> for AppError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Postgres(err) => err.into(),
+            unconfigured @ StoreError::Unconfigured => {
+                AppError::Unavailable(unconfigured.to_string())
+            }
         }
     }
 }

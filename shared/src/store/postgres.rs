@@ -1,9 +1,10 @@
 //! Postgres implementation of every ephemeral-store trait.
 
 use super::{
-    Idempotency, IdempotencyStore, LockoutPolicy, Lockouts, RateDecision, RateLimiter, StoreResult,
-    whole_seconds_left,
+    Idempotency, IdempotencyStore, LockoutPolicy, Lockouts, RateDecision, RateLimiter, StoreError,
+    StoreResult, whole_seconds_left,
 };
+use crate::platform::Db;
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -12,12 +13,21 @@ use time::OffsetDateTime;
 
 #[derive(Clone)]
 pub struct PgEphemeral {
-    pool: PgPool,
+    db: Db,
 }
 
 impl PgEphemeral {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self::on(Db::new(Some(pool)))
+    }
+
+    /// On a database whose pool is built on first use.
+    pub fn on(db: Db) -> Self {
+        Self { db }
+    }
+
+    fn pool(&self) -> StoreResult<&PgPool> {
+        self.db.get().ok_or(StoreError::Unconfigured)
     }
 }
 
@@ -46,7 +56,7 @@ impl RateLimiter for PgEphemeral {
             key,
             seconds(window),
         )
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool()?)
         .await?;
         if u32::try_from(row.hits).unwrap_or(u32::MAX) <= limit {
             return Ok(RateDecision::Allowed);
@@ -65,7 +75,7 @@ impl Lockouts for PgEphemeral {
                WHERE identifier = $1 AND locked_until > now()"#,
             identifier
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool()?)
         .await?;
         Ok(row.map(|r| remaining(r.locked_until, r.now)))
     }
@@ -75,7 +85,7 @@ impl Lockouts for PgEphemeral {
         identifier: &str,
         policy: LockoutPolicy,
     ) -> StoreResult<Option<Duration>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         let failures = sqlx::query_scalar!(
             "INSERT INTO login_lockouts AS l (identifier, failures) VALUES ($1, 1)
              ON CONFLICT (identifier) DO UPDATE SET failures = l.failures + 1, updated_at = now()
@@ -104,7 +114,7 @@ impl Lockouts for PgEphemeral {
             "DELETE FROM login_lockouts WHERE identifier = $1",
             identifier
         )
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?;
         Ok(())
     }
@@ -119,7 +129,7 @@ impl IdempotencyStore for PgEphemeral {
         request_hash: &[u8],
         ttl: Duration,
     ) -> StoreResult<Idempotency> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool()?.begin().await?;
         sqlx::query!(
             "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= now()",
             scope,
@@ -177,7 +187,7 @@ impl IdempotencyStore for PgEphemeral {
             i16::try_from(status).unwrap_or(500),
             response,
         )
-        .execute(&self.pool)
+        .execute(self.pool()?)
         .await?;
         Ok(())
     }

@@ -7,7 +7,7 @@
 //!                                                     hello-lambda from the same folder)
 
 use anyhow::{Context, Result, bail};
-use gantry::function::Trigger;
+use gantry::function::{Need, Trigger};
 use gantry_tests::lambda::{RuntimeApi, http_api_event, runtime_env, spawn, sqs_event};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,6 +16,19 @@ struct Target {
     label: String,
     path: PathBuf,
     queue: bool,
+    /// What the function's deployment gives it (from the function table); `None`: everything.
+    needs: Option<&'static [Need]>,
+}
+
+/// The variables a deployment sets for `need`.
+fn variables(need: Need) -> &'static [&'static str] {
+    match need {
+        Need::Database => &["DATABASE_URL"],
+        Need::PrivateKey => &["JWT_PRIVATE_KEY"],
+        Need::PublicKeys => &["JWT_PUBLIC_KEYS"],
+        Need::Siwe => &["SIWE_DOMAINS", "SIWE_NONCE_SECRET"],
+        Need::ChainRpc => &["CHAIN_RPC_URLS"],
+    }
 }
 
 /// Every function in `gantry::app::FUNCTIONS`, built in `dir`, then the floor.
@@ -27,12 +40,14 @@ fn every_function(dir: &str) -> Vec<Target> {
             label: f.name.to_owned(),
             path: dir.join(f.name),
             queue: matches!(f.trigger, Trigger::Queue { .. }),
+            needs: Some(f.needs),
         })
         .collect();
     targets.push(Target {
         label: "hello-lambda".to_owned(),
         path: dir.join("hello-lambda"),
         queue: false,
+        needs: Some(&[]),
     });
     targets
 }
@@ -53,6 +68,7 @@ fn parse_args() -> Result<(usize, Vec<Target>)> {
                 label: label.to_owned(),
                 path: PathBuf::from(path),
                 queue: false,
+                needs: None,
             });
         } else {
             bail!("usage: coldstart [--runs N] label=path ...");
@@ -67,6 +83,9 @@ fn parse_args() -> Result<(usize, Vec<Target>)> {
 async fn one_run(target: &Target, env: &[(&str, String)]) -> Result<Duration> {
     let api = RuntimeApi::start().await?;
     let mut env = env.to_vec();
+    if let Some(needs) = target.needs {
+        env.retain(|(name, _)| needs.iter().any(|n| variables(*n).contains(name)));
+    }
     env.extend(runtime_env(&api, "coldstart"));
     let event = if target.queue {
         sqs_event(&[])
@@ -97,7 +116,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() -> Result<()> {
     let (runs, targets) = parse_args()?;
-    let pem = gantry::auth::SigningKey::generate().to_pem()?;
+    let key = gantry::auth::SigningKey::generate();
+    let pem = key.to_pem()?;
+    let jwks = serde_json::to_string(&gantry::auth::keys::Jwks {
+        keys: vec![key.public_jwk()],
+    })?;
     // COLDSTART_BARE=1: no configuration at all, to separate start-up work from loading.
     // COLDSTART_KEEP=A,B: only those variables, to find which start-up work costs what.
     let bare = std::env::var_os("COLDSTART_BARE").is_some();
@@ -106,8 +129,8 @@ async fn main() -> Result<()> {
         Vec::new()
     } else {
         vec![
-            // What a deployed function reads at start: a (lazy) pool URL, the signing key and
-            // the SIWE settings (every function gets all of them: the most start-up work).
+            // What a deployed function reads at start: a (lazy) pool URL, keys, SIWE settings.
+            // A function from the table gets only what its deployment gives it.
             (
                 "DATABASE_URL",
                 "postgres://gantry@127.0.0.1:5432/gantry".into(),
@@ -116,6 +139,7 @@ async fn main() -> Result<()> {
                 "JWT_PRIVATE_KEY",
                 secrecy::ExposeSecret::expose_secret(&pem).to_owned(),
             ),
+            ("JWT_PUBLIC_KEYS", jwks),
             ("SIWE_DOMAINS", "app.example.com".into()),
             (
                 "SIWE_NONCE_SECRET",
