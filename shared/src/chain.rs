@@ -79,7 +79,6 @@ pub struct AlloyRpc {
 
 impl AlloyRpc {
     pub fn new(urls: HashMap<u64, Url>) -> Self {
-        crate::tls::install_provider();
         Self {
             providers: urls
                 .into_iter()
@@ -90,7 +89,10 @@ impl AlloyRpc {
 
     fn provider(&self, chain_id: u64) -> Option<&DynProvider> {
         let (url, cell) = self.providers.get(&chain_id)?;
-        Some(cell.get_or_init(|| ProviderBuilder::new().connect_http(url.clone()).erased()))
+        Some(cell.get_or_init(|| {
+            crate::tls::install_provider();
+            ProviderBuilder::new().connect_http(url.clone()).erased()
+        }))
     }
 }
 

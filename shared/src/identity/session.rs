@@ -10,7 +10,6 @@ use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use serde_json::json;
 use sqlx::PgConnection;
-use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -35,51 +34,41 @@ pub async fn sign_in(
     action: Action,
     extra: serde_json::Value,
 ) -> AppResult<TokenPair> {
-    let tokens = start(conn, state.signer()?, state.config().refresh_ttl, subject).await?;
     let mut details = json!({ "method": subject.amr.as_str(), "identity_id": subject.identity_id });
     if let (Some(details), serde_json::Value::Object(extra)) = (details.as_object_mut(), extra) {
         details.extend(extra);
     }
-    audit::record(
-        conn,
-        Entry {
-            action,
-            actor_id: Some(subject.user_id),
-            subject_id: Some(subject.user_id),
-            details,
-        },
-    )
-    .await?;
-    Ok(tokens)
-}
-
-/// Starts a new session (a new refresh-token family) inside the caller's transaction.
-async fn start(
-    conn: &mut PgConnection,
-    signer: &TokenSigner,
-    refresh_ttl: Duration,
-    subject: Subject,
-) -> AppResult<TokenPair> {
     let link = Link {
         family_id: Uuid::now_v7(),
         parent_id: None,
-        expires_at: OffsetDateTime::now_utc() + refresh_ttl,
+        expires_at: OffsetDateTime::now_utc() + state.config().refresh_ttl,
     };
-    issue(conn, signer, link, subject).await
+    let entry = Entry {
+        action,
+        actor_id: Some(subject.user_id),
+        subject_id: Some(subject.user_id),
+        details,
+    };
+    issue(conn, state.signer()?, link, subject, entry).await
 }
 
+/// Stores a new refresh token and the audit row that records why, in one statement (one round
+/// trip on the sign-in path), inside the caller's transaction.
 async fn issue(
     conn: &mut PgConnection,
     signer: &TokenSigner,
     link: Link,
     subject: Subject,
+    entry: Entry<Action>,
 ) -> AppResult<TokenPair> {
     let (refresh_token, hash) = refresh::generate();
     let amr = vec![subject.amr.as_str().to_owned()];
     sqlx::query!(
-        "INSERT INTO refresh_tokens
-             (id, token_hash, family_id, parent_id, user_id, identity_id, amr, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "WITH token AS (
+             INSERT INTO refresh_tokens
+                 (id, token_hash, family_id, parent_id, user_id, identity_id, amr, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8))
+         INSERT INTO audit_log (action, actor_id, subject_id, details) VALUES ($9, $10, $11, $12)",
         Uuid::now_v7(),
         hash,
         link.family_id,
@@ -88,6 +77,10 @@ async fn issue(
         subject.identity_id,
         &amr,
         link.expires_at,
+        audit::Action::name(entry.action),
+        entry.actor_id,
+        entry.subject_id,
+        entry.details,
     )
     .execute(&mut *conn)
     .await?;
@@ -136,17 +129,13 @@ pub async fn rotate(state: &IdentityState, presented: &str) -> AppResult<TokenPa
             parent_id: Some(old.id),
             expires_at: old.expires_at,
         };
-        let pair = issue(&mut tx, signer, link, subject).await?;
-        audit::record(
-            &mut tx,
-            Entry {
-                action: Action::TokenRefreshed,
-                actor_id: Some(old.user_id),
-                subject_id: Some(old.user_id),
-                details: json!({ "family_id": old.family_id }),
-            },
-        )
-        .await?;
+        let entry = Entry {
+            action: Action::TokenRefreshed,
+            actor_id: Some(old.user_id),
+            subject_id: Some(old.user_id),
+            details: json!({ "family_id": old.family_id }),
+        };
+        let pair = issue(&mut tx, signer, link, subject, entry).await?;
         tx.commit().await?;
         return Ok(pair);
     }
