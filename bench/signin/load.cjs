@@ -3,11 +3,13 @@
 // (CommonJS, so NODE_PATH finds autocannon and ethers in the scripts' npm cache.)
 // Prints one JSON line: requests per second and errors for three workloads:
 //   nonce  - issuing nonces (autocannon, 16 connections, fixed duration)
-//   login  - pre-signed SIWE logins, each over its own fresh nonce (autocannon, fixed count)
+//   login  - pre-signed SIWE logins, each over its own fresh nonce (autocannon, LOGIN_SECONDS;
+//            a fixed count would end on autocannon's one-second tick and understate the rate)
 //   flow   - the whole sign-in: nonce -> sign -> login, 16 concurrent users (fetch), fixed duration,
 //            spread over THREADS worker threads (2), so that signing (about 0.4 ms a message in
 //            ethers) does not make one client thread the bottleneck
-// Settings: CONNECTIONS (16), SECONDS (8), LOGINS (pre-signed per run: 3000 gantry, 800 peer),
+// Settings: CONNECTIONS (16), SECONDS (8), LOGIN_SECONDS (3), LOGINS (pre-signed: 9000 gantry,
+// 1500 peer; a body used twice would be a replay, which gantry refuses and counts as an error),
 // THREADS (2).
 const autocannon = require("autocannon");
 const { ethers } = require("ethers");
@@ -16,7 +18,8 @@ const { Worker, isMainThread, workerData, parentPort } = require("node:worker_th
 const [kind, base] = isMainThread ? process.argv.slice(2) : [workerData.kind, workerData.base];
 const connections = Number(process.env.CONNECTIONS || 16);
 const seconds = Number(process.env.SECONDS || 8);
-const logins = Number(process.env.LOGINS || (kind === "gantry" ? 3000 : 800));
+const logins = Number(process.env.LOGINS || (kind === "gantry" ? 9000 : 1500));
+const loginSeconds = Number(process.env.LOGIN_SECONDS || 3);
 const threads = Number(process.env.THREADS || 2);
 const domain = "bench.example";
 const json = { "content-type": "application/json" };
@@ -110,7 +113,7 @@ async function loginLoad() {
   }
   let next = 0;
   return timed(() => cannon({
-    amount: bodies.length,
+    duration: loginSeconds,
     requests: [{
       method: "POST",
       path: api.loginPath,
