@@ -20,7 +20,6 @@ pub enum Method {
     Get,
     Post,
     Put,
-    Delete,
 }
 
 /// One public route.
@@ -121,10 +120,6 @@ impl FunctionSpec {
             Trigger::Http { .. } => None,
             Trigger::Queue { schedule, .. } => schedule,
         }
-    }
-
-    pub fn needs(&self, need: Need) -> bool {
-        self.needs.contains(&need)
     }
 
     /// The table entry as data, for `gantry manifests` and the deploy-agreement test.

@@ -90,9 +90,9 @@ pub async fn link(
             let message = SiweMessage::parse(&message)?;
             let address = message.address().to_checksum(None);
             abuse::throttle(state, ip, Endpoint::Link, Some(&address)).await?;
-            let proof = prove(state, &message, &signature).await?;
+            let (proof, nonce_expires) = prove(state, &message, &signature).await?;
             let mut tx = db.begin().await?;
-            spend_nonce(state, &mut tx, &proof).await?;
+            spend_nonce(&mut tx, &proof, nonce_expires).await?;
             let id = insert_wallet(&mut tx, caller.user_id, &proof, false).await?;
             record(
                 &mut tx,

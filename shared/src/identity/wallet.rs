@@ -53,19 +53,22 @@ pub async fn issue_nonce(
 }
 
 /// Verifies a SIWE proof (everything but spending the nonce): the message's claims, the nonce's
-/// MAC, expiry and binding, and the signature. A rejected proof is audited, but it does not
+/// MAC, expiry and binding, and the signature. Returns the proof and the nonce's expiry. A rejected proof is audited, but it does not
 /// count towards a lockout: a signature cannot be guessed, so locking a (public) address would
 /// only let anyone deny its owner sign-in. Per-address rate limits still apply.
 pub(crate) async fn prove(
     state: &IdentityState,
     message: &SiweMessage,
     signature: &str,
-) -> AppResult<Proof> {
+) -> AppResult<(Proof, OffsetDateTime)> {
     let policy = state.siwe()?;
     let key = state.nonce_key()?;
     let now = OffsetDateTime::now_utc();
     let checked = match key.check(message.nonce(), message.address(), now) {
-        Ok(_) => message.verify(signature, policy, state.chain(), now).await,
+        Ok(expires_at) => message
+            .verify(signature, policy, state.chain(), now)
+            .await
+            .map(|proof| (proof, expires_at)),
         Err(invalid) => {
             tracing::info!(reason = %invalid, "SIWE nonce rejected");
             Err(SiweError::Rejected("nonce"))
@@ -95,18 +98,14 @@ pub(crate) async fn prove(
     }
 }
 
-/// Spends the proof's nonce inside `conn`'s transaction; a nonce spent before is the same 401
-/// as any other failed proof.
+/// Spends the proof's nonce (checked by [`prove`], which gave its expiry: the spent row is kept
+/// until then) inside `conn`'s transaction; a nonce spent before is the same 401 as any other
+/// failed proof.
 pub(crate) async fn spend_nonce(
-    state: &IdentityState,
     conn: &mut PgConnection,
     proof: &Proof,
+    expires_at: OffsetDateTime,
 ) -> AppResult<()> {
-    // Checked by `prove`; read again for its expiry, which the spent row keeps until then.
-    let expires_at = state
-        .nonce_key()?
-        .check(&proof.nonce, proof.address, OffsetDateTime::now_utc())
-        .map_err(|_| REJECTED)?;
     if nonce::spend(conn, &proof.nonce, expires_at).await? {
         Ok(())
     } else {
@@ -151,9 +150,9 @@ pub async fn register(
         None => DisplayName::parse(&address).map_err(|e| AppError::Validation(vec![e]))?,
     };
     state.signer()?; // 503 before any work when this function cannot issue tokens
-    let proof = prove(state, &message, &input.signature).await?;
+    let (proof, nonce_expires) = prove(state, &message, &input.signature).await?;
     let mut tx = state.db()?.begin().await?;
-    spend_nonce(state, &mut tx, &proof).await?;
+    spend_nonce(&mut tx, &proof, nonce_expires).await?;
     let user = sqlx::query_as!(
         User,
         r#"INSERT INTO users (id, name, email, role) VALUES ($1, $2, NULL, $3)
@@ -193,9 +192,9 @@ pub async fn login(
     let address = message.address().to_checksum(None);
     abuse::throttle(state, ip, Endpoint::Login, Some(&address)).await?;
     state.signer()?; // 503 before any work when this function cannot issue tokens
-    let proof = prove(state, &message, &input.signature).await?;
+    let (proof, nonce_expires) = prove(state, &message, &input.signature).await?;
     let mut tx = state.db()?.begin().await?;
-    spend_nonce(state, &mut tx, &proof).await?;
+    spend_nonce(&mut tx, &proof, nonce_expires).await?;
     let found = sqlx::query!(
         r#"SELECT i.id, i.user_id, u.role AS "role: Role"
            FROM identities i JOIN users u ON u.id = i.user_id
