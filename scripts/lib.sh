@@ -137,3 +137,24 @@ ensure_npm_bench_tools() {
     touch "$marker"
   fi
 }
+
+# schemathesis, pinned, in a virtualenv in the shared cache (like the npm tools).
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local venv=${GANTRY_VENV:-$HOME/.cache/gantry/venv}
+  export SCHEMATHESIS="$venv/bin/st"
+  if [ -x "$SCHEMATHESIS" ] && "$SCHEMATHESIS" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    return 0
+  fi
+  log "installing schemathesis $SCHEMATHESIS_VERSION from PyPI into $venv"
+  if ! python3 -m venv "$venv" >&2; then
+    apt_install python3-venv && python3 -m venv "$venv" >&2 || return 1
+  fi
+  "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" >&2 || return 1
+  [ -x "$SCHEMATHESIS" ]
+}
+
+# A free TCP port on loopback.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

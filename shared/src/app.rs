@@ -154,10 +154,24 @@ pub fn openapi_route() -> Router {
     )
 }
 
-/// The OpenAPI document: the core's part (health, security scheme) merged with every area's.
+/// The OpenAPI document: the core's part (health, security scheme) merged with every area's,
+/// with the statuses the edge answers (from the function table: a function that needs the
+/// database, a key or a chain can answer 503) and the links between operations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = crate::openapi::CoreApi::openapi();
     doc.merge(identity::api::IdentityApi::openapi());
+    crate::openapi::add_edge_responses(&mut doc, |method, path| {
+        let dependent = FUNCTIONS.iter().any(|spec| {
+            spec.routes().iter().any(|route| {
+                route.path == path && route.method.http().as_str().eq_ignore_ascii_case(method)
+            }) && spec
+                .needs
+                .iter()
+                .any(|need| matches!(need, Database | PrivateKey | ChainRpc))
+        });
+        crate::openapi::EdgeFacts { dependent }
+    });
+    identity::api::add_links(&mut doc);
     crate::openapi::finish(doc)
 }
 

@@ -15,6 +15,10 @@ pub type AppResult<T> = Result<T, AppError>;
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    /// The value has the documented shape but a rule refuses it (say, a common password):
+    /// when every error of a request is such, the answer is 422 instead of 400.
+    #[serde(skip)]
+    pub semantic: bool,
 }
 
 impl std::fmt::Display for FieldError {
@@ -30,6 +34,15 @@ impl FieldError {
         Self {
             field: field.into(),
             message: message.into(),
+            semantic: false,
+        }
+    }
+
+    /// A well-formed value that a rule refuses (422 when it is the request's only kind).
+    pub fn semantic(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            semantic: true,
+            ..Self::new(field, message)
         }
     }
 }
@@ -87,6 +100,9 @@ impl AppError {
 
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::Validation(errors) if errors.iter().all(|e| e.semantic) && !errors.is_empty() => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::Validation(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -104,6 +120,7 @@ impl AppError {
 
     fn slug(&self) -> &'static str {
         match self {
+            Self::Validation(_) if self.status() == StatusCode::UNPROCESSABLE_ENTITY => "refused",
             Self::Validation(_) => "validation",
             Self::BadRequest(_) => "bad-request",
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
@@ -124,6 +141,9 @@ impl AppError {
     pub fn problem(&self) -> Problem {
         let status = self.status();
         let detail = match self {
+            Self::Validation(_) if status == StatusCode::UNPROCESSABLE_ENTITY => {
+                "one or more fields are well-formed but refused".to_owned()
+            }
             Self::Validation(_) => "one or more fields are invalid".to_owned(),
             Self::Internal(_) => "an unexpected error occurred".to_owned(),
             Self::NotFound => "the resource does not exist or you may not see it".to_owned(),

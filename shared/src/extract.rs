@@ -26,7 +26,27 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        if !is_json(req.headers()) {
+            return Err(AppError::UnsupportedMediaType(
+                "expected Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|err| match err.status() {
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                    AppError::PayloadTooLarge("the body is too large".into())
+                }
+                _ => AppError::BadRequest("the body could not be read".into()),
+            })?;
+        // Every request body is a JSON object. serde would also read a struct from an array
+        // (`[]` as "no fields"), which the documented schema does not allow.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(AppError::BadRequest(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(Self(value))
     }
 }
@@ -57,6 +77,23 @@ impl From<JsonRejection> for AppError {
             _ => Self::BadRequest("the body could not be read".into()),
         }
     }
+}
+
+/// `application/json` or any `+json` type, as axum's own extractor decides.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(Ok(value)) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .map(|v| v.to_str())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
 }
 
 /// Turns serde's message (as axum words it) into a field error: `path: message`, or a root-level

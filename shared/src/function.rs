@@ -22,6 +22,16 @@ pub enum Method {
     Put,
 }
 
+impl Method {
+    pub fn http(self) -> axum::http::Method {
+        match self {
+            Self::Get => axum::http::Method::GET,
+            Self::Post => axum::http::Method::POST,
+            Self::Put => axum::http::Method::PUT,
+        }
+    }
+}
+
 /// One public route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Route {

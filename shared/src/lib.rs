@@ -1,7 +1,7 @@
 //! gantry: the one library every function is built from.
 //!
 //! - The **core** (`config`, `platform`, `runtime`, `function`, `error`, `extract`, `auth`,
-//!   `store`, `queue`, `chain`, `db`, `audit`, `domain`, `openapi`) never imports an area.
+//!   `store`, `queue`, `chain`, `db`, `audit`, `domain`, `edge`, `openapi`) never imports an area.
 //! - Each **area** (`identity` today; work, payments and chain next) owns its routes and their
 //!   OpenAPI paths, its errors, its audit actions and its configuration section.
 //! - [`app`] is the composition root: the table of deployable functions, the gateway and the
@@ -15,6 +15,7 @@ pub mod chain;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod function;

@@ -5,10 +5,15 @@
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use utoipa::OpenApi;
+use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::link::Link;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr};
 
-#[derive(OpenApi)]
+#[derive(utoipa::OpenApi)]
 #[openapi(
     info(
         title = "gantry",
@@ -20,7 +25,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 pub struct CoreApi;
 
 /// Adds what every document carries: the bearer security scheme and the crate version.
-pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+pub fn finish(mut doc: OpenApi) -> OpenApi {
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -36,7 +41,7 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 }
 
 /// Pretty JSON with a trailing newline.
-pub fn to_json(doc: &utoipa::openapi::OpenApi) -> String {
+pub fn to_json(doc: &OpenApi) -> String {
     let mut text = doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     text.push('\n');
     text
@@ -48,5 +53,106 @@ pub fn serve(
 ) -> impl Fn() -> std::future::Ready<axum::response::Response> + Clone + Send + Sync + 'static {
     move || {
         std::future::ready(([(header::CONTENT_TYPE, "application/json")], spec()).into_response())
+    }
+}
+
+/// What a route's function may answer besides its own statuses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EdgeFacts {
+    /// It depends on the database, a signing key or a chain RPC, so it answers 503 when one is
+    /// down or not configured.
+    pub dependent: bool,
+}
+
+fn problem(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+}
+
+fn retry_after() -> Header {
+    HeaderBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        ))
+        .description(Some("Seconds to wait before trying again"))
+        .build()
+}
+
+/// Every operation of `doc` with `(method, path, operation)`.
+fn operations(doc: &mut OpenApi) -> impl Iterator<Item = (&'static str, &String, &mut Operation)> {
+    doc.paths.paths.iter_mut().flat_map(|(path, item)| {
+        [
+            ("get", item.get.as_mut()),
+            ("put", item.put.as_mut()),
+            ("post", item.post.as_mut()),
+            ("delete", item.delete.as_mut()),
+            ("patch", item.patch.as_mut()),
+        ]
+        .into_iter()
+        .filter_map(move |(method, op)| op.map(|op| (method, path, op)))
+    })
+}
+
+/// Adds the statuses the edge answers on its own, so no route can leave them out: 400, 413 and
+/// 415 wherever a JSON body is read (not JSON, too large, wrong Content-Type); 400 wherever path
+/// or query parameters are parsed; 401 wherever a bearer token is required; 503 wherever the
+/// function depends on the database, a key or a chain. Every 429 gets its `Retry-After` header.
+/// A status a route documents itself keeps the route's description.
+pub fn add_edge_responses(doc: &mut OpenApi, facts: impl Fn(&str, &str) -> EdgeFacts) {
+    for (method, path, op) in operations(doc) {
+        let responses = &mut op.responses.responses;
+        let mut add = |status: &str, description: &str| {
+            responses
+                .entry(status.to_owned())
+                .or_insert_with(|| RefOr::T(problem(description)));
+        };
+        if op.request_body.is_some() {
+            add(
+                "400",
+                "The body is not JSON, or a field is invalid (see `errors`)",
+            );
+            add("413", "The body is larger than 1 MiB");
+            add(
+                "415",
+                "The body is not sent as Content-Type: application/json",
+            );
+        }
+        if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+            add("400", "A path or query parameter is invalid");
+        }
+        if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+            add("401", "No valid access token");
+        }
+        if facts(method, path).dependent {
+            add(
+                "503",
+                "A dependency (database, signing key or chain RPC) is down or not configured; the detail says which",
+            );
+        }
+        if let Some(RefOr::T(limited)) = op.responses.responses.get_mut("429") {
+            limited
+                .headers
+                .insert("Retry-After".to_owned(), RefOr::T(retry_after()));
+        }
+    }
+}
+
+/// Adds an OpenAPI link to the `status` response of `method path`: how a value in that response
+/// feeds another operation (clients and schemathesis' stateful phase follow them).
+pub fn add_link(doc: &mut OpenApi, method: &str, path: &str, status: &str, name: &str, link: Link) {
+    let found = operations(doc)
+        .find(|(m, p, _)| *m == method && p.as_str() == path)
+        .and_then(|(_, _, op)| op.responses.responses.get_mut(status));
+    if let Some(RefOr::T(response)) = found {
+        response.links.insert(name.to_owned(), RefOr::T(link));
     }
 }

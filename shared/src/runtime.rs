@@ -5,6 +5,7 @@
 //! in-process against the Postgres queue.
 
 use crate::config::{Env, PoolDefault};
+use crate::edge::{self, EdgeConfig, Metrics};
 use crate::error::AppError;
 use crate::function::{FunctionSpec, Schedule, Trigger};
 use crate::platform::Platform;
@@ -13,7 +14,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
@@ -21,7 +22,6 @@ use std::any::Any;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 /// Largest request body accepted.
@@ -51,18 +51,33 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     AppError::internal(anyhow::anyhow!("handler panicked")).into_response()
 }
 
-/// The stack every function shares: `/health`, problem+json for unknown routes and methods,
-/// a body limit, `Cache-Control: no-store` unless a route says otherwise, tracing, and panics
-/// turned into 500s.
-pub fn finish(router: Router) -> Router {
-    router
+/// One HTTP function's router, ready to merge: a 405 problem (with `Allow`) for methods its
+/// routes do not take, and CORS for exactly the methods they do. The 405 fallback is set here,
+/// before the CORS layer wraps it, so a preflight is answered by CORS instead.
+pub fn function_router(
+    spec: &FunctionSpec,
+    platform: &Platform,
+) -> Result<Option<Router>, crate::platform::StartupError> {
+    let Trigger::Http { build, routes } = spec.trigger else {
+        return Ok(None);
+    };
+    let router = build(platform)?.method_not_allowed_fallback(method_not_allowed);
+    let methods: Vec<_> = routes.iter().map(|route| route.method).collect();
+    Ok(Some(match edge::cors(&platform.config.edge, &methods) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }))
+}
+
+/// The stack every function shares: `/health` (and `/metrics` off Lambda), problem+json for
+/// unknown routes and methods, a body limit, tracing, panics turned into 500s, one metric per
+/// request, and the security headers on every response, errors included.
+pub fn finish(router: Router, edge_config: &EdgeConfig, metrics: &Metrics) -> Router {
+    let router = router
         .route("/health", get(health))
+        .merge(edge::metrics_route(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // One INFO line per request: method, path, status, latency. Never headers or bodies.
         .layer(
@@ -70,7 +85,8 @@ pub fn finish(router: Router) -> Router {
                 .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(CatchPanicLayer::custom(panic_response));
+    edge::security_headers(edge::measured(router, metrics), edge_config)
 }
 
 /// JSON logs; `RUST_LOG` filters (default `info`). Each line lists its spans, so an error names
@@ -133,17 +149,25 @@ async fn serve(spec: &'static FunctionSpec) -> ExitCode {
         Err(err) => return failed("start-up error", err),
     };
     let port = platform.config.port;
+    let metrics = Metrics::for_transport(&platform.env, under_lambda(), spec.name);
+    let edge_config = &platform.config.edge;
     let outcome = match spec.trigger {
-        Trigger::Http { build, .. } => match build(&platform) {
-            Ok(router) if under_lambda() => lambda_http::run(finish(router))
-                .await
-                .map_err(|e| e.to_string()),
-            Ok(router) => serve_http(finish(router), port).await,
+        Trigger::Http { .. } => match function_router(spec, &platform) {
+            Ok(Some(router)) if under_lambda() => {
+                lambda_http::run(finish(router, edge_config, &metrics))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Ok(Some(router)) => serve_http(finish(router, edge_config, &metrics), port).await,
+            Ok(None) => Ok(()),
             Err(err) => return failed("start-up error", err),
         },
         Trigger::Queue { build, .. } => match build(&platform) {
             Ok(handler) if under_lambda() => serve_sqs(handler).await,
-            Ok(handler) => serve_http(finish(job_router(handler, spec.schedule())), port).await,
+            Ok(handler) => {
+                let router = job_router(handler, spec.schedule());
+                serve_http(finish(router, edge_config, &metrics), port).await
+            }
             Err(err) => return failed("start-up error", err),
         },
     };
@@ -178,7 +202,9 @@ async fn serve_gateway(
         }
         None => tracing::warn!("no DATABASE_URL: the queue workers are not running"),
     }
-    match serve_http(finish(router), platform.config.port).await {
+    let metrics = Metrics::prometheus();
+    let app = finish(router, &platform.config.edge, &metrics);
+    match serve_http(app, platform.config.port).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => failed("server stopped", err),
     }
@@ -189,12 +215,12 @@ pub fn gateway_router(
     platform: &Platform,
     functions: &[&FunctionSpec],
 ) -> Result<Router, crate::platform::StartupError> {
-    functions
-        .iter()
-        .try_fold(Router::new(), |app, spec| match spec.trigger {
-            Trigger::Http { build, .. } => Ok(app.merge(build(platform)?)),
-            Trigger::Queue { .. } => Ok(app),
+    functions.iter().try_fold(Router::new(), |app, spec| {
+        Ok(match function_router(spec, platform)? {
+            Some(router) => app.merge(router),
+            None => app,
         })
+    })
 }
 
 fn spawn_worker(

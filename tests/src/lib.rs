@@ -150,9 +150,19 @@ pub async fn assert_only_live_rows_remain(pool: &PgPool) {
     }
 }
 
-/// Every route of the gateway on `platform`, with the shared stack.
+/// Every route of the gateway on `platform`, with the shared stack (Prometheus metrics, as on
+/// the local gateway).
 pub fn gateway(platform: &Platform) -> Router {
-    gantry::runtime::finish(gantry::app::gateway_router(platform).expect("gateway"))
+    gateway_with(platform, &gantry::edge::Metrics::prometheus())
+}
+
+/// [`gateway`], recording into `metrics`.
+pub fn gateway_with(platform: &Platform, metrics: &gantry::edge::Metrics) -> Router {
+    gantry::runtime::finish(
+        gantry::app::gateway_router(platform).expect("gateway"),
+        &platform.config.edge,
+        metrics,
+    )
 }
 
 /// An HTTP client for talking to spawned binaries. reqwest is built without a TLS provider of

@@ -54,9 +54,15 @@ pub const REJECTED: AppError =
 /// Why a SIWE proof failed. Only [`From<SiweError> for AppError`] decides what a client sees.
 #[derive(Debug, thiserror::Error)]
 pub enum SiweError {
-    /// The input is not a SIWE message or signature at all (400).
+    /// The input does not have the documented shape of a SIWE message or signature (400).
     #[error("{field} {message}")]
     Malformed {
+        field: &'static str,
+        message: String,
+    },
+    /// The message has the documented preamble but is not valid EIP-4361 (422).
+    #[error("{field} {message}")]
+    Invalid {
         field: &'static str,
         message: String,
     },
@@ -72,6 +78,9 @@ impl From<SiweError> for AppError {
     fn from(err: SiweError) -> Self {
         match err {
             SiweError::Malformed { field, message } => AppError::invalid(field, message),
+            SiweError::Invalid { field, message } => {
+                AppError::Validation(vec![crate::error::FieldError::semantic(field, message)])
+            }
             SiweError::Rejected(_) => REJECTED,
             SiweError::Chain(err) => err.into(),
         }
@@ -89,7 +98,77 @@ type SiweResult<T> = Result<T, SiweError>;
 
 /// Largest signature accepted (EIP-1271 signatures may be longer than 65 bytes).
 const MAX_SIGNATURE_BYTES: usize = 4096;
-const MAX_MESSAGE_BYTES: usize = 8192;
+/// Longest message accepted, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 8192;
+
+/// The shape [`SiweMessage::parse`] checks before the full EIP-4361 grammar: the preamble line
+/// and the address line. Anything else is a 400; past it, an invalid message is a 422.
+pub const MESSAGE_PATTERN: &str =
+    "^[^\\n]+ wants you to sign in with your Ethereum account:\\n0x[0-9a-fA-F]{40}\\n";
+const PREAMBLE_SUFFIX: &str = " wants you to sign in with your Ethereum account:";
+
+/// What [`decode_signature`] accepts: 1 to 4096 bytes of hex, optionally `0x`-prefixed.
+pub const SIGNATURE_PATTERN: &str = "^(0x)?([0-9a-fA-F]{2}){1,4096}$";
+
+/// An Ethereum address as requests carry it: `0x` and 40 hex digits, any case.
+pub const ADDRESS_PATTERN: &str = "^0x[0-9a-fA-F]{40}$";
+
+fn is_hex(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `0x` and 40 hex digits: what [`ADDRESS_PATTERN`] says.
+pub fn parse_address(text: &str) -> Option<Address> {
+    let digits = text.strip_prefix("0x")?;
+    if digits.len() != 40 || !is_hex(digits) {
+        return None;
+    }
+    Address::from_str(digits).ok()
+}
+
+/// The preamble and address lines, as [`MESSAGE_PATTERN`] says.
+fn has_preamble(raw: &str) -> bool {
+    let mut lines = raw.splitn(3, '\n');
+    let domain_line = lines.next().unwrap_or_default();
+    let address_line = lines.next().unwrap_or_default();
+    domain_line
+        .strip_suffix(PREAMBLE_SUFFIX)
+        .is_some_and(|domain| !domain.is_empty())
+        && parse_address(address_line).is_some()
+        && lines.next().is_some()
+}
+
+/// The request schemas of a SIWE message, a signature and an address.
+pub mod schema {
+    use crate::domain::schema::string;
+    use utoipa::openapi::schema::Object;
+
+    pub fn message() -> Object {
+        string(None, Some(super::MAX_MESSAGE_CHARS))
+            .pattern(Some(super::MESSAGE_PATTERN))
+            .description(Some(
+                "An EIP-4361 message carrying a nonce from POST /auth/nonce. Text without the preamble and address lines is a 400; a message that has them but breaks the rest of the grammar is a 422.",
+            ))
+            .build()
+    }
+
+    pub fn signature() -> Object {
+        string(None, None)
+            .pattern(Some(super::SIGNATURE_PATTERN))
+            .description(Some(
+                "EIP-191 personal_sign signature (65 bytes), or an EIP-1271 one for contract wallets; hex, 0x optional",
+            ))
+            .build()
+    }
+
+    pub fn address() -> Object {
+        crate::domain::schema::or_null(
+            string(None, None)
+                .pattern(Some(super::ADDRESS_PATTERN))
+                .description(Some("A wallet address, any case")),
+        )
+    }
+}
 
 fn rejected(reason: &'static str) -> SiweError {
     tracing::info!(reason, "SIWE proof rejected");
@@ -99,11 +178,19 @@ fn rejected(reason: &'static str) -> SiweError {
 impl SiweMessage {
     /// Parses an EIP-4361 message; anything else is a 400.
     pub fn parse(raw: &str) -> SiweResult<Self> {
-        if raw.len() > MAX_MESSAGE_BYTES {
+        if raw.chars().count() > MAX_MESSAGE_CHARS {
             return Err(malformed("message", "is too long"));
         }
-        let parsed = siwe::Message::from_str(raw)
-            .map_err(|e| malformed("message", format!("is not an EIP-4361 message: {e}")))?;
+        if !has_preamble(raw) {
+            return Err(malformed(
+                "message",
+                "is not an EIP-4361 message: it must start with the preamble and address lines",
+            ));
+        }
+        let parsed = siwe::Message::from_str(raw).map_err(|e| SiweError::Invalid {
+            field: "message",
+            message: format!("is not an EIP-4361 message: {e}"),
+        })?;
         Ok(Self {
             raw: raw.to_owned(),
             parsed,
@@ -224,6 +311,9 @@ fn decode_signature(signature_hex: &str) -> SiweResult<Vec<u8>> {
     let hex_digits = signature_hex.strip_prefix("0x").unwrap_or(signature_hex);
     if hex_digits.is_empty() || hex_digits.len() > MAX_SIGNATURE_BYTES * 2 {
         return Err(malformed("signature", "must be 1 to 4096 bytes of hex"));
+    }
+    if !is_hex(hex_digits) {
+        return Err(malformed("signature", "is not hex"));
     }
     alloy::primitives::hex::decode(hex_digits).map_err(|_| malformed("signature", "is not hex"))
 }
@@ -472,6 +562,63 @@ mod tests {
         let (signer, victim) = (PrivateKeySigner::random(), PrivateKeySigner::random());
         let text = message(victim.address(), &Fields::default());
         assert!(verify(&text, &sign(&signer, &text)?).await.is_err());
+        Ok(())
+    }
+
+    /// The hand-written shape checks and the documented patterns agree.
+    #[test]
+    fn the_schema_patterns_say_what_the_checks_do() -> TestResult {
+        let message = regex::Regex::new(MESSAGE_PATTERN)?;
+        let address = "0x52908400098527886E0F7030069857D2E4169EE7";
+        for text in [
+            format!("example.com wants you to sign in with your Ethereum account:\n{address}\n"),
+            format!(
+                "https://a.example:8443 wants you to sign in with your Ethereum account:\n{address}\n\nURI"
+            ),
+            format!(" wants you to sign in with your Ethereum account:\n{address}\n"),
+            format!("example.com wants you to sign in with your Ethereum account:\n{address}"),
+            format!("example.com wants you to sign in with your Ethereum account:\n{address}0\n"),
+            format!(
+                "example.com wants you to sign in with your Ethereum account:\n0x{}\n",
+                "g".repeat(40)
+            ),
+            format!("a\nexample.com wants you to sign in with your Ethereum account:\n{address}\n"),
+            "hello".to_owned(),
+        ] {
+            assert_eq!(message.is_match(&text), has_preamble(&text), "{text:?}");
+        }
+        let signature = regex::Regex::new(SIGNATURE_PATTERN)?;
+        for text in [
+            "0xab",
+            "AB",
+            "0x",
+            "",
+            "0xa",
+            "0x0xab",
+            "zz",
+            &"ab".repeat(4096),
+            &"ab".repeat(4097),
+        ] {
+            assert_eq!(
+                signature.is_match(text),
+                decode_signature(text).is_ok(),
+                "{text:?}"
+            );
+        }
+        let pattern = regex::Regex::new(ADDRESS_PATTERN)?;
+        for text in [
+            address,
+            &address.to_lowercase(),
+            &address[2..],
+            " 0x52908400098527886E0F7030069857D2E4169EE7",
+            "0x1",
+        ] {
+            assert_eq!(
+                pattern.is_match(text),
+                parse_address(text).is_some(),
+                "{text:?}"
+            );
+        }
         Ok(())
     }
 

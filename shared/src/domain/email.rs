@@ -35,6 +35,17 @@ impl Email {
         )))
     }
 
+    /// The request schema: what [`Email::parse`] accepts.
+    pub fn schema() -> utoipa::openapi::schema::Object {
+        use super::schema::{string, with_format};
+        use utoipa::openapi::schema::KnownFormat;
+        with_format(string(None, Some(MAX_LEN)), KnownFormat::Email)
+            .description(Some(
+                "An email address (RFC 5322 addr-spec with a dotted domain)",
+            ))
+            .build()
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -4,6 +4,7 @@ mod email;
 mod name;
 mod password;
 mod role;
+pub mod schema;
 
 pub use email::Email;
 pub use name::DisplayName;

@@ -27,9 +27,22 @@ impl Password {
             return Err(err("must be at most 128 characters"));
         }
         if is_common(&raw) {
-            return Err(err("is too common; choose a less guessable password"));
+            return Err(FieldError::semantic(
+                "password",
+                "is too common; choose a less guessable password",
+            ));
         }
         Ok(Self(SecretString::from(raw)))
+    }
+
+    /// The request schema: the length rule. The common-password rule cannot be written as a
+    /// schema; a well-formed but common password is a 422.
+    pub fn schema() -> utoipa::openapi::schema::Object {
+        super::schema::string(Some(MIN_CHARS), Some(MAX_CHARS))
+            .description(Some(
+                "8 to 128 characters, not on the common-password list (else 422)",
+            ))
+            .build()
     }
 
     pub fn expose(&self) -> &str {

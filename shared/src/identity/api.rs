@@ -24,6 +24,8 @@ use uuid::Uuid;
         (status = 201, description = "Account created and signed in", body = Registered),
         (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The email is already registered", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Well-formed but refused: the password is too common", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register_email_password(
     State(state): State<IdentityState>,
@@ -40,6 +42,7 @@ pub async fn register_email_password(
         (status = 200, description = "Signed in", body = TokenPair),
         (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong email or password (one answer for both)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited, or the account is locked out after failures; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login_email_password(
     State(state): State<IdentityState>,
@@ -159,6 +162,7 @@ pub async fn auth_nonce(
         (status = 400, description = "Not an EIP-4361 message, or bad input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "A check, the nonce or the signature failed (one answer for all)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The wallet is already registered", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The message has the EIP-4361 preamble but breaks the rest of its grammar", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register_blockchain(
@@ -178,6 +182,7 @@ pub async fn register_blockchain(
         (status = 200, description = "Signed in", body = TokenPair),
         (status = 400, description = "Not an EIP-4361 message, or bad input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "A check, the nonce, the signature or the account failed (one answer for all)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The message has the EIP-4361 preamble but breaks the rest of its grammar", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate-limited or locked out; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login_blockchain(
@@ -195,6 +200,7 @@ pub async fn login_blockchain(
         (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token, or the proof failed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The identity belongs to an account already", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Well-formed but refused: a common password, or a SIWE message that breaks the EIP-4361 grammar", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn link_identity(
@@ -252,3 +258,111 @@ pub async fn unlink_identity(
     )
 )]
 pub struct IdentityApi;
+
+/// How identity's responses feed its other operations (OpenAPI links): a session's tokens feed
+/// /profile, /token/refresh and /logout; ids feed the operations that take them.
+pub fn add_links(doc: &mut utoipa::openapi::OpenApi) {
+    closed_variants(doc, "LinkIdentity");
+    use crate::openapi::add_link;
+    use serde_json::json;
+    use utoipa::openapi::link::LinkBuilder;
+    let profile = || {
+        LinkBuilder::new()
+            .operation_id("profile")
+            .parameter(
+                "header.Authorization",
+                "Bearer {$response.body#/access_token}",
+            )
+            .description("The access token reads the caller's profile")
+            .build()
+    };
+    let with_refresh = |operation: &str| {
+        LinkBuilder::new()
+            .operation_id(operation)
+            .request_body(Some(
+                json!({"refresh_token": "$response.body#/refresh_token"}),
+            ))
+            .description("The refresh token rotates the session, or ends it")
+            .build()
+    };
+    let sessions = [
+        ("post", "/register-email-password", "201"),
+        ("post", "/register-blockchain", "201"),
+        ("post", "/login-email-password", "200"),
+        ("post", "/login-blockchain", "200"),
+        ("post", "/token/refresh", "200"),
+    ];
+    for (method, path, status) in sessions {
+        add_link(doc, method, path, status, "profile", profile());
+        add_link(
+            doc,
+            method,
+            path,
+            status,
+            "refresh",
+            with_refresh("refresh"),
+        );
+        add_link(doc, method, path, status, "logout", with_refresh("logout"));
+    }
+    for (path, pointer) in [
+        ("/register-email-password", "/user/id"),
+        ("/register-blockchain", "/user/id"),
+    ] {
+        let link = LinkBuilder::new()
+            .operation_id("set_role")
+            .parameter("path.id", format!("$response.body#{pointer}"))
+            .description("An ADMIN sets the new user's role")
+            .build();
+        add_link(doc, "post", path, "201", "set_role", link);
+    }
+    let first_user = LinkBuilder::new()
+        .operation_id("set_role")
+        .parameter("path.id", "$response.body#/items/0/id")
+        .description("An ADMIN sets a listed user's role")
+        .build();
+    add_link(doc, "get", "/users", "200", "set_role", first_user);
+    let unlink = |pointer: &str| {
+        LinkBuilder::new()
+            .operation_id("unlink_identity")
+            .request_body(Some(
+                json!({"identity_id": format!("$response.body#{pointer}")}),
+            ))
+            .description("The identity can be unlinked again")
+            .build()
+    };
+    add_link(
+        doc,
+        "post",
+        "/link-identity",
+        "201",
+        "unlink",
+        unlink("/id"),
+    );
+    add_link(
+        doc,
+        "get",
+        "/profile",
+        "200",
+        "unlink",
+        unlink("/identities/0/id"),
+    );
+}
+
+/// utoipa marks a `deny_unknown_fields` struct `additionalProperties: false` but not the variants
+/// of a tagged enum; the code refuses unknown fields there too, so the document says so.
+fn closed_variants(doc: &mut utoipa::openapi::OpenApi, name: &str) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    let found = doc
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut(name));
+    if let Some(RefOr::T(Schema::OneOf(one_of))) = found {
+        for item in &mut one_of.items {
+            if let RefOr::T(Schema::Object(object)) = item {
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
+}

@@ -8,15 +8,19 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterEmailPassword {
+    #[schema(schema_with = crate::domain::Email::schema)]
     pub email: String,
+    #[schema(schema_with = crate::domain::Password::schema)]
     pub password: String,
     #[serde(default)]
+    #[schema(schema_with = crate::domain::DisplayName::schema)]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginEmailPassword {
+    #[schema(schema_with = crate::domain::Email::schema)]
     pub email: String,
     pub password: String,
 }
@@ -67,8 +71,10 @@ pub struct UserPage {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(format = Uuid)]
     pub cursor: Option<String>,
 }
 
@@ -77,6 +83,7 @@ pub struct PageQuery {
 pub struct NonceRequest {
     /// Optionally binds the nonce to this wallet address (any case).
     #[serde(default)]
+    #[schema(schema_with = crate::auth::siwe::schema::address)]
     pub address: Option<String>,
 }
 
@@ -91,18 +98,21 @@ pub struct NonceIssued {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBlockchain {
-    /// An EIP-4361 message carrying a nonce from `POST /auth/nonce`.
+    #[schema(schema_with = crate::auth::siwe::schema::message)]
     pub message: String,
-    /// EIP-191 `personal_sign` signature (0x-hex), or an EIP-1271 one for contract wallets.
+    #[schema(schema_with = crate::auth::siwe::schema::signature)]
     pub signature: String,
     #[serde(default)]
+    #[schema(schema_with = crate::domain::DisplayName::schema)]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBlockchain {
+    #[schema(schema_with = crate::auth::siwe::schema::message)]
     pub message: String,
+    #[schema(schema_with = crate::auth::siwe::schema::signature)]
     pub signature: String,
 }
 
@@ -110,8 +120,18 @@ pub struct LoginBlockchain {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LinkIdentity {
-    EmailPassword { email: String, password: String },
-    BlockchainAddress { message: String, signature: String },
+    EmailPassword {
+        #[schema(schema_with = crate::domain::Email::schema)]
+        email: String,
+        #[schema(schema_with = crate::domain::Password::schema)]
+        password: String,
+    },
+    BlockchainAddress {
+        #[schema(schema_with = crate::auth::siwe::schema::message)]
+        message: String,
+        #[schema(schema_with = crate::auth::siwe::schema::signature)]
+        signature: String,
+    },
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -17,10 +17,8 @@ use crate::auth::siwe::{Proof, REJECTED, SiweError, SiweMessage};
 use crate::domain::{DisplayName, Role};
 use crate::error::{AppError, AppResult};
 use crate::extract::ClientIp;
-use alloy::primitives::Address;
 use serde_json::json;
 use sqlx::PgConnection;
-use std::str::FromStr;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -36,8 +34,8 @@ pub async fn issue_nonce(
         .address
         .as_deref()
         .map(|a| {
-            Address::from_str(a.trim())
-                .map_err(|_| AppError::invalid("address", "is not an Ethereum address"))
+            crate::auth::siwe::parse_address(a)
+                .ok_or_else(|| AppError::invalid("address", "is not an Ethereum address"))
         })
         .transpose()?;
     let checksummed = address.map(|a| a.to_checksum(None));

@@ -63,6 +63,25 @@ pub async fn a_rate_window_limits_then_tells_when(limiter: &dyn RateLimiter) -> 
     expect("another key", other_key, RateDecision::Allowed)
 }
 
+/// Keys are whatever a client sent: NUL bytes and very long keys are kept apart and counted
+/// like any other, never an error.
+pub async fn any_string_is_a_key(limiter: &dyn RateLimiter) -> Outcome {
+    let window = Duration::from_secs(3600);
+    let long = "k".repeat(10_000);
+    let longer = format!("{long}k");
+    for key in ["a\0b", "a\0c", long.as_str(), longer.as_str()] {
+        expect(
+            key,
+            limiter.hit(key, 1, window).await?,
+            RateDecision::Allowed,
+        )?;
+    }
+    match limiter.hit("a\0b", 1, window).await? {
+        RateDecision::Limited { .. } => Ok(()),
+        other => anyhow::bail!("the second hit on a key with NUL: {other:?}"),
+    }
+}
+
 pub async fn lockouts_lock_then_clear(lockouts: &dyn Lockouts) -> Outcome {
     let policy = LockoutPolicy {
         threshold: 2,

@@ -178,6 +178,7 @@ mod tests {
     async fn rate_windows_and_lockouts_behave_as_the_contract_says() -> crate::TestResult {
         conformance::a_rate_window_limits_then_tells_when(&MemoryEphemeral::new()).await?;
         conformance::lockouts_lock_then_clear(&MemoryEphemeral::new()).await?;
+        conformance::any_string_is_a_key(&MemoryEphemeral::new()).await?;
         Ok(())
     }
 

@@ -31,6 +31,22 @@ impl PgEphemeral {
     }
 }
 
+/// Longest key stored as given; longer ones are stored as their SHA-256.
+const MAX_STORED_KEY: usize = 256;
+
+/// The form a key is stored in. The traits take any string, but Postgres `text` cannot hold NUL
+/// and a B-tree index entry is limited in size, so a key with NUL or over 256 bytes (callers key
+/// limits by what a client sent, before validating it) is stored as `sha256:<hex>`.
+fn stored(key: &str) -> std::borrow::Cow<'_, str> {
+    use sha2::Digest;
+    if key.len() <= MAX_STORED_KEY && !key.contains('\0') {
+        return std::borrow::Cow::Borrowed(key);
+    }
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    std::borrow::Cow::Owned(format!("sha256:{hex}"))
+}
+
 fn seconds(d: Duration) -> f64 {
     d.as_secs_f64()
 }
@@ -42,6 +58,7 @@ fn remaining(until: OffsetDateTime, now: OffsetDateTime) -> Duration {
 #[async_trait]
 impl RateLimiter for PgEphemeral {
     async fn hit(&self, key: &str, limit: u32, window: Duration) -> StoreResult<RateDecision> {
+        let key = stored(key);
         let row = sqlx::query!(
             r#"WITH w AS (
                  SELECT to_timestamp(floor(extract(epoch FROM now()) / $2::float8) * $2::float8)
@@ -53,7 +70,7 @@ impl RateLimiter for PgEphemeral {
                  hits = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.hits + 1 ELSE 1 END,
                  window_start = EXCLUDED.window_start
                RETURNING hits AS "hits!", window_start AS "window_start!", now() AS "now!""#,
-            key,
+            key.as_ref(),
             seconds(window),
         )
         .fetch_one(self.pool()?)
@@ -70,10 +87,11 @@ impl RateLimiter for PgEphemeral {
 #[async_trait]
 impl Lockouts for PgEphemeral {
     async fn locked_for(&self, identifier: &str) -> StoreResult<Option<Duration>> {
+        let identifier = stored(identifier);
         let row = sqlx::query!(
             r#"SELECT locked_until AS "locked_until!", now() AS "now!" FROM login_lockouts
                WHERE identifier = $1 AND locked_until > now()"#,
-            identifier
+            identifier.as_ref()
         )
         .fetch_optional(self.pool()?)
         .await?;
@@ -85,12 +103,13 @@ impl Lockouts for PgEphemeral {
         identifier: &str,
         policy: LockoutPolicy,
     ) -> StoreResult<Option<Duration>> {
+        let identifier = stored(identifier);
         let mut tx = self.pool()?.begin().await?;
         let failures = sqlx::query_scalar!(
             "INSERT INTO login_lockouts AS l (identifier, failures) VALUES ($1, 1)
              ON CONFLICT (identifier) DO UPDATE SET failures = l.failures + 1, updated_at = now()
              RETURNING failures",
-            identifier
+            identifier.as_ref()
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -99,7 +118,7 @@ impl Lockouts for PgEphemeral {
             sqlx::query!(
                 "UPDATE login_lockouts SET locked_until = now() + make_interval(secs => $2)
                  WHERE identifier = $1",
-                identifier,
+                identifier.as_ref(),
                 seconds(lock),
             )
             .execute(&mut *tx)
@@ -110,9 +129,10 @@ impl Lockouts for PgEphemeral {
     }
 
     async fn clear(&self, identifier: &str) -> StoreResult<()> {
+        let identifier = stored(identifier);
         sqlx::query!(
             "DELETE FROM login_lockouts WHERE identifier = $1",
-            identifier
+            identifier.as_ref()
         )
         .execute(self.pool()?)
         .await?;
@@ -129,11 +149,12 @@ impl IdempotencyStore for PgEphemeral {
         request_hash: &[u8],
         ttl: Duration,
     ) -> StoreResult<Idempotency> {
+        let key = stored(key);
         let mut tx = self.pool()?.begin().await?;
         sqlx::query!(
             "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= now()",
             scope,
-            key
+            key.as_ref()
         )
         .execute(&mut *tx)
         .await?;
@@ -142,7 +163,7 @@ impl IdempotencyStore for PgEphemeral {
              VALUES ($1, $2, $3, now() + make_interval(secs => $4))
              ON CONFLICT (scope, key) DO NOTHING",
             scope,
-            key,
+            key.as_ref(),
             request_hash,
             seconds(ttl),
         )
@@ -156,7 +177,7 @@ impl IdempotencyStore for PgEphemeral {
                 "SELECT request_hash, status, response FROM idempotency_keys
                  WHERE scope = $1 AND key = $2",
                 scope,
-                key
+                key.as_ref()
             )
             .fetch_one(&mut *tx)
             .await?;
@@ -180,10 +201,11 @@ impl IdempotencyStore for PgEphemeral {
         status: u16,
         response: &Value,
     ) -> StoreResult<()> {
+        let key = stored(key);
         sqlx::query!(
             "UPDATE idempotency_keys SET status = $3, response = $4 WHERE scope = $1 AND key = $2",
             scope,
-            key,
+            key.as_ref(),
             i16::try_from(status).unwrap_or(500),
             response,
         )

@@ -5,6 +5,7 @@
 mod abuse;
 mod contract;
 mod deploy;
+mod edge;
 mod eip1271;
 mod fixtures;
 mod identity;

@@ -23,6 +23,7 @@ async fn the_postgres_store_meets_the_conformance_suite(pool: PgPool) {
         .await
         .unwrap();
     conformance::lockouts_lock_then_clear(&store).await.unwrap();
+    conformance::any_string_is_a_key(&store).await.unwrap();
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
