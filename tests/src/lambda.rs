@@ -237,6 +237,23 @@ pub fn runtime_env(api: &RuntimeApi, function: &str) -> Vec<(&'static str, Strin
 
 /// Spawns a prebuilt function binary with `env` (plus a quiet log level), killed on drop.
 pub fn spawn(binary: &std::path::Path, env: &[(&str, String)]) -> Result<tokio::process::Child> {
+    command(binary, env)
+        .spawn()
+        .with_context(|| format!("spawning {}", binary.display()))
+}
+
+/// [`spawn`], with its standard output captured (read it after killing the child).
+pub fn spawn_capturing(
+    binary: &std::path::Path,
+    env: &[(&str, String)],
+) -> Result<tokio::process::Child> {
+    command(binary, env)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning {}", binary.display()))
+}
+
+fn command(binary: &std::path::Path, env: &[(&str, String)]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(binary);
     command
         .env_clear()
@@ -248,8 +265,6 @@ pub fn spawn(binary: &std::path::Path, env: &[(&str, String)]) -> Result<tokio::
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
     command
-        .spawn()
-        .with_context(|| format!("spawning {}", binary.display()))
 }
 
 /// Spawns a prebuilt function binary as a plain HTTP server on a free port (as of-watchdog runs

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use gantry::auth::SigningKey;
-use gantry_tests::lambda::{RuntimeApi, http_api_event, runtime_env, spawn, spawn_http};
+use gantry_tests::lambda::{RuntimeApi, http_api_event, runtime_env, spawn_capturing, spawn_http};
 use gantry_tests::{PASSWORD, TestApp};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -37,7 +37,7 @@ async fn login_runs_under_the_lambda_runtime_api(pool: PgPool) {
     let mut env = function_env(&pool);
     env.extend(runtime_env(&api, "login"));
     env.push(("RATE_LIMIT_PER_IP", "2".to_owned()));
-    let _child = spawn(Path::new(BINARY), &env).unwrap();
+    let mut child = spawn_capturing(Path::new(BINARY), &env).unwrap();
     let headers = [("content-type", "application/json")];
 
     let ok = api
@@ -115,7 +115,31 @@ async fn login_runs_under_the_lambda_runtime_api(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(health["statusCode"], 200);
+    assert_eq!(
+        health["headers"]["x-content-type-options"], "nosniff",
+        "{health}"
+    );
     assert!(api.init_error().await.is_none());
+
+    // Under Lambda, each request is one CloudWatch EMF line on stdout.
+    child.start_kill().unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    let emf: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|doc| doc.get("_aws").is_some())
+        .collect();
+    let statuses: Vec<&str> = emf
+        .iter()
+        .filter(|doc| doc["route"] == "/login-email-password")
+        .filter_map(|doc| doc["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["200", "401", "429", "200"], "{emf:?}");
+    let first = &emf[0];
+    assert_eq!(first["_aws"]["CloudWatchMetrics"][0]["Namespace"], "gantry");
+    assert_eq!(first["service"], "login");
+    assert_eq!(first["method"], "POST");
+    assert!(first["latency"].as_f64().unwrap() > 0.0);
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
@@ -141,5 +165,13 @@ async fn login_serves_plain_http_on_port(pool: PgPool) {
     assert_eq!(
         missing.headers()["content-type"],
         "application/problem+json"
+    );
+    // Off Lambda, the function serves its own Prometheus text.
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains(r#"http_request_duration_seconds_count{route="/login-email-password",method="POST",status="200"} 1"#),
+        "{text}"
     );
 }
