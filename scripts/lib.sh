@@ -158,3 +158,16 @@ ensure_schemathesis() {
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# The js reference UnixFS importer (CID fixtures and scripts/bench-cid), pinned.
+NPM_CID_TOOLS=(ipfs-unixfs-importer@17.1.1 blockstore-core@7.0.1)
+ensure_npm_cid_tools() {
+  local marker="$GANTRY_NPM/.cid-$(printf '%s\n' "${NPM_CID_TOOLS[@]}" | md5sum | cut -c1-12)"
+  if [ ! -f "$marker" ]; then
+    command -v npm >/dev/null || apt_install nodejs npm || return 1
+    log "installing ${NPM_CID_TOOLS[*]} into $GANTRY_NPM"
+    mkdir -p "$GANTRY_NPM"
+    (cd "$GANTRY_NPM" && npm install --no-audit --no-fund --silent "${NPM_TOOLS[@]}" "${NPM_CID_TOOLS[@]}" >&2) || return 1
+    touch "$marker"
+  fi
+}
