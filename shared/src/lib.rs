@@ -20,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod function;
 pub mod identity;
+pub mod ipfs;
 pub mod openapi;
 pub mod platform;
 pub mod queue;
