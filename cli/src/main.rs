@@ -35,6 +35,8 @@ enum Command {
     Openapi,
     /// Print the table of deployable functions as JSON (what `scripts/gen-manifests` reads).
     Functions,
+    /// Print the CID of FILE, exactly as `ipfs add --cid-version=1` would give it in Kubo.
+    Cid { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -80,6 +82,12 @@ async fn run(cli: Cli) -> Result<()> {
                 .map(|f| f.describe())
                 .collect();
             println!("{}", serde_json::to_string_pretty(&table)?);
+            Ok(())
+        }
+        Command::Cid { file } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            println!("{}", gantry::ipfs::import(&bytes).root);
             Ok(())
         }
         Command::Migrate => {

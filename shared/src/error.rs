@@ -85,6 +85,9 @@ pub enum AppError {
     Unprocessable(String),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
+    /// An upstream (an IPFS backend, say) answered with something that cannot be right.
+    #[error("{0}")]
+    BadGateway(String),
     /// A dependency is down or not configured; the message says which.
     #[error("{0}")]
     Unavailable(String),
@@ -113,6 +116,7 @@ impl AppError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -132,6 +136,7 @@ impl AppError {
             Self::Conflict(_) => "conflict",
             Self::Unprocessable(_) => "unprocessable",
             Self::RateLimited { .. } => "rate-limited",
+            Self::BadGateway(_) => "bad-gateway",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }

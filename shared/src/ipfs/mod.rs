@@ -4,9 +4,11 @@
 //! Service API next, an S3 blockstore for Lambda).
 
 pub mod dagpb;
+pub mod store;
 pub mod unixfs;
 
 pub use cid::Cid;
+pub use store::{IpfsConfig, IpfsError, IpfsStore};
 pub use unixfs::{Imported, import};
 
 /// Multicodec of raw blocks (UnixFS leaves).

@@ -120,9 +120,8 @@ mod tests {
     /// 174 chunks + 1 byte (a second level).
     #[test]
     fn cids_equal_the_reference_importers() -> crate::TestResult {
-        let vectors: Vectors = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/cid/vectors.json"
-        ))?;
+        let vectors: Vectors =
+            serde_json::from_str(include_str!("../../../tests/fixtures/cid/vectors.json"))?;
         assert!(vectors.vectors.len() >= 7);
         for vector in vectors.vectors {
             let imported = import(&input(vector.size));
@@ -150,7 +149,10 @@ mod tests {
     #[test]
     fn a_second_level_has_two_children_and_every_block_hashes_to_its_cid() {
         let imported = import(&input(MAX_LINKS * CHUNK + 1));
-        let root = imported.blocks.last().map(|(cid, block)| (*cid, block.clone()));
+        let root = imported
+            .blocks
+            .last()
+            .map(|(cid, block)| (*cid, block.clone()));
         let Some((root_cid, root_block)) = root else {
             panic!("no blocks");
         };
