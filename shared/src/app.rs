@@ -2,16 +2,17 @@
 //! OpenAPI document merged from every area. The only module that names the areas; the core
 //! (config, runtime, errors, extractors, auth, stores, queue) never does.
 
-use crate::function::{FunctionSpec, Need, Schedule, Trigger, get, post, put};
+use crate::function::{FunctionSpec, Need, Schedule, Trigger, delete, get, post, put};
 use crate::identity;
 use crate::platform::{Platform, StartupError};
 use crate::queue::JobHandler;
 use crate::store::housekeeping::{self, Housekeeping};
+use crate::work;
 use axum::Router;
 use std::sync::Arc;
 use utoipa::OpenApi;
 
-use Need::{ChainRpc, Database, PrivateKey, PublicKeys, Siwe};
+use Need::{ChainRpc, Database, Ipfs, PrivateKey, PublicKeys, Siwe};
 
 const fn http(
     routes: &'static [crate::function::Route],
@@ -106,6 +107,94 @@ pub static USERS: FunctionSpec = FunctionSpec {
     aws: &[],
 };
 
+pub static PROJECTS: FunctionSpec = FunctionSpec {
+    name: "projects",
+    resource: "Projects",
+    trigger: http(
+        &[
+            get("/projects"),
+            post("/projects"),
+            get("/projects/{id}"),
+            put("/projects/{id}"),
+            delete("/projects/{id}"),
+        ],
+        work::projects,
+    ),
+    needs: &[Database, PublicKeys, Ipfs],
+    aws: &[],
+};
+
+pub static PROJECT_TASKS: FunctionSpec = FunctionSpec {
+    name: "project-tasks",
+    resource: "ProjectTasks",
+    trigger: http(
+        &[get("/projects/{id}/tasks"), post("/projects/{id}/tasks")],
+        work::project_tasks,
+    ),
+    needs: &[Database, PublicKeys],
+    aws: &[],
+};
+
+pub static TASKS: FunctionSpec = FunctionSpec {
+    name: "tasks",
+    resource: "Tasks",
+    trigger: http(
+        &[
+            get("/tasks/{id}"),
+            put("/tasks/{id}"),
+            delete("/tasks/{id}"),
+        ],
+        work::tasks,
+    ),
+    needs: &[Database, PublicKeys],
+    aws: &[],
+};
+
+pub static PROJECT_WORK_ORDERS: FunctionSpec = FunctionSpec {
+    name: "project-work-orders",
+    resource: "ProjectWorkOrders",
+    trigger: http(
+        &[
+            get("/projects/{id}/work-orders"),
+            post("/projects/{id}/work-orders"),
+        ],
+        work::project_work_orders,
+    ),
+    needs: &[Database, PublicKeys],
+    aws: &[],
+};
+
+pub static WORK_ORDERS: FunctionSpec = FunctionSpec {
+    name: "work-orders",
+    resource: "WorkOrders",
+    trigger: http(
+        &[
+            get("/work-orders/{id}"),
+            put("/work-orders/{id}"),
+            delete("/work-orders/{id}"),
+        ],
+        work::work_orders,
+    ),
+    needs: &[Database, PublicKeys],
+    aws: &[],
+};
+
+pub static PIN_TO_IPFS: FunctionSpec = FunctionSpec {
+    name: "pin-to-ipfs",
+    resource: "PinToIpfs",
+    trigger: http(&[post("/ipfs")], work::pin_to_ipfs),
+    needs: &[Database, PublicKeys, Ipfs],
+    aws: &[],
+};
+
+pub static IPFS_GET: FunctionSpec = FunctionSpec {
+    name: "ipfs-get",
+    resource: "IpfsGet",
+    trigger: http(&[get("/ipfs/{cid}")], work::ipfs_get),
+    needs: &[Database, PublicKeys, Ipfs],
+    aws: &[],
+};
+
 fn housekeeping_handler(platform: &Platform) -> Result<Arc<dyn JobHandler>, StartupError> {
     Ok(Arc::new(Housekeeping::new(platform.db.clone())))
 }
@@ -129,15 +218,22 @@ pub static HOUSEKEEPING: FunctionSpec = FunctionSpec {
 pub static FUNCTIONS: &[&FunctionSpec] = &[
     &AUTH_NONCE,
     &HOUSEKEEPING,
+    &IPFS_GET,
     &JWKS,
     &LINK_IDENTITY,
     &LOGIN,
     &LOGIN_BLOCKCHAIN,
+    &PIN_TO_IPFS,
     &PROFILE,
+    &PROJECT_TASKS,
+    &PROJECT_WORK_ORDERS,
+    &PROJECTS,
     &REGISTER,
+    &TASKS,
     &TOKEN,
     &UNLINK_IDENTITY,
     &USERS,
+    &WORK_ORDERS,
 ];
 
 /// The gateway's routes (every HTTP function's, plus `GET /openapi.json`), not yet finished
@@ -160,6 +256,7 @@ pub fn openapi_route() -> Router {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = crate::openapi::CoreApi::openapi();
     doc.merge(identity::api::IdentityApi::openapi());
+    doc.merge(work::api::WorkApi::openapi());
     crate::openapi::add_edge_responses(&mut doc, |method, path| {
         let dependent = FUNCTIONS.iter().any(|spec| {
             spec.routes().iter().any(|route| {
@@ -167,11 +264,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             }) && spec
                 .needs
                 .iter()
-                .any(|need| matches!(need, Database | PrivateKey | ChainRpc))
+                .any(|need| matches!(need, Database | PrivateKey | ChainRpc | Ipfs))
         });
         crate::openapi::EdgeFacts { dependent }
     });
     identity::api::add_links(&mut doc);
+    work::api::add_links(&mut doc);
     crate::openapi::finish(doc)
 }
 

@@ -31,14 +31,7 @@ where
                 "expected Content-Type: application/json".into(),
             ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|err| match err.status() {
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                    AppError::PayloadTooLarge("the body is too large".into())
-                }
-                _ => AppError::BadRequest("the body could not be read".into()),
-            })?;
+        let bytes = read_body(req, state).await?;
         // Every request body is a JSON object. serde would also read a struct from an array
         // (`[]` as "no fields"), which the documented schema does not allow.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -77,6 +70,28 @@ impl From<JsonRejection> for AppError {
             _ => Self::BadRequest("the body could not be read".into()),
         }
     }
+}
+
+/// A raw body of any content type (documents); too large is a 413 problem.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_body(req, state).await.map(Self)
+    }
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<axum::body::Bytes, AppError> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|err| match err.status() {
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                AppError::PayloadTooLarge("the body is too large".into())
+            }
+            _ => AppError::BadRequest("the body could not be read".into()),
+        })
 }
 
 /// `application/json` or any `+json` type, as axum's own extractor decides.

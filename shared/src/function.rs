@@ -20,6 +20,7 @@ pub enum Method {
     Get,
     Post,
     Put,
+    Delete,
 }
 
 impl Method {
@@ -28,6 +29,7 @@ impl Method {
             Self::Get => axum::http::Method::GET,
             Self::Post => axum::http::Method::POST,
             Self::Put => axum::http::Method::PUT,
+            Self::Delete => axum::http::Method::DELETE,
         }
     }
 }
@@ -49,6 +51,13 @@ pub const fn get(path: &'static str) -> Route {
 pub const fn post(path: &'static str) -> Route {
     Route {
         method: Method::Post,
+        path,
+    }
+}
+
+pub const fn delete(path: &'static str) -> Route {
+    Route {
+        method: Method::Delete,
         path,
     }
 }
@@ -96,6 +105,8 @@ pub enum Need {
     Siwe,
     /// `CHAIN_RPC_URLS`: it calls a chain.
     ChainRpc,
+    /// `IPFS_BACKEND` and its settings: it stores or reads documents.
+    Ipfs,
 }
 
 /// An AWS permission a function's role needs beyond logging (none yet: SAM grants a queue

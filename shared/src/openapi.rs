@@ -109,16 +109,20 @@ fn operations(doc: &mut OpenApi) -> impl Iterator<Item = (&'static str, &String,
 /// A status a route documents itself keeps the route's description.
 pub fn add_edge_responses(doc: &mut OpenApi, facts: impl Fn(&str, &str) -> EdgeFacts) {
     for (method, path, op) in operations(doc) {
+        let json_body = match &op.request_body {
+            Some(RefOr::T(body)) => body.content.contains_key("application/json"),
+            _ => false,
+        };
         let responses = &mut op.responses.responses;
         let mut add = |status: &str, description: &str| {
             responses
                 .entry(status.to_owned())
                 .or_insert_with(|| RefOr::T(problem(description)));
         };
-        if op.request_body.is_some() {
+        if json_body {
             add(
                 "400",
-                "The body is not JSON, or a field is invalid (see `errors`)",
+                "The body is not a JSON object, or a field is invalid (see `errors`)",
             );
             add("413", "The body is larger than 1 MiB");
             add(
@@ -149,10 +153,20 @@ pub fn add_edge_responses(doc: &mut OpenApi, facts: impl Fn(&str, &str) -> EdgeF
 /// Adds an OpenAPI link to the `status` response of `method path`: how a value in that response
 /// feeds another operation (clients and schemathesis' stateful phase follow them).
 pub fn add_link(doc: &mut OpenApi, method: &str, path: &str, status: &str, name: &str, link: Link) {
-    let found = operations(doc)
-        .find(|(m, p, _)| *m == method && p.as_str() == path)
-        .and_then(|(_, _, op)| op.responses.responses.get_mut(status));
+    let found =
+        operation_mut(doc, method, path).and_then(|op| op.responses.responses.get_mut(status));
     if let Some(RefOr::T(response)) = found {
         response.links.insert(name.to_owned(), RefOr::T(link));
     }
+}
+
+/// The operation `method path` of `doc`, to adjust what the derive cannot say.
+pub fn operation_mut<'a>(
+    doc: &'a mut OpenApi,
+    method: &str,
+    path: &str,
+) -> Option<&'a mut Operation> {
+    operations(doc)
+        .find(|(m, p, _)| *m == method && p.as_str() == path)
+        .map(|(_, _, op)| op)
 }

@@ -103,7 +103,8 @@ pub fn init_tracing() {
         .try_init();
 }
 
-fn under_lambda() -> bool {
+/// Whether this process runs under the Lambda runtime (`AWS_LAMBDA_RUNTIME_API` is set).
+pub fn under_lambda() -> bool {
     std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
 }
 

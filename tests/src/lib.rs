@@ -32,6 +32,14 @@ pub const SIWE_CHAIN: u64 = 31337;
 /// The nonce key every test app shares (any 32+ bytes).
 pub const NONCE_SECRET: &str = "0123456789abcdef0123456789abcdef-gantry-tests";
 
+/// The disk blockstore the test apps share (content-addressed, so sharing is harmless).
+static IPFS_DIR: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::temp_dir()
+        .join(format!("gantry-tests-ipfs-{}", std::process::id()))
+        .display()
+        .to_string()
+});
+
 /// The test environment: SIWE on for `SIWE_DOMAIN`, and rate limits high enough not to
 /// interfere (tests of the limits lower them with [`TestApp::with`]). `overrides` win.
 pub fn test_env(overrides: &[(&str, &str)]) -> Env {
@@ -45,6 +53,7 @@ pub fn test_env(overrides: &[(&str, &str)]) -> Env {
         ("RATE_LIMIT_PER_IP", "10000"),
         ("RATE_LIMIT_PER_IDENTIFIER", "10000"),
         ("TRUST_FORWARDED_FOR", "true"),
+        ("IPFS_BLOCKSTORE_DIR", IPFS_DIR.as_str()),
     ]
     .iter()
     .chain(overrides)

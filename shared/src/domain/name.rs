@@ -19,28 +19,13 @@ pub const PATTERN: &str = concat!(
 
 impl DisplayName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let name = raw.trim();
-        if raw.chars().count() > MAX_CHARS {
-            return Err(FieldError::new("name", "must be at most 100 characters"));
-        }
-        if name.is_empty() {
-            return Err(FieldError::new("name", "must not be empty"));
-        }
-        if raw.chars().any(char::is_control) {
-            return Err(FieldError::new(
-                "name",
-                "must not contain control characters",
-            ));
-        }
-        Ok(Self(name.to_owned()))
+        parse_line("name", raw, MAX_CHARS).map(Self)
     }
 
     /// The request schema: what [`DisplayName::parse`] accepts (`null` means "the default").
     pub fn schema() -> utoipa::openapi::schema::Object {
-        use super::schema::{or_null, string};
-        or_null(
-            string(Some(1), Some(MAX_CHARS))
-                .pattern(Some(PATTERN))
+        super::schema::or_null(
+            line_schema(MAX_CHARS)
                 .description(Some("A display name; omitted or null for the default")),
         )
     }
@@ -48,6 +33,56 @@ impl DisplayName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A one-line text field (a name, a title): at most `max` characters as sent, not blank, no
+/// control characters; returned trimmed. [`PATTERN`] says the same as a schema.
+pub fn parse_line(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
+    if raw.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    let line = raw.trim();
+    if line.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(line.to_owned())
+}
+
+/// The schema of a [`parse_line`] field.
+pub fn line_schema(max: usize) -> utoipa::openapi::schema::ObjectBuilder {
+    super::schema::string(Some(1), Some(max)).pattern(Some(PATTERN))
+}
+
+/// Free text (a description): at most `max` characters, any but NUL (which Postgres text cannot
+/// hold); kept as sent.
+pub fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
+    if raw.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if raw.contains('\0') {
+        return Err(FieldError::new(field, "must not contain NUL"));
+    }
+    Ok(raw.to_owned())
+}
+
+/// What [`parse_text`] accepts, as a pattern.
+pub const TEXT_PATTERN: &str = "^[^\\x00]*$";
+
+/// The schema of a [`parse_text`] field.
+pub fn text_schema(max: usize) -> utoipa::openapi::schema::ObjectBuilder {
+    super::schema::string(None, Some(max)).pattern(Some(TEXT_PATTERN))
 }
 
 #[cfg(test)]
@@ -93,6 +128,19 @@ mod tests {
             assert_eq!(
                 pattern.is_match(sample),
                 DisplayName::parse(sample).is_ok(),
+                "{sample:?}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_text_pattern_says_what_parse_text_does() -> crate::TestResult {
+        let pattern = regex::Regex::new(TEXT_PATTERN)?;
+        for sample in ["", "line\nbreak\ttab", "a\0b", "\0"] {
+            assert_eq!(
+                pattern.is_match(sample),
+                parse_text("d", sample, 100).is_ok(),
                 "{sample:?}"
             );
         }

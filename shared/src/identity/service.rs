@@ -209,16 +209,11 @@ pub(crate) async fn identities_of(
     .await?)
 }
 
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 100;
-
 /// Keyset pagination over user ids (UUIDv7, so creation order).
 #[tracing::instrument(name = "identity.list_users", skip_all)]
 pub async fn list_users(state: &IdentityState, query: PageQuery) -> AppResult<UserPage> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(AppError::invalid("limit", "must be between 1 and 100"));
-    }
+    let limit =
+        crate::domain::page_limit(query.limit).map_err(|e| AppError::Validation(vec![e]))?;
     let after = query
         .cursor
         .as_deref()

@@ -69,9 +69,11 @@ pub struct Node {
     pub data: Vec<u8>,
 }
 
-/// A protobuf reader over `buf`: yields (field, wire type, value) where value is the varint or
-/// the length-delimited bytes. `None` on malformed input.
-fn fields(mut buf: &[u8]) -> Option<Vec<(u64, u64, u64, &[u8])>> {
+/// One protobuf field: number, wire type, the varint (wire type 0) and the bytes (wire type 2).
+type Field<'a> = (u64, u64, u64, &'a [u8]);
+
+/// A protobuf reader over `buf`: every field in order. `None` on malformed input.
+fn fields(mut buf: &[u8]) -> Option<Vec<Field<'_>>> {
     fn read_varint(buf: &mut &[u8]) -> Option<u64> {
         let mut n = 0u64;
         for shift in (0..64).step_by(7) {

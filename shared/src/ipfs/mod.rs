@@ -32,6 +32,23 @@ pub fn block_matches(cid: &Cid, block: &[u8]) -> bool {
     cid.hash().code() == SHA2_256 && cid_of(cid.codec(), block) == *cid
 }
 
+/// The text shape of the CIDs requests may carry: CIDv1 in base32 with a sha2-256 multihash
+/// (what this API issues), or a CIDv0. Text of another shape is a 400; text of this shape that
+/// does not decode names nothing we hold (404).
+pub const CID_PATTERN: &str = "^(b[a-z2-7]{58}|Qm[1-9A-HJ-NP-Za-km-z]{44})$";
+
+/// Whether `text` has the shape [`CID_PATTERN`] says.
+pub fn has_cid_shape(text: &str) -> bool {
+    let base58 = |c: char| c.is_ascii_alphanumeric() && !matches!(c, '0' | 'O' | 'I' | 'l');
+    match (text.strip_prefix('b'), text.strip_prefix("Qm")) {
+        (Some(rest), _) if rest.len() == 58 => rest
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c)),
+        (_, Some(rest)) if rest.len() == 44 => rest.chars().all(base58),
+        _ => false,
+    }
+}
+
 /// Parses a CID from text; `None` when it is not one.
 pub fn parse_cid(text: &str) -> Option<Cid> {
     Cid::try_from(text).ok()
@@ -40,4 +57,27 @@ pub fn parse_cid(text: &str) -> Option<Cid> {
 /// The text form we use everywhere: CIDv1, base32 (what `Cid::to_string` gives for v1).
 pub fn to_text(cid: &Cid) -> String {
     cid.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cid_pattern_says_what_has_cid_shape_does() -> crate::TestResult {
+        let pattern = regex::Regex::new(CID_PATTERN)?;
+        let ours = import(b"x").root.to_string();
+        for text in [
+            ours.as_str(),
+            "QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN",
+            "QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXE0",
+            &ours.to_uppercase(),
+            &ours[..58],
+            "0",
+            "bafy",
+        ] {
+            assert_eq!(pattern.is_match(text), has_cid_shape(text), "{text}");
+        }
+        Ok(())
+    }
 }

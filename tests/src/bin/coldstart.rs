@@ -28,6 +28,7 @@ fn variables(need: Need) -> &'static [&'static str] {
         Need::PublicKeys => &["JWT_PUBLIC_KEYS"],
         Need::Siwe => &["SIWE_DOMAINS", "SIWE_NONCE_SECRET"],
         Need::ChainRpc => &["CHAIN_RPC_URLS"],
+        Need::Ipfs => &["IPFS_BACKEND", "IPFS_KUBO_URL"],
     }
 }
 
@@ -146,6 +147,9 @@ async fn main() -> Result<()> {
                 gantry::auth::nonce::NonceKey::generate_secret(),
             ),
             ("CHAIN_RPC_URLS", "1=https://rpc.example.com".into()),
+            // Under Lambda the disk blockstore is refused; a deployment names a Kubo node.
+            ("IPFS_BACKEND", "kubo".into()),
+            ("IPFS_KUBO_URL", "https://kubo.example.com".into()),
         ]
     };
     if let Some(keep) = keep {

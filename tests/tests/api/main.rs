@@ -15,3 +15,4 @@ mod store;
 mod tokens;
 mod users;
 mod wallet;
+mod work;

@@ -1,0 +1,5 @@
+//! GET /ipfs/{cid}: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::IPFS_GET)
+}

@@ -1,0 +1,32 @@
+//! Who sees and changes what, once for the whole area:
+//! - a CLIENT sees only the projects whose `client_id` is theirs, and everything under them;
+//!   STAFF and ADMIN see all;
+//! - only STAFF and ADMIN write; only an ADMIN deletes a project;
+//! - an object outside the caller's sight is a 404, whatever the method, so a refusal never
+//!   tells that it exists; a visible object the role may not change is a 403.
+
+use crate::domain::Role;
+use crate::error::{AppError, AppResult};
+use crate::extract::AuthUser;
+use uuid::Uuid;
+
+/// The `client_id` a caller's queries are limited to: `None` for STAFF and ADMIN (all).
+pub fn client_scope(caller: &AuthUser) -> Option<Uuid> {
+    (caller.role == Role::Client).then_some(caller.user_id)
+}
+
+pub fn can_write(caller: &AuthUser) -> bool {
+    matches!(caller.role, Role::Staff | Role::Admin)
+}
+
+/// For a change to an object the caller can see: 403 unless their role may make it.
+pub fn ensure_may(caller: &AuthUser, allowed: &[Role]) -> AppResult<()> {
+    if allowed.contains(&caller.role) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+pub const WRITERS: &[Role] = &[Role::Staff, Role::Admin];
+pub const DELETERS: &[Role] = &[Role::Admin];

@@ -1,0 +1,58 @@
+//! The work area's audited events.
+
+use crate::audit::{self, Action, Entry};
+use crate::error::AppResult;
+use crate::extract::AuthUser;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkAction {
+    ProjectCreated,
+    ProjectUpdated,
+    ProjectDeleted,
+    DocumentAttached,
+    TaskCreated,
+    TaskUpdated,
+    TaskDeleted,
+    WorkOrderCreated,
+    WorkOrderUpdated,
+    WorkOrderDeleted,
+}
+
+impl Action for WorkAction {
+    fn name(self) -> &'static str {
+        match self {
+            Self::ProjectCreated => "project.created",
+            Self::ProjectUpdated => "project.updated",
+            Self::ProjectDeleted => "project.deleted",
+            Self::DocumentAttached => "project.document_attached",
+            Self::TaskCreated => "task.created",
+            Self::TaskUpdated => "task.updated",
+            Self::TaskDeleted => "task.deleted",
+            Self::WorkOrderCreated => "work_order.created",
+            Self::WorkOrderUpdated => "work_order.updated",
+            Self::WorkOrderDeleted => "work_order.deleted",
+        }
+    }
+}
+
+/// Writes the audit row of a change the caller made to `subject`, in the change's transaction.
+pub(crate) async fn record(
+    tx: &mut sqlx::PgConnection,
+    action: WorkAction,
+    caller: &AuthUser,
+    subject: Uuid,
+    details: serde_json::Value,
+) -> AppResult<()> {
+    audit::record(
+        tx,
+        Entry {
+            action,
+            actor_id: Some(caller.user_id),
+            subject_id: Some(subject),
+            details,
+        },
+    )
+    .await?;
+    Ok(())
+}
