@@ -171,3 +171,30 @@ ensure_npm_cid_tools() {
     touch "$marker"
   fi
 }
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The moto server (PyPI moto[server]): AWS APIs (S3 for the IPFS blockstore) on a free loopback
+# port, stopped when the calling script exits. Points the AWS SDK at it through
+# AWS_ENDPOINT_URL, with moto's dummy credentials.
+start_moto() {
+  ensure_pip_tool moto_server "moto[server]" || return 1
+  local port
+  port=$(free_port)
+  mkdir -p "$GANTRY_ROOT/.data"
+  moto_server -H 127.0.0.1 -p "$port" >"$GANTRY_ROOT/.data/moto.log" 2>&1 &
+  MOTO_PID=$!
+  trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 50); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/', timeout=1)" 2>/dev/null; then
+      export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1 \
+        AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+      return 0
+    fi
+    sleep 0.2
+  done
+  log "moto did not start: see .data/moto.log"
+  return 1
+}

@@ -1,9 +1,11 @@
 //! Content addressing for documents: our own UnixFS importer (CIDs equal to Kubo's
 //! `ipfs add --cid-version=1`), the verifier that re-checks bytes against a CID, and the
-//! backends that store them (a local disk blockstore by default; Kubo RPC and the Pinning
-//! Service API next, an S3 blockstore for Lambda).
+//! backends that store them (a local disk blockstore by default, Kubo RPC, an S3 blockstore
+//! for Lambda, and a pinning service in front of any of them).
 
 pub mod dagpb;
+pub mod pinning;
+pub mod s3;
 pub mod store;
 pub mod unixfs;
 

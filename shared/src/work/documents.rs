@@ -27,7 +27,8 @@ pub async fn pin(
         visible(state, caller, project).await?;
         access::ensure_may(caller, WRITERS)?;
     }
-    let file = crate::ipfs::store::store(state.ipfs()?, bytes).await?;
+    let stored = crate::ipfs::store::store(state.ipfs()?, bytes).await?;
+    let file = &stored.file;
     let cid = file.root.to_string();
     let mut tx = state.db()?.begin().await?;
     record_object(&mut tx, &cid, file.size, content_type, caller.user_id).await?;
@@ -57,7 +58,7 @@ pub async fn pin(
     Ok(Pinned {
         cid,
         size: file.size,
-        pinned: true,
+        pinned: stored.pinned,
     })
 }
 

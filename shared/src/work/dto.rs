@@ -92,6 +92,7 @@ pub struct Pinned {
     /// CIDv1, base32: what `ipfs add --cid-version=1` gives for the same bytes.
     pub cid: String,
     pub size: u64,
-    /// Always true: the backend pinned it.
+    /// True once the backend has pinned it; false while a pinning service still has the
+    /// request queued (it carries on without us).
     pub pinned: bool,
 }

@@ -91,8 +91,8 @@ async fn store_metadata(state: &WorkState, id: Uuid, valid: &Valid) -> AppResult
         status: valid.status,
     };
     let bytes = serde_json::to_vec(&document).map_err(AppError::internal)?;
-    let file = crate::ipfs::store::store(state.ipfs()?, &bytes).await?;
-    Ok((file.root.to_string(), file.size))
+    let stored = crate::ipfs::store::store(state.ipfs()?, &bytes).await?;
+    Ok((stored.file.root.to_string(), stored.file.size))
 }
 
 /// Records a stored CID (once; the first uploader stays its creator).

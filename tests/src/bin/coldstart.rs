@@ -28,7 +28,7 @@ fn variables(need: Need) -> &'static [&'static str] {
         Need::PublicKeys => &["JWT_PUBLIC_KEYS"],
         Need::Siwe => &["SIWE_DOMAINS", "SIWE_NONCE_SECRET"],
         Need::ChainRpc => &["CHAIN_RPC_URLS"],
-        Need::Ipfs => &["IPFS_BACKEND", "IPFS_KUBO_URL"],
+        Need::Ipfs => &["IPFS_BACKEND", "IPFS_S3_BUCKET"],
     }
 }
 
@@ -148,8 +148,8 @@ async fn main() -> Result<()> {
             ),
             ("CHAIN_RPC_URLS", "1=https://rpc.example.com".into()),
             // Under Lambda the disk blockstore is refused; a deployment names a Kubo node.
-            ("IPFS_BACKEND", "kubo".into()),
-            ("IPFS_KUBO_URL", "https://kubo.example.com".into()),
+            ("IPFS_BACKEND", "s3".into()),
+            ("IPFS_S3_BUCKET", "gantry-documents".into()),
         ]
     };
     if let Some(keep) = keep {

@@ -9,6 +9,7 @@ mod edge;
 mod eip1271;
 mod fixtures;
 mod identity;
+mod ipfs_backends;
 mod links;
 mod queue;
 mod store;
