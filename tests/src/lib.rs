@@ -15,6 +15,7 @@ use gantry::auth::SigningKey;
 use gantry::auth::keys::Jwks;
 use gantry::config::{CoreConfig, Env, PoolDefault};
 use gantry::identity::IdentityState;
+use gantry::ipfs::s3::{S3Bucket, S3Settings};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -39,6 +40,53 @@ static IPFS_DIR: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         .display()
         .to_string()
 });
+
+/// The moto server's endpoint (`scripts/test` starts it and sets `AWS_ENDPOINT_URL`, with
+/// `AWS_REGION` and dummy credentials). Without it a test that needs AWS fails in CI
+/// (`CI=true`) and is skipped, loudly, elsewhere: `None` means skip.
+pub fn moto() -> Option<String> {
+    match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "AWS_ENDPOINT_URL is not set: CI must run the AWS tests (scripts/test starts moto)"
+            );
+            eprintln!(
+                "\n!!! SKIPPED: AWS_ENDPOINT_URL is not set (run scripts/test). CI does not skip this.\n"
+            );
+            None
+        }
+    }
+}
+
+/// The AWS settings that reach the moto server at `endpoint`, as variables (spawned binaries
+/// get a cleared environment, and test apps an environment of their own).
+pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_REGION", var("AWS_REGION", "us-east-1")),
+        ("AWS_ACCESS_KEY_ID", var("AWS_ACCESS_KEY_ID", "testing")),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            var("AWS_SECRET_ACCESS_KEY", "testing"),
+        ),
+    ]
+}
+
+/// A fresh bucket on the moto server, and the variables of an S3 blockstore in it
+/// (`IPFS_BACKEND=s3`, the bucket, the AWS settings). `None`: skip (see [`moto`]).
+pub async fn moto_bucket() -> Option<(S3Bucket, Vec<(&'static str, String)>)> {
+    let endpoint = moto()?;
+    let name = format!("gantry-{}", uuid::Uuid::new_v4());
+    let mut env = aws_env(&endpoint);
+    env.push(("IPFS_BACKEND", "s3".to_owned()));
+    env.push(("IPFS_S3_BUCKET", name.clone()));
+    let bucket = S3Bucket::new(name, S3Settings::from_env(&Env::from_pairs(env.clone())));
+    bucket.create().await.expect("a bucket on the moto server");
+    Some((bucket, env))
+}
 
 /// The test environment: SIWE on for `SIWE_DOMAIN`, and rate limits high enough not to
 /// interfere (tests of the limits lower them with [`TestApp::with`]). `overrides` win.

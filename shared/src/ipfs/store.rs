@@ -13,7 +13,7 @@
 //! must give the CID asked for (502 otherwise), so a backend can never serve altered content.
 
 use super::pinning::{PinningConfig, PinningService};
-use super::s3::S3Blocks;
+use super::s3::{S3Blocks, S3Bucket, S3Settings};
 use super::{Cid, Imported, block_matches, dagpb, import};
 use crate::config::{ConfigError, Env};
 use crate::error::AppError;
@@ -202,12 +202,14 @@ impl IpfsConfig {
         Ok(Self { backend, pinning })
     }
 
-    pub fn build(&self) -> Arc<dyn IpfsStore> {
+    /// The store; `env` gives the S3 client its AWS settings.
+    pub fn build(&self, env: &Env) -> Arc<dyn IpfsStore> {
         let inner: Arc<dyn IpfsStore> = match &self.backend {
             Backend::Disk { dir } => Arc::new(DiskBlockstore::new(dir.clone())),
             Backend::Kubo { url } => Arc::new(KuboRpc::new(url.clone())),
             Backend::S3 { bucket, prefix } => {
-                Arc::new(Blockstore(S3Blocks::new(bucket.clone(), prefix.clone())))
+                let bucket = S3Bucket::new(bucket.clone(), S3Settings::from_env(env));
+                Arc::new(Blockstore(S3Blocks::new(bucket, prefix.clone())))
             }
         };
         match &self.pinning {

@@ -25,7 +25,7 @@ impl WorkState {
     /// Reads the IPFS backend (`IPFS_BACKEND`, …) from the platform's environment.
     pub fn new(platform: &Platform) -> Result<Self, StartupError> {
         let config = IpfsConfig::from_env(&platform.env, crate::runtime::under_lambda())?;
-        Ok(Self::with_ipfs(platform, config.build()))
+        Ok(Self::with_ipfs(platform, config.build(&platform.env)))
     }
 
     /// With a given IPFS store (tests: a stub backend).

@@ -54,6 +54,19 @@ async fn objects(app: &TestApp) -> i64 {
         .unwrap()
 }
 
+/// Posts a document that the backend must refuse: the status is `want`, and nothing is recorded.
+async fn refused(app: &TestApp, token: &str, want: u16) {
+    let before = objects(app).await;
+    let res = app
+        .post("/ipfs")
+        .bearer(token)
+        .raw(Some("text/plain"), "must not be recorded")
+        .send()
+        .await;
+    res.problem(want);
+    assert_eq!(objects(app).await, before, "nothing is recorded");
+}
+
 /// An app on the given IPFS settings, and a STAFF user's token.
 async fn world(pool: PgPool, env: &[(&str, &str)]) -> (TestApp, String) {
     let app = TestApp::with(pool, env);
@@ -116,15 +129,7 @@ async fn a_kubo_that_reports_another_cid_records_nothing(pool: PgPool) {
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_kubo_that_is_down_is_a_503_and_records_nothing(pool: PgPool) {
     let (app, staff) = kubo_world(pool, &format!("http://127.0.0.1:{}", dead_port())).await;
-    let before = objects(&app).await;
-    let res = app
-        .post("/ipfs")
-        .bearer(&staff)
-        .raw(Some("text/plain"), "kept nowhere")
-        .send()
-        .await;
-    res.problem(503);
-    assert_eq!(objects(&app).await, before);
+    refused(&app, &staff, 503).await;
 }
 
 /// How the pinning stub behaves: the statuses it reports in turn (the first from `POST /pins`,
@@ -285,56 +290,20 @@ async fn a_pinning_service_that_fails_names_another_cid_or_is_down_records_nothi
         });
         let url = pinning_stub(pins).await;
         let (app, staff) = pinning_world(pool.clone(), &format!("{url}/api"), token, "5").await;
-        let res = app
-            .post("/ipfs")
-            .bearer(&staff)
-            .raw(Some("text/plain"), "must be pinned")
-            .send()
-            .await;
-        res.problem(want);
-        assert_eq!(objects(&app).await, 0, "nothing is recorded");
+        refused(&app, &staff, want).await;
     }
     let down = format!("http://127.0.0.1:{}/api", dead_port());
     let (app, staff) = pinning_world(pool, &down, TOKEN, "5").await;
-    let res = app
-        .post("/ipfs")
-        .bearer(&staff)
-        .raw(Some("text/plain"), "must be pinned")
-        .send()
-        .await;
-    res.problem(503);
-    assert_eq!(objects(&app).await, 0);
-}
-
-/// The moto server's endpoint (scripts/test starts it and sets `AWS_ENDPOINT_URL`). Without it
-/// CI fails; a developer's run skips, loudly.
-fn moto() -> Option<String> {
-    match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "AWS_ENDPOINT_URL is not set: CI must run the S3 tests (scripts/test starts moto)"
-            );
-            eprintln!(
-                "\n!!! SKIPPED: AWS_ENDPOINT_URL is not set (run scripts/test). CI does not skip this.\n"
-            );
-            None
-        }
-    }
+    refused(&app, &staff, 503).await;
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn the_s3_blockstore_keeps_blocks_by_cid_and_reads_them_back_verified(pool: PgPool) {
-    let Some(_) = moto() else { return };
-    let s3 = gantry::ipfs::s3::client_from_env().await;
-    let bucket = format!("gantry-{}", uuid::Uuid::new_v4());
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let (app, staff) = world(
-        pool,
-        &[("IPFS_BACKEND", "s3"), ("IPFS_S3_BUCKET", bucket.as_str())],
-    )
-    .await;
+    let Some((bucket, env)) = gantry_tests::moto_bucket().await else {
+        return;
+    };
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (app, staff) = world(pool, &env).await;
     // Three leaves and their root: a multi-block DAG.
     let bytes: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
     let file = gantry::ipfs::import(&bytes);
@@ -346,20 +315,14 @@ async fn the_s3_blockstore_keeps_blocks_by_cid_and_reads_them_back_verified(pool
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
     assert_eq!(res.body["cid"], file.root.to_string().as_str());
-    let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
-    let mut keys: Vec<String> = listed
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_owned))
-        .collect();
-    keys.sort();
-    let mut expected: Vec<String> = file
-        .blocks
-        .iter()
-        .map(|(cid, _)| format!("blocks/{cid}"))
-        .collect();
-    expected.sort();
-    assert_eq!(keys, expected, "one object per block, keyed by CID");
+    for (cid, block) in &file.blocks {
+        let kept = bucket.get(&format!("blocks/{cid}")).await.unwrap();
+        assert_eq!(
+            kept.as_ref(),
+            Some(block),
+            "one object per block, keyed by CID"
+        );
+    }
 
     let read = app
         .get(&format!("/ipfs/{}", file.root))
@@ -368,14 +331,16 @@ async fn the_s3_blockstore_keeps_blocks_by_cid_and_reads_them_back_verified(pool
         .await;
     assert_eq!(read.status, StatusCode::OK);
     assert_eq!(read.raw, bytes);
+    let unknown = gantry::ipfs::import(b"never stored").root;
+    assert_eq!(
+        bucket.get(&format!("blocks/{unknown}")).await.unwrap(),
+        None
+    );
 
     // A block altered in the bucket: the read fails rather than serve other bytes.
     let (leaf, _) = &file.blocks[1];
-    s3.put_object()
-        .bucket(&bucket)
-        .key(format!("blocks/{leaf}"))
-        .body(b"tampered".to_vec().into())
-        .send()
+    bucket
+        .put(&format!("blocks/{leaf}"), b"tampered".to_vec())
         .await
         .unwrap();
     let read = app
@@ -388,21 +353,11 @@ async fn the_s3_blockstore_keeps_blocks_by_cid_and_reads_them_back_verified(pool
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_missing_bucket_is_a_503_and_records_nothing(pool: PgPool) {
-    let Some(_) = moto() else { return };
-    let (app, staff) = world(
-        pool,
-        &[
-            ("IPFS_BACKEND", "s3"),
-            ("IPFS_S3_BUCKET", "gantry-no-such-bucket"),
-        ],
-    )
-    .await;
-    let res = app
-        .post("/ipfs")
-        .bearer(&staff)
-        .raw(Some("text/plain"), "nowhere to go")
-        .send()
-        .await;
-    res.problem(503);
-    assert_eq!(objects(&app).await, 0);
+    let Some((_, env)) = gantry_tests::moto_bucket().await else {
+        return;
+    };
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("IPFS_S3_BUCKET", "gantry-no-such-bucket"));
+    let (app, staff) = world(pool, &env).await;
+    refused(&app, &staff, 503).await;
 }
