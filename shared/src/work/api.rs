@@ -335,7 +335,16 @@ pub fn add_links(doc: &mut utoipa::openapi::OpenApi) {
             .description("The new project's id")
             .build()
     };
-    for operation in ["get_project", "update_project", "delete_project"] {
+    let under_project = [
+        "get_project",
+        "update_project",
+        "delete_project",
+        "list_tasks",
+        "create_task",
+        "list_work_orders",
+        "create_work_order",
+    ];
+    for operation in under_project {
         add_link(
             doc,
             "post",
@@ -344,6 +353,27 @@ pub fn add_links(doc: &mut utoipa::openapi::OpenApi) {
             operation,
             project(operation),
         );
+    }
+    // A new task or work order feeds its own routes.
+    let kinds = [
+        (
+            "/projects/{id}/tasks",
+            ["get_task", "update_task", "delete_task"],
+        ),
+        (
+            "/projects/{id}/work-orders",
+            ["get_work_order", "update_work_order", "delete_work_order"],
+        ),
+    ];
+    for (list, operations) in kinds {
+        for operation in operations {
+            let link = LinkBuilder::new()
+                .operation_id(operation)
+                .parameter("path.id", "$response.body#/id")
+                .description("The new item's id")
+                .build();
+            add_link(doc, "post", list, "201", operation, link);
+        }
     }
     let metadata = LinkBuilder::new()
         .operation_id("ipfs_get")

@@ -80,7 +80,7 @@ pub async fn get(state: &WorkState, caller: &AuthUser, text: &str) -> AppResult<
         "SELECT o.content_type FROM ipfs_objects o
          WHERE o.cid = $1 AND (
            $2::uuid IS NULL
-           OR o.created_by = $2
+           OR EXISTS (SELECT 1 FROM ipfs_uploads u WHERE u.cid = o.cid AND u.user_id = $2)
            OR EXISTS (SELECT 1 FROM project_documents d JOIN projects p ON p.id = d.project_id
                       WHERE d.cid = o.cid AND p.client_id = $2)
            OR EXISTS (SELECT 1 FROM projects p WHERE p.ipfs_metadata_cid = o.cid AND p.client_id = $2))",

@@ -95,7 +95,8 @@ async fn store_metadata(state: &WorkState, id: Uuid, valid: &Valid) -> AppResult
     Ok((stored.file.root.to_string(), stored.file.size))
 }
 
-/// Records a stored CID (once; the first uploader stays its creator).
+/// Records a stored CID (once; the first uploader stays its creator) and that this caller
+/// stored it (every uploader may read it back).
 pub(crate) async fn record_object(
     conn: &mut PgConnection,
     cid: &str,
@@ -111,7 +112,14 @@ pub(crate) async fn record_object(
         content_type,
         created_by,
     )
-    .execute(conn)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO ipfs_uploads (cid, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        cid,
+        created_by,
+    )
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

@@ -771,3 +771,35 @@ async fn deleting_a_project_deletes_its_items(pool: PgPool) {
         .unwrap();
     assert_eq!(left, [survivor.parse::<uuid::Uuid>().unwrap()]);
 }
+
+/// Content addressing makes a second upload of the same bytes a no-op for storage; the second
+/// uploader must still read them back (the contract gate found this), and a caller who never
+/// uploaded them still may not.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn every_uploader_of_the_same_bytes_reads_them_back(pool: PgPool) {
+    let world = World::new(pool).await;
+    let mut cids = Vec::new();
+    for token in [&world.staff, &world.owner] {
+        let res = world
+            .app
+            .post("/ipfs")
+            .bearer(token)
+            .raw(Some("text/plain"), "the same bytes")
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        cids.push(res.str("cid"));
+    }
+    assert_eq!(cids[0], cids[1]);
+    let path = format!("/ipfs/{}", cids[0]);
+    let read = world.app.get(&path).bearer(&world.owner).send().await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.raw, b"the same bytes");
+    world
+        .app
+        .get(&path)
+        .bearer(&world.other)
+        .send()
+        .await
+        .problem(404);
+}
