@@ -85,8 +85,26 @@ pub fn finish(router: Router, edge_config: &EdgeConfig, metrics: &Metrics) -> Ro
                 .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
-        .layer(CatchPanicLayer::custom(panic_response));
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(run_to_completion));
     edge::security_headers(edge::measured(router, metrics), edge_config)
+}
+
+/// Runs each request to the end on a task of its own, even when the client goes away first.
+/// axum drops a handler's future when its connection closes; dropped during sqlx's `BEGIN`
+/// round trip, a Postgres connection goes back to the pool inside a transaction that nothing
+/// ends, and the next request that borrows it runs in it (transact-rs/sqlx#4393: sqlx 0.9.0,
+/// fixed upstream but not released). Finishing the request also means a change that started
+/// commits with its audit row, or rolls back, whatever the client does.
+async fn run_to_completion(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        // Panics are caught inside (CatchPanicLayer); only a runtime shutting down lands here.
+        Err(err) => crate::error::AppError::internal(err).into_response(),
+    }
 }
 
 /// JSON logs; `RUST_LOG` filters (default `info`). Each line lists its spans, so an error names

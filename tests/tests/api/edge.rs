@@ -249,3 +249,63 @@ async fn the_gateway_counts_requests_by_route(pool: PgPool) {
         "{text}"
     );
 }
+
+/// A client that goes away mid-request must not leave a pooled connection inside a transaction
+/// (sqlx 0.9.0 does when a future is dropped during its `BEGIN`: transact-rs/sqlx#4393). The
+/// edge runs every request to the end on its own task. Requests are dropped at many points of
+/// a transactional update; afterwards no connection of the test database is idle in a
+/// transaction, and every dropped update still committed with its audit row.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_request_dropped_mid_transaction_leaves_no_connection_in_it(pool: PgPool) {
+    use std::time::{Duration, Instant};
+    let app = TestApp::new(pool.clone());
+    let (_, staff) = app.user_with_role("staff@example.com", "STAFF").await;
+    let project = app
+        .post("/projects")
+        .bearer(&staff)
+        .json(&serde_json::json!({"name": "Cancelled"}))
+        .send()
+        .await
+        .str("id");
+    let task = app
+        .post(&format!("/projects/{project}/tasks"))
+        .bearer(&staff)
+        .json(&serde_json::json!({"title": "t"}))
+        .send()
+        .await
+        .str("id");
+    let update = |n: u32| {
+        app.put(&format!("/tasks/{task}"))
+            .bearer(&staff)
+            .json(&serde_json::json!({"title": format!("t{n}")}))
+            .send()
+    };
+    let started = Instant::now();
+    assert_eq!(update(0).await.status, StatusCode::OK);
+    let whole = started.elapsed();
+    let tries = 150u32;
+    for n in 1..=tries {
+        let after = whole * n / tries;
+        let _ = tokio::time::timeout(after, update(n)).await;
+    }
+    let stuck = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+               AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    // The detached requests finish on their own; give them a moment.
+    let mut left = stuck().await;
+    for _ in 0..50 {
+        if left == 0 && app.audit_count("task.updated").await == i64::from(tries) + 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left = stuck().await;
+    }
+    assert_eq!(left, 0, "connections left inside a transaction");
+    assert_eq!(app.audit_count("task.updated").await, i64::from(tries) + 1);
+}
