@@ -44,7 +44,7 @@ impl Eq for PinningConfig {}
 pub struct PinningService {
     config: PinningConfig,
     inner: Arc<dyn IpfsStore>,
-    client: std::sync::OnceLock<reqwest::Client>,
+    client: crate::tls::LazyHttp,
 }
 
 /// The API's PinStatus, as far as we read it.
@@ -77,18 +77,8 @@ impl PinningService {
         Self {
             config,
             inner,
-            client: std::sync::OnceLock::new(),
+            client: crate::tls::LazyHttp::new(Duration::from_secs(10)),
         }
-    }
-
-    fn client(&self) -> &reqwest::Client {
-        self.client.get_or_init(|| {
-            crate::tls::install_provider();
-            reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default()
-        })
     }
 
     fn unavailable(err: impl std::fmt::Display) -> IpfsError {
@@ -161,7 +151,9 @@ impl IpfsStore for PinningService {
             "origins": self.config.origins,
         });
         let url = format!("{}/pins", self.config.url);
-        let mut status = self.status(self.client().post(&url).json(&body)).await?;
+        let mut status = self
+            .status(self.client.get().post(&url).json(&body))
+            .await?;
         let deadline = tokio::time::Instant::now() + self.config.wait;
         loop {
             let pinned = Self::check(&status, &file.root)?;
@@ -173,7 +165,7 @@ impl IpfsStore for PinningService {
             }
             tokio::time::sleep(POLL).await;
             let url = self.pin_url(&status.requestid)?;
-            status = self.status(self.client().get(url)).await?;
+            status = self.status(self.client.get().get(url)).await?;
         }
     }
 

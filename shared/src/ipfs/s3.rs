@@ -74,7 +74,7 @@ impl S3Settings {
 pub struct S3Bucket {
     bucket: String,
     settings: S3Settings,
-    client: std::sync::OnceLock<reqwest::Client>,
+    client: crate::tls::LazyHttp,
 }
 
 impl S3Bucket {
@@ -82,18 +82,8 @@ impl S3Bucket {
         Self {
             bucket,
             settings,
-            client: std::sync::OnceLock::new(),
+            client: crate::tls::LazyHttp::new(Duration::from_secs(20)),
         }
-    }
-
-    fn client(&self) -> &reqwest::Client {
-        self.client.get_or_init(|| {
-            crate::tls::install_provider();
-            reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap_or_default()
-        })
     }
 
     /// The URL of `key` (empty: the bucket itself). Keys here are CIDs under a prefix: letters,
@@ -116,7 +106,7 @@ impl S3Bucket {
         body: Vec<u8>,
     ) -> IpfsResult<reqwest::Response> {
         let url = self.url(key);
-        let mut request = self.client().request(method.clone(), &url);
+        let mut request = self.client.get().request(method.clone(), &url);
         if let Some(identity) = &self.settings.identity {
             let signed = signature_headers(
                 identity,

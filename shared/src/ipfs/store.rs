@@ -324,7 +324,7 @@ impl Blocks for DiskBlocks {
 /// A Kubo node's RPC API.
 pub struct KuboRpc {
     base: String,
-    client: std::sync::OnceLock<reqwest::Client>,
+    client: crate::tls::LazyHttp,
 }
 
 #[derive(serde::Deserialize)]
@@ -337,18 +337,8 @@ impl KuboRpc {
     pub fn new(base: String) -> Self {
         Self {
             base,
-            client: std::sync::OnceLock::new(),
+            client: crate::tls::LazyHttp::new(Duration::from_secs(20)),
         }
-    }
-
-    fn client(&self) -> &reqwest::Client {
-        self.client.get_or_init(|| {
-            crate::tls::install_provider();
-            reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(20))
-                .build()
-                .unwrap_or_default()
-        })
     }
 
     fn unavailable(err: impl std::fmt::Display) -> IpfsError {
@@ -368,7 +358,8 @@ impl IpfsStore for KuboRpc {
             self.base
         );
         let response = self
-            .client()
+            .client
+            .get()
             .post(url)
             .multipart(form)
             .send()
@@ -392,7 +383,8 @@ impl IpfsStore for KuboRpc {
     async fn fetch(&self, cid: &Cid) -> IpfsResult<Option<Vec<u8>>> {
         let url = format!("{}/api/v0/cat?arg={cid}", self.base);
         let response = self
-            .client()
+            .client
+            .get()
             .post(url)
             .send()
             .await
