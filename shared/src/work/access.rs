@@ -15,10 +15,6 @@ pub fn client_scope(caller: &AuthUser) -> Option<Uuid> {
     (caller.role == Role::Client).then_some(caller.user_id)
 }
 
-pub fn can_write(caller: &AuthUser) -> bool {
-    matches!(caller.role, Role::Staff | Role::Admin)
-}
-
 /// For a change to an object the caller can see: 403 unless their role may make it.
 pub fn ensure_may(caller: &AuthUser, allowed: &[Role]) -> AppResult<()> {
     if allowed.contains(&caller.role) {

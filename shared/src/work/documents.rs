@@ -3,15 +3,45 @@
 use super::access::{self, WRITERS};
 use super::audit::{self, WorkAction};
 use super::dto::Pinned;
-use super::projects::{record_object, visible};
+use super::projects::visible;
 use super::state::WorkState;
 use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
 use serde_json::json;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// Largest document accepted: what fits a Lambda request (6 MB) with room for base64.
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
+
+/// Records a stored CID (once; the first uploader stays its creator) and that this caller
+/// stored it (every uploader may read it back).
+pub(crate) async fn record_object(
+    conn: &mut PgConnection,
+    cid: &str,
+    size: u64,
+    content_type: &str,
+    created_by: Uuid,
+) -> AppResult<()> {
+    sqlx::query!(
+        "INSERT INTO ipfs_objects (cid, size, content_type, created_by) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (cid) DO NOTHING",
+        cid,
+        i64::try_from(size).unwrap_or(i64::MAX),
+        content_type,
+        created_by,
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO ipfs_uploads (cid, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        cid,
+        created_by,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
 
 /// Stores `bytes` on IPFS and records it (and, with `project_id`, the project's document row)
 /// in one transaction. Attaching needs a role that writes and a project the caller can see.

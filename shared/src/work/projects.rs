@@ -5,6 +5,7 @@
 
 use super::access::{self, DELETERS, WRITERS};
 use super::audit::{self, WorkAction};
+use super::documents::record_object;
 use super::dto::{DESCRIPTION_MAX, NAME_MAX, ProjectInput, ProjectQuery};
 use super::model::{Page, Project, ProjectStatus};
 use super::state::WorkState;
@@ -13,7 +14,6 @@ use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;
 use serde::Serialize;
 use serde_json::json;
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// A validated [`ProjectInput`].
@@ -93,35 +93,6 @@ async fn store_metadata(state: &WorkState, id: Uuid, valid: &Valid) -> AppResult
     let bytes = serde_json::to_vec(&document).map_err(AppError::internal)?;
     let stored = crate::ipfs::store::store(state.ipfs()?, &bytes).await?;
     Ok((stored.file.root.to_string(), stored.file.size))
-}
-
-/// Records a stored CID (once; the first uploader stays its creator) and that this caller
-/// stored it (every uploader may read it back).
-pub(crate) async fn record_object(
-    conn: &mut PgConnection,
-    cid: &str,
-    size: u64,
-    content_type: &str,
-    created_by: Uuid,
-) -> AppResult<()> {
-    sqlx::query!(
-        "INSERT INTO ipfs_objects (cid, size, content_type, created_by) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (cid) DO NOTHING",
-        cid,
-        i64::try_from(size).unwrap_or(i64::MAX),
-        content_type,
-        created_by,
-    )
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query!(
-        "INSERT INTO ipfs_uploads (cid, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        cid,
-        created_by,
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// The project if the caller may see it; 404 otherwise (never telling whether it exists).
