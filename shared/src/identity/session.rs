@@ -24,6 +24,24 @@ struct Link {
     expires_at: OffsetDateTime,
 }
 
+/// What an audit row of a sign-in says: the method, the identity when known, and `extra`.
+pub(crate) fn sign_in_details(
+    amr: Amr,
+    identity_id: Option<Uuid>,
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let mut details = json!({ "method": amr.as_str() });
+    if let Some(details) = details.as_object_mut() {
+        if let Some(identity_id) = identity_id {
+            details.insert("identity_id".into(), json!(identity_id));
+        }
+        if let serde_json::Value::Object(extra) = extra {
+            details.extend(extra);
+        }
+    }
+    details
+}
+
 /// Signs `subject` in: opens a session and records how (`action`, the method, the identity and
 /// `extra` details) in the audit log, both inside the caller's transaction.
 #[tracing::instrument(name = "identity.sign_in", skip_all)]
@@ -34,22 +52,67 @@ pub async fn sign_in(
     action: Action,
     extra: serde_json::Value,
 ) -> AppResult<TokenPair> {
-    let mut details = json!({ "method": subject.amr.as_str(), "identity_id": subject.identity_id });
-    if let (Some(details), serde_json::Value::Object(extra)) = (details.as_object_mut(), extra) {
-        details.extend(extra);
-    }
-    let link = Link {
-        family_id: Uuid::now_v7(),
-        parent_id: None,
-        expires_at: OffsetDateTime::now_utc() + state.config().refresh_ttl,
-    };
     let entry = Entry {
         action,
         actor_id: Some(subject.user_id),
         subject_id: Some(subject.user_id),
-        details,
+        details: sign_in_details(subject.amr, Some(subject.identity_id), extra),
     };
-    issue(conn, state.signer()?, link, subject, entry).await
+    let minted = Minted::new(Link::fresh(state), subject.amr);
+    issue(conn, state.signer()?, minted, subject, entry).await
+}
+
+impl Link {
+    /// A new family, expiring after the refresh lifetime.
+    fn fresh(state: &IdentityState) -> Self {
+        Self {
+            family_id: Uuid::now_v7(),
+            parent_id: None,
+            expires_at: OffsetDateTime::now_utc() + state.config().refresh_ttl,
+        }
+    }
+}
+
+/// A refresh token minted for a new session, before its row is written: what the
+/// `refresh_tokens` row holds, and the token handed out once the row commits.
+pub(crate) struct Minted {
+    pub id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub family_id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub amr: Vec<String>,
+    pub expires_at: OffsetDateTime,
+    token: String,
+}
+
+impl Minted {
+    fn new(link: Link, amr: Amr) -> Self {
+        let (token, token_hash) = refresh::generate();
+        Self {
+            id: Uuid::now_v7(),
+            token_hash,
+            family_id: link.family_id,
+            parent_id: link.parent_id,
+            amr: vec![amr.as_str().to_owned()],
+            expires_at: link.expires_at,
+            token,
+        }
+    }
+
+    /// A token of a new family, for a sign-in by `amr`.
+    pub(crate) fn fresh(state: &IdentityState, amr: Amr) -> Self {
+        Self::new(Link::fresh(state), amr)
+    }
+
+    /// The pair handed out once the row has been written for `subject`.
+    pub(crate) fn pair(self, signer: &TokenSigner, subject: Subject) -> AppResult<TokenPair> {
+        Ok(TokenPair {
+            access_token: signer.issue(subject)?,
+            refresh_token: self.token,
+            token_type: "Bearer",
+            expires_in: signer.ttl().as_secs(),
+        })
+    }
 }
 
 /// Stores a new refresh token and the audit row that records why, in one statement (one round
@@ -57,26 +120,24 @@ pub async fn sign_in(
 async fn issue(
     conn: &mut PgConnection,
     signer: &TokenSigner,
-    link: Link,
+    minted: Minted,
     subject: Subject,
     entry: Entry<Action>,
 ) -> AppResult<TokenPair> {
-    let (refresh_token, hash) = refresh::generate();
-    let amr = vec![subject.amr.as_str().to_owned()];
     sqlx::query!(
         "WITH token AS (
              INSERT INTO refresh_tokens
                  (id, token_hash, family_id, parent_id, user_id, identity_id, amr, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8))
          INSERT INTO audit_log (action, actor_id, subject_id, details) VALUES ($9, $10, $11, $12)",
-        Uuid::now_v7(),
-        hash,
-        link.family_id,
-        link.parent_id,
+        minted.id,
+        minted.token_hash,
+        minted.family_id,
+        minted.parent_id,
         subject.user_id,
         subject.identity_id,
-        &amr,
-        link.expires_at,
+        &minted.amr,
+        minted.expires_at,
         audit::Action::name(entry.action),
         entry.actor_id,
         entry.subject_id,
@@ -84,12 +145,7 @@ async fn issue(
     )
     .execute(&mut *conn)
     .await?;
-    Ok(TokenPair {
-        access_token: signer.issue(subject)?,
-        refresh_token,
-        token_type: "Bearer",
-        expires_in: signer.ttl().as_secs(),
-    })
+    minted.pair(signer, subject)
 }
 
 /// Exchanges a refresh token for a new pair. The old token is spent; spending it again
@@ -135,7 +191,7 @@ pub async fn rotate(state: &IdentityState, presented: &str) -> AppResult<TokenPa
             subject_id: Some(old.user_id),
             details: json!({ "family_id": old.family_id }),
         };
-        let pair = issue(&mut tx, signer, link, subject, entry).await?;
+        let pair = issue(&mut tx, signer, Minted::new(link, amr), subject, entry).await?;
         tx.commit().await?;
         return Ok(pair);
     }

@@ -180,6 +180,12 @@ pub async fn register(
     Ok(Registered { user, tokens })
 }
 
+/// Logs a wallet in. After the proof is checked (pure computation), everything the database
+/// does is one statement, so one round trip and one atomic commit: spend the nonce, find the
+/// wallet's account, store the new refresh token and write the audit row. A nonce spent before
+/// finds nothing and writes nothing; of concurrent submissions of one nonce, the later ones wait
+/// on its primary key and then find it spent. An unknown wallet spends the nonce and records
+/// the failure, and gets the same 401 as any other failure.
 #[tracing::instrument(name = "identity.login_wallet", skip_all)]
 pub async fn login(
     state: &IdentityState,
@@ -189,47 +195,62 @@ pub async fn login(
     let message = SiweMessage::parse(&input.message)?;
     let address = message.address().to_checksum(None);
     abuse::throttle(state, ip, Endpoint::Login, Some(&address)).await?;
-    state.signer()?; // 503 before any work when this function cannot issue tokens
+    let signer = state.signer()?; // 503 before any work when this function cannot issue tokens
     let (proof, nonce_expires) = prove(state, &message, &input.signature).await?;
-    let mut tx = state.db()?.begin().await?;
-    spend_nonce(&mut tx, &proof, nonce_expires).await?;
-    let found = sqlx::query!(
-        r#"SELECT i.id, i.user_id, u.role AS "role: Role"
-           FROM identities i JOIN users u ON u.id = i.user_id
-           WHERE i.type = 'blockchain_address' AND i.identifier = $1"#,
+    let minted = session::Minted::fresh(state, Amr::Siwe);
+    let extra = json!({ "chain_id": proof.chain_id });
+    let row = sqlx::query!(
+        r#"WITH spent AS (
+               INSERT INTO spent_nonces (nonce, expires_at) VALUES ($1, $2)
+               ON CONFLICT DO NOTHING RETURNING nonce),
+           found AS (
+               SELECT i.id, i.user_id, u.role
+               FROM identities i JOIN users u ON u.id = i.user_id
+               WHERE i.type = 'blockchain_address' AND i.identifier = $3
+                 AND EXISTS (SELECT 1 FROM spent)),
+           token AS (
+               INSERT INTO refresh_tokens
+                   (id, token_hash, family_id, parent_id, user_id, identity_id, amr, expires_at)
+               SELECT $4, $5, $6, $7, user_id, id, $8, $9 FROM found),
+           logged AS (
+               INSERT INTO audit_log (action, actor_id, subject_id, details)
+               SELECT $10, user_id, user_id, $11::jsonb || jsonb_build_object('identity_id', id)
+               FROM found
+               UNION ALL
+               SELECT $12, NULL, NULL, $13 FROM spent WHERE NOT EXISTS (SELECT 1 FROM found))
+           SELECT EXISTS (SELECT 1 FROM spent) AS "spent!",
+                  f.id AS "identity_id?", f.user_id AS "user_id?", f.role AS "role?: Role"
+           FROM (VALUES (1)) AS one (n) LEFT JOIN found f ON true"#,
+        proof.nonce,
+        nonce_expires,
         proof.checksummed(),
+        minted.id,
+        minted.token_hash,
+        minted.family_id,
+        minted.parent_id,
+        &minted.amr,
+        minted.expires_at,
+        audit::Action::name(Action::LoginSucceeded),
+        session::sign_in_details(Amr::Siwe, None, extra),
+        audit::Action::name(Action::LoginFailed),
+        json!({ "method": Amr::Siwe.as_str(), "identifier": address }),
     )
-    .fetch_optional(&mut *tx)
+    .fetch_one(state.db()?)
     .await?;
-    let Some(row) = found else {
+    if !row.spent {
+        tracing::info!("SIWE nonce already spent");
+        return Err(REJECTED);
+    }
+    let (Some(identity_id), Some(user_id), Some(role)) = (row.identity_id, row.user_id, row.role)
+    else {
         // The nonce stays spent and the failure is recorded: one answer for every failure.
-        audit::record(
-            &mut tx,
-            Entry {
-                action: Action::LoginFailed,
-                actor_id: None,
-                subject_id: None,
-                details: json!({ "method": "siwe", "identifier": address }),
-            },
-        )
-        .await?;
-        tx.commit().await?;
         return Err(REJECTED);
     };
     let subject = Subject {
-        user_id: row.user_id,
-        role: row.role,
-        identity_id: row.id,
+        user_id,
+        role,
+        identity_id,
         amr: Amr::Siwe,
     };
-    let tokens = session::sign_in(
-        &mut tx,
-        state,
-        subject,
-        Action::LoginSucceeded,
-        json!({ "chain_id": proof.chain_id }),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(tokens)
+    minted.pair(signer, subject)
 }

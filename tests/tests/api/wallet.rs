@@ -97,6 +97,87 @@ async fn a_registered_wallet_logs_in_with_a_fresh_nonce(pool: PgPool) {
     assert_eq!(app.audit_count("login.succeeded").await, 1);
 }
 
+/// The login statement's effects, row by row: a success writes one refresh token and one audit
+/// row naming the identity; an unknown wallet spends its nonce and writes only `login.failed`;
+/// a replay writes nothing.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_wallet_login_writes_its_session_and_audit_row_and_nothing_else(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (wallet, stranger) = (Wallet::random(), Wallet::random());
+    let registered = app.register_wallet(&wallet).await;
+    let user_id = registered["user"]["id"].as_str().unwrap().to_owned();
+    let counts = || async {
+        sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT (SELECT count(*) FROM refresh_tokens), (SELECT count(*) FROM audit_log),
+                    (SELECT count(*) FROM spent_nonces)",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let before = counts().await;
+
+    let body = app.siwe(&wallet).await;
+    let res = login(&app, &body).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(counts().await, (before.0 + 1, before.1 + 1, before.2 + 1));
+    let (actor, details): (Option<uuid::Uuid>, Value) =
+        sqlx::query_as("SELECT actor_id, details FROM audit_log WHERE action = 'login.succeeded'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let identity: uuid::Uuid = sqlx::query_scalar(
+        "SELECT id FROM identities WHERE type = 'blockchain_address' AND identifier = $1",
+    )
+    .bind(wallet.address())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(actor.map(|a| a.to_string()), Some(user_id.clone()));
+    assert_eq!(
+        details,
+        json!({"method": "siwe", "identity_id": identity, "chain_id": SIWE_CHAIN})
+    );
+    let (family_user, amr): (uuid::Uuid, Vec<String>) =
+        sqlx::query_as("SELECT user_id, amr FROM refresh_tokens ORDER BY id DESC LIMIT 1")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (family_user.to_string(), amr),
+        (user_id, vec!["siwe".to_owned()])
+    );
+    // The refresh token handed out is the one stored: it rotates.
+    let refreshed = app
+        .post("/token/refresh")
+        .json(&json!({"refresh_token": res.str("refresh_token")}))
+        .send()
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+
+    let after_success = counts().await;
+    login(&app, &body).await.problem(401);
+    assert_eq!(counts().await, after_success, "a replay writes nothing");
+
+    let unknown = login(&app, &app.siwe(&stranger).await).await;
+    unknown.problem(401);
+    let after_unknown = counts().await;
+    assert_eq!(
+        after_unknown,
+        (after_success.0, after_success.1 + 1, after_success.2 + 1),
+        "an unknown wallet spends its nonce and is audited, with no session"
+    );
+    let failed: Value =
+        sqlx::query_scalar("SELECT details FROM audit_log WHERE action = 'login.failed'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        failed,
+        json!({"method": "siwe", "identifier": stranger.address()})
+    );
+}
+
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_reused_nonce_is_rejected(pool: PgPool) {
     let app = TestApp::new(pool);
