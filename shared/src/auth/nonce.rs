@@ -5,7 +5,9 @@
 //! (alphanumeric, as EIP-4361 requires, with 96 random bits). A nonce bound to an address has
 //! the address in its tag. Issuing is pure computation; single use is enforced when a nonce is
 //! spent: [`spend`] inserts it into `spent_nonces` inside the transaction that opens the session,
-//! so of concurrent submissions exactly one commits.
+//! so of concurrent submissions exactly one commits. Wallet login does the same insert as the
+//! first step of its one-statement sign-in (`identity::wallet::login`), with the same
+//! `ON CONFLICT DO NOTHING`; both are covered by the concurrent-submission tests.
 
 use alloy::primitives::{Address, hex};
 use hmac::{Hmac, Mac};
