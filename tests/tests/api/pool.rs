@@ -10,6 +10,19 @@ async fn backend_pid(pool: &PgPool) -> Result<i32, sqlx::Error> {
         .await
 }
 
+/// Waits until the pool's one connection is back and idle. sqlx returns a connection from a
+/// spawned task that pings it first; ending the backend during that ping would make sqlx replace
+/// the connection on release, before the acquire this file tests.
+async fn idle(pool: &PgPool) {
+    for _ in 0..200 {
+        if pool.num_idle() == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the connection did not come back to the pool");
+}
+
 /// Ends backend `pid` from `admin` and waits until it is gone.
 async fn terminate(admin: &PgPool, pid: i32) {
     sqlx::query("SELECT pg_terminate_backend($1)")
@@ -37,6 +50,7 @@ async fn a_connection_that_died_while_idle_is_replaced_before_use(admin: PgPool)
     let options = (*admin.connect_options()).clone();
     let pool = db::pool_options(1, Duration::ZERO).connect_lazy_with(options);
     let first = backend_pid(&pool).await.unwrap();
+    idle(&pool).await;
     terminate(&admin, first).await;
     let second = backend_pid(&pool)
         .await
@@ -49,6 +63,7 @@ async fn a_connection_in_steady_use_is_not_pinged_and_a_dead_one_fails_once(admi
     let options = (*admin.connect_options()).clone();
     let pool = db::pool_options(1, Duration::from_secs(3600)).connect_lazy_with(options);
     let first = backend_pid(&pool).await.unwrap();
+    idle(&pool).await;
     terminate(&admin, first).await;
     // Not pinged: the one request that meets the dead connection fails (a 503 at the edge) ...
     assert!(backend_pid(&pool).await.is_err());
