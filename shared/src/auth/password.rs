@@ -20,7 +20,9 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$HQMbM0HUIOW3LMIadMbbxQ$
 
 #[derive(Clone)]
 pub struct PasswordHasher {
-    argon: Arc<Argon2<'static>>,
+    /// Built on first use: `Argon2::new` detects AVX2 with CPUID, which traps to the hypervisor
+    /// in a VM (Lambda's included) and cost 35 µs of every cold start, hashing or not.
+    argon: Arc<OnceLock<Argon2<'static>>>,
     /// Each hash holds 19 MiB for tens of milliseconds: at most one per core runs at once, the
     /// rest queue, so a burst of logins cannot exhaust memory or starve other blocking work.
     /// Sized on first use: counting cores reads cgroup files, which most functions, that never
@@ -30,17 +32,23 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn owasp() -> Self {
-        let params = Params::new(OWASP_M_COST, OWASP_T_COST, OWASP_P_COST, None)
-            .unwrap_or_else(|_| Params::default());
         Self {
-            argon: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
+            argon: Arc::new(OnceLock::new()),
             slots: Arc::new(OnceLock::new()),
         }
     }
 
+    fn argon(&self) -> &Argon2<'static> {
+        self.argon.get_or_init(|| {
+            let params = Params::new(OWASP_M_COST, OWASP_T_COST, OWASP_P_COST, None)
+                .unwrap_or_else(|_| Params::default());
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        })
+    }
+
     /// Hashes on the calling thread. Use [`Self::hash`] from async code.
     pub fn hash_blocking(&self, password: &str) -> AppResult<String> {
-        self.argon
+        self.argon()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
             .map_err(|e| AppError::internal(anyhow::anyhow!("argon2 hash failed: {e}")))
@@ -50,7 +58,7 @@ impl PasswordHasher {
     /// hash and is always false.
     pub fn verify_blocking(&self, password: &str, stored: Option<&str>) -> bool {
         let matches = PasswordHash::new(stored.unwrap_or(DUMMY_HASH)).is_ok_and(|parsed| {
-            self.argon
+            self.argon()
                 .verify_password(password.as_bytes(), &parsed)
                 .is_ok()
         });
