@@ -8,8 +8,9 @@
 //   flow   - the whole sign-in: nonce -> sign -> login, 16 concurrent users (node:http), fixed duration,
 //            spread over THREADS worker threads (2), so that signing (about 0.4 ms a message in
 //            ethers) does not make one client thread the bottleneck
-// Settings: CONNECTIONS (16), SECONDS (8), LOGIN_SECONDS (3), LOGINS (pre-signed: 9000 gantry,
-// 1500 peer; a body used twice would be a replay, which gantry refuses and counts as an error),
+// Settings: CONNECTIONS (16), SECONDS (8), LOGIN_SECONDS (3), LOGINS (pre-signed: 15000 gantry,
+// 2500 peer, room for 5000 and 830 logins a second; a body used twice would be a replay, which
+// gantry refuses and counts as an error, so running out shows as errors),
 // THREADS (2), WORKLOADS (nonce,login,flow: the ones to run).
 const autocannon = require("autocannon");
 const http = require("node:http");
@@ -19,7 +20,7 @@ const { Worker, isMainThread, workerData, parentPort } = require("node:worker_th
 const [kind, base] = isMainThread ? process.argv.slice(2) : [workerData.kind, workerData.base];
 const connections = Number(process.env.CONNECTIONS || 16);
 const seconds = Number(process.env.SECONDS || 8);
-const logins = Number(process.env.LOGINS || (kind === "gantry" ? 9000 : 1500));
+const logins = Number(process.env.LOGINS || (kind === "gantry" ? 15000 : 2500));
 const loginSeconds = Number(process.env.LOGIN_SECONDS || 3);
 const threads = Number(process.env.THREADS || 2);
 const domain = "bench.example";
