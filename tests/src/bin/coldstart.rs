@@ -140,8 +140,7 @@ async fn main() -> Result<()> {
     let (runs, mut targets) = parse_args()?;
     let staged = std::env::temp_dir().join(format!("coldstart-{}", std::process::id()));
     std::fs::create_dir_all(&staged)?;
-    let outcome = stage(&mut targets, &staged);
-    let outcome = match outcome {
+    let outcome = match stage(&mut targets, &staged) {
         Ok(()) => measure(runs, &targets).await,
         Err(err) => Err(err),
     };
