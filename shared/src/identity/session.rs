@@ -58,7 +58,7 @@ pub async fn sign_in(
         subject_id: Some(subject.user_id),
         details: sign_in_details(subject.amr, Some(subject.identity_id), extra),
     };
-    let minted = Minted::new(Link::fresh(state), subject.amr);
+    let minted = Minted::fresh(state, subject.amr);
     issue(conn, state.signer()?, minted, subject, entry).await
 }
 

@@ -10,17 +10,25 @@ async fn backend_pid(pool: &PgPool) -> Result<i32, sqlx::Error> {
         .await
 }
 
-/// Waits until the pool's one connection is back and idle. sqlx returns a connection from a
-/// spawned task that pings it first; ending the backend during that ping would make sqlx replace
-/// the connection on release, before the acquire this file tests.
-async fn idle(pool: &PgPool) {
+/// Polls `holds` every 10 ms for up to 2 s; panics with `what` if it never does.
+async fn until(what: &str, holds: impl AsyncFn() -> bool) {
     for _ in 0..200 {
-        if pool.num_idle() == 1 {
+        if holds().await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the connection did not come back to the pool");
+    panic!("{what}");
+}
+
+/// Waits until the pool's one connection is back and idle. sqlx returns a connection from a
+/// spawned task that pings it first; ending the backend during that ping would make sqlx replace
+/// the connection on release, before the acquire this file tests.
+async fn idle(pool: &PgPool) {
+    until("the connection did not come back to the pool", async || {
+        pool.num_idle() == 1
+    })
+    .await;
 }
 
 /// Ends backend `pid` from `admin` and waits until it is gone.
@@ -30,19 +38,16 @@ async fn terminate(admin: &PgPool, pid: i32) {
         .execute(admin)
         .await
         .unwrap();
-    for _ in 0..200 {
-        let alive: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
-                .bind(pid)
-                .fetch_one(admin)
-                .await
-                .unwrap();
-        if !alive {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("backend {pid} did not end");
+    until(&format!("backend {pid} did not end"), async || {
+        !sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+        )
+        .bind(pid)
+        .fetch_one(admin)
+        .await
+        .unwrap()
+    })
+    .await;
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
