@@ -108,9 +108,10 @@ database_named() { # name
 }
 
 # npm tools the tests use, pinned, installed once into a cache shared between clones:
-# anvil (a real Ethereum node), solc (contract compiler), ethers (the independent SIWE signer).
+# anvil (a real Ethereum node), solc (contract compiler), ethers (the independent SIWE signer),
+# stripe (stripe-node: the independent Stripe webhook signer and the webhook benchmark peer).
 export GANTRY_NPM=${GANTRY_NPM:-$HOME/.cache/gantry/npm}
-NPM_TOOLS=(@foundry-rs/anvil-linux-amd64@1.7.1 solc@0.8.37 ethers@6.17.0)
+NPM_TOOLS=(@foundry-rs/anvil-linux-amd64@1.7.1 solc@0.8.37 ethers@6.17.0 stripe@23.1.0)
 ensure_npm_tools() {
   local marker="$GANTRY_NPM/.installed-$(printf '%s\n' "${NPM_TOOLS[@]}" | md5sum | cut -c1-12)"
   if [ ! -f "$marker" ]; then

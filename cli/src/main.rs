@@ -9,6 +9,7 @@ use gantry::config::{Env, PoolDefault};
 use gantry::domain::Email;
 use gantry::identity::IdentityState;
 use gantry::identity::service::{self, NewAccount};
+use gantry::payments::ledger::Verdict;
 use gantry::{AppError, Platform};
 use secrecy::ExposeSecret;
 use std::io::Read;
@@ -37,6 +38,16 @@ enum Command {
     Functions,
     /// Print the CID of FILE, exactly as `ipfs add --cid-version=1` would give it in Kubo.
     Cid { file: std::path::PathBuf },
+    /// The payment ledger (DATABASE_URL).
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Recompute every payment event's hash from the first: exits 1 and names the first row
+    /// whose content or link was changed, or where rows were removed.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -89,6 +100,17 @@ async fn run(cli: Cli) -> Result<()> {
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             println!("{}", gantry::ipfs::import(&bytes).root);
             Ok(())
+        }
+        Command::Ledger(LedgerCommand::Verify) => {
+            let platform = platform().await?;
+            let mut conn = platform.db.pool().map_err(describe)?.acquire().await?;
+            match gantry::payments::ledger::verify(&mut conn).await? {
+                Verdict::Intact { rows } => {
+                    println!("ledger intact: {rows} events");
+                    Ok(())
+                }
+                Verdict::Broken { seq, reason } => bail!("ledger broken at event {seq}: {reason}"),
+            }
         }
         Command::Migrate => {
             let platform = platform().await?;

@@ -2,17 +2,23 @@
 //! OpenAPI document merged from every area. The only module that names the areas; the core
 //! (config, runtime, errors, extractors, auth, stores, queue) never does.
 
-use crate::function::{FunctionSpec, Need, Schedule, Trigger, delete, get, post, put};
+use crate::function::needs::{CHAIN_RPC, DATABASE, PRIVATE_KEY, PUBLIC_KEYS};
+use crate::function::{FunctionSpec, Schedule, Trigger, delete, get, post, put};
 use crate::identity;
 use crate::platform::{Platform, StartupError};
 use crate::queue::JobHandler;
 use crate::store::housekeeping::{self, Housekeeping};
-use crate::work;
+use crate::{payments, work};
 use axum::Router;
 use std::sync::Arc;
 use utoipa::OpenApi;
 
-use Need::{ChainRpc, Database, Ipfs, PrivateKey, PublicKeys, Siwe};
+const SIWE: crate::function::Need = identity::config::SIWE_NEED;
+const IPFS: crate::function::Need = crate::ipfs::store::NEED;
+const STRIPE_API: crate::function::Need = payments::stripe::API_NEED;
+const STRIPE_HOOK: crate::function::Need = payments::stripe::WEBHOOK_NEED;
+const BTCPAY_API: crate::function::Need = payments::btcpay::API_NEED;
+const BTCPAY_HOOK: crate::function::Need = payments::btcpay::WEBHOOK_NEED;
 
 const fn http(
     routes: &'static [crate::function::Route],
@@ -25,7 +31,7 @@ pub static AUTH_NONCE: FunctionSpec = FunctionSpec {
     name: "auth-nonce",
     resource: "AuthNonce",
     trigger: http(&[post("/auth/nonce")], identity::auth_nonce),
-    needs: &[Siwe],
+    needs: &[&SIWE],
     aws: &[],
 };
 
@@ -33,7 +39,7 @@ pub static JWKS: FunctionSpec = FunctionSpec {
     name: "jwks",
     resource: "Jwks",
     trigger: http(&[get("/.well-known/jwks.json")], identity::jwks),
-    needs: &[PublicKeys],
+    needs: &[&PUBLIC_KEYS],
     aws: &[],
 };
 
@@ -41,7 +47,7 @@ pub static LINK_IDENTITY: FunctionSpec = FunctionSpec {
     name: "link-identity",
     resource: "LinkIdentity",
     trigger: http(&[post("/link-identity")], identity::link_identity),
-    needs: &[Database, PublicKeys, Siwe, ChainRpc],
+    needs: &[&DATABASE, &PUBLIC_KEYS, &SIWE, &CHAIN_RPC],
     aws: &[],
 };
 
@@ -49,7 +55,7 @@ pub static LOGIN: FunctionSpec = FunctionSpec {
     name: "login",
     resource: "Login",
     trigger: http(&[post("/login-email-password")], identity::login),
-    needs: &[Database, PrivateKey],
+    needs: &[&DATABASE, &PRIVATE_KEY],
     aws: &[],
 };
 
@@ -57,7 +63,7 @@ pub static LOGIN_BLOCKCHAIN: FunctionSpec = FunctionSpec {
     name: "login-blockchain",
     resource: "LoginBlockchain",
     trigger: http(&[post("/login-blockchain")], identity::login_blockchain),
-    needs: &[Database, PrivateKey, Siwe, ChainRpc],
+    needs: &[&DATABASE, &PRIVATE_KEY, &SIWE, &CHAIN_RPC],
     aws: &[],
 };
 
@@ -65,7 +71,7 @@ pub static PROFILE: FunctionSpec = FunctionSpec {
     name: "profile",
     resource: "Profile",
     trigger: http(&[get("/profile")], identity::profile),
-    needs: &[Database, PublicKeys],
+    needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
 
@@ -79,7 +85,7 @@ pub static REGISTER: FunctionSpec = FunctionSpec {
         ],
         identity::register,
     ),
-    needs: &[Database, PrivateKey, Siwe, ChainRpc],
+    needs: &[&DATABASE, &PRIVATE_KEY, &SIWE, &CHAIN_RPC],
     aws: &[],
 };
 
@@ -87,7 +93,7 @@ pub static TOKEN: FunctionSpec = FunctionSpec {
     name: "token",
     resource: "Token",
     trigger: http(&[post("/token/refresh"), post("/logout")], identity::token),
-    needs: &[Database, PrivateKey],
+    needs: &[&DATABASE, &PRIVATE_KEY],
     aws: &[],
 };
 
@@ -95,7 +101,7 @@ pub static UNLINK_IDENTITY: FunctionSpec = FunctionSpec {
     name: "unlink-identity",
     resource: "UnlinkIdentity",
     trigger: http(&[post("/unlink-identity")], identity::unlink_identity),
-    needs: &[Database, PublicKeys],
+    needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
 
@@ -103,7 +109,7 @@ pub static USERS: FunctionSpec = FunctionSpec {
     name: "users",
     resource: "Users",
     trigger: http(&[get("/users"), put("/users/{id}/role")], identity::users),
-    needs: &[Database, PublicKeys],
+    needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
 
@@ -120,7 +126,7 @@ pub static PROJECTS: FunctionSpec = FunctionSpec {
         ],
         work::projects,
     ),
-    needs: &[Database, PublicKeys, Ipfs],
+    needs: &[&DATABASE, &PUBLIC_KEYS, &IPFS],
     aws: &[],
 };
 
@@ -131,7 +137,7 @@ pub static PROJECT_TASKS: FunctionSpec = FunctionSpec {
         &[get("/projects/{id}/tasks"), post("/projects/{id}/tasks")],
         work::project_tasks,
     ),
-    needs: &[Database, PublicKeys],
+    needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
 
@@ -146,7 +152,7 @@ pub static TASKS: FunctionSpec = FunctionSpec {
         ],
         work::tasks,
     ),
-    needs: &[Database, PublicKeys],
+    needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
 
@@ -160,7 +166,7 @@ pub static PROJECT_WORK_ORDERS: FunctionSpec = FunctionSpec {
         ],
         work::project_work_orders,
     ),
-    needs: &[Database, PublicKeys],
+    needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
 
@@ -175,7 +181,7 @@ pub static WORK_ORDERS: FunctionSpec = FunctionSpec {
         ],
         work::work_orders,
     ),
-    needs: &[Database, PublicKeys],
+    needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
 
@@ -183,7 +189,7 @@ pub static PIN_TO_IPFS: FunctionSpec = FunctionSpec {
     name: "pin-to-ipfs",
     resource: "PinToIpfs",
     trigger: http(&[post("/ipfs")], work::pin_to_ipfs),
-    needs: &[Database, PublicKeys, Ipfs],
+    needs: &[&DATABASE, &PUBLIC_KEYS, &IPFS],
     aws: &[],
 };
 
@@ -191,12 +197,85 @@ pub static IPFS_GET: FunctionSpec = FunctionSpec {
     name: "ipfs-get",
     resource: "IpfsGet",
     trigger: http(&[get("/ipfs/{cid}")], work::ipfs_get),
-    needs: &[Database, PublicKeys, Ipfs],
+    needs: &[&DATABASE, &PUBLIC_KEYS, &IPFS],
     aws: &[],
 };
 
+pub static INVOICES: FunctionSpec = FunctionSpec {
+    name: "invoices",
+    resource: "Invoices",
+    trigger: http(
+        &[
+            get("/invoices"),
+            post("/invoices"),
+            get("/invoices/{id}"),
+            put("/invoices/{id}"),
+        ],
+        payments::invoices,
+    ),
+    needs: &[&DATABASE, &PUBLIC_KEYS],
+    aws: &[],
+};
+
+pub static INVOICE_PAYMENTS: FunctionSpec = FunctionSpec {
+    name: "invoice-payments",
+    resource: "InvoicePayments",
+    trigger: http(
+        &[get("/invoices/{id}/payments")],
+        payments::invoice_payments,
+    ),
+    needs: &[&DATABASE, &PUBLIC_KEYS],
+    aws: &[],
+};
+
+pub static CREATE_PAYMENT_INTENT: FunctionSpec = FunctionSpec {
+    name: "create-payment-intent",
+    resource: "CreatePaymentIntent",
+    trigger: http(
+        &[post("/invoices/{id}/create-payment-intent")],
+        payments::create_payment_intent,
+    ),
+    needs: &[&DATABASE, &PUBLIC_KEYS, &STRIPE_API],
+    aws: &[],
+};
+
+pub static STRIPE_WEBHOOK: FunctionSpec = FunctionSpec {
+    name: "stripe-webhook",
+    resource: "StripeWebhook",
+    trigger: http(&[post("/stripe-webhook")], payments::stripe_webhook),
+    needs: &[&DATABASE, &STRIPE_HOOK],
+    aws: &[],
+};
+
+pub static CREATE_BTCPAY_INVOICE: FunctionSpec = FunctionSpec {
+    name: "create-btcpay-invoice",
+    resource: "CreateBtcpayInvoice",
+    trigger: http(
+        &[post("/invoices/{id}/create-btcpay-invoice")],
+        payments::create_btcpay_invoice,
+    ),
+    needs: &[&DATABASE, &PUBLIC_KEYS, &BTCPAY_API],
+    aws: &[],
+};
+
+pub static BTCPAY_WEBHOOK: FunctionSpec = FunctionSpec {
+    name: "btcpay-webhook",
+    resource: "BtcpayWebhook",
+    trigger: http(&[post("/btcpay-webhook")], payments::btcpay_webhook),
+    needs: &[&DATABASE, &BTCPAY_API, &BTCPAY_HOOK],
+    aws: &[],
+};
+
+/// Every owner's purges, for the housekeeping job.
+pub fn purges() -> impl Iterator<Item = housekeeping::Purge> {
+    [crate::store::PURGES, crate::queue::PURGES, identity::PURGES]
+        .into_iter()
+        .flatten()
+        .copied()
+}
+
 fn housekeeping_handler(platform: &Platform) -> Result<Arc<dyn JobHandler>, StartupError> {
-    Ok(Arc::new(Housekeeping::new(platform.db.clone())))
+    Ok(Arc::new(Housekeeping::new(platform.db.clone(), purges())))
 }
 
 /// The built-in queue worker: purges expired rows every 15 minutes.
@@ -210,14 +289,19 @@ pub static HOUSEKEEPING: FunctionSpec = FunctionSpec {
             body: housekeeping::PURGE_EXPIRED,
         }),
     },
-    needs: &[Database],
+    needs: &[&DATABASE],
     aws: &[],
 };
 
 /// Every deployable function, as in `functions/`, `template.yaml` and `stack.yml`.
 pub static FUNCTIONS: &[&FunctionSpec] = &[
     &AUTH_NONCE,
+    &BTCPAY_WEBHOOK,
+    &CREATE_BTCPAY_INVOICE,
+    &CREATE_PAYMENT_INTENT,
     &HOUSEKEEPING,
+    &INVOICE_PAYMENTS,
+    &INVOICES,
     &IPFS_GET,
     &JWKS,
     &LINK_IDENTITY,
@@ -229,6 +313,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &PROJECT_WORK_ORDERS,
     &PROJECTS,
     &REGISTER,
+    &STRIPE_WEBHOOK,
     &TASKS,
     &TOKEN,
     &UNLINK_IDENTITY,
@@ -257,19 +342,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = crate::openapi::CoreApi::openapi();
     doc.merge(identity::api::IdentityApi::openapi());
     doc.merge(work::api::WorkApi::openapi());
+    doc.merge(payments::api::PaymentsApi::openapi());
     crate::openapi::add_edge_responses(&mut doc, |method, path| {
         let dependent = FUNCTIONS.iter().any(|spec| {
             spec.routes().iter().any(|route| {
                 route.path == path && route.method.http().as_str().eq_ignore_ascii_case(method)
-            }) && spec
-                .needs
-                .iter()
-                .any(|need| matches!(need, Database | PrivateKey | ChainRpc | Ipfs))
+            }) && spec.needs.iter().any(|need| need.can_be_unavailable)
         });
         crate::openapi::EdgeFacts { dependent }
     });
     identity::api::add_links(&mut doc);
     work::api::add_links(&mut doc);
+    payments::api::add_links(&mut doc);
     crate::openapi::finish(doc)
 }
 

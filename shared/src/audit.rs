@@ -35,3 +35,24 @@ pub async fn record<A: Action>(
     .await?;
     Ok(())
 }
+
+/// The audit row of a change `caller` made to `subject`, in the change's transaction: what
+/// every area writes for its users' changes.
+pub async fn caller_did<A: Action>(
+    conn: &mut PgConnection,
+    action: A,
+    caller: &crate::extract::AuthUser,
+    subject: Uuid,
+    details: Value,
+) -> Result<(), sqlx::Error> {
+    record(
+        conn,
+        Entry {
+            action,
+            actor_id: Some(caller.user_id),
+            subject_id: Some(subject),
+            details,
+        },
+    )
+    .await
+}

@@ -229,6 +229,10 @@ impl From<sqlx::Error> for AppError {
                 tracing::error!(error = %err, "database unavailable");
                 Self::Unavailable("the database is unavailable".to_owned())
             }
+            // A row still referenced by others (an invoice's project, say) cannot go.
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                Self::Conflict("other records still refer to it".to_owned())
+            }
             // Includes unique violations no area mapped: a conflict nobody expected is a bug.
             _ => Self::internal(err),
         }

@@ -2,7 +2,7 @@
 //!
 //! - The **core** (`config`, `platform`, `runtime`, `function`, `error`, `extract`, `auth`,
 //!   `store`, `queue`, `chain`, `db`, `audit`, `domain`, `edge`, `openapi`) never imports an area.
-//! - Each **area** (`identity`, `work`; payments and chain next) owns its routes and their
+//! - Each **area** (`identity`, `work`, `payments`; stacked in that order) owns its routes and their
 //!   OpenAPI paths, its errors, its audit actions and its configuration section.
 //! - [`app`] is the composition root: the table of deployable functions, the gateway and the
 //!   merged OpenAPI document. `functions/<name>/src/main.rs` hands its entry of that table to
@@ -22,6 +22,7 @@ pub mod function;
 pub mod identity;
 pub mod ipfs;
 pub mod openapi;
+pub mod payments;
 pub mod platform;
 pub mod queue;
 pub mod runtime;

@@ -139,7 +139,7 @@ pub fn add_edge_responses(doc: &mut OpenApi, facts: impl Fn(&str, &str) -> EdgeF
         if facts(method, path).dependent {
             add(
                 "503",
-                "A dependency (database, signing key or chain RPC) is down or not configured; the detail says which",
+                "A dependency (database, signing key, chain RPC, IPFS backend or payment provider) is down or not configured; the detail says which",
             );
         }
         if let Some(RefOr::T(limited)) = op.responses.responses.get_mut("429") {

@@ -11,6 +11,10 @@ pub use name::{DisplayName, line_schema, parse_line, parse_text, text_schema};
 pub use password::Password;
 pub use role::Role;
 
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
 /// Page size for keyset-paginated lists: 1 to 100, default 50.
 pub fn page_limit(raw: Option<u32>) -> Result<u32, crate::error::FieldError> {
     let limit = raw.unwrap_or(50);
@@ -21,5 +25,31 @@ pub fn page_limit(raw: Option<u32>) -> Result<u32, crate::error::FieldError> {
             "limit",
             "must be between 1 and 100",
         ))
+    }
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// `rows` holds up to `limit + 1` rows in key order: the extra one only says that another
+    /// page follows, whose cursor is the last kept row's key.
+    pub fn of(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> Uuid) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|row| key(row).to_string())
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_cursor,
+        }
     }
 }

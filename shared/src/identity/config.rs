@@ -110,6 +110,48 @@ fn siwe_policy(env: &Env) -> Result<Option<SiwePolicy>, ConfigError> {
     }))
 }
 
+/// What a function that issues or checks SIWE nonces needs from its deployment.
+pub const SIWE_NEED: crate::function::Need = {
+    use crate::function::{FaasValue, Need, SamValue, Var, required, secret};
+    Need {
+        name: "siwe",
+        can_be_unavailable: false,
+        vars: &[
+            Var {
+                name: "SIWE_DOMAINS",
+                sam: required(
+                    "SiweDomains",
+                    false,
+                    "Comma-separated host[:port] a SIWE message may name, e.g. app.example.com",
+                ),
+                openfaas: FaasValue::Value {
+                    value: "app.example.com",
+                },
+            },
+            Var {
+                name: "SIWE_CHAIN_IDS",
+                sam: SamValue::Parameter {
+                    name: "SiweChainIds",
+                    secret: false,
+                    default: Some("1"),
+                    description: "Comma-separated EIP-155 chain ids accepted in SIWE messages",
+                },
+                openfaas: FaasValue::Value { value: "1" },
+            },
+            Var {
+                name: "SIWE_NONCE_SECRET",
+                sam: required(
+                    "SiweNonceSecret",
+                    true,
+                    "At least 32 random bytes (SIWE_NONCE_SECRET from `gantry keygen`); the key SIWE nonces are authenticated with. Give every wallet function the same value.",
+                ),
+                openfaas: secret("gantry-siwe-nonce-secret"),
+            },
+        ],
+        aws: &[],
+    }
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,3 +109,17 @@ pub fn users(platform: &Platform) -> Result<Router, StartupError> {
         .route("/users/{id}/role", put(api::set_role))
         .with_state(IdentityState::new(platform)?))
 }
+
+/// What expires in identity's tables, for the housekeeping job: spent SIWE nonces (a nonce past
+/// its expiry is refused on its own, so its row no longer guards anything).
+pub const PURGES: &[crate::store::housekeeping::Purge] = &[crate::store::housekeeping::Purge {
+    name: "spent_nonces",
+    run: |pool| {
+        Box::pin(async move {
+            sqlx::query!("DELETE FROM spent_nonces WHERE expires_at < now()")
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+    },
+}];

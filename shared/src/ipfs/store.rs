@@ -101,6 +101,66 @@ pub async fn read(store: &dyn IpfsStore, cid: &Cid) -> IpfsResult<Option<Vec<u8>
     Ok(Some(bytes))
 }
 
+/// What a function that stores or reads documents needs from its deployment. A Lambda's disk is
+/// ephemeral, so under SAM blocks go to the stack's S3 bucket; OpenFaaS replicas share no disk,
+/// so there they go to a Kubo node.
+pub const NEED: crate::function::Need = {
+    use crate::function::{AwsAccess, FaasValue, Need, SamValue, Var, optional};
+    Need {
+        name: "ipfs",
+        can_be_unavailable: true,
+        vars: &[
+            Var {
+                name: "IPFS_BACKEND",
+                sam: SamValue::Fixed { value: "s3" },
+                openfaas: FaasValue::Value { value: "kubo" },
+            },
+            Var {
+                name: "IPFS_S3_BUCKET",
+                sam: SamValue::Fixed {
+                    value: "!Ref DocumentsBucket",
+                },
+                openfaas: FaasValue::Unset,
+            },
+            Var {
+                name: "IPFS_KUBO_URL",
+                sam: SamValue::Unset,
+                openfaas: FaasValue::Value {
+                    value: "http://kubo.openfaas:5001",
+                },
+            },
+            Var {
+                name: "IPFS_PINNING_URL",
+                sam: optional(
+                    "IpfsPinningUrl",
+                    false,
+                    "An IPFS Pinning Service API base URL (its /pins is below it) that pins every document too; empty for none",
+                ),
+                openfaas: FaasValue::Unset,
+            },
+            Var {
+                name: "IPFS_PINNING_TOKEN",
+                sam: optional(
+                    "IpfsPinningToken",
+                    true,
+                    "The pinning service's access token (required with IpfsPinningUrl)",
+                ),
+                openfaas: FaasValue::Unset,
+            },
+            Var {
+                name: "IPFS_PINNING_ORIGINS",
+                sam: optional(
+                    "IpfsPinningOrigins",
+                    false,
+                    "Comma-separated multiaddrs of the IPFS node that serves the documents' blocks to the pinning service",
+                ),
+                openfaas: FaasValue::Unset,
+            },
+        ],
+        aws: &[AwsAccess::DocumentsBucket],
+    }
+};
+
 /// Where documents live: the backend (`IPFS_BACKEND`) and, optionally, a pinning service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpfsConfig {

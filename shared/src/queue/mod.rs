@@ -11,7 +11,7 @@
 mod postgres;
 mod worker;
 
-pub use postgres::{PgQueue, Received};
+pub use postgres::{PURGES, PgQueue, Received};
 pub use worker::{Worker, WorkerPolicy};
 
 use crate::error::AppError;

@@ -150,3 +150,17 @@ impl Queue for PgQueue {
             .to_string())
     }
 }
+
+/// SQS keeps a dead-letter queue's messages at most 14 days; so does the local queue (the
+/// housekeeping job runs this).
+pub const PURGES: &[crate::store::housekeeping::Purge] = &[crate::store::housekeeping::Purge {
+    name: "dead_letters",
+    run: |pool| {
+        Box::pin(async move {
+            sqlx::query!("DELETE FROM queue_messages WHERE dead_at < now() - interval '14 days'")
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+    },
+}];

@@ -1,5 +1,6 @@
-//! The built-in queue job: deletes what has expired (spent SIWE nonces, rate-limit windows,
-//! idle lockouts, idempotency keys, old dead letters). It proves the queue runtime under every
+//! The built-in queue job: deletes what has expired. It names no table: each owner registers a
+//! [`Purge`] (the ephemeral store its rate windows, lockouts and idempotency keys; the queue its
+//! old dead letters; identity its spent SIWE nonces), and `crate::app` hands them over. It proves the queue runtime under every
 //! trigger, and keeps the tables small. A schedule sends it `{"task":"purge-expired"}`: an
 //! EventBridge Scheduler rule into SQS under Lambda, the cron connector on OpenFaaS, a timer in
 //! the local gateway.
@@ -7,7 +8,9 @@
 use crate::platform::Db;
 use crate::queue::{Job, JobError, JobHandler};
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use serde::Deserialize;
+use sqlx::PgPool;
 
 /// The queue (and function) name.
 pub const QUEUE: &str = "housekeeping";
@@ -20,61 +23,54 @@ enum Task {
     PurgeExpired,
 }
 
-/// Rows deleted by one run.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Purged {
-    pub spent_nonces: u64,
-    pub rate_windows: u64,
-    pub lockouts: u64,
-    pub idempotency_keys: u64,
-    pub dead_letters: u64,
+/// One kind of expired row, registered by the module that owns its table: a name for the logs,
+/// and the statement that deletes what has expired (returning how many rows it deleted).
+#[derive(Clone, Copy)]
+pub struct Purge {
+    pub name: &'static str,
+    pub run: for<'c> fn(&'c PgPool) -> BoxFuture<'c, sqlx::Result<u64>>,
+}
+
+/// Rows deleted by one run, per purge.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Purged(pub Vec<(&'static str, u64)>);
+
+impl Purged {
+    /// Rows the purge called `name` deleted (0 when none ran by that name).
+    pub fn of(&self, name: &str) -> u64 {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, count)| *count)
+    }
 }
 
 pub struct Housekeeping {
     db: Db,
+    purges: Vec<Purge>,
 }
 
 impl Housekeeping {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// Runs `purges` (each owner's, gathered by the composition root) on every pass.
+    pub fn new(db: Db, purges: impl IntoIterator<Item = Purge>) -> Self {
+        Self {
+            db,
+            purges: purges.into_iter().collect(),
+        }
     }
 
-    /// One pass over every table, in one statement (so one round trip and one transaction).
+    /// One pass: each purge in turn, each its own statement (a failure retries the whole job;
+    /// purges are idempotent).
     pub async fn purge_expired(&self) -> Result<Purged, JobError> {
         let pool = self
             .db
             .get()
             .ok_or_else(|| JobError::Retry(anyhow::anyhow!("DATABASE_URL is not configured")))?;
-        // Rate windows are at most an hour long, so an older row counts nothing any more. A day
-        // without failures forgets an identifier's streak, unless it is locked. SQS keeps a
-        // dead-letter queue's messages at most 14 days; so does the local queue.
-        let row = sqlx::query!(
-            r#"WITH
-                 nonces AS (DELETE FROM spent_nonces WHERE expires_at < now() RETURNING 1),
-                 windows AS (DELETE FROM rate_limits
-                             WHERE window_start < now() - interval '1 hour' RETURNING 1),
-                 lockouts AS (DELETE FROM login_lockouts
-                              WHERE updated_at < now() - interval '1 day'
-                                AND (locked_until IS NULL OR locked_until < now()) RETURNING 1),
-                 keys AS (DELETE FROM idempotency_keys WHERE expires_at < now() RETURNING 1),
-                 dead AS (DELETE FROM queue_messages
-                          WHERE dead_at < now() - interval '14 days' RETURNING 1)
-               SELECT (SELECT count(*) FROM nonces) AS "spent_nonces!",
-                      (SELECT count(*) FROM windows) AS "rate_windows!",
-                      (SELECT count(*) FROM lockouts) AS "lockouts!",
-                      (SELECT count(*) FROM keys) AS "idempotency_keys!",
-                      (SELECT count(*) FROM dead) AS "dead_letters!""#
-        )
-        .fetch_one(pool)
-        .await?;
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        Ok(Purged {
-            spent_nonces: count(row.spent_nonces),
-            rate_windows: count(row.rate_windows),
-            lockouts: count(row.lockouts),
-            idempotency_keys: count(row.idempotency_keys),
-            dead_letters: count(row.dead_letters),
-        })
+        let mut purged = Purged::default();
+        for purge in &self.purges {
+            purged.0.push((purge.name, (purge.run)(pool).await?));
+        }
+        Ok(purged)
     }
 }
 

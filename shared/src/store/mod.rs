@@ -13,7 +13,7 @@ mod memory;
 mod postgres;
 
 pub use memory::MemoryEphemeral;
-pub use postgres::PgEphemeral;
+pub use postgres::{PURGES, PgEphemeral};
 
 use crate::error::AppError;
 use async_trait::async_trait;

@@ -214,3 +214,47 @@ impl IdempotencyStore for PgEphemeral {
         Ok(())
     }
 }
+
+/// What expires in this store's tables, for the housekeeping job. Rate windows are at most an
+/// hour long, so an older row counts nothing any more. A day without failures forgets an
+/// identifier's streak, unless it is locked.
+pub const PURGES: &[crate::store::housekeeping::Purge] = &[
+    crate::store::housekeeping::Purge {
+        name: "rate_windows",
+        run: |pool| {
+            Box::pin(async move {
+                sqlx::query!(
+                    "DELETE FROM rate_limits WHERE window_start < now() - interval '1 hour'"
+                )
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+            })
+        },
+    },
+    crate::store::housekeeping::Purge {
+        name: "lockouts",
+        run: |pool| {
+            Box::pin(async move {
+                sqlx::query!(
+                    "DELETE FROM login_lockouts WHERE updated_at < now() - interval '1 day'
+                       AND (locked_until IS NULL OR locked_until < now())"
+                )
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+            })
+        },
+    },
+    crate::store::housekeeping::Purge {
+        name: "idempotency_keys",
+        run: |pool| {
+            Box::pin(async move {
+                sqlx::query!("DELETE FROM idempotency_keys WHERE expires_at < now()")
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected())
+            })
+        },
+    },
+];

@@ -84,6 +84,7 @@ pub async fn update_project(
         (status = 204, description = "Deleted, with its tasks, work orders and document records"),
         (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such project, or not the caller's to see", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Other records (its invoices) still refer to it; the books never lose a row", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_project(
     State(state): State<WorkState>,

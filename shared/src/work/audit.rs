@@ -1,9 +1,6 @@
 //! The work area's audited events.
 
-use crate::audit::{self, Action, Entry};
-use crate::error::AppResult;
-use crate::extract::AuthUser;
-use uuid::Uuid;
+use crate::audit::Action;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkAction {
@@ -36,23 +33,5 @@ impl Action for WorkAction {
     }
 }
 
-/// Writes the audit row of a change the caller made to `subject`, in the change's transaction.
-pub(crate) async fn record(
-    tx: &mut sqlx::PgConnection,
-    action: WorkAction,
-    caller: &AuthUser,
-    subject: Uuid,
-    details: serde_json::Value,
-) -> AppResult<()> {
-    audit::record(
-        tx,
-        Entry {
-            action,
-            actor_id: Some(caller.user_id),
-            subject_id: Some(subject),
-            details,
-        },
-    )
-    .await?;
-    Ok(())
-}
+/// Writes the audit row of a change the caller made, in the change's transaction.
+pub(crate) use crate::audit::caller_did as record;

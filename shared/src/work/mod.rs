@@ -3,13 +3,15 @@
 //!
 //! It owns its routes and their OpenAPI paths ([`api`]), its router builders (below, one per
 //! deployable function), its access rules ([`access`]), its audit actions ([`audit`]) and its
-//! configuration (the IPFS backend). The core never imports it.
+//! configuration (the IPFS backend). The core never imports it; the areas above it (payments)
+//! use only [`facade`].
 
 pub mod access;
 pub mod api;
 pub mod audit;
 pub mod documents;
 pub mod dto;
+pub mod facade;
 pub mod items;
 pub mod model;
 pub mod projects;

@@ -70,28 +70,4 @@ pub struct Item<S> {
     pub updated_at: OffsetDateTime,
 }
 
-/// One page of a keyset-paginated list.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    pub next_cursor: Option<String>,
-}
-
-impl<T> Page<T> {
-    /// `rows` holds up to `limit + 1` rows in key order: the extra one only says that another
-    /// page follows, whose cursor is the last kept row's key.
-    pub fn of(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> Uuid) -> Self {
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        let next_cursor = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last().map(|row| key(row).to_string())
-        } else {
-            None
-        };
-        Self {
-            items: rows,
-            next_cursor,
-        }
-    }
-}
+pub use crate::domain::Page;

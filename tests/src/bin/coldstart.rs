@@ -18,19 +18,14 @@ struct Target {
     path: PathBuf,
     queue: bool,
     /// What the function's deployment gives it (from the function table); `None`: everything.
-    needs: Option<&'static [Need]>,
+    needs: Option<&'static [&'static Need]>,
 }
 
-/// The variables a deployment sets for `need`.
-fn variables(need: Need) -> &'static [&'static str] {
-    match need {
-        Need::Database => &["DATABASE_URL"],
-        Need::PrivateKey => &["JWT_PRIVATE_KEY"],
-        Need::PublicKeys => &["JWT_PUBLIC_KEYS"],
-        Need::Siwe => &["SIWE_DOMAINS", "SIWE_NONCE_SECRET"],
-        Need::ChainRpc => &["CHAIN_RPC_URLS"],
-        Need::Ipfs => &["IPFS_BACKEND", "IPFS_S3_BUCKET"],
-    }
+/// Whether a deployment of a function with `needs` sets variable `name`.
+fn given(needs: &[&Need], name: &str) -> bool {
+    needs
+        .iter()
+        .any(|need| need.vars.iter().any(|var| var.name == name))
 }
 
 /// Every function in `gantry::app::FUNCTIONS`, built in `dir`, then the floor.
@@ -86,7 +81,7 @@ async fn one_run(target: &Target, env: &[(&str, String)]) -> Result<Duration> {
     let api = RuntimeApi::start().await?;
     let mut env = env.to_vec();
     if let Some(needs) = target.needs {
-        env.retain(|(name, _)| needs.iter().any(|n| variables(*n).contains(name)));
+        env.retain(|(name, _)| given(needs, name));
     }
     env.extend(runtime_env(&api, "coldstart"));
     let event = if target.queue {

@@ -119,9 +119,10 @@ async fn a_retry_waits_out_its_back_off(pool: PgPool) {
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_message_that_can_never_succeed_is_dead_lettered_at_once(pool: PgPool) {
     let queue = PgQueue::new(pool.clone());
-    let handler = Arc::new(Housekeeping::new(gantry::platform::Db::new(Some(
-        pool.clone(),
-    ))));
+    let handler = Arc::new(Housekeeping::new(
+        gantry::platform::Db::new(Some(pool.clone())),
+        gantry::app::purges(),
+    ));
     let worker = Worker::new(queue.clone(), housekeeping::QUEUE, handler, immediate());
     let id = queue
         .send_with(housekeeping::QUEUE, "not json", 5)
@@ -184,9 +185,10 @@ async fn concurrent_workers_never_handle_a_message_twice(pool: PgPool) {
 async fn housekeeping_purges_what_has_expired_and_keeps_the_rest(pool: PgPool) {
     gantry_tests::seed_expired_rows(&pool).await;
     let queue = PgQueue::new(pool.clone());
-    let handler = Arc::new(Housekeeping::new(gantry::platform::Db::new(Some(
-        pool.clone(),
-    ))));
+    let handler = Arc::new(Housekeeping::new(
+        gantry::platform::Db::new(Some(pool.clone())),
+        gantry::app::purges(),
+    ));
     let worker = Worker::new(queue.clone(), housekeeping::QUEUE, handler, immediate());
     queue
         .send_with(housekeeping::QUEUE, PURGE_EXPIRED, 5)

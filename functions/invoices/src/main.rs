@@ -1,0 +1,6 @@
+//! GET, POST /invoices; GET, PUT /invoices/{id}: its entry in `gantry::app::FUNCTIONS`;
+//! the rules live in the area.
+
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::INVOICES)
+}

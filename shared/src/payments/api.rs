@@ -1,0 +1,256 @@
+//! The payments area's HTTP handlers and their OpenAPI paths. Thin: extract, call the rule,
+//! choose the status.
+
+use super::dto::{
+    BtcpayInvoiceCreated, InvoiceInput, InvoiceQuery, InvoiceUpdate, PaymentIntentCreated, Received,
+};
+use super::model::{Invoice, Payments};
+use super::state::PaymentsState;
+use super::{btcpay, invoices, stripe};
+use crate::domain::Page;
+use crate::error::{AppResult, Problem};
+use crate::extract::{AuthUser, Authorized, Json, Path, Query, RawBody, StaffOrAdmin};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use uuid::Uuid;
+
+#[utoipa::path(get, path = "/invoices", tag = "payments", security(("bearer" = [])),
+    params(InvoiceQuery),
+    responses(
+        (status = 200, description = "A page of the invoices the caller can see (a CLIENT: their projects')", body = Page<Invoice>),
+    ))]
+pub async fn list_invoices(
+    State(state): State<PaymentsState>,
+    caller: AuthUser,
+    Query(query): Query<InvoiceQuery>,
+) -> AppResult<Json<Page<Invoice>>> {
+    Ok(Json(invoices::list(state.db()?, &caller, query).await?))
+}
+
+#[utoipa::path(post, path = "/invoices", tag = "payments", security(("bearer" = [])),
+    request_body = InvoiceInput,
+    responses(
+        (status = 201, description = "The invoice, as DRAFT", body = Invoice),
+        (status = 403, description = "Not STAFF or ADMIN", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "project_id names no project, or the currency is unknown", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_invoice(
+    State(state): State<PaymentsState>,
+    Authorized(caller, _): Authorized<StaffOrAdmin>,
+    Json(body): Json<InvoiceInput>,
+) -> AppResult<(StatusCode, Json<Invoice>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(invoices::create(state.db()?, &caller, body).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/invoices/{id}", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Invoice id")),
+    responses(
+        (status = 200, description = "The invoice", body = Invoice),
+        (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_invoice(
+    State(state): State<PaymentsState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> AppResult<Json<Invoice>> {
+    Ok(Json(invoices::visible(state.db()?, &caller, id).await?))
+}
+
+#[utoipa::path(put, path = "/invoices/{id}", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Invoice id")),
+    request_body = InvoiceUpdate,
+    responses(
+        (status = 200, description = "The invoice, changed", body = Invoice),
+        (status = 403, description = "A CLIENT", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The status cannot move that way, or the amount is fixed once SENT", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The currency is unknown", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_invoice(
+    State(state): State<PaymentsState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<InvoiceUpdate>,
+) -> AppResult<Json<Invoice>> {
+    Ok(Json(
+        invoices::update(state.db()?, &caller, id, body).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/invoices/{id}/payments", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Invoice id")),
+    responses(
+        (status = 200, description = "Every payment of the invoice, oldest first", body = Payments),
+        (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_payments(
+    State(state): State<PaymentsState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> AppResult<Json<Payments>> {
+    Ok(Json(invoices::payments(state.db()?, &caller, id).await?))
+}
+
+#[utoipa::path(post, path = "/invoices/{id}/create-payment-intent", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Invoice id")),
+    responses(
+        (status = 201, description = "The invoice's open PaymentIntent for what is left to pay (the same one on every call while it is open)", body = PaymentIntentCreated),
+        (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The invoice is not SENT, is paid, or is not in a card currency", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Stripe refused the request or answered with something else", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_payment_intent(
+    State(state): State<PaymentsState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> AppResult<(StatusCode, Json<PaymentIntentCreated>)> {
+    let created = stripe::create_payment_intent(state.db()?, state.stripe()?, &caller, id).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[utoipa::path(post, path = "/invoices/{id}/create-btcpay-invoice", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Invoice id")),
+    responses(
+        (status = 201, description = "The open BTCPay invoice for what is left to pay (the same one on every call while it is open)", body = BtcpayInvoiceCreated),
+        (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The invoice is not SENT, or is paid", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "BTCPay Server refused the request or answered with something else", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_btcpay_invoice(
+    State(state): State<PaymentsState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> AppResult<(StatusCode, Json<BtcpayInvoiceCreated>)> {
+    let created = btcpay::create_invoice(state.db()?, state.btcpay()?, &caller, id).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[utoipa::path(post, path = "/stripe-webhook", tag = "payments",
+    params(("Stripe-Signature" = String, Header, description = "Stripe's signature: t=<unix time>,v1=<hex HMAC-SHA256>")),
+    request_body(content = String, content_type = "application/json", description = "A Stripe event, exactly as Stripe sent it"),
+    responses(
+        (status = 200, description = "Verified; applied, or a no-op (a redelivery, or a type this API does not act on)", body = Received),
+        (status = 400, description = "No valid signature within 300 seconds, or not a Stripe event", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn stripe_webhook(
+    State(state): State<PaymentsState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> AppResult<Json<Received>> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let outcome = stripe::webhook(
+        state.db()?,
+        state.stripe()?,
+        header(&headers, "stripe-signature"),
+        &body,
+        now,
+    )
+    .await?;
+    Ok(Json(Received {
+        outcome: outcome.as_str(),
+    }))
+}
+
+#[utoipa::path(post, path = "/btcpay-webhook", tag = "payments",
+    params(("BTCPay-Sig" = String, Header, description = "sha256=<hex HMAC-SHA256 of the body>")),
+    request_body(content = String, content_type = "application/json", description = "A BTCPay Server webhook delivery, exactly as sent"),
+    responses(
+        (status = 200, description = "Verified; applied, or a no-op (a redelivery, or an event this API does not act on)", body = Received),
+        (status = 400, description = "No valid signature, or not a BTCPay delivery", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "BTCPay Server's invoice could not be read back", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn btcpay_webhook(
+    State(state): State<PaymentsState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> AppResult<Json<Received>> {
+    let outcome = btcpay::webhook(
+        state.db()?,
+        state.btcpay()?,
+        header(&headers, "btcpay-sig"),
+        &body,
+    )
+    .await?;
+    Ok(Json(Received {
+        outcome: outcome.as_str(),
+    }))
+}
+
+const NOT_VISIBLE: &str = "No such invoice, or not the caller's to see";
+
+/// The payments area's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        list_invoices,
+        create_invoice,
+        get_invoice,
+        update_invoice,
+        list_payments,
+        create_payment_intent,
+        create_btcpay_invoice,
+        stripe_webhook,
+        btcpay_webhook,
+    ),
+    tags((name = "payments", description = "Invoices and their payments: cards (Stripe) and bitcoin (BTCPay Server)")),
+)]
+pub struct PaymentsApi;
+
+/// How a new invoice feeds its other operations (OpenAPI links).
+pub fn add_links(doc: &mut utoipa::openapi::OpenApi) {
+    use crate::openapi::add_link;
+    use utoipa::openapi::link::LinkBuilder;
+    let invoice = |operation: &str| {
+        LinkBuilder::new()
+            .operation_id(operation)
+            .parameter("path.id", "$response.body#/id")
+            .description("The invoice's id")
+    };
+    for operation in ["get_invoice", "update_invoice", "list_payments"] {
+        add_link(
+            doc,
+            "post",
+            "/invoices",
+            "201",
+            operation,
+            invoice(operation).build(),
+        );
+    }
+    // Sending it makes it payable; a changed invoice feeds the payment routes.
+    let send = invoice("update_invoice")
+        .request_body(Some(serde_json::json!({"status": "SENT"})))
+        .build();
+    add_link(doc, "post", "/invoices", "201", "send_invoice", send);
+    for operation in [
+        "create_payment_intent",
+        "create_btcpay_invoice",
+        "list_payments",
+    ] {
+        add_link(
+            doc,
+            "put",
+            "/invoices/{id}",
+            "200",
+            operation,
+            invoice(operation).build(),
+        );
+    }
+    // A new project can be billed.
+    let bill = LinkBuilder::new()
+        .operation_id("create_invoice")
+        .request_body(Some(serde_json::json!({
+            "project_id": "$response.body#/id",
+            "amount": "1500",
+            "currency": "USD",
+        })))
+        .description("An invoice for the new project")
+        .build();
+    add_link(doc, "post", "/projects", "201", "create_invoice", bill);
+}

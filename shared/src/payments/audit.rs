@@ -1,0 +1,24 @@
+//! The payments area's audited events (what people did; what providers reported goes to the
+//! ledger).
+
+use crate::audit::Action;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentsAction {
+    InvoiceCreated,
+    InvoiceUpdated,
+    PaymentStarted,
+}
+
+impl Action for PaymentsAction {
+    fn name(self) -> &'static str {
+        match self {
+            Self::InvoiceCreated => "invoice.created",
+            Self::InvoiceUpdated => "invoice.updated",
+            Self::PaymentStarted => "payment.started",
+        }
+    }
+}
+
+/// Writes the audit row of a change the caller made, in the change's transaction.
+pub(crate) use crate::audit::caller_did as record;

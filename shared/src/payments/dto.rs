@@ -1,0 +1,94 @@
+//! Request and response bodies of the payments area.
+
+use super::lifecycle::InvoiceStatus;
+use super::model::date_format;
+use super::money::AmountText;
+use serde::{Deserialize, Deserializer, Serialize};
+use time::Date;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// A new invoice (STAFF, ADMIN). It starts as DRAFT; `id`, `status` and the times are the
+/// server's, refused as unknown.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceInput {
+    /// A project (else 422).
+    pub project_id: Uuid,
+    /// Minor units of `currency`, as an integer string greater than zero.
+    pub amount: AmountText,
+    /// An ISO 4217 code (`USD`, `JPY`) or `BTC`, `ETH`, `USDC`, `USDT`, `DAI`.
+    #[schema(pattern = "^[A-Z][A-Z0-9]{2,9}$", example = "USD")]
+    pub currency: String,
+    /// `YYYY-MM-DD`, or null.
+    #[serde(default, with = "date_format::option")]
+    #[schema(value_type = Option<Date>)]
+    pub due_date: Option<Date>,
+}
+
+/// A change to an invoice (STAFF, ADMIN): only the fields given change. `amount` and
+/// `currency` only while DRAFT; `status` only forward (DRAFT → SENT, DRAFT or SENT → VOID);
+/// `due_date: null` clears it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceUpdate {
+    #[serde(default)]
+    pub amount: Option<AmountText>,
+    #[serde(default)]
+    #[schema(pattern = "^[A-Z][A-Z0-9]{2,9}$", example = "USD")]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub status: Option<InvoiceStatus>,
+    /// `YYYY-MM-DD`; null clears it; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Date>)]
+    pub due_date: Option<Option<Date>>,
+}
+
+/// A field that is present (null or a date) as `Some`, absent as `None` (the `default`).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<Date>>, D::Error> {
+    date_format::option::deserialize(deserializer).map(Some)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InvoiceQuery {
+    /// Only this project's invoices.
+    pub project_id: Option<Uuid>,
+    /// Only invoices in this status.
+    pub status: Option<InvoiceStatus>,
+    /// 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+}
+
+/// What a browser needs to confirm a card payment with Stripe.js.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentIntentCreated {
+    /// The PaymentIntent (`pi_…`).
+    pub payment_intent_id: String,
+    /// For `stripe.confirmPayment` in the payer's browser; never logged.
+    pub client_secret: String,
+    #[schema(value_type = String, pattern = "^[0-9]{1,38}$", example = "12345")]
+    pub amount: super::money::Minor,
+    pub currency: String,
+}
+
+/// Where the payer pays in bitcoin.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BtcpayInvoiceCreated {
+    pub btcpay_invoice_id: String,
+    /// BTCPay's hosted checkout page.
+    pub checkout_link: String,
+}
+
+/// A webhook's acknowledgement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Received {
+    /// `applied`, `duplicate`, `ignored` (a type or object this API does not act on) or
+    /// `rejected` (recorded but not credited: it does not match the invoice).
+    #[schema(example = "applied")]
+    pub outcome: &'static str,
+}

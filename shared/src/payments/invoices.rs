@@ -1,0 +1,359 @@
+//! Invoice rules: list, read, create, change, and the payments of one.
+//!
+//! Access: an invoice is visible exactly when its project is (asked through the work area's
+//! facade: a CLIENT sees their own projects' invoices); STAFF and ADMIN create and change them.
+//! An invoice out of sight is a 404 whatever the method. Every change writes its audit row in
+//! the same transaction, with the invoice row locked (as the payment paths lock it).
+
+use super::audit::{self, PaymentsAction};
+use super::dto::{InvoiceInput, InvoiceQuery, InvoiceUpdate};
+use super::lifecycle::{InvoiceStatus, PaymentStatus, Refused};
+use super::model::{Invoice, InvoiceRow, Payment, PaymentMethod, Payments, stored};
+use super::money::{Currency, Minor};
+use super::settle::paid;
+use crate::domain::{Page, Role, page_limit};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::extract::AuthUser;
+use crate::work::facade;
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+const WRITERS: &[Role] = &[Role::Staff, Role::Admin];
+
+impl From<Refused> for AppError {
+    fn from(refused: Refused) -> Self {
+        Self::Conflict(refused.to_string())
+    }
+}
+
+/// A positive amount and a known currency, validated together so that one answer lists every
+/// bad field.
+fn money(
+    amount: Option<&str>,
+    currency: Option<&str>,
+) -> AppResult<(Option<Minor>, Option<Currency>)> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    let amount = amount.and_then(|text| match Minor::parse("amount", text) {
+        Ok(a) if a > Minor::ZERO => Some(a),
+        Ok(_) => {
+            errors.push(FieldError::new("amount", "must be greater than zero"));
+            None
+        }
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    });
+    let currency = currency.and_then(|text| {
+        Currency::parse("currency", text)
+            .map_err(|e| errors.push(e))
+            .ok()
+    });
+    if errors.is_empty() {
+        Ok((amount, currency))
+    } else {
+        Err(AppError::Validation(errors))
+    }
+}
+
+/// The invoice, as the API shows it.
+async fn fetch(conn: &mut PgConnection, id: Uuid) -> AppResult<Option<Invoice>> {
+    let row = sqlx::query_as!(
+        InvoiceRow,
+        r#"SELECT id AS "id!", project_id AS "project_id!", amount AS "amount!",
+                  currency AS "currency!", status AS "status!: InvoiceStatus", due_date,
+                  blockchain_tx_hash, amount_paid AS "amount_paid!", created_at AS "created_at!",
+                  updated_at AS "updated_at!"
+           FROM invoice_view WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    row.map(Invoice::try_from).transpose()
+}
+
+/// The invoice if the caller may see it (on `conn`); 404 otherwise, never telling whether it
+/// exists.
+async fn visible_on(conn: &mut PgConnection, caller: &AuthUser, id: Uuid) -> AppResult<Invoice> {
+    let invoice = fetch(&mut *conn, id).await?.ok_or(AppError::NotFound)?;
+    if !facade::project_visible(&mut *conn, caller, invoice.project_id).await? {
+        return Err(AppError::NotFound);
+    }
+    Ok(invoice)
+}
+
+/// The invoice if the caller may see it; 404 otherwise.
+pub(crate) async fn visible(pool: &PgPool, caller: &AuthUser, id: Uuid) -> AppResult<Invoice> {
+    let mut conn = pool.acquire().await?;
+    visible_on(&mut conn, caller, id).await
+}
+
+#[tracing::instrument(name = "payments.list_invoices", skip_all)]
+pub async fn list(
+    pool: &PgPool,
+    caller: &AuthUser,
+    query: InvoiceQuery,
+) -> AppResult<Page<Invoice>> {
+    let limit = page_limit(query.limit).map_err(|e| AppError::Validation(vec![e]))?;
+    let scope = facade::visible_projects(pool, caller).await?;
+    let rows = sqlx::query_as!(
+        InvoiceRow,
+        r#"SELECT id AS "id!", project_id AS "project_id!", amount AS "amount!",
+                  currency AS "currency!", status AS "status!: InvoiceStatus", due_date,
+                  blockchain_tx_hash, amount_paid AS "amount_paid!", created_at AS "created_at!",
+                  updated_at AS "updated_at!"
+           FROM invoice_view
+           WHERE ($1::uuid[] IS NULL OR project_id = ANY($1))
+             AND ($2::uuid IS NULL OR project_id = $2)
+             AND ($3::invoice_status IS NULL OR status = $3)
+             AND ($4::uuid IS NULL OR id > $4)
+           ORDER BY id LIMIT $5"#,
+        scope.as_deref(),
+        query.project_id,
+        query.status as Option<InvoiceStatus>,
+        query.cursor,
+        i64::from(limit) + 1,
+    )
+    .fetch_all(pool)
+    .await?;
+    let invoices = rows
+        .into_iter()
+        .map(Invoice::try_from)
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok(Page::of(invoices, limit, |i| i.id))
+}
+
+#[tracing::instrument(name = "payments.create_invoice", skip_all)]
+pub async fn create(pool: &PgPool, caller: &AuthUser, input: InvoiceInput) -> AppResult<Invoice> {
+    let (amount, currency) = money(Some(&input.amount.0), Some(&input.currency))?;
+    let (Some(amount), Some(currency)) = (amount, currency) else {
+        return Err(AppError::internal(anyhow::anyhow!(
+            "validated money went missing"
+        )));
+    };
+    if !facade::project_visible(pool, caller, input.project_id).await? {
+        return Err(AppError::Validation(vec![FieldError::semantic(
+            "project_id",
+            "does not name a project",
+        )]));
+    }
+    let id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
+    sqlx::query!(
+        r#"INSERT INTO invoices (id, project_id, amount, currency, due_date, created_by)
+           VALUES ($1, $2, $3::text::numeric, $4, $5, $6)"#,
+        id,
+        input.project_id,
+        amount.to_string(),
+        currency.code(),
+        input.due_date,
+        caller.user_id,
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        PaymentsAction::InvoiceCreated,
+        caller,
+        id,
+        json!({"project_id": input.project_id, "amount": amount.to_string(), "currency": currency.code()}),
+    )
+    .await?;
+    tx.commit().await?;
+    visible(pool, caller, id).await
+}
+
+#[tracing::instrument(name = "payments.update_invoice", skip_all)]
+pub async fn update(
+    pool: &PgPool,
+    caller: &AuthUser,
+    id: Uuid,
+    input: InvoiceUpdate,
+) -> AppResult<Invoice> {
+    visible(pool, caller, id).await?;
+    if !WRITERS.contains(&caller.role) {
+        return Err(AppError::Forbidden);
+    }
+    let (amount, currency) = money(
+        input.amount.as_ref().map(|a| a.0.as_str()),
+        input.currency.as_deref(),
+    )?;
+    let mut tx = pool.begin().await?;
+    let current = sqlx::query!(
+        r#"SELECT amount::text AS "amount!", currency, status AS "status: InvoiceStatus", due_date
+           FROM invoices WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let money_changes = amount.is_some_and(|a| a != stored(&current.amount).unwrap_or_default())
+        || currency
+            .as_ref()
+            .is_some_and(|c| c.code() != current.currency);
+    if money_changes && current.status != InvoiceStatus::Draft {
+        return Err(Refused::AmountFixed.into());
+    }
+    let status = match input.status {
+        Some(target) => current.status.request(target, paid(&mut tx, id).await?)?,
+        None => current.status,
+    };
+    let due_date = input.due_date.unwrap_or(current.due_date);
+    sqlx::query!(
+        r#"UPDATE invoices SET amount = COALESCE($2::text::numeric, amount),
+                  currency = COALESCE($3, currency), status = $4, due_date = $5, updated_at = now()
+           WHERE id = $1"#,
+        id,
+        amount.map(|a| a.to_string()),
+        currency.as_ref().map(Currency::code),
+        status as InvoiceStatus,
+        due_date,
+    )
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        PaymentsAction::InvoiceUpdated,
+        caller,
+        id,
+        json!({"from": current.status, "to": status}),
+    )
+    .await?;
+    tx.commit().await?;
+    visible(pool, caller, id).await
+}
+
+#[tracing::instrument(name = "payments.list_payments", skip_all)]
+pub async fn payments(pool: &PgPool, caller: &AuthUser, id: Uuid) -> AppResult<Payments> {
+    visible(pool, caller, id).await?;
+    let rows = sqlx::query!(
+        r#"SELECT id, invoice_id, amount::text AS "amount!", currency,
+                  method AS "method: PaymentMethod", provider, provider_ref,
+                  status AS "status: PaymentStatus", refunded::text AS "refunded!",
+                  created_at, updated_at
+           FROM payments WHERE invoice_id = $1 ORDER BY id"#,
+        id
+    )
+    .fetch_all(pool)
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            Ok(Payment {
+                id: row.id,
+                invoice_id: row.invoice_id,
+                amount: stored(&row.amount)?,
+                currency: row.currency,
+                payment_method: row.method,
+                provider: row.provider,
+                transaction_id: row.provider_ref,
+                status: row.status,
+                refunded: stored(&row.refunded)?,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            })
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+    Ok(Payments { items })
+}
+
+/// A payable invoice the caller may see, locked for the rest of `tx`: what starting a payment
+/// needs. Its outstanding amount is what is left to pay.
+pub(crate) struct Payable {
+    pub invoice: Invoice,
+    pub outstanding: Minor,
+    pub currency: Currency,
+}
+
+pub(crate) async fn lock_payable(
+    caller: &AuthUser,
+    id: Uuid,
+    tx: &mut sqlx::PgConnection,
+) -> AppResult<Payable> {
+    // Lock first, then read: a payment may land until the lock is ours.
+    sqlx::query!("SELECT id FROM invoices WHERE id = $1 FOR UPDATE", id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let invoice = visible_on(tx, caller, id).await?;
+    if !invoice.status.payable() {
+        return Err(AppError::Conflict(format!(
+            "only a SENT invoice can be paid; this one is {:?}",
+            invoice.status
+        )));
+    }
+    let outstanding = invoice.amount.saturating_sub(invoice.amount_paid);
+    if outstanding == Minor::ZERO {
+        return Err(AppError::Conflict("nothing is left to pay".into()));
+    }
+    let currency = Currency::parse("currency", &invoice.currency)
+        .map_err(|e| AppError::internal(anyhow::anyhow!("a stored currency: {e}")))?;
+    Ok(Payable {
+        invoice,
+        outstanding,
+        currency,
+    })
+}
+
+/// A payment a provider has just opened for an invoice.
+pub(crate) struct Started<'a> {
+    pub provider: &'static str,
+    pub provider_ref: &'a str,
+    pub method: PaymentMethod,
+}
+
+/// Records a payment of the outstanding amount as PENDING, with its audit row, in `tx` (which
+/// holds the invoice's lock). Recording the same provider object again changes nothing.
+pub(crate) async fn record_started(
+    tx: &mut PgConnection,
+    caller: &AuthUser,
+    payable: &Payable,
+    started: Started<'_>,
+) -> AppResult<()> {
+    let id = Uuid::now_v7();
+    let inserted = sqlx::query!(
+        r#"INSERT INTO payments (id, invoice_id, amount, currency, method, provider, provider_ref)
+           VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7)
+           ON CONFLICT (provider, provider_ref) DO NOTHING"#,
+        id,
+        payable.invoice.id,
+        payable.outstanding.to_string(),
+        payable.currency.code(),
+        started.method as PaymentMethod,
+        started.provider,
+        started.provider_ref,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        // Recorded before (a retry): fine if it is this invoice's, a provider fault otherwise.
+        let owner = sqlx::query_scalar!(
+            "SELECT invoice_id FROM payments WHERE provider = $1 AND provider_ref = $2",
+            started.provider,
+            started.provider_ref
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if owner != payable.invoice.id {
+            tracing::error!(
+                provider = started.provider,
+                reference = started.provider_ref,
+                "the provider answered with an object of another invoice"
+            );
+            return Err(AppError::BadGateway(
+                "the payment provider answered with another invoice's payment".into(),
+            ));
+        }
+    } else {
+        audit::record(
+            tx,
+            PaymentsAction::PaymentStarted,
+            caller,
+            payable.invoice.id,
+            json!({"payment_id": id, "provider": started.provider, "provider_ref": started.provider_ref}),
+        )
+        .await?;
+    }
+    Ok(())
+}

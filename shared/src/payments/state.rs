@@ -1,0 +1,73 @@
+//! What the payments area's rules use: the database, token verification, and the providers a
+//! function talks to (each read from its own variables; a function built without one answers
+//! 503 if asked).
+
+use super::btcpay::Btcpay;
+use super::stripe::Stripe;
+use crate::error::{AppError, AppResult};
+use crate::platform::{Db, Platform, StartupError, Tokens};
+use axum::extract::FromRef;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct PaymentsState {
+    db: Db,
+    tokens: Tokens,
+    stripe: Option<Arc<Stripe>>,
+    btcpay: Option<Arc<Btcpay>>,
+}
+
+impl FromRef<PaymentsState> for Tokens {
+    fn from_ref(state: &PaymentsState) -> Self {
+        state.tokens.clone()
+    }
+}
+
+impl PaymentsState {
+    /// For the functions that read and write only rows.
+    pub fn rows(platform: &Platform) -> Self {
+        Self {
+            db: platform.db.clone(),
+            tokens: platform.tokens.clone(),
+            stripe: None,
+            btcpay: None,
+        }
+    }
+
+    /// With Stripe, from `STRIPE_*`.
+    pub fn with_stripe(platform: &Platform) -> Result<Self, StartupError> {
+        Ok(Self {
+            stripe: Some(Arc::new(Stripe::from_env(&platform.env)?)),
+            ..Self::rows(platform)
+        })
+    }
+
+    /// With BTCPay Server, from `BTCPAY_*`.
+    pub fn with_btcpay(platform: &Platform) -> Result<Self, StartupError> {
+        Ok(Self {
+            btcpay: Some(Arc::new(Btcpay::from_env(&platform.env)?)),
+            ..Self::rows(platform)
+        })
+    }
+
+    pub fn db(&self) -> AppResult<&PgPool> {
+        self.db.pool()
+    }
+
+    fn built_without(what: &str) -> AppError {
+        AppError::internal(anyhow::anyhow!("this function was built without {what}"))
+    }
+
+    pub fn stripe(&self) -> AppResult<&Stripe> {
+        self.stripe
+            .as_deref()
+            .ok_or_else(|| Self::built_without("Stripe"))
+    }
+
+    pub fn btcpay(&self) -> AppResult<&Btcpay> {
+        self.btcpay
+            .as_deref()
+            .ok_or_else(|| Self::built_without("BTCPay"))
+    }
+}
