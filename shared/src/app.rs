@@ -14,7 +14,7 @@ use std::sync::Arc;
 use utoipa::OpenApi;
 
 const SIWE: crate::function::Need = identity::config::SIWE_NEED;
-const IPFS: crate::function::Need = crate::ipfs::store::NEED;
+const IPFS: crate::function::Need = crate::ipfs::config::NEED;
 const STRIPE_API: crate::function::Need = payments::stripe::API_NEED;
 const STRIPE_HOOK: crate::function::Need = payments::stripe::WEBHOOK_NEED;
 const BTCPAY_API: crate::function::Need = payments::btcpay::API_NEED;

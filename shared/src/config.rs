@@ -129,8 +129,6 @@ pub struct CoreConfig {
     /// `TRUST_FORWARDED_FOR` (default false): take the client address from the last
     /// `X-Forwarded-For` hop (set it behind a proxy such as the OpenFaaS gateway).
     pub trust_forwarded_for: bool,
-    /// CORS and security headers (`CORS_ALLOWED_ORIGINS`, `HSTS_MAX_AGE`).
-    pub edge: crate::edge::EdgeConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -178,7 +176,6 @@ impl CoreConfig {
         Ok(Self {
             chain_rpc_urls: rpc_urls(env.get("CHAIN_RPC_URLS").as_deref())?,
             trust_forwarded_for: env.parse_or("TRUST_FORWARDED_FOR", false)?,
-            edge: crate::edge::EdgeConfig::from_env(env)?,
             database_url: env.get("DATABASE_URL").map(SecretString::from),
             db_max_connections,
             jwt: JwtConfig {

@@ -4,7 +4,6 @@
 //! Prometheus text at `GET /metrics` elsewhere.
 
 use crate::config::{ConfigError, Env};
-use crate::function::Method as RouteMethod;
 use alloy::transports::http::reqwest::Url;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -97,7 +96,7 @@ fn origins(raw: Option<&str>) -> Result<Vec<String>, ConfigError> {
 /// allowed. Preflights from a listed origin are answered with those methods; other origins get
 /// no CORS headers (the browser refuses). Never credentials: tokens travel in `Authorization`,
 /// not cookies.
-pub fn cors(config: &EdgeConfig, methods: &[RouteMethod]) -> Option<CorsLayer> {
+pub fn cors(config: &EdgeConfig, methods: &[Method]) -> Option<CorsLayer> {
     if config.cors_allowed_origins.is_empty() {
         return None;
     }
@@ -105,7 +104,7 @@ pub fn cors(config: &EdgeConfig, methods: &[RouteMethod]) -> Option<CorsLayer> {
         .cors_allowed_origins
         .iter()
         .filter_map(|origin| HeaderValue::from_str(origin).ok());
-    let mut allowed: Vec<Method> = methods.iter().map(|m| m.http()).collect();
+    let mut allowed: Vec<Method> = methods.to_vec();
     allowed.dedup();
     Some(
         CorsLayer::new()

@@ -11,7 +11,8 @@
 use crate::auth::keys::{Jwks, KeyError, SigningKey, parse_public_keys};
 use crate::auth::{PasswordHasher, TokenSigner, TokenVerifier};
 use crate::config::{ConfigError, CoreConfig, Env, JwtConfig, PoolDefault};
-use crate::db;
+use crate::db::Db;
+use crate::edge::EdgeConfig;
 use crate::error::{AppError, AppResult};
 use crate::queue::{PgQueue, Queue};
 use crate::store::{IdempotencyStore, Lockouts, PgEphemeral, RateLimiter};
@@ -26,82 +27,6 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Key(#[from] KeyError),
-}
-
-/// The database, when configured. The pool is built on first use: parsing the URL and setting
-/// up the pool is work a request that never touches the database (a health check, a bad input)
-/// should not pay for at cold start. It connects lazily too, so a cold start does no I/O.
-#[derive(Clone, Default)]
-pub struct Db {
-    inner: Arc<DbInner>,
-}
-
-#[derive(Default)]
-struct DbInner {
-    url: Option<(SecretString, u32)>,
-    pool: OnceLock<Option<PgPool>>,
-}
-
-impl Db {
-    /// A database that is already connected (tests, tools), or none.
-    pub fn new(pool: Option<PgPool>) -> Self {
-        let inner = DbInner {
-            url: None,
-            pool: OnceLock::from(pool),
-        };
-        Self {
-            inner: Arc::new(inner),
-        }
-    }
-
-    /// The database at `url` (checked for a postgres scheme now, parsed on first use).
-    pub fn at(url: SecretString, max_connections: u32) -> Result<Self, ConfigError> {
-        let scheme = url.expose_secret().split_once("://").map(|(s, _)| s);
-        if !matches!(scheme, Some("postgres" | "postgresql")) {
-            return Err(ConfigError::invalid(
-                "DATABASE_URL",
-                "is not a postgres:// URL",
-            ));
-        }
-        let inner = DbInner {
-            url: Some((url, max_connections)),
-            pool: OnceLock::new(),
-        };
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
-    }
-
-    /// Whether a database was configured (valid or not).
-    pub fn configured(&self) -> bool {
-        self.inner.url.is_some() || self.inner.pool.get().is_some_and(Option::is_some)
-    }
-
-    /// The pool, when configured and valid.
-    pub fn get(&self) -> Option<&PgPool> {
-        let inner = &self.inner;
-        inner
-            .pool
-            .get_or_init(|| {
-                let (url, size) = inner.url.as_ref()?;
-                db::lazy_pool(url, *size)
-                    .map_err(|err| tracing::error!(error = %err, "the database is unusable"))
-                    .ok()
-            })
-            .as_ref()
-    }
-
-    /// The pool, or a 503 that names `DATABASE_URL`.
-    pub fn pool(&self) -> AppResult<&PgPool> {
-        self.get().ok_or_else(|| {
-            let reason = if self.inner.url.is_some() {
-                "the database is misconfigured (DATABASE_URL)"
-            } else {
-                "the database is not configured (DATABASE_URL)"
-            };
-            AppError::Unavailable(reason.into())
-        })
-    }
 }
 
 /// Access-token keys: the verifier always, the signer only where `JWT_PRIVATE_KEY` is given.
@@ -310,6 +235,8 @@ pub struct Platform {
     pub stores: Stores,
     pub queues: Queues,
     pub edge: Edge,
+    /// CORS and security headers (`CORS_ALLOWED_ORIGINS`, `HSTS_MAX_AGE`).
+    pub edge_config: Arc<EdgeConfig>,
 }
 
 impl Platform {
@@ -328,7 +255,7 @@ impl Platform {
             .transpose()?
             .unwrap_or_default();
         let tokens = Tokens::from_config(&config.jwt, published)?;
-        Ok(Self::with_tokens(env, config, db, tokens))
+        Self::with_tokens(env, config, db, tokens)
     }
 
     /// The platform from parts already built (tests, tools): `db` instead of `DATABASE_URL`,
@@ -341,10 +268,16 @@ impl Platform {
         published: Jwks,
     ) -> Result<Self, StartupError> {
         let tokens = Tokens::new(signing_key, published, &config.jwt)?;
-        Ok(Self::with_tokens(env, config, Db::new(db), tokens))
+        Self::with_tokens(env, config, Db::new(db), tokens)
     }
 
-    fn with_tokens(env: Env, config: CoreConfig, db: Db, tokens: Tokens) -> Self {
+    fn with_tokens(
+        env: Env,
+        config: CoreConfig,
+        db: Db,
+        tokens: Tokens,
+    ) -> Result<Self, StartupError> {
+        let edge_config = Arc::new(EdgeConfig::from_env(&env)?);
         // The one place the implementations are chosen: Postgres today; DynamoDB (ephemeral)
         // and SQS (queue) join here, from configuration.
         let (stores, queues) = if db.configured() {
@@ -353,10 +286,11 @@ impl Platform {
         } else {
             (Stores::default(), Queues(None))
         };
-        Self {
+        Ok(Self {
             edge: Edge {
                 trust_forwarded_for: config.trust_forwarded_for,
             },
+            edge_config,
             env,
             config: Arc::new(config),
             db,
@@ -364,7 +298,7 @@ impl Platform {
             hasher: PasswordHasher::owasp(),
             stores,
             queues,
-        }
+        })
     }
 }
 

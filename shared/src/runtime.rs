@@ -62,8 +62,8 @@ pub fn function_router(
         return Ok(None);
     };
     let router = build(platform)?.method_not_allowed_fallback(method_not_allowed);
-    let methods: Vec<_> = routes.iter().map(|route| route.method).collect();
-    Ok(Some(match edge::cors(&platform.config.edge, &methods) {
+    let methods: Vec<_> = routes.iter().map(|route| route.method.http()).collect();
+    Ok(Some(match edge::cors(&platform.edge_config, &methods) {
         Some(cors) => router.layer(cors),
         None => router,
     }))
@@ -169,7 +169,7 @@ async fn serve(spec: &'static FunctionSpec) -> ExitCode {
     };
     let port = platform.config.port;
     let metrics = Metrics::for_transport(&platform.env, under_lambda(), spec.name);
-    let edge_config = &platform.config.edge;
+    let edge_config = &platform.edge_config;
     let outcome = match spec.trigger {
         Trigger::Http { .. } => match function_router(spec, &platform) {
             Ok(Some(router)) if under_lambda() => {
@@ -222,7 +222,7 @@ async fn serve_gateway(
         None => tracing::warn!("no DATABASE_URL: the queue workers are not running"),
     }
     let metrics = Metrics::prometheus();
-    let app = finish(router, &platform.config.edge, &metrics);
+    let app = finish(router, &platform.edge_config, &metrics);
     match serve_http(app, platform.config.port).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => failed("server stopped", err),

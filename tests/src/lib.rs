@@ -217,7 +217,7 @@ pub fn gateway(platform: &Platform) -> Router {
 pub fn gateway_with(platform: &Platform, metrics: &gantry::edge::Metrics) -> Router {
     gantry::runtime::finish(
         gantry::app::gateway_router(platform).expect("gateway"),
-        &platform.config.edge,
+        &platform.edge_config,
         metrics,
     )
 }

@@ -3,14 +3,18 @@
 //! backends that store them (a local disk blockstore by default, Kubo RPC, an S3 blockstore
 //! for Lambda, and a pinning service in front of any of them).
 
+pub mod config;
 pub mod dagpb;
+pub mod disk;
+pub mod kubo;
 pub mod pinning;
 pub mod s3;
 pub mod store;
 pub mod unixfs;
 
 pub use cid::Cid;
-pub use store::{IpfsConfig, IpfsError, IpfsStore};
+pub use config::IpfsConfig;
+pub use store::{IpfsError, IpfsStore};
 pub use unixfs::{Imported, import};
 
 /// Multicodec of raw blocks (UnixFS leaves).

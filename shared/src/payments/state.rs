@@ -4,8 +4,9 @@
 
 use super::btcpay::Btcpay;
 use super::stripe::Stripe;
+use crate::db::Db;
 use crate::error::{AppError, AppResult};
-use crate::platform::{Db, Platform, StartupError, Tokens};
+use crate::platform::{Platform, StartupError, Tokens};
 use axum::extract::FromRef;
 use sqlx::PgPool;
 use std::sync::Arc;

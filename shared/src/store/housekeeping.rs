@@ -5,7 +5,7 @@
 //! EventBridge Scheduler rule into SQS under Lambda, the cron connector on OpenFaaS, a timer in
 //! the local gateway.
 
-use crate::platform::Db;
+use crate::db::Db;
 use crate::queue::{Job, JobError, JobHandler};
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;

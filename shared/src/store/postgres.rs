@@ -4,7 +4,7 @@ use super::{
     Idempotency, IdempotencyStore, LockoutPolicy, Lockouts, RateDecision, RateLimiter, StoreError,
     StoreResult, whole_seconds_left,
 };
-use crate::platform::Db;
+use crate::db::Db;
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::PgPool;

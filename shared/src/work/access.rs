@@ -5,6 +5,8 @@
 //! - an object outside the caller's sight is a 404, whatever the method, so a refusal never
 //!   tells that it exists; a visible object the role may not change is a 403.
 
+use super::model::{Project, ProjectStatus};
+use super::state::WorkState;
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
@@ -22,6 +24,25 @@ pub fn ensure_may(caller: &AuthUser, allowed: &[Role]) -> AppResult<()> {
     } else {
         Err(AppError::Forbidden)
     }
+}
+
+/// The project if the caller may see it; 404 otherwise (never telling whether it exists).
+pub(crate) async fn visible_project(
+    state: &WorkState,
+    caller: &AuthUser,
+    id: Uuid,
+) -> AppResult<Project> {
+    sqlx::query_as!(
+        Project,
+        r#"SELECT id, name, description, status AS "status: ProjectStatus", client_id,
+                  ipfs_metadata_cid, created_at, updated_at
+           FROM projects WHERE id = $1 AND ($2::uuid IS NULL OR client_id = $2)"#,
+        id,
+        client_scope(caller),
+    )
+    .fetch_optional(state.db()?)
+    .await?
+    .ok_or(AppError::NotFound)
 }
 
 pub const WRITERS: &[Role] = &[Role::Staff, Role::Admin];

@@ -5,7 +5,7 @@ use super::dto::{ItemInput, ItemQuery, PinQuery, Pinned, ProjectInput, ProjectQu
 use super::items::{self, Tasks, WorkOrders};
 use super::model::{Item, Page, Project, TaskStatus, WorkOrderStatus};
 use super::state::WorkState;
-use super::{documents, projects};
+use super::{access, documents, projects};
 use crate::error::{AppResult, Problem};
 use crate::extract::{AuthUser, Authorized, Json, Path, Query, RawBody, StaffOrAdmin};
 use axum::extract::State;
@@ -56,7 +56,7 @@ pub async fn get_project(
     caller: AuthUser,
     Path(id): Path<Uuid>,
 ) -> AppResult<Json<Project>> {
-    Ok(Json(projects::visible(&state, &caller, id).await?))
+    Ok(Json(access::visible_project(&state, &caller, id).await?))
 }
 
 #[utoipa::path(put, path = "/projects/{id}", tag = "work", security(("bearer" = [])),

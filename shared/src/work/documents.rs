@@ -3,7 +3,6 @@
 use super::access::{self, WRITERS};
 use super::audit::{self, WorkAction};
 use super::dto::Pinned;
-use super::projects::visible;
 use super::state::WorkState;
 use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
@@ -54,7 +53,7 @@ pub async fn pin(
     bytes: &[u8],
 ) -> AppResult<Pinned> {
     if let Some(project) = project_id {
-        visible(state, caller, project).await?;
+        access::visible_project(state, caller, project).await?;
         access::ensure_may(caller, WRITERS)?;
     }
     let stored = crate::ipfs::store::store(state.ipfs()?, bytes).await?;

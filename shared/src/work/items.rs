@@ -10,7 +10,7 @@ use super::access::{self, DELETERS, WRITERS};
 use super::audit::{self, WorkAction};
 use super::dto::{ItemInput, ItemQuery};
 use super::model::{Item, Page};
-use super::projects::{heading, visible};
+use super::projects::heading;
 use super::state::WorkState;
 use crate::domain::page_limit;
 use crate::error::{AppError, AppResult, FieldError};
@@ -188,7 +188,7 @@ pub async fn list<K: Kind>(
     query: ItemQuery<K::Status>,
 ) -> AppResult<Page<Item<K::Status>>> {
     let limit = page_limit(query.limit).map_err(|e| AppError::Validation(vec![e]))?;
-    visible(state, caller, project_id).await?;
+    access::visible_project(state, caller, project_id).await?;
     let status = query.status.map(status_text).transpose()?;
     let rows = sqlx::query_as!(
         Row,
@@ -221,7 +221,7 @@ pub async fn create<K: Kind>(
     project_id: Uuid,
     input: ItemInput<K::Status>,
 ) -> AppResult<Item<K::Status>> {
-    visible(state, caller, project_id).await?;
+    access::visible_project(state, caller, project_id).await?;
     access::ensure_may(caller, WRITERS)?;
     let valid = validate::<K>(input)?;
     ensure_assignee(state, project_id, valid.assignee_id).await?;

@@ -95,21 +95,6 @@ async fn store_metadata(state: &WorkState, id: Uuid, valid: &Valid) -> AppResult
     Ok((stored.file.root.to_string(), stored.file.size))
 }
 
-/// The project if the caller may see it; 404 otherwise (never telling whether it exists).
-pub(crate) async fn visible(state: &WorkState, caller: &AuthUser, id: Uuid) -> AppResult<Project> {
-    sqlx::query_as!(
-        Project,
-        r#"SELECT id, name, description, status AS "status: ProjectStatus", client_id,
-                  ipfs_metadata_cid, created_at, updated_at
-           FROM projects WHERE id = $1 AND ($2::uuid IS NULL OR client_id = $2)"#,
-        id,
-        access::client_scope(caller),
-    )
-    .fetch_optional(state.db()?)
-    .await?
-    .ok_or(AppError::NotFound)
-}
-
 #[tracing::instrument(name = "work.list_projects", skip_all)]
 pub async fn list(
     state: &WorkState,
@@ -182,7 +167,7 @@ pub async fn update(
     id: Uuid,
     input: ProjectInput,
 ) -> AppResult<Project> {
-    visible(state, caller, id).await?;
+    access::visible_project(state, caller, id).await?;
     access::ensure_may(caller, WRITERS)?;
     let valid = validate(input)?;
     ensure_client(state, valid.client_id).await?;
@@ -221,7 +206,7 @@ pub async fn update(
 /// Deletes a project and, by cascade, its tasks, work orders and document records.
 #[tracing::instrument(name = "work.delete_project", skip_all)]
 pub async fn delete(state: &WorkState, caller: &AuthUser, id: Uuid) -> AppResult<()> {
-    visible(state, caller, id).await?;
+    access::visible_project(state, caller, id).await?;
     access::ensure_may(caller, DELETERS)?;
     let mut tx = state.db()?.begin().await?;
     let deleted = sqlx::query!("DELETE FROM projects WHERE id = $1", id)

@@ -1,8 +1,9 @@
 //! What the work area's rules use: the database, token verification and the IPFS store.
 
+use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::ipfs::{IpfsConfig, IpfsStore};
-use crate::platform::{Db, Platform, StartupError, Tokens};
+use crate::platform::{Platform, StartupError, Tokens};
 use axum::extract::FromRef;
 use sqlx::PgPool;
 use std::sync::Arc;

@@ -50,6 +50,17 @@ async fn missing_dependencies_are_503_with_a_reason(pool: PgPool) {
         .unwrap();
     let res = tower::ServiceExt::oneshot(router, req).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["type"], "urn:gantry:problem:unavailable");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("DATABASE_URL"),
+        "the reason names what is missing: {detail}"
+    );
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]

@@ -120,7 +120,7 @@ async fn a_retry_waits_out_its_back_off(pool: PgPool) {
 async fn a_message_that_can_never_succeed_is_dead_lettered_at_once(pool: PgPool) {
     let queue = PgQueue::new(pool.clone());
     let handler = Arc::new(Housekeeping::new(
-        gantry::platform::Db::new(Some(pool.clone())),
+        gantry::db::Db::new(Some(pool.clone())),
         gantry::app::purges(),
     ));
     let worker = Worker::new(queue.clone(), housekeeping::QUEUE, handler, immediate());
@@ -186,7 +186,7 @@ async fn housekeeping_purges_what_has_expired_and_keeps_the_rest(pool: PgPool) {
     gantry_tests::seed_expired_rows(&pool).await;
     let queue = PgQueue::new(pool.clone());
     let handler = Arc::new(Housekeeping::new(
-        gantry::platform::Db::new(Some(pool.clone())),
+        gantry::db::Db::new(Some(pool.clone())),
         gantry::app::purges(),
     ));
     let worker = Worker::new(queue.clone(), housekeeping::QUEUE, handler, immediate());
