@@ -22,7 +22,6 @@ use uuid::Uuid;
     request_body = RegisterEmailPassword,
     responses(
         (status = 201, description = "Account created and signed in", body = Registered),
-        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The email is already registered", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Well-formed but refused: the password is too common", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -40,7 +39,6 @@ pub async fn register_email_password(
     request_body = LoginEmailPassword,
     responses(
         (status = 200, description = "Signed in", body = TokenPair),
-        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong email or password (one answer for both)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate-limited, or the account is locked out after failures; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -55,7 +53,6 @@ pub async fn login_email_password(
 #[utoipa::path(get, path = "/profile", tag = "identity", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller and every identity they hold", body = Profile),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn profile(
     State(state): State<IdentityState>,
@@ -103,8 +100,6 @@ pub async fn jwks(State(tokens): State<Tokens>) -> Response {
     params(PageQuery),
     responses(
         (status = 200, description = "A page of users", body = UserPage),
-        (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_users(
@@ -120,8 +115,6 @@ pub async fn list_users(
     request_body = SetRole,
     responses(
         (status = 200, description = "The updated user", body = User),
-        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Would leave no ADMIN", body = Problem, content_type = "application/problem+json"),
@@ -197,7 +190,6 @@ pub async fn login_blockchain(
     request_body = LinkIdentity,
     responses(
         (status = 201, description = "The identity, now linked", body = Identity),
-        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token, or the proof failed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The identity belongs to an account already", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Well-formed but refused: a common password, or a SIWE message that breaks the EIP-4361 grammar", body = Problem, content_type = "application/problem+json"),
@@ -219,7 +211,6 @@ pub async fn link_identity(
     request_body = UnlinkIdentity,
     responses(
         (status = 200, description = "The identities that remain", body = Identities),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not one of the caller's identities", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It is the last identity", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -322,7 +322,7 @@ pub fn verify(header: &str, body: &[u8], secret: &[u8]) -> Result<(), &'static s
 /// The parts of a BTCPay webhook delivery this API reads.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Delivery {
+pub struct Delivery {
     delivery_id: String,
     #[serde(default)]
     original_delivery_id: Option<String>,
@@ -333,16 +333,21 @@ struct Delivery {
     invoice_id: Option<String>,
 }
 
+/// [`verify`], then the delivery's fields; any failure is a 400. What a webhook delivery costs
+/// before BTCPay and the database (`scripts/bench-webhooks`).
+pub fn read_delivery(header: Option<&str>, body: &[u8], secret: &[u8]) -> AppResult<Delivery> {
+    let header =
+        header.ok_or_else(|| AppError::BadRequest("the BTCPay-Sig header is missing".into()))?;
+    verify(header, body, secret).map_err(|reason| AppError::BadRequest(reason.into()))?;
+    serde_json::from_slice(body)
+        .map_err(|_| AppError::BadRequest("the body is not a BTCPay webhook delivery".into()))
+}
+
 /// Verifies a delivery and turns it into a [`Report`] (`None`: nothing this API acts on). A
 /// settlement is confirmed with BTCPay before it can credit.
 async fn report(btcpay: &Btcpay, header: Option<&str>, body: &[u8]) -> AppResult<Option<Report>> {
     let secret = btcpay.webhook_secret()?;
-    let header =
-        header.ok_or_else(|| AppError::BadRequest("the BTCPay-Sig header is missing".into()))?;
-    verify(header, body, secret.expose_secret().as_bytes())
-        .map_err(|reason| AppError::BadRequest(reason.into()))?;
-    let delivery: Delivery = serde_json::from_slice(body)
-        .map_err(|_| AppError::BadRequest("the body is not a BTCPay webhook delivery".into()))?;
+    let delivery = read_delivery(header, body, secret.expose_secret().as_bytes())?;
     let Some(btcpay_invoice) = delivery.invoice_id else {
         return Ok(None);
     };

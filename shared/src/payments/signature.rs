@@ -6,34 +6,36 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Whether `hex_signature` is the HMAC-SHA256 under `key` of `parts` concatenated. A signature
-/// that is not hex, or of the wrong length, is simply wrong. The comparison is constant-time
-/// (`hmac`'s `verify_slice`).
-pub fn matches(key: &[u8], parts: &[&[u8]], hex_signature: &str) -> bool {
-    let Ok(signature) = alloy::hex::decode(hex_signature) else {
-        return false;
-    };
+/// The HMAC-SHA256 under `key` of `parts` concatenated.
+pub fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC takes a key of any length, so this cannot fail; the fallback is never reached.
     let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
-        return false;
+        return [0; 32];
     };
     for part in parts {
         mac.update(part);
     }
-    mac.verify_slice(&signature).is_ok()
+    mac.finalize().into_bytes().into()
+}
+
+/// Whether `hex_signature` (either case) spells `expected`, compared in constant time. Not hex,
+/// or another length, is simply unequal.
+pub fn hex_eq(expected: &[u8; 32], hex_signature: &str) -> bool {
+    let mut given = [0u8; 32];
+    if alloy::hex::decode_to_slice(hex_signature, &mut given).is_err() {
+        return false;
+    }
+    bool::from(subtle::ConstantTimeEq::ct_eq(&given[..], &expected[..]))
+}
+
+/// Whether `hex_signature` is the HMAC-SHA256 under `key` of `parts` concatenated.
+pub fn matches(key: &[u8], parts: &[&[u8]], hex_signature: &str) -> bool {
+    hex_eq(&mac(key, parts), hex_signature)
 }
 
 /// The hex HMAC-SHA256 under `key` of `parts` concatenated (tests and benchmarks sign with it).
 pub fn sign(key: &[u8], parts: &[&[u8]]) -> String {
-    let mut mac = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable_key());
-    for part in parts {
-        mac.update(part);
-    }
-    alloy::hex::encode(mac.finalize().into_bytes())
-}
-
-/// HMAC takes a key of any length, so `new_from_slice` cannot fail.
-fn unreachable_key() -> HmacSha256 {
-    unreachable!("HMAC accepts keys of every length")
+    alloy::hex::encode(mac(key, parts))
 }
 
 #[cfg(test)]
