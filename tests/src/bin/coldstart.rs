@@ -52,10 +52,17 @@ fn every_function(dir: &str) -> Vec<Target> {
 fn parse_args() -> Result<(usize, Vec<Target>)> {
     let mut runs = 25;
     let mut targets = Vec::new();
+    let mut floor = None;
+    let mut only: Option<Vec<String>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--runs" {
             runs = args.next().context("--runs needs a number")?.parse()?;
+        } else if arg == "--floor" {
+            floor = Some(PathBuf::from(args.next().context("--floor needs a path")?));
+        } else if arg == "--only" {
+            let names = args.next().context("--only needs names")?;
+            only = Some(names.split(',').map(str::to_owned).collect());
         } else if arg == "--functions" {
             targets.extend(every_function(
                 &args.next().context("--functions needs a folder")?,
@@ -71,8 +78,17 @@ fn parse_args() -> Result<(usize, Vec<Target>)> {
             bail!("usage: coldstart [--runs N] label=path ...");
         }
     }
+    // `--floor PATH`: the floor built apart (its own, stricter profile), not from `--functions`.
+    if let Some(path) = floor {
+        for target in targets.iter_mut().filter(|t| t.label == "hello-lambda") {
+            target.path = path.clone();
+        }
+    }
+    if let Some(only) = only {
+        targets.retain(|t| t.label == "hello-lambda" || only.contains(&t.label));
+    }
     if targets.is_empty() || runs == 0 {
-        bail!("usage: coldstart [--runs N] label=path ...");
+        bail!("usage: coldstart [--runs N] [--functions DIR [--only a,b] [--floor PATH]] label=path ...");
     }
     Ok((runs, targets))
 }
