@@ -380,6 +380,79 @@ impl TestApp {
     }
 }
 
+/// The callers of an authorization matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    Anonymous,
+    /// The CLIENT whose project the row's objects belong to.
+    OwnerClient,
+    OtherClient,
+    Staff,
+    Admin,
+}
+
+pub const EVERYONE: [Who; 5] = [
+    Who::Anonymous,
+    Who::OwnerClient,
+    Who::OtherClient,
+    Who::Staff,
+    Who::Admin,
+];
+
+/// One logged-in account per kind of caller (their access tokens), and the owner client's id.
+pub struct Cast {
+    pub owner: String,
+    pub other: String,
+    pub staff: String,
+    pub admin: String,
+    pub owner_id: String,
+}
+
+impl Cast {
+    pub async fn on(app: &TestApp) -> Self {
+        let (owner_id, owner) = app.user_with_role("owner@client.example", "CLIENT").await;
+        let (_, other) = app.user_with_role("other@client.example", "CLIENT").await;
+        let (_, staff) = app.user_with_role("staff@example.com", "STAFF").await;
+        let (_, admin) = app.user_with_role("admin@example.com", "ADMIN").await;
+        Self {
+            owner,
+            other,
+            staff,
+            admin,
+            owner_id,
+        }
+    }
+
+    pub fn token(&self, who: Who) -> Option<&str> {
+        match who {
+            Who::Anonymous => None,
+            Who::OwnerClient => Some(&self.owner),
+            Who::OtherClient => Some(&self.other),
+            Who::Staff => Some(&self.staff),
+            Who::Admin => Some(&self.admin),
+        }
+    }
+
+    /// `method path` on `app` as `who`, with `body` as JSON if given.
+    pub async fn call(
+        &self,
+        app: &TestApp,
+        who: Who,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> TestResponse {
+        let mut call = app.request(method.clone(), path);
+        if let Some(token) = self.token(who) {
+            call = call.bearer(token);
+        }
+        if let Some(body) = body {
+            call = call.json(body);
+        }
+        call.send().await
+    }
+}
+
 /// One request being built.
 pub struct Call {
     router: Router,

@@ -11,7 +11,7 @@ use super::lifecycle::PaymentEvent;
 use super::model::PaymentMethod;
 use super::money::{Currency, Minor};
 use super::settle::{Outcome, Report};
-use super::signature;
+use super::{signature, upstream};
 use crate::config::{ConfigError, Env};
 use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
@@ -148,40 +148,18 @@ impl Btcpay {
             .ok_or_else(|| Self::missing("BTCPAY_WEBHOOK_SECRET"))
     }
 
-    /// Sends a Greenfield request: a network failure or a 5xx is a 503, any other refusal a
-    /// 502; BTCPay's body is logged, never shown.
+    /// Sends a Greenfield request with the store's API key (see [`upstream::call`]).
     async fn call<T: DeserializeOwned>(
         &self,
         build: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> AppResult<T> {
         let (endpoint, key) = self.store()?;
-        let response = build(self.http.get(), &endpoint)
-            .header("Authorization", format!("token {}", key.expose_secret()))
-            .send()
-            .await
-            .map_err(|err| {
-                tracing::warn!(error = %err, "BTCPay Server did not answer");
-                AppError::Unavailable("BTCPay Server is unavailable".into())
-            })?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|err| {
-            tracing::warn!(error = %err, "BTCPay Server's answer was cut off");
-            AppError::Unavailable("BTCPay Server is unavailable".into())
-        })?;
-        if status.is_server_error() || status.as_u16() == 429 {
-            tracing::warn!(%status, "BTCPay Server failed");
-            return Err(AppError::Unavailable("BTCPay Server is unavailable".into()));
-        }
-        if !status.is_success() {
-            tracing::warn!(%status, body = %String::from_utf8_lossy(&body), "BTCPay Server refused a request");
-            return Err(AppError::BadGateway(format!(
-                "BTCPay Server refused the request ({status})"
-            )));
-        }
-        serde_json::from_slice(&body).map_err(|err| {
-            tracing::error!(error = %err, "BTCPay Server's answer could not be read");
-            AppError::BadGateway("BTCPay Server's answer could not be read".into())
+        let request = build(self.http.get(), &endpoint)
+            .header("Authorization", format!("token {}", key.expose_secret()));
+        upstream::call("BTCPay Server", request, |status, _| {
+            format!("BTCPay Server refused the request ({status})")
         })
+        .await
     }
 
     async fn fetch(&self, id: &str) -> AppResult<Invoice> {

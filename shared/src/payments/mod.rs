@@ -20,6 +20,7 @@ pub mod settle;
 pub mod signature;
 pub mod state;
 pub mod stripe;
+mod upstream;
 
 pub use state::PaymentsState;
 

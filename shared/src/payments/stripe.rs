@@ -13,7 +13,7 @@ use super::invoices;
 use super::lifecycle::PaymentEvent;
 use super::money::Minor;
 use super::settle::{Outcome, Report};
-use super::signature;
+use super::{signature, upstream};
 use crate::config::{ConfigError, Env};
 use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
@@ -114,41 +114,18 @@ impl Stripe {
         })
     }
 
-    /// Sends a request and reads Stripe's answer: a network failure or a 5xx is a 503 (try
-    /// again), a 4xx a 502 naming only Stripe's error code; the body is logged, never shown.
+    /// Sends a request with the secret key (see [`upstream::call`]); a refusal names only
+    /// Stripe's error code.
     async fn call(&self, request: reqwest::RequestBuilder) -> AppResult<Intent> {
-        let key = self.secret_key()?;
-        let response = request
-            .bearer_auth(key.expose_secret())
-            .send()
-            .await
-            .map_err(|err| {
-                tracing::warn!(error = %err, "Stripe did not answer");
-                AppError::Unavailable("Stripe is unavailable".into())
-            })?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|err| {
-            tracing::warn!(error = %err, "Stripe's answer was cut off");
-            AppError::Unavailable("Stripe is unavailable".into())
-        })?;
-        if status.is_server_error() || status.as_u16() == 429 {
-            tracing::warn!(%status, "Stripe failed");
-            return Err(AppError::Unavailable("Stripe is unavailable".into()));
-        }
-        if !status.is_success() {
-            let code = serde_json::from_slice::<StripeError>(&body)
+        let request = request.bearer_auth(self.secret_key()?.expose_secret());
+        upstream::call("Stripe", request, |_, body| {
+            let code = serde_json::from_slice::<StripeError>(body)
                 .ok()
                 .and_then(|e| e.error.code)
                 .unwrap_or_else(|| "unknown".into());
-            tracing::warn!(%status, code, "Stripe refused a request");
-            return Err(AppError::BadGateway(format!(
-                "Stripe refused the request ({code})"
-            )));
-        }
-        serde_json::from_slice(&body).map_err(|err| {
-            tracing::error!(error = %err, "Stripe answered with something that is not a PaymentIntent");
-            AppError::BadGateway("Stripe's answer could not be read".into())
+            format!("Stripe refused the request ({code})")
         })
+        .await
     }
 
     async fn create_intent(

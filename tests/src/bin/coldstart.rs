@@ -88,7 +88,9 @@ fn parse_args() -> Result<(usize, Vec<Target>)> {
         targets.retain(|t| t.label == "hello-lambda" || only.contains(&t.label));
     }
     if targets.is_empty() || runs == 0 {
-        bail!("usage: coldstart [--runs N] [--functions DIR [--only a,b] [--floor PATH]] label=path ...");
+        bail!(
+            "usage: coldstart [--runs N] [--functions DIR [--only a,b] [--floor PATH]] label=path ..."
+        );
     }
     Ok((runs, targets))
 }

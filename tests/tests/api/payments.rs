@@ -4,7 +4,7 @@
 
 use axum::http::{Method, StatusCode};
 use gantry::payments::signature;
-use gantry_tests::{TestApp, TestResponse};
+use gantry_tests::{Cast, EVERYONE, TestApp, TestResponse, Who};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use wiremock::matchers::{body_string_contains, header, method, path, path_regex, query_param};
@@ -14,31 +14,18 @@ const WHSEC: &str = "whsec_gantry_tests";
 const BTCPAY_SECRET: &str = "btcpay webhook secret";
 const STORE: &str = "Store1";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Who {
-    Anonymous,
-    OwnerClient,
-    OtherClient,
-    Staff,
-    Admin,
-}
-
-const EVERYONE: [Who; 5] = [
-    Who::Anonymous,
-    Who::OwnerClient,
-    Who::OtherClient,
-    Who::Staff,
-    Who::Admin,
-];
-
 struct World {
     app: TestApp,
     stub: MockServer,
-    owner: String,
-    other: String,
-    staff: String,
-    admin: String,
-    owner_id: String,
+    cast: Cast,
+}
+
+/// The cast's tokens read as the world's own (`world.staff`).
+impl std::ops::Deref for World {
+    type Target = Cast;
+    fn deref(&self) -> &Cast {
+        &self.cast
+    }
 }
 
 impl World {
@@ -58,29 +45,8 @@ impl World {
                 ("BTCPAY_WEBHOOK_SECRET", BTCPAY_SECRET),
             ],
         );
-        let (owner_id, owner) = app.user_with_role("owner@client.example", "CLIENT").await;
-        let (_, other) = app.user_with_role("other@client.example", "CLIENT").await;
-        let (_, staff) = app.user_with_role("staff@example.com", "STAFF").await;
-        let (_, admin) = app.user_with_role("admin@example.com", "ADMIN").await;
-        Self {
-            app,
-            stub,
-            owner,
-            other,
-            staff,
-            admin,
-            owner_id,
-        }
-    }
-
-    fn token(&self, who: Who) -> Option<&str> {
-        match who {
-            Who::Anonymous => None,
-            Who::OwnerClient => Some(&self.owner),
-            Who::OtherClient => Some(&self.other),
-            Who::Staff => Some(&self.staff),
-            Who::Admin => Some(&self.admin),
-        }
+        let cast = Cast::on(&app).await;
+        Self { app, stub, cast }
     }
 
     async fn call(
@@ -90,14 +56,7 @@ impl World {
         path: &str,
         body: Option<&Value>,
     ) -> TestResponse {
-        let mut call = self.app.request(method.clone(), path);
-        if let Some(token) = self.token(who) {
-            call = call.bearer(token);
-        }
-        if let Some(body) = body {
-            call = call.json(body);
-        }
-        call.send().await
+        self.cast.call(&self.app, who, method, path, body).await
     }
 
     /// A project of the owner client's: its id.

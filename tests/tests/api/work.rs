@@ -2,62 +2,28 @@
 //! table), project CRUD and pagination, metadata CIDs, and documents on IPFS.
 
 use axum::http::{Method, StatusCode};
-use gantry_tests::TestApp;
+use gantry_tests::{Cast, EVERYONE, TestApp, Who};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-/// The callers of the matrix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Who {
-    Anonymous,
-    OwnerClient,
-    OtherClient,
-    Staff,
-    Admin,
-}
-
-const EVERYONE: [Who; 5] = [
-    Who::Anonymous,
-    Who::OwnerClient,
-    Who::OtherClient,
-    Who::Staff,
-    Who::Admin,
-];
-
 struct World {
     app: TestApp,
-    owner: String,
-    other: String,
-    staff: String,
-    admin: String,
-    owner_id: String,
+    cast: Cast,
+}
+
+/// The cast's tokens read as the world's own (`world.staff`).
+impl std::ops::Deref for World {
+    type Target = Cast;
+    fn deref(&self) -> &Cast {
+        &self.cast
+    }
 }
 
 impl World {
     async fn new(pool: PgPool) -> Self {
         let app = TestApp::new(pool);
-        let (owner_id, owner) = app.user_with_role("owner@client.example", "CLIENT").await;
-        let (_, other) = app.user_with_role("other@client.example", "CLIENT").await;
-        let (_, staff) = app.user_with_role("staff@example.com", "STAFF").await;
-        let (_, admin) = app.user_with_role("admin@example.com", "ADMIN").await;
-        Self {
-            app,
-            owner,
-            other,
-            staff,
-            admin,
-            owner_id,
-        }
-    }
-
-    fn token(&self, who: Who) -> Option<&str> {
-        match who {
-            Who::Anonymous => None,
-            Who::OwnerClient => Some(&self.owner),
-            Who::OtherClient => Some(&self.other),
-            Who::Staff => Some(&self.staff),
-            Who::Admin => Some(&self.admin),
-        }
+        let cast = Cast::on(&app).await;
+        Self { app, cast }
     }
 
     /// A project for the owner client, made by staff.
@@ -119,14 +85,10 @@ impl World {
         path: &str,
         body: Option<&Value>,
     ) -> StatusCode {
-        let mut call = self.app.request(method.clone(), path);
-        if let Some(token) = self.token(who) {
-            call = call.bearer(token);
-        }
-        if let Some(body) = body {
-            call = call.json(body);
-        }
-        call.send().await.status
+        self.cast
+            .call(&self.app, who, method, path, body)
+            .await
+            .status
     }
 }
 
