@@ -1041,6 +1041,67 @@ async fn a_btcpay_invoice_made_before_a_lost_answer_is_reused(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn btcpay_failures_leave_nothing_half_written(pool: PgPool) {
+    let world = World::new(pool).await;
+    let id = world.invoice("1500", "SENT").await;
+    let start = || {
+        world
+            .app
+            .post(&format!("/invoices/{id}/create-btcpay-invoice"))
+            .bearer(&world.owner)
+            .send()
+    };
+    let invoices = format!("/api/v1/stores/{STORE}/invoices");
+    // Down, refusing the key, too slow (8 s), and answering with another amount.
+    let other = json!({"id": "BtcOther", "amount": "14.99", "currency": "USD", "status": "New",
+                       "checkoutLink": "https://btcpay.example.com/i/BtcOther", "metadata": {"orderId": id}});
+    let cases = [
+        (ResponseTemplate::new(503), 503),
+        (
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"code": "unauthenticated", "message": "secret detail"})),
+            502,
+        ),
+        (
+            ResponseTemplate::new(200)
+                .set_body_json(json!([]))
+                .set_delay(std::time::Duration::from_secs(9)),
+            503,
+        ),
+        (ResponseTemplate::new(200).set_body_json(other), 502),
+    ];
+    for (n, (response, status)) in cases.into_iter().enumerate() {
+        world.stub.reset().await;
+        let searched = n == 3;
+        Mock::given(method("GET"))
+            .and(path(invoices.clone()))
+            .respond_with(if searched {
+                ResponseTemplate::new(200).set_body_json(json!([]))
+            } else {
+                response.clone()
+            })
+            .mount(&world.stub)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(invoices.clone()))
+            .respond_with(response)
+            .mount(&world.stub)
+            .await;
+        let res = start().await;
+        let problem = res.problem(status);
+        assert!(
+            !problem.to_string().contains("secret detail"),
+            "upstream bodies never leak"
+        );
+        assert_eq!(
+            world.count("SELECT count(*) FROM payments").await,
+            0,
+            "case {n}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_btcpay_settlement_is_confirmed_with_btcpay_before_it_credits(pool: PgPool) {
     let world = World::new(pool).await;
     let id = bitcoin_payment(&world, "BtcSettle", "Settled").await;
