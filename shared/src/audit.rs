@@ -1,7 +1,9 @@
 //! The audit log. Every row is written in the same transaction as the change it records.
 //!
 //! The core knows only how to write a row; each area names its own actions (an enum that
-//! implements [`Action`]), e.g. `identity::IdentityAction`.
+//! implements [`Action`]), e.g. `identity::IdentityAction`. The row itself is written in one
+//! place, the database function `audit_record` (migration `20261203000002`): [`record`] calls
+//! it, and so do the sign-in statements that store a token and its audit row in one round trip.
 
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -25,13 +27,13 @@ pub async fn record<A: Action>(
     entry: Entry<A>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "INSERT INTO audit_log (action, actor_id, subject_id, details) VALUES ($1, $2, $3, $4)",
+        "SELECT audit_record($1, $2, $3, $4)",
         entry.action.name(),
         entry.actor_id,
         entry.subject_id,
         entry.details,
     )
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
     Ok(())
 }

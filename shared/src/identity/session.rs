@@ -129,7 +129,7 @@ async fn issue(
              INSERT INTO refresh_tokens
                  (id, token_hash, family_id, parent_id, user_id, identity_id, amr, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8))
-         INSERT INTO audit_log (action, actor_id, subject_id, details) VALUES ($9, $10, $11, $12)",
+         SELECT audit_record($9, $10, $11, $12)",
         minted.id,
         minted.token_hash,
         minted.family_id,
@@ -143,7 +143,7 @@ async fn issue(
         entry.subject_id,
         entry.details,
     )
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
     minted.pair(signer, subject)
 }

@@ -213,13 +213,16 @@ pub async fn login(
                    (id, token_hash, family_id, parent_id, user_id, identity_id, amr, expires_at)
                SELECT $4, $5, $6, $7, user_id, id, $8, $9 FROM found),
            logged AS (
-               INSERT INTO audit_log (action, actor_id, subject_id, details)
-               SELECT $10, user_id, user_id, $11::jsonb || jsonb_build_object('identity_id', id)
+               SELECT audit_record($10, user_id, user_id,
+                                   $11::jsonb || jsonb_build_object('identity_id', id))
                FROM found
                UNION ALL
-               SELECT $12, NULL, NULL, $13 FROM spent WHERE NOT EXISTS (SELECT 1 FROM found))
+               SELECT audit_record($12, NULL, NULL, $13)
+               FROM spent WHERE NOT EXISTS (SELECT 1 FROM found))
+           -- `logged` is referenced so that it runs (a plain SELECT in WITH runs only if used).
            SELECT EXISTS (SELECT 1 FROM spent) AS "spent!",
-                  f.id AS "identity_id?", f.user_id AS "user_id?", f.role AS "role?: Role"
+                  f.id AS "identity_id?", f.user_id AS "user_id?", f.role AS "role?: Role",
+                  (SELECT count(*) FROM logged) AS "logged!"
            FROM (VALUES (1)) AS one (n) LEFT JOIN found f ON true"#,
         proof.nonce,
         nonce_expires,
