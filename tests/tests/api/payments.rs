@@ -631,6 +631,47 @@ async fn only_a_sent_invoice_can_be_paid(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_card_cannot_pay_a_crypto_invoice(pool: PgPool) {
+    let world = World::new(pool).await;
+    world.stripe_ok().await;
+    let project = world.project().await;
+    let res = world
+        .app
+        .post("/invoices")
+        .bearer(&world.staff)
+        .json(&json!({"project_id": project, "amount": "150000", "currency": "BTC"}))
+        .send()
+        .await;
+    let id = res.str("id");
+    world.put(&id, &json!({"status": "SENT"})).await;
+    world.start_card_payment(&id).await.problem(409);
+    assert!(world.stub.received_requests().await.unwrap().is_empty());
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_provider_object_of_another_invoice_is_refused(pool: PgPool) {
+    let world = World::new(pool).await;
+    // A Stripe that answers every invoice with the same PaymentIntent.
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(
+            "pi_shared",
+            1500,
+            "requires_payment_method",
+        )))
+        .mount(&world.stub)
+        .await;
+    let first = world.invoice("1500", "SENT").await;
+    assert_eq!(
+        world.start_card_payment(&first).await.status,
+        StatusCode::CREATED
+    );
+    let second = world.invoice("1500", "SENT").await;
+    world.start_card_payment(&second).await.problem(502);
+    assert!(world.payments(&second).await.is_empty());
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn stripe_failures_leave_nothing_half_written(pool: PgPool) {
     let world = World::new(pool).await;
     let id = world.invoice("1500", "SENT").await;
@@ -1134,6 +1175,20 @@ async fn a_settlement_btcpay_does_not_confirm_credits_nothing(pool: PgPool) {
         0,
         "a redelivery can still credit"
     );
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_delivery_for_another_store_is_ignored(pool: PgPool) {
+    let world = World::new(pool).await;
+    let id = bitcoin_payment(&world, "BtcElsewhere", "Settled").await;
+    let body =
+        delivery("Dlv8", "Dlv8", "InvoiceSettled", "BtcElsewhere").replace(STORE, "OtherStore");
+    assert_eq!(
+        world.btcpay_delivery(&body).await.body["outcome"],
+        "ignored"
+    );
+    assert_eq!(world.get(&id).await["status"], "SENT");
+    assert_eq!(world.count("SELECT count(*) FROM payment_events").await, 0);
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
