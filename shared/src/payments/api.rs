@@ -99,7 +99,7 @@ pub async fn list_payments(
     responses(
         (status = 201, description = "The invoice's open PaymentIntent for what is left to pay (the same one on every call while it is open)", body = PaymentIntentCreated),
         (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The invoice is not SENT, is paid, or is not in a card currency", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The invoice is not SENT, is paid, is not in a card currency, or a card payment of it succeeded and is being recorded", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Stripe refused the request or answered with something else", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_payment_intent(
@@ -116,7 +116,7 @@ pub async fn create_payment_intent(
     responses(
         (status = 201, description = "The open BTCPay invoice for what is left to pay (the same one on every call while it is open)", body = BtcpayInvoiceCreated),
         (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The invoice is not SENT, or is paid", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The invoice is not SENT, is paid, or a bitcoin payment of it is being confirmed", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "BTCPay Server refused the request or answered with something else", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_btcpay_invoice(

@@ -225,6 +225,13 @@ pub async fn create_invoice(
     .await?;
     for id in recorded {
         let open = btcpay.fetch(&id).await?;
+        if matches!(open.status.as_str(), "Processing" | "Settled") {
+            // Paid, and its settlement not yet recorded: a new invoice would let the payer pay
+            // twice.
+            return Err(AppError::Conflict(
+                "a bitcoin payment of this invoice is being confirmed".into(),
+            ));
+        }
         if open.reusable_for(invoice_id, amount, currency) {
             return answer(open);
         }

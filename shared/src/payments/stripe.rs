@@ -220,11 +220,15 @@ pub async fn create_payment_intent(
     )
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(open) = open
-        && open.amount == payable.outstanding.to_string()
-    {
+    if let Some(open) = open {
         let intent = stripe.retrieve_intent(&open.provider_ref).await?;
-        if intent.open() {
+        if intent.status == "succeeded" {
+            // Paid, and its webhook not yet here: a new intent would let the payer pay twice.
+            return Err(AppError::Conflict(
+                "a card payment of this invoice has succeeded and is being recorded".into(),
+            ));
+        }
+        if intent.open() && open.amount == payable.outstanding.to_string() {
             return answer(intent, &payable);
         }
     }

@@ -672,6 +672,51 @@ async fn a_provider_object_of_another_invoice_is_refused(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_payment_that_succeeded_before_its_webhook_is_not_started_again(pool: PgPool) {
+    let world = World::new(pool).await;
+    let id = world.invoice("1500", "SENT").await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(
+            "pi_paid_early",
+            1500,
+            "requires_payment_method",
+        )))
+        .mount(&world.stub)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/pi_paid_early"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent(
+            "pi_paid_early",
+            1500,
+            "succeeded",
+        )))
+        .mount(&world.stub)
+        .await;
+    assert_eq!(
+        world.start_card_payment(&id).await.status,
+        StatusCode::CREATED
+    );
+    // The payer paid; Stripe's webhook has not arrived yet. Another click must not open a
+    // second intent (a second charge).
+    world.start_card_payment(&id).await.problem(409);
+    assert_eq!(world.count("SELECT count(*) FROM payments").await, 1);
+    // The same for bitcoin: BTCPay says the invoice is being paid.
+    let btc = world.invoice("1500", "SENT").await;
+    btcpay_stub(&world.stub, "BtcEarly", "15.00", &btc, "Processing").await;
+    let start = || {
+        world
+            .app
+            .post(&format!("/invoices/{btc}/create-btcpay-invoice"))
+            .bearer(&world.owner)
+            .send()
+    };
+    assert_eq!(start().await.status, StatusCode::CREATED);
+    start().await.problem(409);
+    assert_eq!(world.count("SELECT count(*) FROM payments").await, 2);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn stripe_failures_leave_nothing_half_written(pool: PgPool) {
     let world = World::new(pool).await;
     let id = world.invoice("1500", "SENT").await;
