@@ -341,9 +341,9 @@ async fn report(btcpay: &Btcpay, header: Option<&str>, body: &[u8]) -> AppResult
         return Ok(None);
     }
     let event = match delivery.kind.as_str() {
-        "InvoiceSettled" => None,
-        "InvoiceExpired" | "InvoiceInvalid" => Some(PaymentEvent::Failed),
-        "InvoiceProcessing" | "InvoiceReceivedPayment" => Some(PaymentEvent::Processing),
+        "InvoiceSettled" => PaymentEvent::Succeeded,
+        "InvoiceExpired" | "InvoiceInvalid" => PaymentEvent::Failed,
+        "InvoiceProcessing" | "InvoiceReceivedPayment" => PaymentEvent::Processing,
         _ => return Ok(None),
     };
     let mut report = Report {
@@ -359,7 +359,7 @@ async fn report(btcpay: &Btcpay, header: Option<&str>, body: &[u8]) -> AppResult
         currency: None,
         invoice_id: None,
     };
-    if report.event.is_none() {
+    if event == PaymentEvent::Succeeded {
         // Settled: believe BTCPay's API, not the delivery.
         let fetched = btcpay.fetch(&report.provider_ref).await?;
         let currency = Currency::parse("currency", &fetched.currency).ok();
@@ -377,7 +377,6 @@ async fn report(btcpay: &Btcpay, header: Option<&str>, body: &[u8]) -> AppResult
             tracing::warn!(status = %fetched.status, "a settlement BTCPay does not confirm");
             return Ok(None);
         }
-        report.event = Some(PaymentEvent::Succeeded);
     }
     Ok(Some(report))
 }

@@ -103,18 +103,6 @@ pub struct PaymentState {
     pub refunded: Minor,
 }
 
-impl PaymentStatus {
-    /// Its place in the only order a payment moves in.
-    fn rank(self) -> u8 {
-        match self {
-            Self::Pending => 0,
-            Self::Failed => 1,
-            Self::Confirmed => 2,
-            Self::Refunded => 3,
-        }
-    }
-}
-
 impl PaymentState {
     pub fn apply(self, event: PaymentEvent) -> Self {
         use PaymentStatus::*;
@@ -159,18 +147,27 @@ impl PaymentState {
             PaymentStatus::Pending | PaymentStatus::Failed => Minor::ZERO,
         }
     }
-
-    /// Whether `self` → `next` respects the payment order (used by the property tests and as a
-    /// guard before a row is written).
-    pub fn moves_forward_to(self, next: Self) -> bool {
-        next.status.rank() >= self.status.rank() && next.refunded >= self.refunded
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A payment's place in the only order it moves in.
+    fn rank(status: PaymentStatus) -> u8 {
+        match status {
+            PaymentStatus::Pending => 0,
+            PaymentStatus::Failed => 1,
+            PaymentStatus::Confirmed => 2,
+            PaymentStatus::Refunded => 3,
+        }
+    }
+
+    /// Whether `from` → `to` respects the payment order, refunds included.
+    fn moves_forward(from: PaymentState, to: PaymentState) -> bool {
+        rank(to.status) >= rank(from.status) && to.refunded >= from.refunded
+    }
 
     fn pending(amount: u128) -> PaymentState {
         PaymentState {
@@ -278,7 +275,7 @@ mod tests {
             let mut state = pending(amount);
             for event in events {
                 let next = state.apply(event);
-                prop_assert!(state.moves_forward_to(next), "{state:?} -> {next:?} on {event:?}");
+                prop_assert!(moves_forward(state, next), "{state:?} -> {next:?} on {event:?}");
                 prop_assert!(next.credited() <= next.amount);
                 prop_assert_eq!(next.apply(event), next, "replaying {:?}", event);
                 state = next;

@@ -175,13 +175,6 @@ impl Serialize for Currency {
     }
 }
 
-/// An amount of a currency.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Money {
-    pub amount: Minor,
-    pub currency: Currency,
-}
-
 /// Amounts as they arrive: strings of minor units greater than zero, checked by
 /// [`Minor::parse`].
 #[derive(Debug, Clone, Deserialize, ToSchema)]

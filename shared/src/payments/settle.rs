@@ -22,8 +22,8 @@ pub struct Report {
     pub event_type: String,
     /// The provider object it is about (a PaymentIntent, a BTCPay invoice).
     pub provider_ref: String,
-    /// What it does to the payment; `None` records it and changes nothing.
-    pub event: Option<PaymentEvent>,
+    /// What it does to the payment.
+    pub event: PaymentEvent,
     /// What the provider says was paid, checked against our payment before a success credits.
     pub amount: Option<Minor>,
     /// Compared without regard to case (Stripe writes `usd`).
@@ -130,7 +130,7 @@ fn mismatch(report: &Report, ours: &Locked) -> Option<&'static str> {
     {
         return Some("rejected: currency differs");
     }
-    let success = matches!(report.event, Some(PaymentEvent::Succeeded));
+    let success = report.event == PaymentEvent::Succeeded;
     if success && report.amount.is_some_and(|a| a != ours.state.amount) {
         return Some("rejected: amount differs");
     }
@@ -163,18 +163,14 @@ pub async fn apply(pool: &PgPool, report: &Report) -> AppResult<Outcome> {
             entry.outcome = "ignored: no such payment".into();
             Outcome::Ignored
         }
-        Some(ours) => match (mismatch(report, ours), report.event) {
-            (Some(reason), _) => {
+        Some(ours) => match mismatch(report, ours) {
+            Some(reason) => {
                 tracing::warn!(reason, "a payment event does not match our payment");
                 entry.outcome = reason.into();
                 Outcome::Rejected
             }
-            (None, None) => {
-                entry.outcome = "recorded".into();
-                Outcome::Applied
-            }
-            (None, Some(event)) => {
-                entry.outcome = change(&mut tx, ours, event).await?;
+            None => {
+                entry.outcome = change(&mut tx, ours, report.event).await?;
                 Outcome::Applied
             }
         },

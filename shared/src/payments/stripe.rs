@@ -397,7 +397,7 @@ fn report(event: Event) -> Result<Option<Report>, &'static str> {
         event_id: event.id,
         event_type: event.kind,
         provider_ref,
-        event: Some(what),
+        event: what,
         amount,
         currency: Some(object.currency.ok_or("no currency")?),
         invoice_id: object.metadata.invoice_id.and_then(|id| id.parse().ok()),
