@@ -3,7 +3,7 @@
 //! (config, runtime, errors, extractors, auth, stores, queue) never does.
 
 use crate::function::needs::{CHAIN_RPC, DATABASE, PRIVATE_KEY, PUBLIC_KEYS};
-use crate::function::{FunctionSpec, Schedule, Trigger, delete, get, post, put};
+use crate::function::{FunctionSpec, Schedule, Trigger, http};
 use crate::identity;
 use crate::platform::{Platform, StartupError};
 use crate::queue::JobHandler;
@@ -20,17 +20,10 @@ const STRIPE_HOOK: crate::function::Need = payments::stripe::WEBHOOK_NEED;
 const BTCPAY_API: crate::function::Need = payments::btcpay::API_NEED;
 const BTCPAY_HOOK: crate::function::Need = payments::btcpay::WEBHOOK_NEED;
 
-const fn http(
-    routes: &'static [crate::function::Route],
-    build: crate::function::BuildRouter,
-) -> Trigger {
-    Trigger::Http { routes, build }
-}
-
 pub static AUTH_NONCE: FunctionSpec = FunctionSpec {
     name: "auth-nonce",
     resource: "AuthNonce",
-    trigger: http(&[post("/auth/nonce")], identity::auth_nonce),
+    trigger: http::<identity::AuthNonce>(),
     needs: &[&SIWE],
     aws: &[],
 };
@@ -38,7 +31,7 @@ pub static AUTH_NONCE: FunctionSpec = FunctionSpec {
 pub static JWKS: FunctionSpec = FunctionSpec {
     name: "jwks",
     resource: "Jwks",
-    trigger: http(&[get("/.well-known/jwks.json")], identity::jwks),
+    trigger: http::<identity::Jwks>(),
     needs: &[&PUBLIC_KEYS],
     aws: &[],
 };
@@ -46,7 +39,7 @@ pub static JWKS: FunctionSpec = FunctionSpec {
 pub static LINK_IDENTITY: FunctionSpec = FunctionSpec {
     name: "link-identity",
     resource: "LinkIdentity",
-    trigger: http(&[post("/link-identity")], identity::link_identity),
+    trigger: http::<identity::LinkIdentity>(),
     needs: &[&DATABASE, &PUBLIC_KEYS, &SIWE, &CHAIN_RPC],
     aws: &[],
 };
@@ -54,7 +47,7 @@ pub static LINK_IDENTITY: FunctionSpec = FunctionSpec {
 pub static LOGIN: FunctionSpec = FunctionSpec {
     name: "login",
     resource: "Login",
-    trigger: http(&[post("/login-email-password")], identity::login),
+    trigger: http::<identity::Login>(),
     needs: &[&DATABASE, &PRIVATE_KEY],
     aws: &[],
 };
@@ -62,7 +55,7 @@ pub static LOGIN: FunctionSpec = FunctionSpec {
 pub static LOGIN_BLOCKCHAIN: FunctionSpec = FunctionSpec {
     name: "login-blockchain",
     resource: "LoginBlockchain",
-    trigger: http(&[post("/login-blockchain")], identity::login_blockchain),
+    trigger: http::<identity::LoginBlockchain>(),
     needs: &[&DATABASE, &PRIVATE_KEY, &SIWE, &CHAIN_RPC],
     aws: &[],
 };
@@ -70,7 +63,7 @@ pub static LOGIN_BLOCKCHAIN: FunctionSpec = FunctionSpec {
 pub static PROFILE: FunctionSpec = FunctionSpec {
     name: "profile",
     resource: "Profile",
-    trigger: http(&[get("/profile")], identity::profile),
+    trigger: http::<identity::Profile>(),
     needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
@@ -78,13 +71,7 @@ pub static PROFILE: FunctionSpec = FunctionSpec {
 pub static REGISTER: FunctionSpec = FunctionSpec {
     name: "register",
     resource: "Register",
-    trigger: http(
-        &[
-            post("/register-email-password"),
-            post("/register-blockchain"),
-        ],
-        identity::register,
-    ),
+    trigger: http::<identity::Register>(),
     needs: &[&DATABASE, &PRIVATE_KEY, &SIWE, &CHAIN_RPC],
     aws: &[],
 };
@@ -92,7 +79,7 @@ pub static REGISTER: FunctionSpec = FunctionSpec {
 pub static TOKEN: FunctionSpec = FunctionSpec {
     name: "token",
     resource: "Token",
-    trigger: http(&[post("/token/refresh"), post("/logout")], identity::token),
+    trigger: http::<identity::Token>(),
     needs: &[&DATABASE, &PRIVATE_KEY],
     aws: &[],
 };
@@ -100,7 +87,7 @@ pub static TOKEN: FunctionSpec = FunctionSpec {
 pub static UNLINK_IDENTITY: FunctionSpec = FunctionSpec {
     name: "unlink-identity",
     resource: "UnlinkIdentity",
-    trigger: http(&[post("/unlink-identity")], identity::unlink_identity),
+    trigger: http::<identity::UnlinkIdentity>(),
     needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
@@ -108,7 +95,7 @@ pub static UNLINK_IDENTITY: FunctionSpec = FunctionSpec {
 pub static USERS: FunctionSpec = FunctionSpec {
     name: "users",
     resource: "Users",
-    trigger: http(&[get("/users"), put("/users/{id}/role")], identity::users),
+    trigger: http::<identity::Users>(),
     needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
@@ -116,16 +103,7 @@ pub static USERS: FunctionSpec = FunctionSpec {
 pub static PROJECTS: FunctionSpec = FunctionSpec {
     name: "projects",
     resource: "Projects",
-    trigger: http(
-        &[
-            get("/projects"),
-            post("/projects"),
-            get("/projects/{id}"),
-            put("/projects/{id}"),
-            delete("/projects/{id}"),
-        ],
-        work::projects,
-    ),
+    trigger: http::<work::Projects>(),
     needs: &[&DATABASE, &PUBLIC_KEYS, &IPFS],
     aws: &[],
 };
@@ -133,10 +111,7 @@ pub static PROJECTS: FunctionSpec = FunctionSpec {
 pub static PROJECT_TASKS: FunctionSpec = FunctionSpec {
     name: "project-tasks",
     resource: "ProjectTasks",
-    trigger: http(
-        &[get("/projects/{id}/tasks"), post("/projects/{id}/tasks")],
-        work::project_tasks,
-    ),
+    trigger: http::<work::ProjectTasks>(),
     needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
@@ -144,14 +119,7 @@ pub static PROJECT_TASKS: FunctionSpec = FunctionSpec {
 pub static TASKS: FunctionSpec = FunctionSpec {
     name: "tasks",
     resource: "Tasks",
-    trigger: http(
-        &[
-            get("/tasks/{id}"),
-            put("/tasks/{id}"),
-            delete("/tasks/{id}"),
-        ],
-        work::tasks,
-    ),
+    trigger: http::<work::Tasks>(),
     needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
@@ -159,13 +127,7 @@ pub static TASKS: FunctionSpec = FunctionSpec {
 pub static PROJECT_WORK_ORDERS: FunctionSpec = FunctionSpec {
     name: "project-work-orders",
     resource: "ProjectWorkOrders",
-    trigger: http(
-        &[
-            get("/projects/{id}/work-orders"),
-            post("/projects/{id}/work-orders"),
-        ],
-        work::project_work_orders,
-    ),
+    trigger: http::<work::ProjectWorkOrders>(),
     needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
@@ -173,14 +135,7 @@ pub static PROJECT_WORK_ORDERS: FunctionSpec = FunctionSpec {
 pub static WORK_ORDERS: FunctionSpec = FunctionSpec {
     name: "work-orders",
     resource: "WorkOrders",
-    trigger: http(
-        &[
-            get("/work-orders/{id}"),
-            put("/work-orders/{id}"),
-            delete("/work-orders/{id}"),
-        ],
-        work::work_orders,
-    ),
+    trigger: http::<work::WorkOrders>(),
     needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
@@ -188,7 +143,7 @@ pub static WORK_ORDERS: FunctionSpec = FunctionSpec {
 pub static PIN_TO_IPFS: FunctionSpec = FunctionSpec {
     name: "pin-to-ipfs",
     resource: "PinToIpfs",
-    trigger: http(&[post("/ipfs")], work::pin_to_ipfs),
+    trigger: http::<work::PinToIpfs>(),
     needs: &[&DATABASE, &PUBLIC_KEYS, &IPFS],
     aws: &[],
 };
@@ -196,7 +151,7 @@ pub static PIN_TO_IPFS: FunctionSpec = FunctionSpec {
 pub static IPFS_GET: FunctionSpec = FunctionSpec {
     name: "ipfs-get",
     resource: "IpfsGet",
-    trigger: http(&[get("/ipfs/{cid}")], work::ipfs_get),
+    trigger: http::<work::IpfsGet>(),
     needs: &[&DATABASE, &PUBLIC_KEYS, &IPFS],
     aws: &[],
 };
@@ -204,15 +159,7 @@ pub static IPFS_GET: FunctionSpec = FunctionSpec {
 pub static INVOICES: FunctionSpec = FunctionSpec {
     name: "invoices",
     resource: "Invoices",
-    trigger: http(
-        &[
-            get("/invoices"),
-            post("/invoices"),
-            get("/invoices/{id}"),
-            put("/invoices/{id}"),
-        ],
-        payments::invoices,
-    ),
+    trigger: http::<payments::Invoices>(),
     needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
@@ -220,10 +167,7 @@ pub static INVOICES: FunctionSpec = FunctionSpec {
 pub static INVOICE_PAYMENTS: FunctionSpec = FunctionSpec {
     name: "invoice-payments",
     resource: "InvoicePayments",
-    trigger: http(
-        &[get("/invoices/{id}/payments")],
-        payments::invoice_payments,
-    ),
+    trigger: http::<payments::InvoicePayments>(),
     needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
@@ -231,10 +175,7 @@ pub static INVOICE_PAYMENTS: FunctionSpec = FunctionSpec {
 pub static CREATE_PAYMENT_INTENT: FunctionSpec = FunctionSpec {
     name: "create-payment-intent",
     resource: "CreatePaymentIntent",
-    trigger: http(
-        &[post("/invoices/{id}/create-payment-intent")],
-        payments::create_payment_intent,
-    ),
+    trigger: http::<payments::CreatePaymentIntent>(),
     needs: &[&DATABASE, &PUBLIC_KEYS, &STRIPE_API],
     aws: &[],
 };
@@ -242,7 +183,7 @@ pub static CREATE_PAYMENT_INTENT: FunctionSpec = FunctionSpec {
 pub static STRIPE_WEBHOOK: FunctionSpec = FunctionSpec {
     name: "stripe-webhook",
     resource: "StripeWebhook",
-    trigger: http(&[post("/stripe-webhook")], payments::stripe_webhook),
+    trigger: http::<payments::StripeWebhook>(),
     needs: &[&DATABASE, &STRIPE_HOOK],
     aws: &[],
 };
@@ -250,10 +191,7 @@ pub static STRIPE_WEBHOOK: FunctionSpec = FunctionSpec {
 pub static CREATE_BTCPAY_INVOICE: FunctionSpec = FunctionSpec {
     name: "create-btcpay-invoice",
     resource: "CreateBtcpayInvoice",
-    trigger: http(
-        &[post("/invoices/{id}/create-btcpay-invoice")],
-        payments::create_btcpay_invoice,
-    ),
+    trigger: http::<payments::CreateBtcpayInvoice>(),
     needs: &[&DATABASE, &PUBLIC_KEYS, &BTCPAY_API],
     aws: &[],
 };
@@ -261,7 +199,7 @@ pub static CREATE_BTCPAY_INVOICE: FunctionSpec = FunctionSpec {
 pub static BTCPAY_WEBHOOK: FunctionSpec = FunctionSpec {
     name: "btcpay-webhook",
     resource: "BtcpayWebhook",
-    trigger: http(&[post("/btcpay-webhook")], payments::btcpay_webhook),
+    trigger: http::<payments::BtcpayWebhook>(),
     needs: &[&DATABASE, &BTCPAY_API, &BTCPAY_HOOK],
     aws: &[],
 };
@@ -335,19 +273,29 @@ pub fn openapi_route() -> Router {
     )
 }
 
-/// The OpenAPI document: the core's part (health, security scheme) merged with every area's,
-/// with the statuses the edge answers (from the function table: a function that needs the
-/// database, a key or a chain can answer 503) and the links between operations.
+/// The OpenAPI document: the core's part (health, security scheme), every area's tags, every
+/// function's paths (read from its handlers' `#[utoipa::path]`s, as its router is), the
+/// statuses the edge answers (a function that needs the database, a key or a provider can
+/// answer 503) and the links between operations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = crate::openapi::CoreApi::openapi();
     doc.merge(identity::api::IdentityApi::openapi());
     doc.merge(work::api::WorkApi::openapi());
     doc.merge(payments::api::PaymentsApi::openapi());
+    // (method, path) of every route whose function can answer 503.
+    let mut dependent = Vec::new();
+    for spec in FUNCTIONS {
+        let Some(paths) = spec.openapi() else {
+            continue;
+        };
+        if spec.needs.iter().any(|need| need.can_be_unavailable) {
+            dependent.extend(spec.routes());
+        }
+        doc.merge(paths);
+    }
     crate::openapi::add_edge_responses(&mut doc, |method, path| {
-        let dependent = FUNCTIONS.iter().any(|spec| {
-            spec.routes().iter().any(|route| {
-                route.path == path && route.method.http().as_str().eq_ignore_ascii_case(method)
-            }) && spec.needs.iter().any(|need| need.can_be_unavailable)
+        let dependent = dependent.iter().any(|route| {
+            route.path == path && route.method.http().as_str().eq_ignore_ascii_case(method)
         });
         crate::openapi::EdgeFacts { dependent }
     });

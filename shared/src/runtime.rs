@@ -58,10 +58,11 @@ pub fn function_router(
     spec: &FunctionSpec,
     platform: &Platform,
 ) -> Result<Option<Router>, crate::platform::StartupError> {
-    let Trigger::Http { build, routes } = spec.trigger else {
+    let Trigger::Http { build, routes, .. } = spec.trigger else {
         return Ok(None);
     };
     let router = build(platform)?.method_not_allowed_fallback(method_not_allowed);
+    let routes = routes();
     let methods: Vec<_> = routes.iter().map(|route| route.method.http()).collect();
     Ok(Some(match edge::cors(&platform.edge_config, &methods) {
         Some(cors) => router.layer(cors),

@@ -224,24 +224,9 @@ pub async fn unlink_identity(
     ))
 }
 
-/// Identity's part of the OpenAPI document; the composition root merges every area's.
+/// Identity's tags in the OpenAPI document; its paths come from its functions' endpoints.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(
-        register_email_password,
-        login_email_password,
-        profile,
-        refresh,
-        logout,
-        jwks,
-        list_users,
-        set_role,
-        auth_nonce,
-        register_blockchain,
-        login_blockchain,
-        link_identity,
-        unlink_identity,
-    ),
     tags(
         (name = "identity", description = "Accounts and sign-in"),
         (name = "tokens", description = "Sessions and signing keys"),

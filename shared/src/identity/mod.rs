@@ -1,6 +1,6 @@
 //! The identity area: accounts, email/password and wallet identities, sessions and roles.
 //!
-//! It owns its routes and their OpenAPI paths ([`api`]), its router builders (below, one per
+//! It owns its routes and their OpenAPI paths ([`api`]), its HTTP functions (below, one `HttpApi` per
 //! deployable function), its errors and the constraint names they map ([`error`]), its audit
 //! actions ([`audit`]) and its configuration section ([`config`]). The core never imports it.
 
@@ -22,9 +22,10 @@ pub use error::IdentityError;
 pub use state::IdentityState;
 
 use crate::chain::AlloyRpc;
-use crate::platform::{Platform, StartupError};
-use axum::Router;
-use axum::routing::{get, post, put};
+use crate::platform::{Platform, StartupError, Tokens};
+
+use crate::endpoint;
+use crate::function::{Endpoint, HttpApi};
 use std::sync::Arc;
 
 /// The state for routers that verify wallet proofs: with the chain RPC client
@@ -34,80 +35,119 @@ fn with_chain(platform: &Platform) -> Result<IdentityState, StartupError> {
     IdentityState::with_chain(platform, Arc::new(rpc))
 }
 
-/// `POST /register-email-password`, `POST /register-blockchain`.
-pub fn register(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route(
-            "/register-email-password",
-            post(api::register_email_password),
-        )
-        .route("/register-blockchain", post(api::register_blockchain))
-        .with_state(with_chain(platform)?))
+/// `register`: a new account, by email and password or by wallet.
+pub struct Register;
+
+impl HttpApi for Register {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[
+        endpoint!(api::register_email_password),
+        endpoint!(api::register_blockchain),
+    ];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        with_chain(platform)
+    }
 }
 
-/// `POST /auth/nonce`.
-pub fn auth_nonce(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/auth/nonce", post(api::auth_nonce))
-        .with_state(IdentityState::new(platform)?))
+/// `auth-nonce`: a single-use SIWE nonce.
+pub struct AuthNonce;
+
+impl HttpApi for AuthNonce {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::auth_nonce)];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        IdentityState::new(platform)
+    }
 }
 
-/// `POST /login-blockchain`.
-pub fn login_blockchain(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/login-blockchain", post(api::login_blockchain))
-        .with_state(with_chain(platform)?))
+/// `login-blockchain`: sign in with Ethereum.
+pub struct LoginBlockchain;
+
+impl HttpApi for LoginBlockchain {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::login_blockchain)];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        with_chain(platform)
+    }
 }
 
-/// `POST /link-identity`.
-pub fn link_identity(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/link-identity", post(api::link_identity))
-        .with_state(with_chain(platform)?))
+/// `link-identity`: add an email or a wallet to the caller's account.
+pub struct LinkIdentity;
+
+impl HttpApi for LinkIdentity {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::link_identity)];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        with_chain(platform)
+    }
 }
 
-/// `POST /unlink-identity`.
-pub fn unlink_identity(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/unlink-identity", post(api::unlink_identity))
-        .with_state(IdentityState::new(platform)?))
+/// `unlink-identity`: remove one of the caller's identities.
+pub struct UnlinkIdentity;
+
+impl HttpApi for UnlinkIdentity {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::unlink_identity)];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        IdentityState::new(platform)
+    }
 }
 
-/// `POST /login-email-password`.
-pub fn login(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/login-email-password", post(api::login_email_password))
-        .with_state(IdentityState::new(platform)?))
+/// `login`: sign in with email and password.
+pub struct Login;
+
+impl HttpApi for Login {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::login_email_password)];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        IdentityState::new(platform)
+    }
 }
 
-/// `GET /profile`.
-pub fn profile(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/profile", get(api::profile))
-        .with_state(IdentityState::new(platform)?))
+/// `profile`: the caller's account.
+pub struct Profile;
+
+impl HttpApi for Profile {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::profile)];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        IdentityState::new(platform)
+    }
 }
 
-/// `POST /token/refresh`, `POST /logout`.
-pub fn token(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/token/refresh", post(api::refresh))
-        .route("/logout", post(api::logout))
-        .with_state(IdentityState::new(platform)?))
+/// `token`: refresh-token rotation and logout.
+pub struct Token;
+
+impl HttpApi for Token {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] =
+        &[endpoint!(api::refresh), endpoint!(api::logout)];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        IdentityState::new(platform)
+    }
 }
 
-/// `GET /.well-known/jwks.json`: needs only the token keys.
-pub fn jwks(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/.well-known/jwks.json", get(api::jwks))
-        .with_state(platform.tokens.clone()))
+/// `jwks`: the public keys; needs only the token keys.
+pub struct Jwks;
+
+impl HttpApi for Jwks {
+    type State = Tokens;
+    const ENDPOINTS: &'static [Endpoint<Tokens>] = &[endpoint!(api::jwks)];
+    fn state(platform: &Platform) -> Result<Tokens, StartupError> {
+        Ok(platform.tokens.clone())
+    }
 }
 
-/// `GET /users`, `PUT /users/{id}/role`.
-pub fn users(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/users", get(api::list_users))
-        .route("/users/{id}/role", put(api::set_role))
-        .with_state(IdentityState::new(platform)?))
+/// `users`: the account list and roles (ADMIN).
+pub struct Users;
+
+impl HttpApi for Users {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] =
+        &[endpoint!(api::list_users), endpoint!(api::set_role)];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        IdentityState::new(platform)
+    }
 }
 
 /// What expires in identity's tables, for the housekeeping job: spent SIWE nonces (a nonce past

@@ -1,7 +1,7 @@
 //! The payments area: invoices, the payments made against them by card (Stripe) and bitcoin
 //! (BTCPay Server), and one hash-chained ledger of every payment event.
 //!
-//! It owns its routes and their OpenAPI paths ([`api`]), its router builders (below, one per
+//! It owns its routes and their OpenAPI paths ([`api`]), its HTTP functions (below, one `HttpApi` per
 //! deployable function), its audit actions ([`audit`]) and its configuration (the providers'
 //! variables). It sits above the work area and asks it only through `work::facade` whether a
 //! caller may see a project. Every provider's report goes through [`settle`], which moves
@@ -24,61 +24,77 @@ mod upstream;
 
 pub use state::PaymentsState;
 
+use crate::endpoint;
+use crate::function::{Endpoint, HttpApi};
 use crate::platform::{Platform, StartupError};
-use axum::Router;
-use axum::routing::{get, post};
 
-/// `GET, POST /invoices`, `GET, PUT /invoices/{id}`.
-pub fn invoices(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route(
-            "/invoices",
-            get(api::list_invoices).post(api::create_invoice),
-        )
-        .route(
-            "/invoices/{id}",
-            get(api::get_invoice).put(api::update_invoice),
-        )
-        .with_state(PaymentsState::rows(platform)))
+/// `invoices`: the invoices themselves.
+pub struct Invoices;
+
+impl HttpApi for Invoices {
+    type State = PaymentsState;
+    const ENDPOINTS: &'static [Endpoint<PaymentsState>] = &[
+        endpoint!(api::list_invoices),
+        endpoint!(api::create_invoice),
+        endpoint!(api::get_invoice),
+        endpoint!(api::update_invoice),
+    ];
+    fn state(platform: &Platform) -> Result<PaymentsState, StartupError> {
+        Ok(PaymentsState::rows(platform))
+    }
 }
 
-/// `GET /invoices/{id}/payments`.
-pub fn invoice_payments(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/invoices/{id}/payments", get(api::list_payments))
-        .with_state(PaymentsState::rows(platform)))
+/// `invoice-payments`: the payments made against an invoice.
+pub struct InvoicePayments;
+
+impl HttpApi for InvoicePayments {
+    type State = PaymentsState;
+    const ENDPOINTS: &'static [Endpoint<PaymentsState>] = &[endpoint!(api::list_payments)];
+    fn state(platform: &Platform) -> Result<PaymentsState, StartupError> {
+        Ok(PaymentsState::rows(platform))
+    }
 }
 
-/// `POST /invoices/{id}/create-payment-intent`.
-pub fn create_payment_intent(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route(
-            "/invoices/{id}/create-payment-intent",
-            post(api::create_payment_intent),
-        )
-        .with_state(PaymentsState::with_stripe(platform)?))
+/// `create-payment-intent`: a Stripe PaymentIntent for an invoice.
+pub struct CreatePaymentIntent;
+
+impl HttpApi for CreatePaymentIntent {
+    type State = PaymentsState;
+    const ENDPOINTS: &'static [Endpoint<PaymentsState>] = &[endpoint!(api::create_payment_intent)];
+    fn state(platform: &Platform) -> Result<PaymentsState, StartupError> {
+        PaymentsState::with_stripe(platform)
+    }
 }
 
-/// `POST /stripe-webhook`.
-pub fn stripe_webhook(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/stripe-webhook", post(api::stripe_webhook))
-        .with_state(PaymentsState::with_stripe(platform)?))
+/// `stripe-webhook`: Stripe's event deliveries.
+pub struct StripeWebhook;
+
+impl HttpApi for StripeWebhook {
+    type State = PaymentsState;
+    const ENDPOINTS: &'static [Endpoint<PaymentsState>] = &[endpoint!(api::stripe_webhook)];
+    fn state(platform: &Platform) -> Result<PaymentsState, StartupError> {
+        PaymentsState::with_stripe(platform)
+    }
 }
 
-/// `POST /invoices/{id}/create-btcpay-invoice`.
-pub fn create_btcpay_invoice(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route(
-            "/invoices/{id}/create-btcpay-invoice",
-            post(api::create_btcpay_invoice),
-        )
-        .with_state(PaymentsState::with_btcpay(platform)?))
+/// `create-btcpay-invoice`: a BTCPay Server invoice (checkout) for an invoice.
+pub struct CreateBtcpayInvoice;
+
+impl HttpApi for CreateBtcpayInvoice {
+    type State = PaymentsState;
+    const ENDPOINTS: &'static [Endpoint<PaymentsState>] = &[endpoint!(api::create_btcpay_invoice)];
+    fn state(platform: &Platform) -> Result<PaymentsState, StartupError> {
+        PaymentsState::with_btcpay(platform)
+    }
 }
 
-/// `POST /btcpay-webhook`.
-pub fn btcpay_webhook(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/btcpay-webhook", post(api::btcpay_webhook))
-        .with_state(PaymentsState::with_btcpay(platform)?))
+/// `btcpay-webhook`: BTCPay Server's webhook deliveries.
+pub struct BtcpayWebhook;
+
+impl HttpApi for BtcpayWebhook {
+    type State = PaymentsState;
+    const ENDPOINTS: &'static [Endpoint<PaymentsState>] = &[endpoint!(api::btcpay_webhook)];
+    fn state(platform: &Platform) -> Result<PaymentsState, StartupError> {
+        PaymentsState::with_btcpay(platform)
+    }
 }

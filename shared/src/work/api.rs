@@ -265,28 +265,9 @@ pub async fn ipfs_get(
         .into_response())
 }
 
-/// The work area's part of the OpenAPI document.
+/// The work area's tags in the OpenAPI document; its paths come from its functions' endpoints.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(
-        list_projects,
-        create_project,
-        get_project,
-        update_project,
-        delete_project,
-        list_tasks,
-        create_task,
-        get_task,
-        update_task,
-        delete_task,
-        list_work_orders,
-        create_work_order,
-        get_work_order,
-        update_work_order,
-        delete_work_order,
-        pin,
-        ipfs_get,
-    ),
     tags(
         (name = "work", description = "Projects, their tasks and work orders"),
         (name = "ipfs", description = "Documents on IPFS, content-addressed"),

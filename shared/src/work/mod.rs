@@ -1,7 +1,7 @@
 //! The work-management area: projects, their tasks and work orders, and the
 //! content-addressed documents stored on IPFS.
 //!
-//! It owns its routes and their OpenAPI paths ([`api`]), its router builders (below, one per
+//! It owns its routes and their OpenAPI paths ([`api`]), its HTTP functions (below, one `HttpApi` per
 //! deployable function), its access rules ([`access`]), its audit actions ([`audit`]) and its
 //! configuration (the IPFS backend). The core never imports it; the areas above it (payments)
 //! use only [`facade`].
@@ -19,83 +19,107 @@ pub mod state;
 
 pub use state::WorkState;
 
+use crate::endpoint;
+use crate::function::{Endpoint, HttpApi};
 use crate::platform::{Platform, StartupError};
 use axum::Router;
-use axum::routing::{get, post};
 
-/// `GET, POST /projects`, `GET, PUT, DELETE /projects/{id}`.
-pub fn projects(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route(
-            "/projects",
-            get(api::list_projects).post(api::create_project),
-        )
-        .route(
-            "/projects/{id}",
-            get(api::get_project)
-                .put(api::update_project)
-                .delete(api::delete_project),
-        )
-        .with_state(WorkState::new(platform)?))
+/// `projects`: projects (their documents on IPFS).
+pub struct Projects;
+
+impl HttpApi for Projects {
+    type State = WorkState;
+    const ENDPOINTS: &'static [Endpoint<WorkState>] = &[
+        endpoint!(api::list_projects),
+        endpoint!(api::create_project),
+        endpoint!(api::get_project),
+        endpoint!(api::update_project),
+        endpoint!(api::delete_project),
+    ];
+    fn state(platform: &Platform) -> Result<WorkState, StartupError> {
+        WorkState::new(platform)
+    }
 }
 
-/// `GET, POST /projects/{id}/tasks`.
-pub fn project_tasks(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route(
-            "/projects/{id}/tasks",
-            get(api::list_tasks).post(api::create_task),
-        )
-        .with_state(WorkState::without_ipfs(platform)))
+/// `project-tasks`: a project's tasks.
+pub struct ProjectTasks;
+
+impl HttpApi for ProjectTasks {
+    type State = WorkState;
+    const ENDPOINTS: &'static [Endpoint<WorkState>] =
+        &[endpoint!(api::list_tasks), endpoint!(api::create_task)];
+    fn state(platform: &Platform) -> Result<WorkState, StartupError> {
+        Ok(WorkState::without_ipfs(platform))
+    }
 }
 
-/// `GET, PUT, DELETE /tasks/{id}`.
-pub fn tasks(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route(
-            "/tasks/{id}",
-            get(api::get_task)
-                .put(api::update_task)
-                .delete(api::delete_task),
-        )
-        .with_state(WorkState::without_ipfs(platform)))
+/// `tasks`: one task.
+pub struct Tasks;
+
+impl HttpApi for Tasks {
+    type State = WorkState;
+    const ENDPOINTS: &'static [Endpoint<WorkState>] = &[
+        endpoint!(api::get_task),
+        endpoint!(api::update_task),
+        endpoint!(api::delete_task),
+    ];
+    fn state(platform: &Platform) -> Result<WorkState, StartupError> {
+        Ok(WorkState::without_ipfs(platform))
+    }
 }
 
-/// `GET, POST /projects/{id}/work-orders`.
-pub fn project_work_orders(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route(
-            "/projects/{id}/work-orders",
-            get(api::list_work_orders).post(api::create_work_order),
-        )
-        .with_state(WorkState::without_ipfs(platform)))
+/// `project-work-orders`: a project's work orders.
+pub struct ProjectWorkOrders;
+
+impl HttpApi for ProjectWorkOrders {
+    type State = WorkState;
+    const ENDPOINTS: &'static [Endpoint<WorkState>] = &[
+        endpoint!(api::list_work_orders),
+        endpoint!(api::create_work_order),
+    ];
+    fn state(platform: &Platform) -> Result<WorkState, StartupError> {
+        Ok(WorkState::without_ipfs(platform))
+    }
 }
 
-/// `GET, PUT, DELETE /work-orders/{id}`.
-pub fn work_orders(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route(
-            "/work-orders/{id}",
-            get(api::get_work_order)
-                .put(api::update_work_order)
-                .delete(api::delete_work_order),
-        )
-        .with_state(WorkState::without_ipfs(platform)))
+/// `work-orders`: one work order.
+pub struct WorkOrders;
+
+impl HttpApi for WorkOrders {
+    type State = WorkState;
+    const ENDPOINTS: &'static [Endpoint<WorkState>] = &[
+        endpoint!(api::get_work_order),
+        endpoint!(api::update_work_order),
+        endpoint!(api::delete_work_order),
+    ];
+    fn state(platform: &Platform) -> Result<WorkState, StartupError> {
+        Ok(WorkState::without_ipfs(platform))
+    }
 }
 
-/// `POST /ipfs`.
-pub fn pin_to_ipfs(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/ipfs", post(api::pin))
-        .layer(axum::extract::DefaultBodyLimit::max(
+/// `pin-to-ipfs`: store a document (bodies up to the document limit, not the edge's).
+pub struct PinToIpfs;
+
+impl HttpApi for PinToIpfs {
+    type State = WorkState;
+    const ENDPOINTS: &'static [Endpoint<WorkState>] = &[endpoint!(api::pin)];
+    fn layer(router: Router<WorkState>) -> Router<WorkState> {
+        router.layer(axum::extract::DefaultBodyLimit::max(
             documents::MAX_DOCUMENT_BYTES,
         ))
-        .with_state(WorkState::new(platform)?))
+    }
+    fn state(platform: &Platform) -> Result<WorkState, StartupError> {
+        WorkState::new(platform)
+    }
 }
 
-/// `GET /ipfs/{cid}`.
-pub fn ipfs_get(platform: &Platform) -> Result<Router, StartupError> {
-    Ok(Router::new()
-        .route("/ipfs/{cid}", get(api::ipfs_get))
-        .with_state(WorkState::new(platform)?))
+/// `ipfs-get`: a document by CID.
+pub struct IpfsGet;
+
+impl HttpApi for IpfsGet {
+    type State = WorkState;
+    const ENDPOINTS: &'static [Endpoint<WorkState>] = &[endpoint!(api::ipfs_get)];
+    fn state(platform: &Platform) -> Result<WorkState, StartupError> {
+        WorkState::new(platform)
+    }
 }
