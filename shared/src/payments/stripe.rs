@@ -21,6 +21,7 @@ use crate::tls::LazyHttp;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::PgPool;
+use std::borrow::Cow;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -325,52 +326,56 @@ pub fn verify(header: &str, body: &[u8], secret: &[u8], now: i64) -> Result<(), 
 }
 
 /// The parts of a Stripe event this API reads, in one pass over the body (every other field is
-/// skipped without being built).
+/// skipped without being built). Strings borrow from the body unless they hold escapes: only the
+/// unknown-type path never copies them.
 #[derive(Debug, Deserialize)]
-struct Event {
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    data: EventData,
+struct Event<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    data: EventData<'a>,
 }
 
 #[derive(Debug, Deserialize)]
-struct EventData {
-    object: EventObject,
+struct EventData<'a> {
+    #[serde(borrow)]
+    object: EventObject<'a>,
 }
 
 /// A PaymentIntent's or a Charge's fields this API reads (which is which follows the type).
 #[derive(Debug, Deserialize)]
-struct EventObject {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    currency: Option<String>,
+struct EventObject<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    currency: Option<Cow<'a, str>>,
     /// A PaymentIntent's.
     #[serde(default)]
     amount_received: Option<u64>,
     /// A Charge's: its PaymentIntent and its cumulative refunded amount.
-    #[serde(default)]
-    payment_intent: Option<String>,
+    #[serde(default, borrow)]
+    payment_intent: Option<Cow<'a, str>>,
     #[serde(default)]
     amount_refunded: Option<u64>,
-    #[serde(default)]
-    metadata: Metadata,
+    #[serde(default, borrow)]
+    metadata: Metadata<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct Metadata {
-    #[serde(default)]
-    invoice_id: Option<String>,
+struct Metadata<'a> {
+    #[serde(default, borrow)]
+    invoice_id: Option<Cow<'a, str>>,
 }
 
 /// A verified event as a [`Report`], or `None` for a type this API does not act on; `Err` when
 /// its object lacks what its type promises.
-fn report(event: Event) -> Result<Option<Report>, &'static str> {
+fn report(event: Event<'_>) -> Result<Option<Report>, &'static str> {
     let object = event.data.object;
     let minor = |units: u64| Minor::new(u128::from(units));
-    let id = || object.id.clone().ok_or("no id");
-    let (provider_ref, what, amount) = match event.kind.as_str() {
+    let id = || object.id.as_deref().map(str::to_owned).ok_or("no id");
+    let (provider_ref, what, amount) = match &*event.kind {
         "payment_intent.succeeded" => {
             let received = object.amount_received.ok_or("no amount_received")?;
             (id()?, PaymentEvent::Succeeded, Some(minor(received)))
@@ -385,7 +390,7 @@ fn report(event: Event) -> Result<Option<Report>, &'static str> {
             };
             let cumulative = minor(object.amount_refunded.ok_or("no amount_refunded")?);
             (
-                intent,
+                intent.into_owned(),
                 PaymentEvent::Refunded { cumulative },
                 Some(cumulative),
             )
@@ -394,12 +399,12 @@ fn report(event: Event) -> Result<Option<Report>, &'static str> {
     };
     Ok(Some(Report {
         provider: PROVIDER,
-        event_id: event.id,
-        event_type: event.kind,
+        event_id: event.id.into_owned(),
+        event_type: event.kind.into_owned(),
         provider_ref,
         event: what,
         amount,
-        currency: Some(object.currency.ok_or("no currency")?),
+        currency: Some(object.currency.ok_or("no currency")?.into_owned()),
         invoice_id: object.metadata.invoice_id.and_then(|id| id.parse().ok()),
     }))
 }
@@ -448,5 +453,62 @@ pub async fn webhook(
             tracing::info!("a Stripe event type this API does not act on");
             Ok(Outcome::Ignored)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(body: &str, now: i64) -> String {
+        let t = now.to_string();
+        let v1 = signature::sign(b"whsec_test", &[t.as_bytes(), b".", body.as_bytes()]);
+        format!("t={t},v1={v1}")
+    }
+
+    /// Fields borrow from the body, but a string with escapes is still read whole and unescaped.
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let body = r#"{"id":"evt_\u0031","type":"payment_intent.succeeded","data":{"object":
+            {"id":"pi_\"q\"","amount_received":500,"currency":"usd","metadata":{"invoice_id":"00000000-0000-0000-0000-000000000001"}}}}"#;
+        let now = 1_700_000_000;
+        let report = read_event(
+            Some(&signed(body, now)),
+            body.as_bytes(),
+            b"whsec_test",
+            now,
+        );
+        let Ok(Some(report)) = report else {
+            panic!("expected a report, got {report:?}");
+        };
+        assert_eq!(report.event_id, "evt_1");
+        assert_eq!(report.provider_ref, "pi_\"q\"");
+        assert_eq!(report.amount, Some(Minor::new(500)));
+        assert_eq!(report.currency.as_deref(), Some("usd"));
+        assert!(report.invoice_id.is_some());
+    }
+
+    /// A refund names the charge's PaymentIntent and the cumulative refunded amount.
+    #[test]
+    fn a_refund_reports_its_intent_and_cumulative_amount() {
+        let body = r#"{"id":"evt_2","type":"charge.refunded","data":{"object":
+            {"id":"ch_1","payment_intent":"pi_1","amount_refunded":120,"currency":"eur"}}}"#;
+        let now = 1_700_000_000;
+        let report = read_event(
+            Some(&signed(body, now)),
+            body.as_bytes(),
+            b"whsec_test",
+            now,
+        );
+        let Ok(Some(report)) = report else {
+            panic!("expected a report, got {report:?}");
+        };
+        assert_eq!(report.provider_ref, "pi_1");
+        assert_eq!(
+            report.event,
+            PaymentEvent::Refunded {
+                cumulative: Minor::new(120)
+            }
+        );
     }
 }
