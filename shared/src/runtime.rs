@@ -315,7 +315,8 @@ async fn run_job(
 
 /// Handles one SQS batch: every message that fails is reported by id, so SQS redelivers only
 /// those (and, after the queue's `maxReceiveCount`, moves them to its dead-letter queue). A
-/// message that can never succeed is reported too: the redrive policy dead-letters it.
+/// message that can never succeed is reported too: the redrive policy dead-letters it. So is one
+/// that is not done yet ([`JobError::Later`]): SQS shows it again after the visibility timeout.
 pub async fn handle_sqs(handler: &dyn JobHandler, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in event.records {

@@ -6,12 +6,14 @@
 //!   ([`PgQueue`]: `FOR UPDATE SKIP LOCKED`, a visibility timeout, retries with back-off, and a
 //!   dead-letter state), as SQS with a redrive policy would.
 //!
-//! Producers depend only on the small [`Queue`] trait (Postgres now, SQS later).
+//! Producers depend only on the small [`Queue`] trait (Postgres now, SQS later). A job that a
+//! database change starts is sent with [`enqueue`], inside that change's transaction: it
+//! exists if and only if the change commits.
 
 mod postgres;
 mod worker;
 
-pub use postgres::{PURGES, PgQueue, Received};
+pub use postgres::{PURGES, PgQueue, Received, enqueue};
 pub use worker::{Worker, WorkerPolicy};
 
 use crate::error::AppError;
@@ -37,6 +39,13 @@ pub enum JobError {
     /// Permanent (the message can never succeed, e.g. it is malformed): dead-letter it now.
     #[error("drop: {0}")]
     Drop(String),
+    /// Not a failure: not yet (a transaction waiting for confirmations). Deliver it again after
+    /// this delay. On the local queue it spends no attempt, so a long wait is never
+    /// dead-lettered. Over SQS and OpenFaaS it is, for now, reported like a retry (SQS shows
+    /// the message again after the queue's visibility timeout), until the SQS sender re-sends
+    /// it with `DelaySeconds`.
+    #[error("later: in {0:?}")]
+    Later(std::time::Duration),
 }
 
 impl JobError {
@@ -73,6 +82,10 @@ impl From<JobError> for AppError {
                 AppError::Unavailable("the job failed for now; retry it later".into())
             }
             JobError::Drop(reason) => AppError::Unprocessable(reason),
+            JobError::Later(after) => AppError::Unavailable(format!(
+                "the job is not done yet; deliver it again in {} s",
+                after.as_secs()
+            )),
         }
     }
 }

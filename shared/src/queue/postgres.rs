@@ -2,7 +2,7 @@
 
 use super::{Queue, QueueError};
 use async_trait::async_trait;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -41,17 +41,8 @@ impl PgQueue {
         body: &str,
         max_attempts: u32,
     ) -> Result<Uuid, sqlx::Error> {
-        let id = Uuid::now_v7();
-        sqlx::query!(
-            "INSERT INTO queue_messages (id, queue, body, max_attempts) VALUES ($1, $2, $3, $4)",
-            id,
-            queue,
-            body,
-            i32::try_from(max_attempts).unwrap_or(i32::MAX),
-        )
-        .execute(&self.pool)
-        .await?;
-        Ok(id)
+        let mut conn = self.pool.acquire().await?;
+        insert(&mut conn, queue, body, max_attempts, Duration::ZERO).await
     }
 
     /// Leases up to `max` visible messages for `visibility`. Rows another worker holds are
@@ -128,6 +119,20 @@ impl PgQueue {
         Ok(())
     }
 
+    /// Not yet: visible again after `delay`, and this receive does not count as an attempt.
+    pub async fn later(&self, id: Uuid, delay: Duration) -> Result<(), sqlx::Error> {
+        sqlx::query!(
+            "UPDATE queue_messages SET attempts = greatest(attempts - 1, 0),
+                 visible_at = now() + make_interval(secs => $2)
+             WHERE id = $1",
+            id,
+            delay.as_secs_f64(),
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Failed for good: dead-lettered now.
     pub async fn dead_letter(&self, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
         sqlx::query!(
@@ -139,6 +144,40 @@ impl PgQueue {
         .await?;
         Ok(())
     }
+}
+
+/// Queues `body` on `queue`, visible after `delay`, as part of the transaction `conn` is in: the
+/// job exists if and only if that transaction commits, so a change and the work it starts are
+/// never half-written (the transactional outbox, with the local queue's table as the outbox).
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    queue: &str,
+    body: &str,
+    delay: Duration,
+) -> Result<Uuid, sqlx::Error> {
+    insert(conn, queue, body, DEFAULT_MAX_ATTEMPTS, delay).await
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    queue: &str,
+    body: &str,
+    max_attempts: u32,
+    delay: Duration,
+) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::now_v7();
+    sqlx::query!(
+        "INSERT INTO queue_messages (id, queue, body, max_attempts, visible_at)
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        id,
+        queue,
+        body,
+        i32::try_from(max_attempts).unwrap_or(i32::MAX),
+        delay.as_secs_f64(),
+    )
+    .execute(conn)
+    .await?;
+    Ok(id)
 }
 
 #[async_trait]

@@ -47,11 +47,13 @@ pub struct Settled {
     pub done: usize,
     pub retried: usize,
     pub dead: usize,
+    /// Not done yet: put back for later, without spending an attempt.
+    pub later: usize,
 }
 
 impl Settled {
     pub fn total(&self) -> usize {
-        self.done + self.retried + self.dead
+        self.done + self.retried + self.dead + self.later
     }
 }
 
@@ -114,6 +116,11 @@ impl Worker {
                     tracing::warn!(error, "job failed; it will be retried");
                     settled.retried += 1;
                 }
+            }
+            Err(JobError::Later(after)) => {
+                tracing::info!(after_secs = after.as_secs(), "job not done yet: back later");
+                self.queue.later(message.id, after).await?;
+                settled.later += 1;
             }
             Err(JobError::Drop(reason)) => {
                 tracing::error!(reason, "job cannot succeed: dead-lettered");

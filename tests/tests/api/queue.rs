@@ -1,8 +1,9 @@
 //! The local queue (what SQS is under Lambda) and its worker: success, retries with back-off,
-//! dead letters, expired leases and concurrent workers; and the built-in housekeeping job.
+//! dead letters, expired leases, concurrent workers, jobs sent inside a transaction and jobs that
+//! come back later; and the built-in housekeeping job.
 
 use async_trait::async_trait;
-use gantry::queue::{Job, JobError, JobHandler, PgQueue, Worker, WorkerPolicy};
+use gantry::queue::{Job, JobError, JobHandler, PgQueue, Worker, WorkerPolicy, enqueue};
 use gantry::store::housekeeping::{self, Housekeeping, PURGE_EXPIRED};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -196,4 +197,127 @@ async fn housekeeping_purges_what_has_expired_and_keeps_the_rest(pool: PgPool) {
         .unwrap();
     assert_eq!(worker.poll().await.unwrap().done, 1);
     gantry_tests::assert_only_live_rows_remain(&pool).await;
+}
+
+/// Says "not yet" to each message `waits` times, then handles it.
+struct Patient {
+    waits: u32,
+    seen: Mutex<u32>,
+}
+
+#[async_trait]
+impl JobHandler for Patient {
+    async fn handle(&self, _job: &Job) -> Result<(), JobError> {
+        let mut seen = self.seen.lock().unwrap();
+        *seen += 1;
+        if *seen <= self.waits {
+            return Err(JobError::Later(Duration::ZERO));
+        }
+        Ok(())
+    }
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_job_that_comes_back_later_spends_no_attempt(pool: PgPool) {
+    let queue = PgQueue::new(pool.clone());
+    let handler = Arc::new(Patient {
+        waits: 7,
+        seen: Mutex::new(0),
+    });
+    let worker = Worker::new(queue.clone(), "watch", handler.clone(), immediate());
+    // Three attempts, seven waits: were a wait an attempt, it would be dead-lettered.
+    let id = queue.send_with("watch", "tx", 3).await.unwrap();
+    for wait in 1..=7 {
+        let settled = worker.poll().await.unwrap();
+        assert_eq!(settled.later, 1, "wait {wait}");
+        let (attempts, dead, _) = state_of(&pool, id).await;
+        assert_eq!((attempts, dead), (0, false), "wait {wait}");
+    }
+    assert_eq!(worker.poll().await.unwrap().done, 1);
+    assert_eq!(*handler.seen.lock().unwrap(), 8);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM queue_messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "handled at last, and deleted");
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_later_job_waits_out_its_delay(pool: PgPool) {
+    struct NotYet;
+    #[async_trait]
+    impl JobHandler for NotYet {
+        async fn handle(&self, _job: &Job) -> Result<(), JobError> {
+            Err(JobError::Later(Duration::from_secs(600)))
+        }
+    }
+    let queue = PgQueue::new(pool.clone());
+    let worker = Worker::new(queue.clone(), "watch", Arc::new(NotYet), immediate());
+    let id = queue.send_with("watch", "tx", 3).await.unwrap();
+    assert_eq!(worker.poll().await.unwrap().later, 1);
+    assert_eq!(worker.poll().await.unwrap().total(), 0, "not visible yet");
+    let wait: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM visible_at - now())::float8 FROM queue_messages WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!((590.0..=600.0).contains(&wait), "delay {wait}s");
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_job_sent_in_a_transaction_exists_only_if_it_commits(pool: PgPool) {
+    let queue = PgQueue::new(pool.clone());
+    let recorder = Arc::new(Recorder::default());
+    let worker = Worker::new(queue.clone(), "jobs", recorder.clone(), immediate());
+
+    let mut tx = pool.begin().await.unwrap();
+    enqueue(&mut tx, "jobs", "rolled back", Duration::ZERO)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    enqueue(&mut tx, "jobs", "committed", Duration::ZERO)
+        .await
+        .unwrap();
+    // Not visible to a worker until the change commits.
+    assert_eq!(worker.poll().await.unwrap().total(), 0);
+    tx.commit().await.unwrap();
+
+    assert_eq!(worker.poll().await.unwrap().done, 1);
+    let bodies: Vec<String> = recorder
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.0.clone())
+        .collect();
+    assert_eq!(bodies, ["committed"]);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_delayed_job_is_not_delivered_before_its_delay(pool: PgPool) {
+    let queue = PgQueue::new(pool.clone());
+    let worker = Worker::new(
+        queue.clone(),
+        "jobs",
+        Arc::new(Recorder::default()),
+        immediate(),
+    );
+    let mut conn = pool.acquire().await.unwrap();
+    enqueue(&mut conn, "jobs", "soon", Duration::from_secs(300))
+        .await
+        .unwrap();
+    enqueue(&mut conn, "jobs", "now", Duration::ZERO)
+        .await
+        .unwrap();
+    let settled = worker.poll().await.unwrap();
+    assert_eq!(settled.done, 1, "only the undelayed job");
+    let waiting: Vec<String> = sqlx::query_scalar("SELECT body FROM queue_messages")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(waiting, ["soon"]);
 }
