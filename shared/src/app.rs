@@ -7,6 +7,7 @@ use crate::function::{FunctionSpec, Schedule, Trigger, http};
 use crate::identity;
 use crate::platform::{Platform, StartupError};
 use crate::queue::JobHandler;
+use crate::queue::relay::{self, Relay};
 use crate::store::housekeeping::{self, Housekeeping};
 use crate::{payments, work};
 use axum::Router;
@@ -231,6 +232,30 @@ pub static HOUSEKEEPING: FunctionSpec = FunctionSpec {
     aws: &[],
 };
 
+fn relay_handler(platform: &Platform) -> Result<Arc<dyn JobHandler>, StartupError> {
+    Ok(Arc::new(Relay::from_env(
+        platform.db.clone(),
+        &platform.env,
+    )?))
+}
+
+/// The outbox relay: every minute, moves the jobs that changes committed to `queue_messages`
+/// onto the deployment's transport (SQS, OpenFaaS); locally, where that table is the queue, it
+/// has nothing to do.
+pub static OUTBOX_RELAY: FunctionSpec = FunctionSpec {
+    name: relay::QUEUE,
+    resource: "OutboxRelay",
+    trigger: Trigger::Queue {
+        build: relay_handler,
+        schedule: Some(Schedule {
+            minutes: 1,
+            body: relay::RELAY,
+        }),
+    },
+    needs: &[&DATABASE, &relay::NEED],
+    aws: &[],
+};
+
 /// Every deployable function, as in `functions/`, `template.yaml` and `stack.yml`.
 pub static FUNCTIONS: &[&FunctionSpec] = &[
     &AUTH_NONCE,
@@ -245,6 +270,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &LINK_IDENTITY,
     &LOGIN,
     &LOGIN_BLOCKCHAIN,
+    &OUTBOX_RELAY,
     &PIN_TO_IPFS,
     &PROFILE,
     &PROJECT_TASKS,

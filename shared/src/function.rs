@@ -330,6 +330,8 @@ pub enum AwsAccess {
     /// The stack's documents bucket: read-only for a function whose routes are all GETs, read
     /// and write otherwise.
     DocumentsBucket,
+    /// Every queue worker's queue (the outbox relay).
+    SendToEveryQueue,
 }
 
 #[derive(Clone, Copy)]

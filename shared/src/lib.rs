@@ -1,7 +1,8 @@
 //! gantry: the one library every function is built from.
 //!
 //! - The **core** (`config`, `platform`, `runtime`, `function`, `error`, `extract`, `auth`,
-//!   `store`, `queue`, `chain`, `db`, `audit`, `domain`, `edge`, `openapi`) never imports an area.
+//!   `store`, `queue`, `chain`, `db`, `audit`, `aws`, `domain`, `edge`, `openapi`) never imports an
+//!   area.
 //! - Each **area** (`identity`, `work`, `payments`; stacked in that order) owns its routes and their
 //!   OpenAPI paths, its errors, its audit actions and its configuration section.
 //! - [`app`] is the composition root: the table of deployable functions, the gateway and the
@@ -11,6 +12,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod aws;
 pub mod chain;
 pub mod config;
 pub mod db;

@@ -7,16 +7,14 @@
 //! deployment zip from 4 MB to 6.6–7.3 MB, past Lambda's 5 MB budget, to make two calls,
 //! GetObject and PutObject.
 //!
-//! Settings come from the environment as the AWS SDKs read them: `AWS_REGION`, the credentials
-//! in `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (what Lambda gives
-//! every function), and `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` for an S3-compatible store
-//! (the moto server in tests), whose buckets are addressed by path.
+//! Settings come from the environment as the AWS SDKs read them (`crate::aws`), with
+//! `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` for an S3-compatible store (the moto server in
+//! tests), whose buckets are addressed by path.
 
 use super::Cid;
 use super::store::{Blocks, IpfsError, IpfsResult};
 use crate::config::Env;
 use async_trait::async_trait;
-use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
     UriPathNormalizationMode, sign,
@@ -40,32 +38,11 @@ pub struct S3Settings {
 
 impl S3Settings {
     pub fn from_env(env: &Env) -> Self {
-        let identity = match (
-            env.get("AWS_ACCESS_KEY_ID"),
-            env.get("AWS_SECRET_ACCESS_KEY"),
-        ) {
-            (Some(id), Some(secret)) => Some(
-                Credentials::new(
-                    id,
-                    secret,
-                    env.get("AWS_SESSION_TOKEN"),
-                    None,
-                    "environment",
-                )
-                .into(),
-            ),
-            _ => None,
-        };
+        let aws = crate::aws::AwsEnv::from_env(env);
         Self {
-            region: env
-                .get("AWS_REGION")
-                .or_else(|| env.get("AWS_DEFAULT_REGION"))
-                .unwrap_or_else(|| "us-east-1".into()),
-            identity,
-            endpoint: env
-                .get("AWS_ENDPOINT_URL_S3")
-                .or_else(|| env.get("AWS_ENDPOINT_URL"))
-                .map(|e| e.trim_end_matches('/').to_owned()),
+            region: aws.region,
+            identity: aws.credentials.map(Identity::from),
+            endpoint: crate::aws::AwsEnv::endpoint(env, "S3"),
         }
     }
 }
@@ -225,6 +202,7 @@ impl Blocks for S3Blocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_credential_types::Credentials;
 
     /// AWS's worked example of signing a GetObject request ("Signature Calculations for the
     /// Authorization Header: Transferring Payload in a Single Chunk", Example: GET Object).

@@ -11,6 +11,9 @@
 //! exists if and only if the change commits.
 
 mod postgres;
+pub mod relay;
+#[cfg(feature = "sqs")]
+mod sqs;
 mod worker;
 
 pub use postgres::{PURGES, PgQueue, Received, enqueue};

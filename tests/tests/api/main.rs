@@ -14,6 +14,7 @@ mod links;
 mod payments;
 mod pool;
 mod queue;
+mod relay;
 mod store;
 mod tokens;
 mod users;

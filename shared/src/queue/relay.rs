@@ -1,0 +1,235 @@
+//! The outbox relay. [`super::enqueue`] writes a job into `queue_messages` inside the change
+//! that starts it, so the job exists if and only if the change commits. In the local gateway that
+//! table *is* the queue. Deployed, it is the outbox: the relay, a scheduled queue worker, moves
+//! its rows to the deployment's transport, and deletes each row only once the transport has
+//! accepted it.
+//! - Under Lambda: SQS (`SQS_QUEUE_URL_PREFIX` + the queue's name), a row due within 15 minutes
+//!   sent with the rest of its delay as `DelaySeconds`; a row due later waits in the outbox.
+//! - On OpenFaaS: an async invocation of the function named like the queue
+//!   (`OPENFAAS_GATEWAY_URL/async-function/<queue>`), once the row is due.
+//! - Locally (neither set): nothing to relay.
+//!
+//! A row is sent at least once: a send that succeeded before a failed commit sends it again, and
+//! every handler is idempotent. Rows are leased with `FOR UPDATE SKIP LOCKED`, so two relays at
+//! once never send a row twice.
+
+use super::{JobError, JobHandler};
+use crate::config::Env;
+use crate::db::Db;
+use crate::function::{FaasValue, Need, SamValue, Var};
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The relay's own queue (its schedule feeds it).
+pub const QUEUE: &str = "outbox-relay";
+/// The scheduled message.
+pub const RELAY: &str = r#"{"task":"relay"}"#;
+
+/// Rows leased and sent at once (SQS's batch limit).
+const BATCH: i64 = 10;
+/// Batches one run sends at most; the next run (a minute later) takes the rest.
+const MAX_BATCHES: usize = 100;
+
+/// Where the relay sends: declared as data, like every need (`gantry functions`).
+pub const NEED: Need = Need {
+    name: "outbox-relay",
+    can_be_unavailable: false,
+    vars: &[
+        Var {
+            name: "SQS_QUEUE_URL_PREFIX",
+            sam: SamValue::Fixed {
+                value: "!Sub \"https://sqs.${AWS::Region}.amazonaws.com/${AWS::AccountId}/${AWS::StackName}-\"",
+            },
+            openfaas: FaasValue::Unset,
+        },
+        Var {
+            name: "OPENFAAS_GATEWAY_URL",
+            sam: SamValue::Unset,
+            openfaas: FaasValue::Value {
+                value: "http://gateway.openfaas:8080",
+            },
+        },
+    ],
+    aws: &[crate::function::AwsAccess::SendToEveryQueue],
+};
+
+/// One row leaving the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub id: Uuid,
+    pub queue: String,
+    pub body: String,
+    /// How long until it is due (zero: now).
+    pub delay: Duration,
+}
+
+/// A transport the outbox is relayed to.
+#[async_trait]
+pub trait Sender: Send + Sync {
+    /// How far ahead of its due time a row may be sent (the transport delays the rest); zero
+    /// for a transport without delays.
+    fn horizon(&self) -> Duration;
+
+    /// Sends `batch`; the ids the transport accepted. An error means none was.
+    async fn send(&self, batch: &[Outgoing]) -> anyhow::Result<Vec<Uuid>>;
+}
+
+/// The relay as a queue worker's handler.
+pub struct Relay {
+    db: Db,
+    sender: Option<Arc<dyn Sender>>,
+}
+
+impl Relay {
+    /// `sender: None` is the local gateway, where the outbox is the queue.
+    pub fn new(db: Db, sender: Option<Arc<dyn Sender>>) -> Self {
+        Self { db, sender }
+    }
+
+    /// The sender the environment names: SQS, OpenFaaS, or none.
+    pub fn from_env(db: Db, env: &Env) -> Result<Self, crate::config::ConfigError> {
+        let sender: Option<Arc<dyn Sender>> = if let Some(prefix) = env.get("SQS_QUEUE_URL_PREFIX")
+        {
+            Some(sqs_sender(env, prefix)?)
+        } else {
+            env.get("OPENFAAS_GATEWAY_URL")
+                .map(|url| Arc::new(OpenFaas::new(url)) as Arc<dyn Sender>)
+        };
+        Ok(Self::new(db, sender))
+    }
+
+    /// Relays every row due within the sender's horizon (up to [`MAX_BATCHES`] batches); how
+    /// many were sent.
+    pub async fn relay(&self) -> Result<usize, JobError> {
+        let Some(sender) = &self.sender else {
+            return Ok(0);
+        };
+        let pool = self
+            .db
+            .get()
+            .ok_or_else(|| JobError::Retry(anyhow::anyhow!("DATABASE_URL is not configured")))?;
+        let mut sent = 0;
+        for _ in 0..MAX_BATCHES {
+            let mut tx = pool.begin().await?;
+            let batch: Vec<Outgoing> = sqlx::query!(
+                r#"SELECT id, queue, body,
+                       greatest(extract(epoch FROM visible_at - now()), 0)::float8 AS "delay!"
+                   FROM queue_messages
+                   WHERE dead_at IS NULL AND queue <> $1
+                     AND visible_at <= now() + make_interval(secs => $2)
+                   ORDER BY visible_at, id
+                   LIMIT $3
+                   FOR UPDATE SKIP LOCKED"#,
+                QUEUE,
+                sender.horizon().as_secs_f64(),
+                BATCH,
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|row| Outgoing {
+                id: row.id,
+                queue: row.queue,
+                body: row.body,
+                delay: Duration::from_secs_f64(row.delay.max(0.0)),
+            })
+            .collect();
+            if batch.is_empty() {
+                break;
+            }
+            let accepted = sender.send(&batch).await.map_err(JobError::Retry)?;
+            sqlx::query!(
+                "DELETE FROM queue_messages WHERE id = ANY($1)",
+                &accepted[..]
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            sent += accepted.len();
+            if accepted.len() < batch.len() {
+                // The transport refused some: they stay, and the next run tries them again.
+                return Err(JobError::Retry(anyhow::anyhow!(
+                    "the transport accepted {} of {} messages",
+                    accepted.len(),
+                    batch.len()
+                )));
+            }
+        }
+        Ok(sent)
+    }
+}
+
+#[async_trait]
+impl JobHandler for Relay {
+    #[tracing::instrument(name = "outbox.relay", skip_all, fields(job = %job.id))]
+    async fn handle(&self, job: &super::Job) -> Result<(), JobError> {
+        let sent = self.relay().await?;
+        tracing::info!(sent, "outbox relayed");
+        Ok(())
+    }
+}
+
+/// OpenFaaS: one async invocation per row, once it is due (the gateway takes no delay).
+struct OpenFaas {
+    gateway: String,
+    client: crate::tls::LazyHttp,
+}
+
+impl OpenFaas {
+    fn new(gateway: String) -> Self {
+        Self {
+            gateway: gateway.trim_end_matches('/').to_owned(),
+            client: crate::tls::LazyHttp::new(Duration::from_secs(10)),
+        }
+    }
+}
+
+#[async_trait]
+impl Sender for OpenFaas {
+    fn horizon(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    async fn send(&self, batch: &[Outgoing]) -> anyhow::Result<Vec<Uuid>> {
+        let mut accepted = Vec::with_capacity(batch.len());
+        for message in batch {
+            let url = format!("{}/async-function/{}", self.gateway, message.queue);
+            let response = self
+                .client
+                .get()
+                .post(url)
+                .header("X-Call-Id", message.id.to_string())
+                .body(message.body.clone())
+                .send()
+                .await;
+            match response {
+                Ok(response) if response.status().is_success() => accepted.push(message.id),
+                Ok(response) => {
+                    tracing::warn!(queue = %message.queue, status = %response.status(), "OpenFaaS refused a message");
+                }
+                Err(err) if accepted.is_empty() => return Err(err.into()),
+                Err(err) => {
+                    tracing::warn!(queue = %message.queue, error = %err, "OpenFaaS unreachable");
+                    break;
+                }
+            }
+        }
+        Ok(accepted)
+    }
+}
+
+#[cfg(feature = "sqs")]
+fn sqs_sender(env: &Env, prefix: String) -> Result<Arc<dyn Sender>, crate::config::ConfigError> {
+    Ok(Arc::new(super::sqs::Sqs::from_env(env, prefix)))
+}
+
+/// Built without the `sqs` feature: only `functions/outbox-relay` has it.
+#[cfg(not(feature = "sqs"))]
+fn sqs_sender(_env: &Env, _prefix: String) -> Result<Arc<dyn Sender>, crate::config::ConfigError> {
+    Err(crate::config::ConfigError::invalid(
+        "SQS_QUEUE_URL_PREFIX",
+        "this binary is built without SQS (the `sqs` feature of the gantry crate)",
+    ))
+}

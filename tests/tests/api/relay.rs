@@ -1,0 +1,253 @@
+//! The outbox relay: what a committed change enqueued reaches the deployment's transport (SQS on
+//! the moto server, OpenFaaS's async gateway on a stub) exactly as due, each row once, and
+//! nothing is lost when the transport is down or refuses part of a batch.
+
+use async_trait::async_trait;
+use gantry::config::Env;
+use gantry::db::Db;
+use gantry::queue::relay::{Outgoing, Relay, Sender};
+use gantry::queue::{JobError, enqueue};
+use sqlx::PgPool;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Records what it is given; accepts all, none (down), or all but bodies named `refused`.
+#[derive(Default)]
+struct Recording {
+    sent: Mutex<Vec<Outgoing>>,
+    down: bool,
+    horizon: Duration,
+}
+
+#[async_trait]
+impl Sender for Recording {
+    fn horizon(&self) -> Duration {
+        self.horizon
+    }
+
+    async fn send(&self, batch: &[Outgoing]) -> anyhow::Result<Vec<Uuid>> {
+        if self.down {
+            anyhow::bail!("the transport is down");
+        }
+        let accepted = batch.iter().filter(|m| m.body != "refused");
+        let ids = accepted.clone().map(|m| m.id).collect();
+        self.sent.lock().unwrap().extend(accepted.cloned());
+        Ok(ids)
+    }
+}
+
+async fn outbox(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT body FROM queue_messages ORDER BY body")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn put(pool: &PgPool, queue: &str, body: &str, delay: Duration) {
+    let mut tx = pool.begin().await.unwrap();
+    enqueue(&mut tx, queue, body, delay).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn relay(pool: &PgPool, sender: Arc<Recording>) -> Relay {
+    Relay::new(Db::new(Some(pool.clone())), Some(sender))
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn locally_the_outbox_is_the_queue_and_nothing_is_relayed(pool: PgPool) {
+    put(&pool, "jobs", "a", Duration::ZERO).await;
+    let local = Relay::from_env(
+        Db::new(Some(pool.clone())),
+        &Env::from_pairs::<&str, &str>([]),
+    )
+    .unwrap();
+    assert_eq!(local.relay().await.unwrap(), 0);
+    assert_eq!(outbox(&pool).await, ["a"], "left for the local worker");
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn due_rows_are_sent_with_their_delay_and_later_ones_wait(pool: PgPool) {
+    put(&pool, "jobs", "now", Duration::ZERO).await;
+    put(&pool, "jobs", "in a minute", Duration::from_secs(60)).await;
+    put(&pool, "watch", "in an hour", Duration::from_secs(3600)).await;
+    let sender = Arc::new(Recording {
+        horizon: Duration::from_secs(900),
+        ..Recording::default()
+    });
+    assert_eq!(relay(&pool, sender.clone()).relay().await.unwrap(), 2);
+    let sent = sender.sent.lock().unwrap().clone();
+    let delays: Vec<(String, u64)> = sent
+        .iter()
+        .map(|m| (m.body.clone(), m.delay.as_secs_f64().round() as u64))
+        .collect();
+    assert_eq!(delays[0], ("now".into(), 0));
+    assert_eq!(delays[1].0, "in a minute");
+    assert!((58..=60).contains(&delays[1].1), "{delays:?}");
+    assert!(sent.iter().all(|m| m.queue == "jobs"));
+    assert_eq!(outbox(&pool).await, ["in an hour"], "beyond the horizon");
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_transport_that_is_down_loses_nothing(pool: PgPool) {
+    put(&pool, "jobs", "a", Duration::ZERO).await;
+    put(&pool, "jobs", "b", Duration::ZERO).await;
+    let down = Arc::new(Recording {
+        down: true,
+        ..Recording::default()
+    });
+    assert!(matches!(
+        relay(&pool, down).relay().await,
+        Err(JobError::Retry(_))
+    ));
+    assert_eq!(outbox(&pool).await, ["a", "b"]);
+    let up = Arc::new(Recording::default());
+    assert_eq!(relay(&pool, up.clone()).relay().await.unwrap(), 2);
+    assert!(outbox(&pool).await.is_empty());
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_refused_message_stays_and_the_rest_go(pool: PgPool) {
+    for body in ["a", "refused", "c"] {
+        put(&pool, "jobs", body, Duration::ZERO).await;
+    }
+    let sender = Arc::new(Recording::default());
+    assert!(matches!(
+        relay(&pool, sender.clone()).relay().await,
+        Err(JobError::Retry(_))
+    ));
+    assert_eq!(outbox(&pool).await, ["refused"]);
+    assert_eq!(sender.sent.lock().unwrap().len(), 2);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn concurrent_relays_send_each_row_once(pool: PgPool) {
+    for n in 0..45 {
+        put(&pool, "jobs", &format!("job {n:02}"), Duration::ZERO).await;
+    }
+    let sender = Arc::new(Recording::default());
+    let runs = (0..4).map(|_| {
+        let relay = relay(&pool, sender.clone());
+        tokio::spawn(async move { relay.relay().await.map_err(|e| e.to_string()) })
+    });
+    let mut total = 0;
+    for run in futures::future::join_all(runs).await {
+        total += run.unwrap().unwrap();
+    }
+    assert_eq!(total, 45);
+    let sent = sender.sent.lock().unwrap().clone();
+    let distinct: BTreeSet<&str> = sent.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!((sent.len(), distinct.len()), (45, 45), "each row sent once");
+    assert!(outbox(&pool).await.is_empty());
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn openfaas_gets_one_async_invocation_per_due_row(pool: PgPool) {
+    use wiremock::matchers::{body_string, header_exists, method, path};
+    let gateway = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path("/async-function/housekeeping"))
+        .and(body_string(r#"{"task":"purge-expired"}"#))
+        .and(header_exists("x-call-id"))
+        .respond_with(wiremock::ResponseTemplate::new(202))
+        .expect(1)
+        .mount(&gateway)
+        .await;
+    put(
+        &pool,
+        "housekeeping",
+        r#"{"task":"purge-expired"}"#,
+        Duration::ZERO,
+    )
+    .await;
+    put(&pool, "housekeeping", "not yet", Duration::from_secs(30)).await;
+    let env = Env::from_pairs([("OPENFAAS_GATEWAY_URL", gateway.uri())]);
+    let relay = Relay::from_env(Db::new(Some(pool.clone())), &env).unwrap();
+    assert_eq!(relay.relay().await.unwrap(), 1);
+    assert_eq!(outbox(&pool).await, ["not yet"], "OpenFaaS takes no delay");
+}
+
+/// A client for the moto server, to make the queues and read what arrived.
+fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let config = aws_sdk_sqs::Config::builder()
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .endpoint_url(endpoint)
+        .http_client(http)
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn sqs_receives_what_the_outbox_held(pool: PgPool) {
+    let Some(endpoint) = gantry_tests::moto() else {
+        return;
+    };
+    let sqs = sqs_client(&endpoint);
+    let stack = format!("t{}-", Uuid::new_v4().simple());
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{stack}jobs"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let prefix = url.strip_suffix("jobs").unwrap().to_owned();
+    for n in 0..12 {
+        put(&pool, "jobs", &format!("job {n:02}"), Duration::ZERO).await;
+    }
+    put(&pool, "jobs", "delayed", Duration::from_secs(120)).await;
+    let mut env = gantry_tests::aws_env(&endpoint);
+    env.push(("SQS_QUEUE_URL_PREFIX", prefix));
+    let relay = Relay::from_env(Db::new(Some(pool.clone())), &Env::from_pairs(env)).unwrap();
+    assert_eq!(relay.relay().await.unwrap(), 13, "two batches");
+    assert!(outbox(&pool).await.is_empty());
+
+    let mut received = BTreeSet::new();
+    for _ in 0..10 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        received.extend(messages.into_iter().filter_map(|m| m.body));
+    }
+    let expected: BTreeSet<String> = (0..12).map(|n| format!("job {n:02}")).collect();
+    assert_eq!(received, expected, "the delayed one is not visible yet");
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn sqs_down_loses_nothing(pool: PgPool) {
+    put(&pool, "jobs", "a", Duration::ZERO).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = Env::from_pairs([
+        (
+            "SQS_QUEUE_URL_PREFIX",
+            format!("http://127.0.0.1:{closed}/000000000000/t-"),
+        ),
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{closed}")),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+    ]);
+    let relay = Relay::from_env(Db::new(Some(pool.clone())), &env).unwrap();
+    assert!(matches!(relay.relay().await, Err(JobError::Retry(_))));
+    assert_eq!(outbox(&pool).await, ["a"]);
+}
