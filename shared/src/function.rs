@@ -9,6 +9,10 @@ use axum::Router;
 use axum::routing::{MethodFilter, MethodRouter};
 use serde::Serialize;
 use std::sync::Arc;
+
+pub use crate::need::{
+    AwsAccess, FaasValue, Need, SamValue, Var, needs, optional, required, secret,
+};
 use utoipa::openapi::path::HttpMethod;
 use utoipa_axum::PathItemExt;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
@@ -172,166 +176,6 @@ pub enum Trigger {
         build: BuildHandler,
         schedule: Option<Schedule>,
     },
-}
-
-/// A secret or setting group a function's deployment must provide, declared as data by the
-/// module that reads it (the core, or an area): its variables, how each is given under SAM and
-/// under OpenFaaS, the AWS access it brings, and whether its routes answer 503 while it is down
-/// or missing. `scripts/gen-manifests` (through `gantry functions`), the OpenAPI 503s and the
-/// cold-start benchmark read these declarations; none of them branches on a need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Need {
-    /// Short and unique: `database`, `stripe`.
-    pub name: &'static str,
-    /// Its routes answer 503 while it is down or not configured.
-    pub can_be_unavailable: bool,
-    pub vars: &'static [Var],
-    /// What the function's AWS role may do because of it.
-    pub aws: &'static [AwsAccess],
-}
-
-/// One variable of a [`Need`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Var {
-    pub name: &'static str,
-    pub sam: SamValue,
-    pub openfaas: FaasValue,
-}
-
-/// How template.yaml gives a variable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum SamValue {
-    /// A stack parameter (`NoEcho` when `secret`); with a default, deploying without it works.
-    Parameter {
-        name: &'static str,
-        secret: bool,
-        default: Option<&'static str>,
-        description: &'static str,
-    },
-    /// A value the stack fixes (YAML, such as `s3` or `!Ref DocumentsBucket`).
-    Fixed { value: &'static str },
-    /// Not set under SAM (the code's default applies).
-    Unset,
-}
-
-/// How stack.yml gives a variable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum FaasValue {
-    /// An OpenFaaS secret of this name, read through `<NAME>_FILE`.
-    Secret { name: &'static str },
-    /// A plain value (an example the operator edits, or a fixed choice).
-    Value { value: &'static str },
-    /// Not set under OpenFaaS (the code's default applies).
-    Unset,
-}
-
-/// A stack parameter that must be given (no default).
-pub const fn required(name: &'static str, secret: bool, description: &'static str) -> SamValue {
-    SamValue::Parameter {
-        name,
-        secret,
-        default: None,
-        description,
-    }
-}
-
-/// A stack parameter that may be left empty.
-pub const fn optional(name: &'static str, secret: bool, description: &'static str) -> SamValue {
-    SamValue::Parameter {
-        name,
-        secret,
-        default: Some(""),
-        description,
-    }
-}
-
-/// An OpenFaaS secret.
-pub const fn secret(name: &'static str) -> FaasValue {
-    FaasValue::Secret { name }
-}
-
-/// The core's needs; areas declare theirs beside their configuration.
-pub mod needs {
-    use super::{Need, Var, optional, required, secret};
-
-    pub const DATABASE: Need = Need {
-        name: "database",
-        can_be_unavailable: true,
-        vars: &[Var {
-            name: "DATABASE_URL",
-            sam: required(
-                "DatabaseUrl",
-                true,
-                "Postgres URL, e.g. postgres://gantry:secret@host:5432/gantry?sslmode=require",
-            ),
-            openfaas: secret("gantry-database-url"),
-        }],
-        aws: &[],
-    };
-
-    /// The function issues tokens.
-    pub const PRIVATE_KEY: Need = Need {
-        name: "private-key",
-        can_be_unavailable: true,
-        vars: &[Var {
-            name: "JWT_PRIVATE_KEY",
-            sam: required(
-                "JwtPrivateKey",
-                true,
-                "PKCS#8 PEM Ed25519 key with newlines as \\n (JWT_PRIVATE_KEY from `gantry keygen`). Only token-issuing functions receive it.",
-            ),
-            openfaas: secret("gantry-jwt-private-key"),
-        }],
-        aws: &[],
-    };
-
-    /// The function verifies tokens issued elsewhere.
-    pub const PUBLIC_KEYS: Need = Need {
-        name: "public-keys",
-        can_be_unavailable: false,
-        vars: &[Var {
-            name: "JWT_PUBLIC_KEYS",
-            sam: required(
-                "JwtPublicKeys",
-                false,
-                "JWKS of every key that may verify access tokens (JWT_PUBLIC_KEYS from `gantry keygen`).",
-            ),
-            openfaas: secret("gantry-jwt-public-keys"),
-        }],
-        aws: &[],
-    };
-
-    /// The function calls a chain (EIP-1271 contract wallets).
-    pub const CHAIN_RPC: Need = Need {
-        name: "chain-rpc",
-        can_be_unavailable: true,
-        vars: &[Var {
-            name: "CHAIN_RPC_URLS",
-            sam: optional(
-                "ChainRpcUrls",
-                true,
-                "chain_id=url pairs for EIP-1271 contract-wallet checks, e.g. 1=https://rpc.example",
-            ),
-            openfaas: secret("gantry-chain-rpc-urls"),
-        }],
-        aws: &[],
-    };
-}
-
-/// An AWS permission a function's role needs beyond logging.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum AwsAccess {
-    SendToQueue {
-        queue: &'static str,
-    },
-    /// The stack's documents bucket: read-only for a function whose routes are all GETs, read
-    /// and write otherwise.
-    DocumentsBucket,
-    /// Every queue worker's queue (the outbox relay).
-    SendToEveryQueue,
 }
 
 #[derive(Clone, Copy)]

@@ -1,8 +1,8 @@
 //! gantry: the one library every function is built from.
 //!
-//! - The **core** (`config`, `platform`, `runtime`, `function`, `error`, `extract`, `auth`,
-//!   `store`, `queue`, `chain`, `db`, `audit`, `aws`, `domain`, `edge`, `openapi`) never imports an
-//!   area.
+//! - The **core** (`config`, `platform`, `runtime`, `function`, `need`, `error`, `extract`,
+//!   `auth`, `store`, `queue`, `chain`, `db`, `audit`, `aws`, `domain`, `edge`, `openapi`) never
+//!   imports an area.
 //! - Each **area** (`identity`, `work`, `payments`; stacked in that order) owns its routes and their
 //!   OpenAPI paths, its errors, its audit actions and its configuration section.
 //! - [`app`] is the composition root: the table of deployable functions, the gateway and the
@@ -21,8 +21,10 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod function;
+
 pub mod identity;
 pub mod ipfs;
+pub mod need;
 pub mod openapi;
 pub mod payments;
 pub mod platform;

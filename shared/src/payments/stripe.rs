@@ -460,10 +460,16 @@ pub async fn webhook(
 mod tests {
     use super::*;
 
-    fn signed(body: &str, now: i64) -> String {
+    /// `body`, signed now and read as a delivery: its report.
+    fn report_of(body: &str) -> Report {
+        let now = 1_700_000_000;
         let t = now.to_string();
         let v1 = signature::sign(b"whsec_test", &[t.as_bytes(), b".", body.as_bytes()]);
-        format!("t={t},v1={v1}")
+        let header = format!("t={t},v1={v1}");
+        match read_event(Some(&header), body.as_bytes(), b"whsec_test", now) {
+            Ok(Some(report)) => report,
+            other => panic!("expected a report, got {other:?}"),
+        }
     }
 
     /// Fields borrow from the body, but a string with escapes is still read whole and unescaped.
@@ -471,16 +477,7 @@ mod tests {
     fn escaped_strings_are_unescaped() {
         let body = r#"{"id":"evt_\u0031","type":"payment_intent.succeeded","data":{"object":
             {"id":"pi_\"q\"","amount_received":500,"currency":"usd","metadata":{"invoice_id":"00000000-0000-0000-0000-000000000001"}}}}"#;
-        let now = 1_700_000_000;
-        let report = read_event(
-            Some(&signed(body, now)),
-            body.as_bytes(),
-            b"whsec_test",
-            now,
-        );
-        let Ok(Some(report)) = report else {
-            panic!("expected a report, got {report:?}");
-        };
+        let report = report_of(body);
         assert_eq!(report.event_id, "evt_1");
         assert_eq!(report.provider_ref, "pi_\"q\"");
         assert_eq!(report.amount, Some(Minor::new(500)));
@@ -493,16 +490,7 @@ mod tests {
     fn a_refund_reports_its_intent_and_cumulative_amount() {
         let body = r#"{"id":"evt_2","type":"charge.refunded","data":{"object":
             {"id":"ch_1","payment_intent":"pi_1","amount_refunded":120,"currency":"eur"}}}"#;
-        let now = 1_700_000_000;
-        let report = read_event(
-            Some(&signed(body, now)),
-            body.as_bytes(),
-            b"whsec_test",
-            now,
-        );
-        let Ok(Some(report)) = report else {
-            panic!("expected a report, got {report:?}");
-        };
+        let report = report_of(body);
         assert_eq!(report.provider_ref, "pi_1");
         assert_eq!(
             report.event,

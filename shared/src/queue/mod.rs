@@ -14,9 +14,11 @@ mod postgres;
 pub mod relay;
 #[cfg(feature = "sqs")]
 mod sqs;
+pub mod transport;
 mod worker;
 
 pub use postgres::{PURGES, PgQueue, Received, enqueue};
+pub use transport::{Outgoing, Sender};
 pub use worker::{Worker, WorkerPolicy};
 
 use crate::error::AppError;

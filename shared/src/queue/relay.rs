@@ -13,14 +13,14 @@
 //! every handler is idempotent. Rows are leased with `FOR UPDATE SKIP LOCKED`, so two relays at
 //! once never send a row twice.
 
-use super::{JobError, JobHandler};
+use super::transport::{OpenFaas, Sender};
+use super::{JobError, JobHandler, Outgoing};
 use crate::config::Env;
 use crate::db::Db;
-use crate::function::{FaasValue, Need, SamValue, Var};
+use crate::need::{AwsAccess, FaasValue, Need, SamValue, Var};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
-use uuid::Uuid;
 
 /// The relay's own queue (its schedule feeds it).
 pub const QUEUE: &str = "outbox-relay";
@@ -52,29 +52,8 @@ pub const NEED: Need = Need {
             },
         },
     ],
-    aws: &[crate::function::AwsAccess::SendToEveryQueue],
+    aws: &[AwsAccess::SendToEveryQueue],
 };
-
-/// One row leaving the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing {
-    pub id: Uuid,
-    pub queue: String,
-    pub body: String,
-    /// How long until it is due (zero: now).
-    pub delay: Duration,
-}
-
-/// A transport the outbox is relayed to.
-#[async_trait]
-pub trait Sender: Send + Sync {
-    /// How far ahead of its due time a row may be sent (the transport delays the rest); zero
-    /// for a transport without delays.
-    fn horizon(&self) -> Duration;
-
-    /// Sends `batch`; the ids the transport accepted. An error means none was.
-    async fn send(&self, batch: &[Outgoing]) -> anyhow::Result<Vec<Uuid>>;
-}
 
 /// The relay as a queue worker's handler.
 pub struct Relay {
@@ -95,7 +74,7 @@ impl Relay {
             Some(sqs_sender(env, prefix)?)
         } else {
             env.get("OPENFAAS_GATEWAY_URL")
-                .map(|url| Arc::new(OpenFaas::new(url)) as Arc<dyn Sender>)
+                .map(|url| Arc::new(OpenFaas::new(&url)) as Arc<dyn Sender>)
         };
         Ok(Self::new(db, sender))
     }
@@ -168,55 +147,6 @@ impl JobHandler for Relay {
         let sent = self.relay().await?;
         tracing::info!(sent, "outbox relayed");
         Ok(())
-    }
-}
-
-/// OpenFaaS: one async invocation per row, once it is due (the gateway takes no delay).
-struct OpenFaas {
-    gateway: String,
-    client: crate::tls::LazyHttp,
-}
-
-impl OpenFaas {
-    fn new(gateway: String) -> Self {
-        Self {
-            gateway: gateway.trim_end_matches('/').to_owned(),
-            client: crate::tls::LazyHttp::new(Duration::from_secs(10)),
-        }
-    }
-}
-
-#[async_trait]
-impl Sender for OpenFaas {
-    fn horizon(&self) -> Duration {
-        Duration::ZERO
-    }
-
-    async fn send(&self, batch: &[Outgoing]) -> anyhow::Result<Vec<Uuid>> {
-        let mut accepted = Vec::with_capacity(batch.len());
-        for message in batch {
-            let url = format!("{}/async-function/{}", self.gateway, message.queue);
-            let response = self
-                .client
-                .get()
-                .post(url)
-                .header("X-Call-Id", message.id.to_string())
-                .body(message.body.clone())
-                .send()
-                .await;
-            match response {
-                Ok(response) if response.status().is_success() => accepted.push(message.id),
-                Ok(response) => {
-                    tracing::warn!(queue = %message.queue, status = %response.status(), "OpenFaaS refused a message");
-                }
-                Err(err) if accepted.is_empty() => return Err(err.into()),
-                Err(err) => {
-                    tracing::warn!(queue = %message.queue, error = %err, "OpenFaaS unreachable");
-                    break;
-                }
-            }
-        }
-        Ok(accepted)
     }
 }
 

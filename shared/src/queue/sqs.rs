@@ -2,7 +2,7 @@
 //! the environment (`crate::aws`) without `aws-config`, over rustls with ring, and built without
 //! I/O: the first send opens the connection.
 
-use super::relay::{Outgoing, Sender};
+use super::transport::{Outgoing, Sender};
 use crate::aws::AwsEnv;
 use crate::config::Env;
 use async_trait::async_trait;

@@ -48,6 +48,16 @@ async fn state_of(pool: &PgPool, id: uuid::Uuid) -> (i32, bool, Option<String>) 
     .unwrap()
 }
 
+async fn seconds_until_visible(pool: &PgPool, id: uuid::Uuid) -> f64 {
+    sqlx::query_scalar(
+        "SELECT extract(epoch FROM visible_at - now())::float8 FROM queue_messages WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_handled_message_is_deleted(pool: PgPool) {
     let queue = PgQueue::new(pool.clone());
@@ -107,13 +117,7 @@ async fn a_retry_waits_out_its_back_off(pool: PgPool) {
         0,
         "not visible during back-off"
     );
-    let wait: f64 = sqlx::query_scalar(
-        "SELECT extract(epoch FROM visible_at - now())::float8 FROM queue_messages WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let wait = seconds_until_visible(&pool, id).await;
     assert!((3500.0..=3600.0).contains(&wait), "back-off {wait}s");
 }
 
@@ -256,13 +260,7 @@ async fn a_later_job_waits_out_its_delay(pool: PgPool) {
     let id = queue.send_with("watch", "tx", 3).await.unwrap();
     assert_eq!(worker.poll().await.unwrap().later, 1);
     assert_eq!(worker.poll().await.unwrap().total(), 0, "not visible yet");
-    let wait: f64 = sqlx::query_scalar(
-        "SELECT extract(epoch FROM visible_at - now())::float8 FROM queue_messages WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let wait = seconds_until_visible(&pool, id).await;
     assert!((590.0..=600.0).contains(&wait), "delay {wait}s");
 }
 
