@@ -9,7 +9,7 @@ use crate::edge::{self, EdgeConfig, Metrics};
 use crate::error::AppError;
 use crate::function::{FunctionSpec, Schedule, Trigger};
 use crate::platform::Platform;
-use crate::queue::{Job, JobHandler, PgQueue, Worker, WorkerPolicy};
+use crate::queue::{Deferring, Job, JobHandler, PgQueue, Worker, WorkerPolicy};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use axum::Router;
 use axum::body::Bytes;
@@ -183,10 +183,15 @@ async fn serve(spec: &'static FunctionSpec) -> ExitCode {
             Err(err) => return failed("start-up error", err),
         },
         Trigger::Queue { build, .. } => match build(&platform) {
-            Ok(handler) if under_lambda() => serve_sqs(handler).await,
             Ok(handler) => {
-                let router = job_router(handler, spec.schedule());
-                serve_http(finish(router, edge_config, &metrics), port).await
+                let handler: Arc<dyn JobHandler> =
+                    Arc::new(Deferring::new(handler, platform.db.clone(), spec.name));
+                if under_lambda() {
+                    serve_sqs(handler).await
+                } else {
+                    let router = job_router(handler, spec.schedule());
+                    serve_http(finish(router, edge_config, &metrics), port).await
+                }
             }
             Err(err) => return failed("start-up error", err),
         },
@@ -315,8 +320,8 @@ async fn run_job(
 
 /// Handles one SQS batch: every message that fails is reported by id, so SQS redelivers only
 /// those (and, after the queue's `maxReceiveCount`, moves them to its dead-letter queue). A
-/// message that can never succeed is reported too: the redrive policy dead-letters it. So is one
-/// that is not done yet ([`JobError::Later`]): SQS shows it again after the visibility timeout.
+/// message that can never succeed is reported too: the redrive policy dead-letters it. (A job
+/// that is not done yet never fails here: [`crate::queue::Deferring`] sends it again, delayed.)
 pub async fn handle_sqs(handler: &dyn JobHandler, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in event.records {

@@ -10,6 +10,7 @@
 //! database change starts is sent with [`enqueue`], inside that change's transaction: it
 //! exists if and only if the change commits.
 
+mod defer;
 mod postgres;
 pub mod relay;
 #[cfg(feature = "sqs")]
@@ -17,6 +18,7 @@ mod sqs;
 pub mod transport;
 mod worker;
 
+pub use defer::Deferring;
 pub use postgres::{PURGES, PgQueue, Received, enqueue};
 pub use transport::{Outgoing, Sender};
 pub use worker::{Worker, WorkerPolicy};
@@ -45,10 +47,9 @@ pub enum JobError {
     #[error("drop: {0}")]
     Drop(String),
     /// Not a failure: not yet (a transaction waiting for confirmations). Deliver it again after
-    /// this delay. On the local queue it spends no attempt, so a long wait is never
-    /// dead-lettered. Over SQS and OpenFaaS it is, for now, reported like a retry (SQS shows
-    /// the message again after the queue's visibility timeout), until the SQS sender re-sends
-    /// it with `DelaySeconds`.
+    /// this delay, spending no attempt, so a long wait is never dead-lettered: the local queue
+    /// makes the row visible again later; deployed (SQS, OpenFaaS), [`Deferring`] sends it
+    /// again as a new, delayed message through the outbox.
     #[error("later: in {0:?}")]
     Later(std::time::Duration),
 }

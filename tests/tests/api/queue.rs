@@ -319,3 +319,46 @@ async fn a_delayed_job_is_not_delivered_before_its_delay(pool: PgPool) {
         .unwrap();
     assert_eq!(waiting, ["soon"]);
 }
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn deployed_a_later_job_is_sent_again_delayed_and_its_delivery_succeeds(pool: PgPool) {
+    struct NotYet;
+    #[async_trait]
+    impl JobHandler for NotYet {
+        async fn handle(&self, job: &Job) -> Result<(), JobError> {
+            match job.body.as_str() {
+                "poison" => Err(JobError::Retry(anyhow::anyhow!("down"))),
+                _ => Err(JobError::Later(Duration::from_secs(300))),
+            }
+        }
+    }
+    let deferring = gantry::queue::Deferring::new(
+        Arc::new(NotYet),
+        gantry::db::Db::new(Some(pool.clone())),
+        "watch",
+    );
+    // An SQS batch: the waiting job is not a failure (no receive spent, never dead-lettered);
+    // the failing one still is.
+    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(serde_json::json!({
+        "Records": [
+            {"messageId": "m-1", "body": "{\"payment_id\":1}", "attributes": {"ApproximateReceiveCount": "1"}},
+            {"messageId": "m-2", "body": "poison", "attributes": {"ApproximateReceiveCount": "1"}},
+        ]
+    }))
+    .unwrap();
+    let response = gantry::runtime::handle_sqs(&deferring, event).await;
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["m-2"]);
+    let (id, body): (uuid::Uuid, String) =
+        sqlx::query_as("SELECT id, body FROM queue_messages WHERE queue = 'watch'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(body, "{\"payment_id\":1}");
+    let wait = seconds_until_visible(&pool, id).await;
+    assert!((290.0..=300.0).contains(&wait), "delay {wait}s");
+}
