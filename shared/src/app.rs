@@ -205,6 +205,36 @@ pub static BTCPAY_WEBHOOK: FunctionSpec = FunctionSpec {
     aws: &[],
 };
 
+pub static BLOCKCHAIN_PAYMENT: FunctionSpec = FunctionSpec {
+    name: "blockchain-payment",
+    resource: "BlockchainPayment",
+    trigger: http::<payments::BlockchainPayment>(),
+    needs: &[&DATABASE, &PUBLIC_KEYS, &payments::onchain::NEED],
+    aws: &[],
+};
+
+fn chain_monitor_handler(platform: &Platform) -> Result<Arc<dyn JobHandler>, StartupError> {
+    Ok(Arc::new(payments::onchain::monitor::ChainMonitor::new(
+        platform.db.clone(),
+        Arc::new(payments::onchain::Chains::from_env(&platform.env)?),
+        Arc::new(crate::chain::AlloyRpc::new(
+            platform.config.chain_rpc_urls.clone(),
+        )),
+    )))
+}
+
+/// Watches submitted on-chain payments until they are final (one job per payment).
+pub static CHAIN_MONITOR: FunctionSpec = FunctionSpec {
+    name: payments::onchain::QUEUE,
+    resource: "ChainMonitor",
+    trigger: Trigger::Queue {
+        build: chain_monitor_handler,
+        schedule: None,
+    },
+    needs: &[&DATABASE, &CHAIN_RPC, &payments::onchain::NEED],
+    aws: &[],
+};
+
 /// Every owner's purges, for the housekeeping job.
 pub fn purges() -> impl Iterator<Item = housekeeping::Purge> {
     [crate::store::PURGES, crate::queue::PURGES, identity::PURGES]
@@ -259,7 +289,9 @@ pub static OUTBOX_RELAY: FunctionSpec = FunctionSpec {
 /// Every deployable function, as in `functions/`, `template.yaml` and `stack.yml`.
 pub static FUNCTIONS: &[&FunctionSpec] = &[
     &AUTH_NONCE,
+    &BLOCKCHAIN_PAYMENT,
     &BTCPAY_WEBHOOK,
+    &CHAIN_MONITOR,
     &CREATE_BTCPAY_INVOICE,
     &CREATE_PAYMENT_INTENT,
     &HOUSEKEEPING,

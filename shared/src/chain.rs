@@ -1,5 +1,6 @@
-//! The chain RPC seam. Today: EIP-1271 signature checks for contract wallets, through alloy's
-//! HTTP provider, one RPC URL per chain (`CHAIN_RPC_URLS`). Payment watchers build on it later.
+//! The chain RPC seam: one alloy HTTP provider per chain (`CHAIN_RPC_URLS`), built on first use,
+//! and the core's one use of it, EIP-1271 signature checks for contract wallets. The payments
+//! area reads payments from chains through [`AlloyRpc::provider`]; none of that lives here.
 
 use crate::error::AppError;
 use alloy::primitives::{Address, B256, Bytes, FixedBytes};
@@ -87,7 +88,8 @@ impl AlloyRpc {
         }
     }
 
-    fn provider(&self, chain_id: u64) -> Option<&DynProvider> {
+    /// The provider of `chain_id`, if it has an RPC URL.
+    pub fn provider(&self, chain_id: u64) -> Option<&DynProvider> {
         let (url, cell) = self.providers.get(&chain_id)?;
         Some(cell.get_or_init(|| {
             crate::tls::install_provider();

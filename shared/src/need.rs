@@ -134,7 +134,7 @@ pub mod needs {
         aws: &[],
     };
 
-    /// The function calls a chain (EIP-1271 contract wallets).
+    /// The function calls a chain (EIP-1271 contract wallets, on-chain payments).
     pub const CHAIN_RPC: Need = Need {
         name: "chain-rpc",
         can_be_unavailable: true,
@@ -143,7 +143,7 @@ pub mod needs {
             sam: optional(
                 "ChainRpcUrls",
                 true,
-                "chain_id=url pairs for EIP-1271 contract-wallet checks, e.g. 1=https://rpc.example",
+                "chain_id=url pairs (EIP-1271 contract-wallet checks, on-chain payments), e.g. 1=https://rpc.example",
             ),
             openfaas: secret("gantry-chain-rpc-urls"),
         }],

@@ -99,4 +99,61 @@ impl Anvil {
         }
         bail!("no receipt for {tx}")
     }
+
+    /// anvil's unlocked accounts (0 deploys and pays; the others are free to use).
+    pub async fn accounts(&self) -> Result<Vec<String>> {
+        let accounts = self.rpc("eth_accounts", json!([])).await?;
+        Ok(serde_json::from_value(accounts)?)
+    }
+
+    /// Sends a transaction from an unlocked account (`data`: hex calldata; a fixed gas limit,
+    /// so a call that reverts is still mined); returns its hash once it is mined.
+    pub async fn send(&self, from: &str, to: &str, value: u128, data: &str) -> Result<String> {
+        let tx = self
+            .rpc(
+                "eth_sendTransaction",
+                json!([{"from": from, "to": to, "value": format!("0x{value:x}"),
+                        "data": data, "gas": "0x30d40"}]),
+            )
+            .await?;
+        let hash = tx
+            .as_str()
+            .ok_or_else(|| anyhow!("no hash: {tx}"))?
+            .to_owned();
+        for _ in 0..50 {
+            if !self
+                .rpc("eth_getTransactionReceipt", json!([hash]))
+                .await?
+                .is_null()
+            {
+                return Ok(hash);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("{hash} was not mined")
+    }
+
+    /// Mines `blocks` empty blocks.
+    pub async fn mine(&self, blocks: u64) -> Result<()> {
+        self.rpc("anvil_mine", json!([format!("0x{blocks:x}")]))
+            .await?;
+        Ok(())
+    }
+
+    /// Takes a snapshot of the chain (`evm_snapshot`); [`Self::revert`] goes back to it, as a
+    /// reorg drops the blocks after a fork point.
+    pub async fn snapshot(&self) -> Result<String> {
+        let id = self.rpc("evm_snapshot", json!([])).await?;
+        id.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no snapshot id: {id}"))
+    }
+
+    pub async fn revert(&self, snapshot: &str) -> Result<()> {
+        let done = self.rpc("evm_revert", json!([snapshot])).await?;
+        if done != Value::Bool(true) {
+            bail!("evm_revert refused: {done}");
+        }
+        Ok(())
+    }
 }

@@ -2,11 +2,12 @@
 //! choose the status.
 
 use super::dto::{
-    BtcpayInvoiceCreated, InvoiceInput, InvoiceQuery, InvoiceUpdate, PaymentIntentCreated, Received,
+    BlockchainPaymentInput, BtcpayInvoiceCreated, InvoiceInput, InvoiceQuery, InvoiceUpdate,
+    PaymentIntentCreated, Received,
 };
-use super::model::{Invoice, Payments};
+use super::model::{Invoice, Payment, Payments};
 use super::state::PaymentsState;
-use super::{btcpay, invoices, stripe};
+use super::{btcpay, invoices, onchain, stripe};
 use crate::domain::Page;
 use crate::error::{AppResult, Problem};
 use crate::extract::{AuthUser, Authorized, Json, Path, Query, RawBody, StaffOrAdmin};
@@ -242,4 +243,23 @@ pub fn add_links(doc: &mut utoipa::openapi::OpenApi) {
         .description("An invoice for the new project")
         .build();
     add_link(doc, "post", "/projects", "201", "create_invoice", bill);
+}
+
+#[utoipa::path(post, path = "/invoices/{id}/blockchain-payment", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Invoice id")),
+    request_body = BlockchainPaymentInput,
+    responses(
+        (status = 202, description = "The payment, PENDING until the chain monitor finds the transaction final (the same payment if this transaction was submitted for this invoice before)", body = Payment),
+        (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The invoice is not SENT or is paid, its currency is not taken on that chain, or the transaction is another invoice's payment", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No payments are taken on chain_id", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn blockchain_payment(
+    State(state): State<PaymentsState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<BlockchainPaymentInput>,
+) -> AppResult<(StatusCode, Json<Payment>)> {
+    let payment = onchain::submit::submit(state.db()?, state.chains(), &caller, id, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(payment)))
 }

@@ -266,17 +266,14 @@ pub async fn create_invoice(
             made
         }
     };
-    invoices::record_started(
-        &mut tx,
-        caller,
-        &payable,
-        invoices::Started {
-            provider: PROVIDER,
-            provider_ref: &invoice.id,
-            method: PaymentMethod::Crypto,
-        },
-    )
-    .await?;
+    let started = invoices::Started {
+        provider: PROVIDER,
+        provider_ref: &invoice.id,
+        method: PaymentMethod::Crypto,
+    };
+    invoices::record_started(&mut tx, caller, &payable, &started)
+        .await?
+        .made_by_provider(&started)?;
     tx.commit().await?;
     answer(invoice)
 }
@@ -347,7 +344,7 @@ async fn report(btcpay: &Btcpay, header: Option<&str>, body: &[u8]) -> AppResult
         _ => return Ok(None),
     };
     let mut report = Report {
-        provider: PROVIDER,
+        provider: PROVIDER.into(),
         // A redelivery carries the first delivery's id as originalDeliveryId.
         event_id: delivery
             .original_delivery_id
@@ -357,6 +354,7 @@ async fn report(btcpay: &Btcpay, header: Option<&str>, body: &[u8]) -> AppResult
         event,
         amount: None,
         currency: None,
+        records_amount: false,
         invoice_id: None,
     };
     if event == PaymentEvent::Succeeded {

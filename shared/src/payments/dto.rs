@@ -92,3 +92,15 @@ pub struct Received {
     #[schema(example = "applied")]
     pub outcome: &'static str,
 }
+
+/// A transaction that pays an invoice on a chain. The transfer's amount is read from the chain.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BlockchainPaymentInput {
+    /// A chain that takes payments (else 422).
+    #[schema(minimum = 1, example = 1)]
+    pub chain_id: u64,
+    /// The transaction's hash: `0x` and 64 hex digits.
+    #[schema(pattern = "^0x[0-9a-fA-F]{64}$")]
+    pub tx_hash: String,
+}

@@ -227,18 +227,30 @@ pub async fn update(
 #[tracing::instrument(name = "payments.list_payments", skip_all)]
 pub async fn payments(pool: &PgPool, caller: &AuthUser, id: Uuid) -> AppResult<Payments> {
     visible(pool, caller, id).await?;
+    let mut conn = pool.acquire().await?;
+    Ok(Payments {
+        items: payment_rows(&mut conn, id, None).await?,
+    })
+}
+
+/// The payments of `invoice_id` (only the one with id `only`, if given), oldest first.
+pub(crate) async fn payment_rows(
+    conn: &mut PgConnection,
+    invoice_id: Uuid,
+    only: Option<Uuid>,
+) -> AppResult<Vec<Payment>> {
     let rows = sqlx::query!(
         r#"SELECT id, invoice_id, amount::text AS "amount!", currency,
                   method AS "method: PaymentMethod", provider, provider_ref,
                   status AS "status: PaymentStatus", refunded::text AS "refunded!",
                   created_at, updated_at
-           FROM payments WHERE invoice_id = $1 ORDER BY id"#,
-        id
+           FROM payments WHERE invoice_id = $1 AND ($2::uuid IS NULL OR id = $2) ORDER BY id"#,
+        invoice_id,
+        only
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
-    let items = rows
-        .into_iter()
+    rows.into_iter()
         .map(|row| {
             Ok(Payment {
                 id: row.id,
@@ -254,8 +266,7 @@ pub async fn payments(pool: &PgPool, caller: &AuthUser, id: Uuid) -> AppResult<P
                 updated_at: row.updated_at,
             })
         })
-        .collect::<AppResult<Vec<_>>>()?;
-    Ok(Payments { items })
+        .collect()
 }
 
 /// A payable invoice the caller may see, locked for the rest of `tx`: what starting a payment
@@ -297,19 +308,50 @@ pub(crate) async fn lock_payable(
 
 /// A payment a provider has just opened for an invoice.
 pub(crate) struct Started<'a> {
-    pub provider: &'static str,
+    pub provider: &'a str,
     pub provider_ref: &'a str,
     pub method: PaymentMethod,
 }
 
+/// What [`record_started`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// The payment's id: new, or recorded before for this invoice (a retry).
+    Payment(Uuid),
+    /// The provider object is already another invoice's payment.
+    OfAnotherInvoice,
+}
+
+impl Recorded {
+    /// For a provider whose objects we asked it to make for this invoice: another invoice's
+    /// object in its answer is the provider's fault.
+    pub(crate) fn made_by_provider(self, started: &Started<'_>) -> AppResult<Uuid> {
+        match self {
+            Self::Payment(id) => Ok(id),
+            Self::OfAnotherInvoice => {
+                tracing::error!(
+                    provider = started.provider,
+                    reference = started.provider_ref,
+                    "the provider answered with an object of another invoice"
+                );
+                Err(AppError::BadGateway(
+                    "the payment provider answered with another invoice's payment".into(),
+                ))
+            }
+        }
+    }
+}
+
 /// Records a payment of the outstanding amount as PENDING, with its audit row, in `tx` (which
-/// holds the invoice's lock). Recording the same provider object again changes nothing.
+/// holds the invoice's lock). Recording the same provider object again changes nothing; one
+/// that is another invoice's is refused, also when both are recorded at once (the unique
+/// (provider, provider_ref) makes the second wait for the first).
 pub(crate) async fn record_started(
     tx: &mut PgConnection,
     caller: &AuthUser,
     payable: &Payable,
-    started: Started<'_>,
-) -> AppResult<()> {
+    started: &Started<'_>,
+) -> AppResult<Recorded> {
     let id = Uuid::now_v7();
     let inserted = sqlx::query!(
         r#"INSERT INTO payments (id, invoice_id, amount, currency, method, provider, provider_ref)
@@ -327,33 +369,26 @@ pub(crate) async fn record_started(
     .await?
     .rows_affected();
     if inserted == 0 {
-        // Recorded before (a retry): fine if it is this invoice's, a provider fault otherwise.
-        let owner = sqlx::query_scalar!(
-            "SELECT invoice_id FROM payments WHERE provider = $1 AND provider_ref = $2",
+        let owner = sqlx::query!(
+            "SELECT id, invoice_id FROM payments WHERE provider = $1 AND provider_ref = $2",
             started.provider,
             started.provider_ref
         )
         .fetch_one(&mut *tx)
         .await?;
-        if owner != payable.invoice.id {
-            tracing::error!(
-                provider = started.provider,
-                reference = started.provider_ref,
-                "the provider answered with an object of another invoice"
-            );
-            return Err(AppError::BadGateway(
-                "the payment provider answered with another invoice's payment".into(),
-            ));
-        }
-    } else {
-        audit::record(
-            tx,
-            PaymentsAction::PaymentStarted,
-            caller,
-            payable.invoice.id,
-            json!({"payment_id": id, "provider": started.provider, "provider_ref": started.provider_ref}),
-        )
-        .await?;
+        return Ok(if owner.invoice_id == payable.invoice.id {
+            Recorded::Payment(owner.id)
+        } else {
+            Recorded::OfAnotherInvoice
+        });
     }
-    Ok(())
+    audit::record(
+        tx,
+        PaymentsAction::PaymentStarted,
+        caller,
+        payable.invoice.id,
+        json!({"payment_id": id, "provider": started.provider, "provider_ref": started.provider_ref}),
+    )
+    .await?;
+    Ok(Recorded::Payment(id))
 }

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod model;
 pub mod money;
+pub mod onchain;
 pub mod settle;
 pub mod signature;
 pub mod state;
@@ -96,5 +97,16 @@ impl HttpApi for BtcpayWebhook {
     const ENDPOINTS: &'static [Endpoint<PaymentsState>] = &[endpoint!(api::btcpay_webhook)];
     fn state(platform: &Platform) -> Result<PaymentsState, StartupError> {
         PaymentsState::with_btcpay(platform)
+    }
+}
+
+/// `blockchain-payment`: a transaction that pays an invoice on a chain, to be watched.
+pub struct BlockchainPayment;
+
+impl HttpApi for BlockchainPayment {
+    type State = PaymentsState;
+    const ENDPOINTS: &'static [Endpoint<PaymentsState>] = &[endpoint!(api::blockchain_payment)];
+    fn state(platform: &Platform) -> Result<PaymentsState, StartupError> {
+        PaymentsState::with_chains(platform)
     }
 }

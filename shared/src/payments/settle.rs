@@ -10,13 +10,14 @@ use super::model::stored;
 use super::money::Minor;
 use crate::error::AppResult;
 use sqlx::{PgConnection, PgPool};
+use std::borrow::Cow;
 use uuid::Uuid;
 
 /// One event as a provider reported it.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// `stripe`, `btcpay`, …: also the payments' `provider`.
-    pub provider: &'static str,
+    /// `stripe`, `btcpay`, `evm:<chain_id>`: also the payments' `provider`.
+    pub provider: Cow<'static, str>,
     /// Unique per provider: a redelivery has the same id.
     pub event_id: String,
     pub event_type: String,
@@ -24,8 +25,13 @@ pub struct Report {
     pub provider_ref: String,
     /// What it does to the payment.
     pub event: PaymentEvent,
-    /// What the provider says was paid, checked against our payment before a success credits.
+    /// What the provider says was paid, checked against our payment before a success credits
+    /// (unless `records_amount`).
     pub amount: Option<Minor>,
+    /// The amount is what was really paid, whatever was asked (a chain transfer): a success
+    /// records it as the payment's amount instead of checking it. Under- and over-payment are
+    /// then visible, and the invoice is PAID only when its confirmed payments cover it.
+    pub records_amount: bool,
     /// Compared without regard to case (Stripe writes `usd`).
     pub currency: Option<String>,
     /// The invoice the provider object names (its metadata), checked against our payment's.
@@ -81,7 +87,7 @@ pub async fn paid(conn: &mut PgConnection, invoice_id: Uuid) -> AppResult<Minor>
 async fn lock(conn: &mut PgConnection, report: &Report) -> AppResult<Option<Locked>> {
     let Some(found) = sqlx::query!(
         "SELECT id, invoice_id FROM payments WHERE provider = $1 AND provider_ref = $2",
-        report.provider,
+        &*report.provider,
         report.provider_ref
     )
     .fetch_optional(&mut *conn)
@@ -131,7 +137,7 @@ fn mismatch(report: &Report, ours: &Locked) -> Option<&'static str> {
         return Some("rejected: currency differs");
     }
     let success = report.event == PaymentEvent::Succeeded;
-    if success && report.amount.is_some_and(|a| a != ours.state.amount) {
+    if success && !report.records_amount && report.amount.is_some_and(|a| a != ours.state.amount) {
         return Some("rejected: amount differs");
     }
     None
@@ -139,16 +145,16 @@ fn mismatch(report: &Report, ours: &Locked) -> Option<&'static str> {
 
 /// Applies `report` (see the module's comment).
 #[tracing::instrument(name = "payments.settle", skip_all,
-    fields(provider = report.provider, event = %report.event_id, kind = %report.event_type))]
+    fields(provider = %report.provider, event = %report.event_id, kind = %report.event_type))]
 pub async fn apply(pool: &PgPool, report: &Report) -> AppResult<Outcome> {
     let mut tx = pool.begin().await?;
     let ours = lock(&mut tx, report).await?;
     let head = ledger::lock_head(&mut tx).await?;
-    if ledger::seen(&mut tx, report.provider, &report.event_id).await? {
+    if ledger::seen(&mut tx, &report.provider, &report.event_id).await? {
         return Ok(Outcome::Duplicate);
     }
     let mut entry = Entry {
-        provider: report.provider.to_owned(),
+        provider: report.provider.to_string(),
         event_id: report.event_id.clone(),
         event_type: report.event_type.clone(),
         invoice_id: ours.as_ref().map(|o| o.invoice_id).or(report.invoice_id),
@@ -170,7 +176,8 @@ pub async fn apply(pool: &PgPool, report: &Report) -> AppResult<Outcome> {
                 Outcome::Rejected
             }
             None => {
-                entry.outcome = change(&mut tx, ours, report.event).await?;
+                let recorded = report.amount.filter(|_| report.records_amount);
+                entry.outcome = change(&mut tx, ours, report.event, recorded).await?;
                 Outcome::Applied
             }
         },
@@ -180,16 +187,27 @@ pub async fn apply(pool: &PgPool, report: &Report) -> AppResult<Outcome> {
     Ok(outcome)
 }
 
-/// Moves the payment and then its invoice; returns the ledger's description of what changed.
-async fn change(conn: &mut PgConnection, ours: &Locked, event: PaymentEvent) -> AppResult<String> {
-    let next = ours.state.apply(event);
+/// Moves the payment (recording `amount` as what it paid, if given, when it succeeds) and then
+/// its invoice; returns the ledger's description of what changed.
+async fn change(
+    conn: &mut PgConnection,
+    ours: &Locked,
+    event: PaymentEvent,
+    amount: Option<Minor>,
+) -> AppResult<String> {
+    let mut next = ours.state.apply(event);
+    if let Some(amount) = amount.filter(|_| event == PaymentEvent::Succeeded) {
+        next.amount = amount;
+    }
     if next != ours.state {
         sqlx::query!(
-            r#"UPDATE payments SET status = $2, refunded = $3::text::numeric, updated_at = now()
+            r#"UPDATE payments SET status = $2, refunded = $3::text::numeric,
+                                   amount = $4::text::numeric, updated_at = now()
                WHERE id = $1"#,
             ours.payment_id,
             next.status as PaymentStatus,
             next.refunded.to_string(),
+            next.amount.to_string(),
         )
         .execute(&mut *conn)
         .await?;

@@ -3,6 +3,7 @@
 //! 503 if asked).
 
 use super::btcpay::Btcpay;
+use super::onchain::Chains;
 use super::stripe::Stripe;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
@@ -17,6 +18,7 @@ pub struct PaymentsState {
     tokens: Tokens,
     stripe: Option<Arc<Stripe>>,
     btcpay: Option<Arc<Btcpay>>,
+    chains: Arc<Chains>,
 }
 
 impl FromRef<PaymentsState> for Tokens {
@@ -33,6 +35,7 @@ impl PaymentsState {
             tokens: platform.tokens.clone(),
             stripe: None,
             btcpay: None,
+            chains: Arc::default(),
         }
     }
 
@@ -50,6 +53,19 @@ impl PaymentsState {
             btcpay: Some(Arc::new(Btcpay::from_env(&platform.env)?)),
             ..Self::rows(platform)
         })
+    }
+
+    /// With the chains that take payments, from `PAYMENT_CHAINS`.
+    pub fn with_chains(platform: &Platform) -> Result<Self, StartupError> {
+        Ok(Self {
+            chains: Arc::new(Chains::from_env(&platform.env)?),
+            ..Self::rows(platform)
+        })
+    }
+
+    /// The chains that take payments (none unless built [`Self::with_chains`]: a 503).
+    pub fn chains(&self) -> &Chains {
+        &self.chains
     }
 
     pub fn db(&self) -> AppResult<&PgPool> {

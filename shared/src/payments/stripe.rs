@@ -253,17 +253,14 @@ pub async fn create_payment_intent(
         )
         .await?;
     let created = answer(intent, &payable)?;
-    invoices::record_started(
-        &mut tx,
-        caller,
-        &payable,
-        invoices::Started {
-            provider: PROVIDER,
-            provider_ref: &created.payment_intent_id,
-            method: super::model::PaymentMethod::CreditCard,
-        },
-    )
-    .await?;
+    let started = invoices::Started {
+        provider: PROVIDER,
+        provider_ref: &created.payment_intent_id,
+        method: super::model::PaymentMethod::CreditCard,
+    };
+    invoices::record_started(&mut tx, caller, &payable, &started)
+        .await?
+        .made_by_provider(&started)?;
     tx.commit().await?;
     Ok(created)
 }
@@ -398,13 +395,14 @@ fn report(event: Event<'_>) -> Result<Option<Report>, &'static str> {
         _ => return Ok(None),
     };
     Ok(Some(Report {
-        provider: PROVIDER,
+        provider: PROVIDER.into(),
         event_id: event.id.into_owned(),
         event_type: event.kind.into_owned(),
         provider_ref,
         event: what,
         amount,
         currency: Some(object.currency.ok_or("no currency")?.into_owned()),
+        records_amount: false,
         invoice_id: object.metadata.invoice_id.and_then(|id| id.parse().ok()),
     }))
 }

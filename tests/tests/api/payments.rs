@@ -13,6 +13,10 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 const WHSEC: &str = "whsec_gantry_tests";
 const BTCPAY_SECRET: &str = "btcpay webhook secret";
 const STORE: &str = "Store1";
+/// A chain that takes this world's USD invoices (as a stablecoin), for the routes' rules; the
+/// chain itself is tested in `onchain`.
+const CHAINS: &str = r#"{"31337": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+    "assets": {"USD": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}}}"#;
 
 struct World {
     app: TestApp,
@@ -43,6 +47,7 @@ impl World {
                 ("BTCPAY_STORE_ID", STORE),
                 ("BTCPAY_API_KEY", "btcpay-key"),
                 ("BTCPAY_WEBHOOK_SECRET", BTCPAY_SECRET),
+                ("PAYMENT_CHAINS", CHAINS),
             ],
         );
         let cast = Cast::on(&app).await;
@@ -264,7 +269,7 @@ fn stripe_event(event_id: &str, kind: &str, pi: &str, invoice: &str, amount: u64
 // Who may do what
 
 /// One row per payments route: method, path (`{id}` is an invoice of the owner client's
-/// project), body, and the status for anonymous, owner client, other client, staff, admin. A
+/// project), body (`{project}` is its project, `{hash}` a transaction hash of its own), and the status for anonymous, owner client, other client, staff, admin. A
 /// payments route in the function table without a row fails `every_payments_route_has_a_row`.
 /// Provider calls are answered by the stub; webhooks are not called with a user's token.
 fn matrix() -> Vec<(Method, &'static str, Option<Value>, [u16; 5])> {
@@ -305,6 +310,12 @@ fn matrix() -> Vec<(Method, &'static str, Option<Value>, [u16; 5])> {
             "/invoices/{id}/create-btcpay-invoice",
             None,
             [401, 201, 404, 201, 201],
+        ),
+        (
+            Method::POST,
+            "/invoices/{id}/blockchain-payment",
+            Some(json!({"chain_id": 31337, "tx_hash": "{hash}"})),
+            [401, 202, 404, 202, 202],
         ),
     ]
 }
@@ -362,7 +373,9 @@ async fn the_authorization_matrix_holds_for_every_payments_route_and_caller(pool
                 .unwrap()
                 .to_owned();
             let body = body.as_ref().map(|b| {
-                serde_json::from_str(&b.to_string().replace("{project}", &project)).unwrap()
+                let hash = format!("0x{0}{0}", invoice.replace('-', ""));
+                let text = b.to_string().replace("{project}", &project);
+                serde_json::from_str(&text.replace("{hash}", &hash)).unwrap()
             });
             let path = template.replace("{id}", &invoice);
             let res = world.call(*who, &method, &path, body.as_ref()).await;

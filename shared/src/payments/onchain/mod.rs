@@ -1,0 +1,259 @@
+//! On-chain payments: a client pays an invoice with a transfer on an EVM chain (the native coin,
+//! or an ERC-20 token), tells us its transaction ([`submit`]), and the `chain-monitor` worker
+//! ([`monitor`]) watches it until it is final, then reports it to the books through
+//! [`super::settle`] like every other provider. Chains are read through alloy, over the core's
+//! per-chain RPC endpoints (`CHAIN_RPC_URLS`).
+//!
+//! What may be paid where is `PAYMENT_CHAINS`, a JSON object keyed by chain id:
+//!
+//! ```json
+//! {"1": {"receiver": "0x…", "confirmations": 12,
+//!        "assets": {"ETH": "native", "USDC": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"}}}
+//! ```
+//!
+//! - `receiver`: the address payments must go to.
+//! - `confirmations`: blocks (the transaction's included) before a payment counts, or `"safe"`
+//!   / `"finalized"` to wait for that block tag (default 12).
+//! - `assets`: invoice currency → `"native"` or the token contract. The token's decimals must be
+//!   the currency's (USDC 6, DAI 18): amounts are minor units on both sides.
+//! - `watch_minutes`: a transaction still unseen this long after it was submitted fails
+//!   (default 60). `poll_seconds`: how soon the worker looks again (default 15).
+
+pub mod monitor;
+pub mod submit;
+
+use super::money::Currency;
+use crate::config::{ConfigError, Env};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::function::{FaasValue, Need, Var, optional};
+use alloy::primitives::Address;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// The worker's queue, and its function's name.
+pub const QUEUE: &str = "chain-monitor";
+
+/// What the functions that take and watch on-chain payments need from their deployment.
+pub const NEED: Need = Need {
+    name: "payment-chains",
+    can_be_unavailable: true,
+    vars: &[Var {
+        name: "PAYMENT_CHAINS",
+        sam: optional(
+            "PaymentChains",
+            false,
+            "JSON object keyed by chain id, each with receiver, confirmations and assets (see the README); empty turns on-chain payments off (503)",
+        ),
+        openfaas: FaasValue::Value { value: "" },
+    }],
+    aws: &[],
+};
+
+/// The payments' `provider` for a chain: `evm:<chain_id>`.
+pub fn provider(chain_id: u64) -> String {
+    format!("evm:{chain_id}")
+}
+
+/// How a chain says a block is final enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finality {
+    /// This many blocks, counting the transaction's own.
+    Confirmations(u64),
+    /// The node's `safe` block has reached it.
+    Safe,
+    /// The node's `finalized` block has reached it.
+    Finalized,
+}
+
+/// What an invoice currency is paid in on a chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asset {
+    Native,
+    Token(Address),
+}
+
+/// One chain's payment settings.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    pub id: u64,
+    pub receiver: Address,
+    pub finality: Finality,
+    pub watch_for: Duration,
+    pub poll: Duration,
+    assets: HashMap<String, Asset>,
+}
+
+impl Chain {
+    /// What `currency` is paid in here, if it may be.
+    pub fn asset(&self, currency: &str) -> Option<Asset> {
+        self.assets.get(currency).copied()
+    }
+}
+
+/// Every chain that takes payments (`PAYMENT_CHAINS`).
+#[derive(Debug, Clone, Default)]
+pub struct Chains {
+    chains: HashMap<u64, Chain>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChainText {
+    receiver: Address,
+    #[serde(default)]
+    confirmations: Option<FinalityText>,
+    assets: BTreeMap<String, String>,
+    #[serde(default)]
+    watch_minutes: Option<u64>,
+    #[serde(default)]
+    poll_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FinalityText {
+    Blocks(u64),
+    Tag(String),
+}
+
+const VAR: &str = "PAYMENT_CHAINS";
+
+impl Chains {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        env.get(VAR)
+            .map_or(Ok(Self::default()), |text| Self::parse(&text))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::invalid(VAR, reason);
+        let raw: BTreeMap<String, ChainText> =
+            serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut chains = HashMap::new();
+        for (id, chain) in raw {
+            let id: u64 = id
+                .parse()
+                .ok()
+                .filter(|id| (1..=i64::MAX as u64).contains(id))
+                .ok_or_else(|| invalid(format!("{id:?} is not a chain id")))?;
+            let at = |what: &str| invalid(format!("chain {id}: {what}"));
+            if chain.receiver == Address::ZERO {
+                return Err(at("receiver is the zero address"));
+            }
+            let finality = match chain.confirmations {
+                None => Finality::Confirmations(12),
+                Some(FinalityText::Blocks(n @ 1..=10_000)) => Finality::Confirmations(n),
+                Some(FinalityText::Tag(tag)) if tag == "safe" => Finality::Safe,
+                Some(FinalityText::Tag(tag)) if tag == "finalized" => Finality::Finalized,
+                Some(_) => {
+                    return Err(at(
+                        "confirmations must be 1 to 10000, \"safe\" or \"finalized\"",
+                    ));
+                }
+            };
+            let mut assets = HashMap::new();
+            for (currency, asset) in chain.assets {
+                Currency::parse("currency", &currency)
+                    .map_err(|e| at(&format!("asset {currency:?}: {e}")))?;
+                let asset = match asset.as_str() {
+                    "native" => Asset::Native,
+                    token => Asset::Token(token.parse().map_err(|_| {
+                        at(&format!(
+                            "asset {currency}: {token:?} is neither \"native\" nor an address"
+                        ))
+                    })?),
+                };
+                assets.insert(currency, asset);
+            }
+            if assets.is_empty() {
+                return Err(at("assets is empty"));
+            }
+            let minutes = chain.watch_minutes.unwrap_or(60);
+            let seconds = chain.poll_seconds.unwrap_or(15);
+            if !(1..=10_080).contains(&minutes) || !(1..=900).contains(&seconds) {
+                return Err(at(
+                    "watch_minutes must be 1 to 10080, poll_seconds 1 to 900",
+                ));
+            }
+            chains.insert(
+                id,
+                Chain {
+                    id,
+                    receiver: chain.receiver,
+                    finality,
+                    watch_for: Duration::from_secs(minutes * 60),
+                    poll: Duration::from_secs(seconds),
+                    assets,
+                },
+            );
+        }
+        Ok(Self { chains })
+    }
+
+    /// The chain a request names: 503 when none is configured at all, 422 when it is not one.
+    pub fn get(&self, chain_id: u64) -> AppResult<&Chain> {
+        if self.chains.is_empty() {
+            return Err(AppError::Unavailable(format!(
+                "on-chain payments are not configured ({VAR})"
+            )));
+        }
+        self.chains.get(&chain_id).ok_or_else(|| {
+            AppError::Validation(vec![FieldError::semantic(
+                "chain_id",
+                "no payments are taken on this chain",
+            )])
+        })
+    }
+
+    /// A chain by id, as the worker looks it up.
+    pub fn find(&self, chain_id: u64) -> Option<&Chain> {
+        self.chains.get(&chain_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECEIVER: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+
+    #[test]
+    fn a_full_setting_parses() {
+        let chains = Chains::parse(&format!(
+            r#"{{"31337": {{"receiver": "{RECEIVER}", "confirmations": 3, "watch_minutes": 5,
+                "assets": {{"ETH": "native", "USDC": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}}}},
+                "1": {{"receiver": "{RECEIVER}", "confirmations": "finalized", "assets": {{"ETH": "native"}}}}}}"#
+        ))
+        .unwrap();
+        let local = chains.get(31337).unwrap();
+        assert_eq!(local.finality, Finality::Confirmations(3));
+        assert_eq!(local.watch_for, Duration::from_secs(300));
+        assert_eq!(local.poll, Duration::from_secs(15));
+        assert_eq!(local.asset("ETH"), Some(Asset::Native));
+        assert!(matches!(local.asset("USDC"), Some(Asset::Token(_))));
+        assert_eq!(local.asset("DAI"), None);
+        assert_eq!(chains.get(1).unwrap().finality, Finality::Finalized);
+        assert_eq!(chains.get(5).unwrap_err().status(), 422);
+    }
+
+    #[test]
+    fn unset_means_off_and_every_bad_setting_names_the_variable() {
+        let off = Chains::default();
+        assert_eq!(off.get(1).unwrap_err().status(), 503);
+        for bad in [
+            "[]",
+            r#"{"x": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}}}"#,
+            r#"{"1": {"receiver": "0x0000000000000000000000000000000000000000", "assets": {"ETH": "native"}}}"#,
+            r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {}}}"#,
+            r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"eth": "native"}}}"#,
+            r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "0x12"}}}"#,
+            r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}, "confirmations": 0}}"#,
+            r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}, "confirmations": "latest"}}"#,
+            r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}, "poll_seconds": 0}}"#,
+            r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}, "extra": 1}}"#,
+        ] {
+            let err = Chains::parse(bad).unwrap_err();
+            assert!(err.to_string().contains(VAR), "{bad}: {err}");
+        }
+    }
+}

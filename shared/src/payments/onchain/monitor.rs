@@ -1,0 +1,244 @@
+//! The `chain-monitor` worker: watches one submitted transaction per job until it is final, then
+//! reports it to the books ([`settle`]). Every answer of the chain is one of:
+//! - unseen (no receipt yet): come back later ([`JobError::Later`], no attempt spent), until the
+//!   payment's `watch_until`, after which it fails;
+//! - seen but not final (too few confirmations, the `safe`/`finalized` tag not there yet, or its
+//!   block no longer canonical after a reorg): come back later;
+//! - final: reverted, or pays nothing to our receiver in our asset → FAILED; else CONFIRMED
+//!   with the amount it really paid (under- and over-payment recorded as such).
+//!
+//! An RPC failure is a retry: nothing is credited, the job comes back. A redelivered job finds
+//! the payment no longer PENDING, or its ledger event already recorded: one credit, ever.
+
+use super::{Chain, Chains, Finality, provider, submit::Watch};
+use crate::chain::AlloyRpc;
+use crate::db::Db;
+use crate::payments::lifecycle::{PaymentEvent, PaymentStatus};
+use crate::payments::money::{MAX_DIGITS, Minor};
+use crate::payments::settle::{self, Report};
+use crate::queue::{Job, JobError, JobHandler};
+use alloy::consensus::Transaction as _;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::{BlockNumberOrTag, TransactionReceipt};
+use alloy::sol_types::SolEvent;
+use async_trait::async_trait;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+alloy::sol! {
+    /// ERC-20's transfer event.
+    event Transfer(address indexed from, address indexed to, uint256 value);
+}
+
+/// What the chain says about a transaction, now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// No receipt.
+    Unseen,
+    /// Included, not final yet (or its block was reorganised away): look again.
+    NotFinal,
+    /// Final: it paid us this much.
+    Paid(U256),
+    /// Final: it reverted.
+    Reverted,
+    /// Final: it pays our receiver nothing in the expected asset.
+    PaysUsNothing,
+}
+
+/// One watched payment, as submitted.
+struct Watched {
+    chain_id: u64,
+    hash: B256,
+    token: Option<Address>,
+    receiver: Address,
+    watch_until: OffsetDateTime,
+    status: PaymentStatus,
+}
+
+/// The worker's handler.
+pub struct ChainMonitor {
+    db: Db,
+    chains: Arc<Chains>,
+    rpc: Arc<AlloyRpc>,
+}
+
+impl ChainMonitor {
+    pub fn new(db: Db, chains: Arc<Chains>, rpc: Arc<AlloyRpc>) -> Self {
+        Self { db, chains, rpc }
+    }
+
+    async fn watched(&self, payment_id: uuid::Uuid) -> Result<Option<Watched>, JobError> {
+        let pool = self.db.pool().map_err(|e| JobError::Retry(e.into()))?;
+        let Some(row) = sqlx::query!(
+            r#"SELECT c.chain_id, c.tx_hash, c.token, c.receiver, c.watch_until,
+                      p.status AS "status: PaymentStatus"
+               FROM chain_payments c JOIN payments p ON p.id = c.payment_id
+               WHERE c.payment_id = $1"#,
+            payment_id
+        )
+        .fetch_optional(pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let stored = |what: &str| JobError::Retry(anyhow::anyhow!("a stored {what} is malformed"));
+        Ok(Some(Watched {
+            chain_id: u64::try_from(row.chain_id).map_err(|_| stored("chain id"))?,
+            hash: row.tx_hash.parse().map_err(|_| stored("hash"))?,
+            token: row
+                .token
+                .map(|t| t.parse().map_err(|_| stored("token")))
+                .transpose()?,
+            receiver: row.receiver.parse().map_err(|_| stored("receiver"))?,
+            watch_until: row.watch_until,
+            status: row.status,
+        }))
+    }
+}
+
+#[async_trait]
+impl JobHandler for ChainMonitor {
+    #[tracing::instrument(name = "chain_monitor", skip_all, fields(job = %job.id))]
+    async fn handle(&self, job: &Job) -> Result<(), JobError> {
+        let Watch { payment_id } = serde_json::from_str(&job.body)
+            .map_err(|e| JobError::drop(format!("not a watch job: {e}")))?;
+        let Some(watched) = self.watched(payment_id).await? else {
+            return Err(JobError::drop(format!("no on-chain payment {payment_id}")));
+        };
+        if watched.status != PaymentStatus::Pending {
+            return Ok(()); // settled by an earlier delivery
+        }
+        // A chain or RPC URL missing from the configuration is an operator's mistake: retry, so
+        // the job is dead-lettered (and can be redriven) rather than lost.
+        let chain = self.chains.find(watched.chain_id).ok_or_else(|| {
+            JobError::Retry(anyhow::anyhow!(
+                "chain {} is not in PAYMENT_CHAINS",
+                watched.chain_id
+            ))
+        })?;
+        let rpc = self.rpc.provider(watched.chain_id).ok_or_else(|| {
+            JobError::Retry(anyhow::anyhow!(
+                "chain {} has no RPC URL (CHAIN_RPC_URLS)",
+                watched.chain_id
+            ))
+        })?;
+        let seen = observe(rpc, chain, &watched)
+            .await
+            .map_err(|e| JobError::Retry(anyhow::anyhow!("chain {}: {e}", chain.id)))?;
+        tracing::info!(?seen, tx = %watched.hash, "observed");
+        let (event, kind, amount) = match seen {
+            Seen::Unseen if OffsetDateTime::now_utc() > watched.watch_until => {
+                (PaymentEvent::Failed, "chain.unseen", None)
+            }
+            Seen::Unseen | Seen::NotFinal => return Err(JobError::Later(chain.poll)),
+            Seen::Reverted => (PaymentEvent::Failed, "chain.reverted", None),
+            Seen::PaysUsNothing => (PaymentEvent::Failed, "chain.pays_nothing", None),
+            Seen::Paid(value) => match recordable(value) {
+                Some(amount) => (PaymentEvent::Succeeded, "chain.confirmed", Some(amount)),
+                None => (PaymentEvent::Failed, "chain.unrecordable_amount", None),
+            },
+        };
+        let report = Report {
+            provider: provider(chain.id).into(),
+            // One final word per transaction: a redelivery finds it in the ledger.
+            event_id: format!("{:#x}", watched.hash),
+            event_type: kind.into(),
+            provider_ref: format!("{:#x}", watched.hash),
+            event,
+            amount,
+            records_amount: true,
+            currency: None,
+            invoice_id: None,
+        };
+        let pool = self.db.pool().map_err(|e| JobError::Retry(e.into()))?;
+        settle::apply(pool, &report)
+            .await
+            .map_err(|e| JobError::Retry(anyhow::anyhow!("settling: {e}")))?;
+        Ok(())
+    }
+}
+
+/// An on-chain amount the books can hold (38 digits).
+fn recordable(value: U256) -> Option<Minor> {
+    let units = u128::try_from(value).ok()?;
+    (units.to_string().len() <= MAX_DIGITS).then(|| Minor::new(units))
+}
+
+/// Reads the transaction's fate (see the module's comment).
+async fn observe(
+    rpc: &DynProvider,
+    chain: &Chain,
+    watched: &Watched,
+) -> Result<Seen, alloy::transports::TransportError> {
+    let Some(receipt) = rpc.get_transaction_receipt(watched.hash).await? else {
+        return Ok(Seen::Unseen);
+    };
+    let (Some(number), Some(block_hash)) = (receipt.block_number, receipt.block_hash) else {
+        return Ok(Seen::Unseen);
+    };
+    let fate = if !receipt.status() {
+        Seen::Reverted
+    } else {
+        let paid = match watched.token {
+            None => match rpc.get_transaction_by_hash(watched.hash).await? {
+                Some(tx) if tx.to() == Some(watched.receiver) => tx.value(),
+                Some(_) => U256::ZERO,
+                None => return Ok(Seen::Unseen),
+            },
+            Some(token) => transferred(&receipt, token, watched.receiver),
+        };
+        if paid.is_zero() {
+            Seen::PaysUsNothing
+        } else {
+            Seen::Paid(paid)
+        }
+    };
+    let final_enough = match chain.finality {
+        Finality::Confirmations(n) => rpc.get_block_number().await? + 1 >= number + n,
+        Finality::Safe | Finality::Finalized => {
+            let tag = if chain.finality == Finality::Safe {
+                BlockNumberOrTag::Safe
+            } else {
+                BlockNumberOrTag::Finalized
+            };
+            rpc.get_block_by_number(tag)
+                .await?
+                .is_some_and(|block| block.header.number >= number)
+        }
+    };
+    if !final_enough {
+        return Ok(Seen::NotFinal);
+    }
+    // The receipt may predate a reorg: believe it only if its block is still the chain's.
+    let canonical = rpc
+        .get_block_by_number(BlockNumberOrTag::Number(number))
+        .await?
+        .is_some_and(|block| block.header.hash == block_hash);
+    Ok(if canonical { fate } else { Seen::NotFinal })
+}
+
+/// The sum of `token`'s Transfer events to `receiver` in the receipt.
+fn transferred(receipt: &TransactionReceipt, token: Address, receiver: Address) -> U256 {
+    receipt
+        .logs()
+        .iter()
+        .filter(|log| log.address() == token)
+        .filter_map(|log| Transfer::decode_log(&log.inner).ok())
+        .filter(|event| event.to == receiver)
+        .fold(U256::ZERO, |sum, event| sum.saturating_add(event.value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_beyond_38_digits_are_not_recordable() {
+        assert_eq!(recordable(U256::from(5u8)), Some(Minor::new(5)));
+        let max = 10u128.pow(38) - 1;
+        assert_eq!(recordable(U256::from(max)), Some(Minor::new(max)));
+        assert_eq!(recordable(U256::from(max + 1)), None);
+        assert_eq!(recordable(U256::MAX), None);
+    }
+}

@@ -1,0 +1,442 @@
+//! On-chain payments on a real chain (anvil): native and ERC-20 transfers submitted over HTTP,
+//! watched by the chain-monitor worker until final; reverted, misdirected, under-paid, unseen
+//! and reorganised transactions; one transaction for two invoices; the RPC down; redelivered
+//! and concurrent jobs.
+
+use axum::http::StatusCode;
+use gantry::function::Trigger;
+use gantry::queue::{Job, JobError, JobHandler};
+use gantry_tests::anvil::Anvil;
+use gantry_tests::{Cast, TestApp};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::sync::Arc;
+
+const TEST_TOKEN: &str = include_str!("../../contracts/TestToken.bin");
+const ETH: u128 = 1_000_000_000_000_000_000;
+const CHAIN: u64 = 31337;
+
+struct Chain {
+    app: TestApp,
+    cast: Cast,
+    anvil: Anvil,
+    /// anvil's accounts: 0 pays, 1 receives (our receiver), 2 is someone else.
+    accounts: Vec<String>,
+    token: String,
+    monitor: Arc<dyn JobHandler>,
+}
+
+impl Chain {
+    /// anvil with a token deployed, and the app taking ETH and USDC (the token) on it, final
+    /// after 3 blocks. `None` where anvil is missing on a developer's machine (CI fails).
+    async fn start(pool: PgPool) -> Option<Self> {
+        let anvil = Anvil::start_or_skip().await?;
+        let supply = format!("{:064x}", 1_000_000_000_000u128);
+        let token = anvil.deploy(TEST_TOKEN, &supply).await.unwrap();
+        let rpc = anvil.url.clone();
+        Some(Self::on(pool, anvil, &token, &rpc).await)
+    }
+
+    async fn on(pool: PgPool, anvil: Anvil, token: &str, rpc: &str) -> Self {
+        let accounts = anvil.accounts().await.unwrap();
+        let chains = json!({CHAIN.to_string(): {
+            "receiver": accounts[1], "confirmations": 3,
+            "assets": {"ETH": "native", "USDC": token},
+        }})
+        .to_string();
+        let urls = format!("{CHAIN}={rpc}");
+        let app = TestApp::with(
+            pool,
+            &[("CHAIN_RPC_URLS", &urls), ("PAYMENT_CHAINS", &chains)],
+        );
+        let cast = Cast::on(&app).await;
+        let Trigger::Queue { build, .. } = gantry::app::CHAIN_MONITOR.trigger else {
+            panic!("chain-monitor is a queue worker");
+        };
+        let monitor = build(&app.platform).unwrap();
+        Self {
+            app,
+            cast,
+            anvil,
+            accounts,
+            token: token.to_owned(),
+            monitor,
+        }
+    }
+
+    /// A SENT invoice of `amount` minor units of `currency` on a project of the owner client's.
+    async fn invoice(&self, amount: u128, currency: &str) -> String {
+        let project = self
+            .app
+            .post("/projects")
+            .bearer(&self.cast.staff)
+            .json(&json!({"name": "Paid on chain", "client_id": self.cast.owner_id}))
+            .send()
+            .await;
+        assert_eq!(project.status, StatusCode::CREATED, "{}", project.body);
+        let res = self
+            .app
+            .post("/invoices")
+            .bearer(&self.cast.staff)
+            .json(&json!({"project_id": project.str("id"), "amount": amount.to_string(), "currency": currency}))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let id = res.str("id");
+        let sent = self
+            .app
+            .put(&format!("/invoices/{id}"))
+            .bearer(&self.cast.staff)
+            .json(&json!({"status": "SENT"}))
+            .send()
+            .await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+        id
+    }
+
+    /// Pays `value` wei from account 0 to `to`.
+    async fn pay_eth(&self, to: &str, value: u128) -> String {
+        self.anvil
+            .send(&self.accounts[0], to, value, "0x")
+            .await
+            .unwrap()
+    }
+
+    /// Transfers `value` token units from `from` to `to` (reverts if `from` has too few).
+    async fn pay_token(&self, from: &str, to: &str, value: u128) -> String {
+        let data = format!("0xa9059cbb{:0>64}{value:064x}", &to[2..].to_lowercase());
+        self.anvil.send(from, &self.token, 0, &data).await.unwrap()
+    }
+
+    async fn submit(&self, invoice: &str, tx_hash: &str) -> gantry_tests::TestResponse {
+        self.app
+            .post(&format!("/invoices/{invoice}/blockchain-payment"))
+            .bearer(&self.cast.owner)
+            .json(&json!({"chain_id": CHAIN, "tx_hash": tx_hash}))
+            .send()
+            .await
+    }
+
+    /// The watch job the submission of `payment` enqueued.
+    async fn job(&self, payment: &str) -> Job {
+        let (id, body): (uuid::Uuid, String) = sqlx::query_as(
+            "SELECT id, body FROM queue_messages WHERE queue = 'chain-monitor' AND body LIKE '%' || $1 || '%'",
+        )
+        .bind(payment)
+        .fetch_one(&self.app.pool)
+        .await
+        .unwrap();
+        Job {
+            id: id.to_string(),
+            body,
+            attempt: 1,
+        }
+    }
+
+    async fn watch(&self, payment: &str) -> Result<(), JobError> {
+        self.monitor.handle(&self.job(payment).await).await
+    }
+
+    async fn invoice_state(&self, id: &str) -> Value {
+        let res = self
+            .app
+            .get(&format!("/invoices/{id}"))
+            .bearer(&self.cast.staff)
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        res.body
+    }
+
+    async fn payment(&self, invoice: &str) -> Value {
+        let res = self
+            .app
+            .get(&format!("/invoices/{invoice}/payments"))
+            .bearer(&self.cast.staff)
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        res.body["items"][0].clone()
+    }
+
+    /// The ledger's event types, in order.
+    async fn ledger(&self) -> Vec<String> {
+        sqlx::query_scalar("SELECT event_type FROM payment_events ORDER BY seq")
+            .fetch_all(&self.app.pool)
+            .await
+            .unwrap()
+    }
+}
+
+fn later(result: Result<(), JobError>) {
+    assert!(
+        matches!(result, Err(JobError::Later(_))),
+        "expected later, got {result:?}"
+    );
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_native_payment_is_credited_once_after_its_confirmations(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let invoice = chain.invoice(ETH, "ETH").await;
+    let hash = chain.pay_eth(&chain.accounts[1], ETH).await;
+    let res = chain.submit(&invoice, &hash).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    assert_eq!(res.body["status"], "PENDING");
+    assert_eq!(res.body["transaction_id"], hash.to_lowercase());
+    assert_eq!(res.body["provider"], "evm:31337");
+    assert_eq!(res.body["payment_method"], "BLOCKCHAIN_TOKEN");
+    let payment = res.str("id");
+    assert_eq!(
+        chain.invoice_state(&invoice).await["blockchain_tx_hash"],
+        hash.to_lowercase()
+    );
+
+    // Included: 1 confirmation of 3.
+    later(chain.watch(&payment).await);
+    chain.anvil.mine(1).await.unwrap();
+    later(chain.watch(&payment).await);
+    assert_eq!(chain.payment(&invoice).await["status"], "PENDING");
+    assert_eq!(chain.invoice_state(&invoice).await["status"], "SENT");
+
+    chain.anvil.mine(1).await.unwrap();
+    chain.watch(&payment).await.unwrap();
+    let paid = chain.payment(&invoice).await;
+    assert_eq!(paid["status"], "CONFIRMED");
+    assert_eq!(paid["amount"], ETH.to_string());
+    let state = chain.invoice_state(&invoice).await;
+    assert_eq!(state["status"], "PAID");
+    assert_eq!(state["amount_paid"], ETH.to_string());
+
+    // The same job delivered three more times, twice at once: still one credit.
+    chain.watch(&payment).await.unwrap();
+    let (a, b) = tokio::join!(chain.watch(&payment), chain.watch(&payment));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(chain.ledger().await, ["chain.confirmed"]);
+    let mut conn = chain.app.pool.acquire().await.unwrap();
+    assert_eq!(
+        gantry::payments::ledger::verify(&mut conn).await.unwrap(),
+        gantry::payments::ledger::Verdict::Intact { rows: 1 }
+    );
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn an_erc20_payment_is_credited_from_its_transfer_log(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let invoice = chain.invoice(25_000_000, "USDC").await;
+    let hash = chain
+        .pay_token(&chain.accounts[0], &chain.accounts[1], 25_000_000)
+        .await;
+    let payment = chain.submit(&invoice, &hash).await.str("id");
+    chain.anvil.mine(2).await.unwrap();
+    chain.watch(&payment).await.unwrap();
+    assert_eq!(chain.payment(&invoice).await["status"], "CONFIRMED");
+    assert_eq!(chain.invoice_state(&invoice).await["status"], "PAID");
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn an_underpayment_is_recorded_as_paid_and_the_rest_is_still_due(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let invoice = chain.invoice(ETH, "ETH").await;
+    let first = chain.pay_eth(&chain.accounts[1], ETH / 4).await;
+    let payment = chain.submit(&invoice, &first).await.str("id");
+    chain.anvil.mine(2).await.unwrap();
+    chain.watch(&payment).await.unwrap();
+    let state = chain.invoice_state(&invoice).await;
+    assert_eq!(state["status"], "SENT");
+    assert_eq!(state["amount_paid"], (ETH / 4).to_string());
+    assert_eq!(
+        chain.payment(&invoice).await["amount"],
+        (ETH / 4).to_string()
+    );
+
+    // The rest, over-paid a little: PAID, and what was paid is what the chain says.
+    let second = chain.pay_eth(&chain.accounts[1], ETH).await;
+    let res = chain.submit(&invoice, &second).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    chain.anvil.mine(2).await.unwrap();
+    chain.watch(&res.str("id")).await.unwrap();
+    let state = chain.invoice_state(&invoice).await;
+    assert_eq!(state["status"], "PAID");
+    assert_eq!(state["amount_paid"], (ETH + ETH / 4).to_string());
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn reverted_misdirected_and_wrong_asset_transactions_fail_and_credit_nothing(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    // To someone else.
+    let elsewhere = chain.invoice(ETH, "ETH").await;
+    let hash = chain.pay_eth(&chain.accounts[2], ETH).await;
+    let misdirected = chain.submit(&elsewhere, &hash).await.str("id");
+    // A token transfer from an account that holds none: mined, reverted.
+    let reverted_invoice = chain.invoice(5_000_000, "USDC").await;
+    let hash = chain
+        .pay_token(&chain.accounts[2], &chain.accounts[1], 5_000_000)
+        .await;
+    let reverted = chain.submit(&reverted_invoice, &hash).await.str("id");
+    // ETH sent to our receiver for a USDC invoice: no token moved.
+    let wrong_asset_invoice = chain.invoice(5_000_000, "USDC").await;
+    let hash = chain.pay_eth(&chain.accounts[1], 5_000_000).await;
+    let wrong_asset = chain.submit(&wrong_asset_invoice, &hash).await.str("id");
+
+    chain.anvil.mine(3).await.unwrap();
+    for payment in [&misdirected, &reverted, &wrong_asset] {
+        chain.watch(payment).await.unwrap();
+    }
+    for invoice in [&elsewhere, &reverted_invoice, &wrong_asset_invoice] {
+        assert_eq!(chain.payment(invoice).await["status"], "FAILED");
+        let state = chain.invoice_state(invoice).await;
+        assert_eq!(state["status"], "SENT");
+        assert_eq!(state["amount_paid"], "0");
+    }
+    assert_eq!(
+        chain.ledger().await,
+        ["chain.pays_nothing", "chain.reverted", "chain.pays_nothing"]
+    );
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_reorganised_transaction_is_never_credited_from_its_old_block(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let invoice = chain.invoice(ETH, "ETH").await;
+    let fork = chain.anvil.snapshot().await.unwrap();
+    let hash = chain.pay_eth(&chain.accounts[1], ETH).await;
+    let payment = chain.submit(&invoice, &hash).await.str("id");
+    chain.anvil.mine(1).await.unwrap();
+    later(chain.watch(&payment).await);
+
+    // The blocks holding it are replaced by a longer chain without it.
+    chain.anvil.revert(&fork).await.unwrap();
+    chain.anvil.mine(5).await.unwrap();
+    later(chain.watch(&payment).await);
+    assert_eq!(chain.payment(&invoice).await["status"], "PENDING");
+    assert_eq!(chain.invoice_state(&invoice).await["status"], "SENT");
+    assert!(chain.ledger().await.is_empty());
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_transaction_never_seen_fails_once_its_watch_ends(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let invoice = chain.invoice(ETH, "ETH").await;
+    let nowhere = format!("0x{}", "ab".repeat(32));
+    let payment = chain.submit(&invoice, &nowhere).await.str("id");
+    later(chain.watch(&payment).await);
+    assert_eq!(chain.payment(&invoice).await["status"], "PENDING");
+
+    sqlx::query("UPDATE chain_payments SET watch_until = now() - interval '1 second'")
+        .execute(&chain.app.pool)
+        .await
+        .unwrap();
+    chain.watch(&payment).await.unwrap();
+    assert_eq!(chain.payment(&invoice).await["status"], "FAILED");
+    assert_eq!(chain.ledger().await, ["chain.unseen"]);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn with_the_rpc_down_the_job_comes_back_and_nothing_is_credited(pool: PgPool) {
+    let Some(anvil) = Anvil::start_or_skip().await else {
+        return;
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let token = format!("0x{}", "11".repeat(20));
+    let chain = Chain::on(pool, anvil, &token, &dead).await;
+    let invoice = chain.invoice(ETH, "ETH").await;
+    let hash = chain.pay_eth(&chain.accounts[1], ETH).await;
+    let payment = chain.submit(&invoice, &hash).await.str("id");
+    let result = chain.watch(&payment).await;
+    assert!(matches!(result, Err(JobError::Retry(_))), "{result:?}");
+    assert_eq!(chain.payment(&invoice).await["status"], "PENDING");
+    assert!(chain.ledger().await.is_empty());
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn one_transaction_pays_one_invoice_ever(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let first = chain.invoice(ETH, "ETH").await;
+    let second = chain.invoice(ETH, "ETH").await;
+    let hash = chain.pay_eth(&chain.accounts[1], ETH).await;
+
+    // Ten submissions at once for the first invoice: one payment, one watch job.
+    let answers = futures::future::join_all((0..10).map(|_| chain.submit(&first, &hash))).await;
+    let ids: std::collections::HashSet<String> = answers
+        .iter()
+        .map(|res| {
+            assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+            res.str("id")
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+    let jobs: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM queue_messages WHERE queue = 'chain-monitor'")
+            .fetch_one(&chain.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(jobs, 1);
+
+    // Upper case is the same hash; another invoice may not claim it.
+    let res = chain
+        .submit(&second, &hash.to_uppercase().replacen("0X", "0x", 1))
+        .await;
+    res.problem(409);
+    assert!(chain.payment(&second).await.is_null());
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_submission_is_checked_before_anything_is_recorded(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let invoice = chain.invoice(ETH, "ETH").await;
+    let euros = chain.invoice(100, "EUR").await;
+    let hash = format!("0x{}", "cd".repeat(32));
+    let post = |invoice: String, body: Value| {
+        let app = &chain.app;
+        let owner = chain.cast.owner.clone();
+        async move {
+            app.post(&format!("/invoices/{invoice}/blockchain-payment"))
+                .bearer(&owner)
+                .json(&body)
+                .send()
+                .await
+        }
+    };
+    let res = post(
+        invoice.clone(),
+        json!({"chain_id": CHAIN, "tx_hash": "0x1234"}),
+    )
+    .await;
+    assert_eq!(res.problem(400)["errors"][0]["field"], "tx_hash");
+    let res = post(invoice.clone(), json!({"chain_id": 1, "tx_hash": hash})).await;
+    assert_eq!(res.problem(422)["errors"][0]["field"], "chain_id");
+    post(euros, json!({"chain_id": CHAIN, "tx_hash": hash}))
+        .await
+        .problem(409);
+    post(
+        invoice.clone(),
+        json!({"chain_id": CHAIN, "tx_hash": hash, "amount": "1"}),
+    )
+    .await
+    .problem(400);
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
+        .fetch_one(&chain.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+}
