@@ -213,6 +213,20 @@ pub static BLOCKCHAIN_PAYMENT: FunctionSpec = FunctionSpec {
     aws: &[],
 };
 
+pub static PAYOUTS: FunctionSpec = FunctionSpec {
+    name: "payouts",
+    resource: "Payouts",
+    trigger: http::<payments::Payouts>(),
+    needs: &[
+        &DATABASE,
+        &PUBLIC_KEYS,
+        &CHAIN_RPC,
+        &payments::onchain::NEED,
+        &payments::onchain::payout::NEED,
+    ],
+    aws: &[],
+};
+
 fn chain_monitor_handler(platform: &Platform) -> Result<Arc<dyn JobHandler>, StartupError> {
     Ok(Arc::new(payments::onchain::monitor::ChainMonitor::new(
         platform.db.clone(),
@@ -303,6 +317,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &LOGIN,
     &LOGIN_BLOCKCHAIN,
     &OUTBOX_RELAY,
+    &PAYOUTS,
     &PIN_TO_IPFS,
     &PROFILE,
     &PROJECT_TASKS,

@@ -3,14 +3,14 @@
 
 use super::dto::{
     BlockchainPaymentInput, BtcpayInvoiceCreated, InvoiceInput, InvoiceQuery, InvoiceUpdate,
-    PaymentIntentCreated, Received,
+    PaymentIntentCreated, PayoutInput, Received,
 };
 use super::model::{Invoice, Payment, Payments};
 use super::state::PaymentsState;
 use super::{btcpay, invoices, onchain, stripe};
 use crate::domain::Page;
 use crate::error::{AppResult, Problem};
-use crate::extract::{AuthUser, Authorized, Json, Path, Query, RawBody, StaffOrAdmin};
+use crate::extract::{AdminOnly, AuthUser, Authorized, Json, Path, Query, RawBody, StaffOrAdmin};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use uuid::Uuid;
@@ -262,4 +262,23 @@ pub async fn blockchain_payment(
 ) -> AppResult<(StatusCode, Json<Payment>)> {
     let payment = onchain::submit::submit(state.db()?, state.chains(), &caller, id, body).await?;
     Ok((StatusCode::ACCEPTED, Json(payment)))
+}
+
+#[utoipa::path(post, path = "/payouts", tag = "payments", security(("bearer" = [])),
+    request_body = PayoutInput,
+    responses(
+        (status = 202, description = "The payout, signed, stored and broadcast, PENDING until the chain monitor finds it final; the same payout for the same idempotency_key", body = onchain::payout::Payout),
+        (status = 403, description = "Not ADMIN", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It would exceed the currency's daily payout limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No payouts on chain_id or in currency, or the idempotency_key was used for another payout", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_payout(
+    State(state): State<PaymentsState>,
+    Authorized(caller, _): Authorized<AdminOnly>,
+    Json(body): Json<PayoutInput>,
+) -> AppResult<(StatusCode, Json<onchain::payout::Payout>)> {
+    let (payouts, rpc) = state.payouts()?;
+    let payout =
+        onchain::payout::send(state.db()?, payouts, state.chains(), rpc, &caller, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(payout)))
 }

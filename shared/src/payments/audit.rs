@@ -8,6 +8,7 @@ pub enum PaymentsAction {
     InvoiceCreated,
     InvoiceUpdated,
     PaymentStarted,
+    PayoutSent,
 }
 
 impl Action for PaymentsAction {
@@ -16,6 +17,7 @@ impl Action for PaymentsAction {
             Self::InvoiceCreated => "invoice.created",
             Self::InvoiceUpdated => "invoice.updated",
             Self::PaymentStarted => "payment.started",
+            Self::PayoutSent => "payout.sent",
         }
     }
 }

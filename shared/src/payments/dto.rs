@@ -104,3 +104,22 @@ pub struct BlockchainPaymentInput {
     #[schema(pattern = "^0x[0-9a-fA-F]{64}$")]
     pub tx_hash: String,
 }
+
+/// An on-chain payout (ADMIN). The same `idempotency_key` always answers the same payout.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutInput {
+    /// A chain that takes payments (its `PAYMENT_CHAINS` assets are what can be paid out).
+    #[schema(minimum = 1, example = 1)]
+    pub chain_id: u64,
+    /// The recipient's address.
+    #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
+    pub to: String,
+    /// Minor units of `currency` (wei for ETH), as an integer string greater than zero.
+    pub amount: AmountText,
+    #[schema(pattern = "^[A-Z][A-Z0-9]{2,9}$", example = "ETH")]
+    pub currency: String,
+    /// Chosen by the caller, 1 to 255 characters: a retry with the same key never sends twice.
+    #[schema(min_length = 1, max_length = 255)]
+    pub idempotency_key: String,
+}

@@ -29,7 +29,7 @@ impl From<Refused> for AppError {
 
 /// A positive amount and a known currency, validated together so that one answer lists every
 /// bad field.
-fn money(
+pub(crate) fn money(
     amount: Option<&str>,
     currency: Option<&str>,
 ) -> AppResult<(Option<Minor>, Option<Currency>)> {

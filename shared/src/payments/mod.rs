@@ -110,3 +110,14 @@ impl HttpApi for BlockchainPayment {
         PaymentsState::with_chains(platform)
     }
 }
+
+/// `payouts`: on-chain payouts (ADMIN).
+pub struct Payouts;
+
+impl HttpApi for Payouts {
+    type State = PaymentsState;
+    const ENDPOINTS: &'static [Endpoint<PaymentsState>] = &[endpoint!(api::create_payout)];
+    fn state(platform: &Platform) -> Result<PaymentsState, StartupError> {
+        PaymentsState::with_payouts(platform)
+    }
+}

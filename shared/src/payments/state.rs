@@ -4,7 +4,9 @@
 
 use super::btcpay::Btcpay;
 use super::onchain::Chains;
+use super::onchain::payout::Payouts;
 use super::stripe::Stripe;
+use crate::chain::AlloyRpc;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
 use crate::platform::{Platform, StartupError, Tokens};
@@ -19,6 +21,7 @@ pub struct PaymentsState {
     stripe: Option<Arc<Stripe>>,
     btcpay: Option<Arc<Btcpay>>,
     chains: Arc<Chains>,
+    payouts: Option<Arc<(Payouts, AlloyRpc)>>,
 }
 
 impl FromRef<PaymentsState> for Tokens {
@@ -36,6 +39,7 @@ impl PaymentsState {
             stripe: None,
             btcpay: None,
             chains: Arc::default(),
+            payouts: None,
         }
     }
 
@@ -61,6 +65,23 @@ impl PaymentsState {
             chains: Arc::new(Chains::from_env(&platform.env)?),
             ..Self::rows(platform)
         })
+    }
+
+    /// With the chains, the payout signer and limits, and the chains' RPC endpoints.
+    pub fn with_payouts(platform: &Platform) -> Result<Self, StartupError> {
+        let rpc = AlloyRpc::new(platform.config.chain_rpc_urls.clone());
+        Ok(Self {
+            payouts: Some(Arc::new((Payouts::from_env(&platform.env)?, rpc))),
+            ..Self::with_chains(platform)?
+        })
+    }
+
+    /// The payout signer and the RPC endpoints it sends through.
+    pub fn payouts(&self) -> AppResult<(&Payouts, &AlloyRpc)> {
+        self.payouts
+            .as_deref()
+            .map(|(payouts, rpc)| (payouts, rpc))
+            .ok_or_else(|| Self::built_without("payouts"))
     }
 
     /// The chains that take payments (none unless built [`Self::with_chains`]: a 503).

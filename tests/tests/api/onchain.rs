@@ -15,6 +15,10 @@ use std::sync::Arc;
 const TEST_TOKEN: &str = include_str!("../../contracts/TestToken.bin");
 const ETH: u128 = 1_000_000_000_000_000_000;
 const CHAIN: u64 = 31337;
+/// anvil's well-known account 3: the payout account.
+const PAYOUT_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+const PAYOUT_ACCOUNT: &str = "0x90f79bf6eb2c4f870365e785982e1f101e93b906";
+const PAYEE: &str = "0x000000000000000000000000000000000000beef";
 
 struct Chain {
     app: TestApp,
@@ -45,9 +49,15 @@ impl Chain {
         }})
         .to_string();
         let urls = format!("{CHAIN}={rpc}");
+        let limits = json!({"ETH": (5 * ETH).to_string(), "USDC": "100000000"}).to_string();
         let app = TestApp::with(
             pool,
-            &[("CHAIN_RPC_URLS", &urls), ("PAYMENT_CHAINS", &chains)],
+            &[
+                ("CHAIN_RPC_URLS", &urls),
+                ("PAYMENT_CHAINS", &chains),
+                ("PAYOUT_PRIVATE_KEY", PAYOUT_KEY),
+                ("PAYOUT_DAILY_LIMITS", &limits),
+            ],
         );
         let cast = Cast::on(&app).await;
         let Trigger::Queue { build, .. } = gantry::app::CHAIN_MONITOR.trigger else {
@@ -117,7 +127,46 @@ impl Chain {
             .await
     }
 
-    /// The watch job the submission of `payment` enqueued.
+    async fn payout(&self, who: &str, body: &Value) -> gantry_tests::TestResponse {
+        self.app
+            .post("/payouts")
+            .bearer(who)
+            .json(body)
+            .send()
+            .await
+    }
+
+    async fn eth_balance(&self, address: &str) -> u128 {
+        let hex = self
+            .anvil
+            .rpc("eth_getBalance", json!([address, "latest"]))
+            .await
+            .unwrap();
+        u128::from_str_radix(hex.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    }
+
+    async fn token_balance(&self, address: &str) -> u128 {
+        let data = format!("0x70a08231{:0>64}", &address[2..]);
+        let hex = self
+            .anvil
+            .rpc(
+                "eth_call",
+                json!([{"to": self.token, "data": data}, "latest"]),
+            )
+            .await
+            .unwrap();
+        u128::from_str_radix(hex.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    }
+
+    async fn payout_status(&self, id: &str) -> String {
+        sqlx::query_scalar("SELECT status::text FROM payouts WHERE id = $1::uuid")
+            .bind(id)
+            .fetch_one(&self.app.pool)
+            .await
+            .unwrap()
+    }
+
+    /// The watch job the submission of `payment` (or the payout) enqueued.
     async fn job(&self, payment: &str) -> Job {
         let (id, body): (uuid::Uuid, String) = sqlx::query_as(
             "SELECT id, body FROM queue_messages WHERE queue = 'chain-monitor' AND body LIKE '%' || $1 || '%'",
@@ -439,4 +488,101 @@ async fn a_submission_is_checked_before_anything_is_recorded(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(none, 0);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn ten_concurrent_payouts_with_one_key_send_one_transaction(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let before = chain.eth_balance(PAYEE).await;
+    let body = json!({"chain_id": CHAIN, "to": PAYEE, "amount": ETH.to_string(),
+                      "currency": "ETH", "idempotency_key": "payout-2026-12-03-1"});
+    let answers =
+        futures::future::join_all((0..10).map(|_| chain.payout(&chain.cast.admin, &body))).await;
+    let hashes: std::collections::HashSet<String> = answers
+        .iter()
+        .map(|res| {
+            assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+            res.str("tx_hash")
+        })
+        .collect();
+    assert_eq!(hashes.len(), 1, "{hashes:?}");
+    let payout = answers[0].str("id");
+    assert_eq!(answers[0].body["status"], "PENDING");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM payouts")
+        .fetch_one(&chain.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    assert_eq!(chain.app.audit_count("payout.sent").await, 1);
+
+    // The same key once more, later: the same payout, nothing sent.
+    let again = chain.payout(&chain.cast.admin, &body).await;
+    assert_eq!(again.str("tx_hash"), answers[0].str("tx_hash"));
+    chain.anvil.mine(2).await.unwrap();
+    assert_eq!(chain.eth_balance(PAYEE).await - before, ETH);
+    let nonce = chain
+        .anvil
+        .rpc("eth_getTransactionCount", json!([PAYOUT_ACCOUNT, "latest"]))
+        .await
+        .unwrap();
+    assert_eq!(nonce, "0x1", "one transaction from the payout account");
+
+    // Watched like a payment.
+    chain.watch(&payout).await.unwrap();
+    assert_eq!(chain.payout_status(&payout).await, "CONFIRMED");
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_token_payout_moves_the_token_and_limits_and_keys_are_enforced(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    chain
+        .pay_token(&chain.accounts[0], PAYOUT_ACCOUNT, 500_000_000)
+        .await;
+    let usdc = |amount: &str, key: &str| json!({"chain_id": CHAIN, "to": PAYEE, "amount": amount, "currency": "USDC", "idempotency_key": key});
+    let res = chain
+        .payout(&chain.cast.admin, &usdc("60000000", "a"))
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    let payout = res.str("id");
+    chain.anvil.mine(2).await.unwrap();
+    assert_eq!(chain.token_balance(PAYEE).await, 60_000_000);
+    chain.watch(&payout).await.unwrap();
+    assert_eq!(chain.payout_status(&payout).await, "CONFIRMED");
+
+    // The daily limit is 100 USDC: 60 + 50 is refused, and nothing is sent.
+    chain
+        .payout(&chain.cast.admin, &usdc("50000000", "b"))
+        .await
+        .problem(409);
+    // A key is one payout: another amount under it is refused.
+    chain
+        .payout(&chain.cast.admin, &usdc("1", "a"))
+        .await
+        .problem(422);
+    // Only configured currencies, only ADMIN.
+    let dai = json!({"chain_id": CHAIN, "to": PAYEE, "amount": "1", "currency": "DAI", "idempotency_key": "c"});
+    assert_eq!(
+        chain.payout(&chain.cast.admin, &dai).await.problem(422)["errors"][0]["field"],
+        "currency"
+    );
+    for who in [&chain.cast.staff, &chain.cast.owner] {
+        chain.payout(who, &usdc("1", "d")).await.problem(403);
+    }
+    let anonymous = chain
+        .app
+        .post("/payouts")
+        .json(&usdc("1", "e"))
+        .send()
+        .await;
+    anonymous.problem(401);
+    assert_eq!(chain.token_balance(PAYEE).await, 60_000_000);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM payouts")
+        .fetch_one(&chain.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
 }

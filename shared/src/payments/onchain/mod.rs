@@ -20,6 +20,7 @@
 //!   (default 60). `poll_seconds`: how soon the worker looks again (default 15).
 
 pub mod monitor;
+pub mod payout;
 pub mod submit;
 
 use super::money::Currency;

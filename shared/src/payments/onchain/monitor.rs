@@ -9,7 +9,12 @@
 //!
 //! An RPC failure is a retry: nothing is credited, the job comes back. A redelivered job finds
 //! the payment no longer PENDING, or its ledger event already recorded: one credit, ever.
+//!
+//! A payout is watched the same way: while unseen, its stored signed bytes are broadcast again
+//! (the same transaction, never a second one); once final it is CONFIRMED, or FAILED if it
+//! reverted.
 
+use super::payout::PayoutStatus;
 use super::{Chain, Chains, Finality, provider, submit::Watch};
 use crate::chain::AlloyRpc;
 use crate::db::Db;
@@ -68,6 +73,70 @@ impl ChainMonitor {
         Self { db, chains, rpc }
     }
 
+    /// The chain's settings and RPC. Either missing is an operator's mistake: retry, so the job
+    /// is dead-lettered (and can be redriven) rather than lost.
+    fn chain(&self, chain_id: u64) -> Result<(&Chain, &DynProvider), JobError> {
+        let chain = self.chains.find(chain_id).ok_or_else(|| {
+            JobError::Retry(anyhow::anyhow!("chain {chain_id} is not in PAYMENT_CHAINS"))
+        })?;
+        let rpc = self.rpc.provider(chain_id).ok_or_else(|| {
+            JobError::Retry(anyhow::anyhow!(
+                "chain {chain_id} has no RPC URL (CHAIN_RPC_URLS)"
+            ))
+        })?;
+        Ok((chain, rpc))
+    }
+
+    /// Watches a payout (see the module's comment).
+    async fn payout(&self, payout_id: uuid::Uuid) -> Result<(), JobError> {
+        let pool = self.db.pool().map_err(|e| JobError::Retry(e.into()))?;
+        let Some(row) = sqlx::query!(
+            r#"SELECT chain_id, tx_hash, raw_tx, status AS "status: PayoutStatus"
+               FROM payouts WHERE id = $1"#,
+            payout_id
+        )
+        .fetch_optional(pool)
+        .await?
+        else {
+            return Err(JobError::drop(format!("no payout {payout_id}")));
+        };
+        if row.status != PayoutStatus::Pending {
+            return Ok(());
+        }
+        let chain_id = u64::try_from(row.chain_id)
+            .map_err(|_| JobError::Retry(anyhow::anyhow!("a stored chain id is malformed")))?;
+        let (chain, rpc) = self.chain(chain_id)?;
+        let hash: B256 = row
+            .tx_hash
+            .parse()
+            .map_err(|_| JobError::Retry(anyhow::anyhow!("a stored hash is malformed")))?;
+        let retry = |e: alloy::transports::TransportError| {
+            JobError::Retry(anyhow::anyhow!("chain {chain_id}: {e}"))
+        };
+        let status = match inclusion(rpc, chain, hash).await.map_err(retry)? {
+            Inclusion::Unseen => {
+                // Never sent, or dropped: the same signed bytes again (an error such as
+                // "already known" changes nothing).
+                if let Err(err) = rpc.send_raw_transaction(&row.raw_tx).await {
+                    tracing::info!(payout = %payout_id, error = %err, "payout re-broadcast refused");
+                }
+                return Err(JobError::Later(chain.poll));
+            }
+            Inclusion::NotFinal => return Err(JobError::Later(chain.poll)),
+            Inclusion::Final(receipt) if receipt.status() => PayoutStatus::Confirmed,
+            Inclusion::Final(_) => PayoutStatus::Failed,
+        };
+        sqlx::query!(
+            "UPDATE payouts SET status = $2, updated_at = now() WHERE id = $1 AND status = 'PENDING'",
+            payout_id,
+            status as PayoutStatus,
+        )
+        .execute(pool)
+        .await?;
+        tracing::info!(payout = %payout_id, ?status, "payout final");
+        Ok(())
+    }
+
     async fn watched(&self, payment_id: uuid::Uuid) -> Result<Option<Watched>, JobError> {
         let pool = self.db.pool().map_err(|e| JobError::Retry(e.into()))?;
         let Some(row) = sqlx::query!(
@@ -101,28 +170,19 @@ impl ChainMonitor {
 impl JobHandler for ChainMonitor {
     #[tracing::instrument(name = "chain_monitor", skip_all, fields(job = %job.id))]
     async fn handle(&self, job: &Job) -> Result<(), JobError> {
-        let Watch { payment_id } = serde_json::from_str(&job.body)
+        let watch: Watch = serde_json::from_str(&job.body)
             .map_err(|e| JobError::drop(format!("not a watch job: {e}")))?;
+        let payment_id = match watch {
+            Watch::Payment { payment_id } => payment_id,
+            Watch::Payout { payout_id } => return self.payout(payout_id).await,
+        };
         let Some(watched) = self.watched(payment_id).await? else {
             return Err(JobError::drop(format!("no on-chain payment {payment_id}")));
         };
         if watched.status != PaymentStatus::Pending {
             return Ok(()); // settled by an earlier delivery
         }
-        // A chain or RPC URL missing from the configuration is an operator's mistake: retry, so
-        // the job is dead-lettered (and can be redriven) rather than lost.
-        let chain = self.chains.find(watched.chain_id).ok_or_else(|| {
-            JobError::Retry(anyhow::anyhow!(
-                "chain {} is not in PAYMENT_CHAINS",
-                watched.chain_id
-            ))
-        })?;
-        let rpc = self.rpc.provider(watched.chain_id).ok_or_else(|| {
-            JobError::Retry(anyhow::anyhow!(
-                "chain {} has no RPC URL (CHAIN_RPC_URLS)",
-                watched.chain_id
-            ))
-        })?;
+        let (chain, rpc) = self.chain(watched.chain_id)?;
         let seen = observe(rpc, chain, &watched)
             .await
             .map_err(|e| JobError::Retry(anyhow::anyhow!("chain {}: {e}", chain.id)))?;
@@ -165,34 +225,26 @@ fn recordable(value: U256) -> Option<Minor> {
     (units.to_string().len() <= MAX_DIGITS).then(|| Minor::new(units))
 }
 
-/// Reads the transaction's fate (see the module's comment).
-async fn observe(
+/// Where a transaction stands on the chain.
+enum Inclusion {
+    Unseen,
+    /// Included, but not final yet, or its block was reorganised away.
+    NotFinal,
+    Final(Box<TransactionReceipt>),
+}
+
+/// Whether `hash` is included, and final by the chain's rule in a block that is still the
+/// chain's (a receipt may predate a reorg).
+async fn inclusion(
     rpc: &DynProvider,
     chain: &Chain,
-    watched: &Watched,
-) -> Result<Seen, alloy::transports::TransportError> {
-    let Some(receipt) = rpc.get_transaction_receipt(watched.hash).await? else {
-        return Ok(Seen::Unseen);
+    hash: B256,
+) -> Result<Inclusion, alloy::transports::TransportError> {
+    let Some(receipt) = rpc.get_transaction_receipt(hash).await? else {
+        return Ok(Inclusion::Unseen);
     };
     let (Some(number), Some(block_hash)) = (receipt.block_number, receipt.block_hash) else {
-        return Ok(Seen::Unseen);
-    };
-    let fate = if !receipt.status() {
-        Seen::Reverted
-    } else {
-        let paid = match watched.token {
-            None => match rpc.get_transaction_by_hash(watched.hash).await? {
-                Some(tx) if tx.to() == Some(watched.receiver) => tx.value(),
-                Some(_) => U256::ZERO,
-                None => return Ok(Seen::Unseen),
-            },
-            Some(token) => transferred(&receipt, token, watched.receiver),
-        };
-        if paid.is_zero() {
-            Seen::PaysUsNothing
-        } else {
-            Seen::Paid(paid)
-        }
+        return Ok(Inclusion::Unseen);
     };
     let final_enough = match chain.finality {
         Finality::Confirmations(n) => rpc.get_block_number().await? + 1 >= number + n,
@@ -208,14 +260,46 @@ async fn observe(
         }
     };
     if !final_enough {
-        return Ok(Seen::NotFinal);
+        return Ok(Inclusion::NotFinal);
     }
-    // The receipt may predate a reorg: believe it only if its block is still the chain's.
     let canonical = rpc
         .get_block_by_number(BlockNumberOrTag::Number(number))
         .await?
         .is_some_and(|block| block.header.hash == block_hash);
-    Ok(if canonical { fate } else { Seen::NotFinal })
+    Ok(if canonical {
+        Inclusion::Final(Box::new(receipt))
+    } else {
+        Inclusion::NotFinal
+    })
+}
+
+/// Reads a payment's fate (see the module's comment).
+async fn observe(
+    rpc: &DynProvider,
+    chain: &Chain,
+    watched: &Watched,
+) -> Result<Seen, alloy::transports::TransportError> {
+    let receipt = match inclusion(rpc, chain, watched.hash).await? {
+        Inclusion::Unseen => return Ok(Seen::Unseen),
+        Inclusion::NotFinal => return Ok(Seen::NotFinal),
+        Inclusion::Final(receipt) => receipt,
+    };
+    if !receipt.status() {
+        return Ok(Seen::Reverted);
+    }
+    let paid = match watched.token {
+        None => match rpc.get_transaction_by_hash(watched.hash).await? {
+            Some(tx) if tx.to() == Some(watched.receiver) => tx.value(),
+            Some(_) => U256::ZERO,
+            None => return Ok(Seen::Unseen),
+        },
+        Some(token) => transferred(&receipt, token, watched.receiver),
+    };
+    Ok(if paid.is_zero() {
+        Seen::PaysUsNothing
+    } else {
+        Seen::Paid(paid)
+    })
 }
 
 /// The sum of `token`'s Transfer events to `receiver` in the receipt.

@@ -15,11 +15,12 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The worker's message: watch this payment.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Watch {
-    pub payment_id: Uuid,
+/// The worker's message: watch this payment, or this payout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Watch {
+    Payment { payment_id: Uuid },
+    Payout { payout_id: Uuid },
 }
 
 /// A transaction hash as the API takes it: `0x` and 64 hex digits, any case.
@@ -96,7 +97,8 @@ pub async fn submit(
         )
         .execute(&mut *tx)
         .await?;
-        let watch = serde_json::to_string(&Watch { payment_id }).map_err(AppError::internal)?;
+        let watch =
+            serde_json::to_string(&Watch::Payment { payment_id }).map_err(AppError::internal)?;
         crate::queue::enqueue(&mut tx, QUEUE, &watch, std::time::Duration::ZERO).await?;
     }
     let payment = invoices::payment_rows(&mut tx, invoice_id, Some(payment_id))

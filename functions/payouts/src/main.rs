@@ -1,0 +1,5 @@
+//! POST /payouts: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::PAYOUTS)
+}

@@ -1,0 +1,352 @@
+//! `POST /payouts` (ADMIN): an on-chain transfer of a configured asset, sent at most once per
+//! idempotency key.
+//!
+//! Under one lock (a transaction-scoped advisory lock: payouts are few, and one at a time keeps
+//! nonces, the daily limit and the key check exact), the request is matched against an earlier
+//! payout with the same key; otherwise the daily limit is checked, the transaction is built and
+//! signed, and stored with its signed bytes, an audit row and a watch job, in one commit. Only
+//! then is it broadcast. A broadcast that fails is repeated by the `chain-monitor` worker with
+//! the same bytes, so a crash or a retry can never make a second transfer: there is one signed
+//! transaction per key, and a chain accepts one transaction per nonce.
+//!
+//! The signer is a secp256k1 key from `PAYOUT_PRIVATE_KEY` (a secret; never logged). See the
+//! README for why an AWS KMS signer is not built in yet.
+
+use super::{Asset, Chains, QUEUE, submit::Watch};
+use crate::chain::AlloyRpc;
+use crate::config::{ConfigError, Env};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::extract::AuthUser;
+use crate::function::{FaasValue, Need, Var, optional, secret};
+use crate::payments::audit::{self, PaymentsAction};
+use crate::payments::dto::PayoutInput;
+use crate::payments::invoices::money;
+use crate::payments::model::stored;
+use crate::payments::money::{Currency, Minor};
+use alloy::eips::eip2718::Encodable2718;
+use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+alloy::sol! {
+    /// ERC-20's transfer.
+    function transfer(address to, uint256 value) external returns (bool);
+}
+
+/// What the payouts function needs beyond the chains.
+pub const NEED: Need = Need {
+    name: "payouts",
+    can_be_unavailable: true,
+    vars: &[
+        Var {
+            name: "PAYOUT_PRIVATE_KEY",
+            sam: optional(
+                "PayoutPrivateKey",
+                true,
+                "Hex secp256k1 key of the payout account; empty turns payouts off (503)",
+            ),
+            openfaas: secret("gantry-payout-private-key"),
+        },
+        Var {
+            name: "PAYOUT_DAILY_LIMITS",
+            sam: optional(
+                "PayoutDailyLimits",
+                false,
+                "JSON object: currency -> most minor units paid out in any 24 hours; a currency not listed is never paid out",
+            ),
+            openfaas: FaasValue::Value { value: "{}" },
+        },
+    ],
+    aws: &[],
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sqlx(type_name = "payout_status", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PayoutStatus {
+    Pending,
+    Confirmed,
+    Failed,
+}
+
+/// A payout as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Payout {
+    pub id: Uuid,
+    pub chain_id: u64,
+    /// The recipient (lower case).
+    pub to: String,
+    #[schema(value_type = String, pattern = "^[0-9]{1,38}$", example = "12345")]
+    pub amount: Minor,
+    pub currency: String,
+    pub tx_hash: String,
+    /// PENDING until the chain monitor finds the transaction final.
+    pub status: PayoutStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// The payout signer and limits (`PAYOUT_PRIVATE_KEY`, `PAYOUT_DAILY_LIMITS`).
+pub struct Payouts {
+    key: Option<SecretString>,
+    limits: HashMap<String, Minor>,
+}
+
+impl Payouts {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        const LIMITS: &str = "PAYOUT_DAILY_LIMITS";
+        let limits: HashMap<String, String> = match env.get(LIMITS) {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| ConfigError::invalid(LIMITS, e.to_string()))?,
+            None => HashMap::new(),
+        };
+        let limits = limits
+            .into_iter()
+            .map(|(currency, limit)| {
+                Currency::parse("currency", &currency)
+                    .map_err(|e| ConfigError::invalid(LIMITS, e.to_string()))?;
+                let limit = Minor::parse(&currency, &limit)
+                    .map_err(|e| ConfigError::invalid(LIMITS, e.to_string()))?;
+                Ok((currency, limit))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        let key = env.get("PAYOUT_PRIVATE_KEY").map(SecretString::from);
+        if let Some(key) = &key {
+            // Checked at start, so a bad key is a start-up error, not a 500 later. The error
+            // never quotes the key.
+            signer(key).map_err(|_| {
+                ConfigError::invalid("PAYOUT_PRIVATE_KEY", "is not a hex secp256k1 key")
+            })?;
+        }
+        Ok(Self { key, limits })
+    }
+
+    fn signer(&self) -> AppResult<PrivateKeySigner> {
+        let key = self.key.as_ref().ok_or_else(|| {
+            AppError::Unavailable("payouts are not configured (PAYOUT_PRIVATE_KEY)".into())
+        })?;
+        signer(key).map_err(|_| AppError::internal(anyhow::anyhow!("the payout key is invalid")))
+    }
+}
+
+fn signer(key: &SecretString) -> Result<PrivateKeySigner, ()> {
+    key.expose_secret()
+        .trim()
+        .trim_start_matches("0x")
+        .parse()
+        .map_err(|_| ())
+}
+
+/// Sends the payout (see the module's comment): 202 with the payout, the same one for the same
+/// key.
+#[tracing::instrument(name = "payments.payout", skip_all)]
+pub async fn send(
+    pool: &PgPool,
+    payouts: &Payouts,
+    chains: &Chains,
+    rpc: &AlloyRpc,
+    caller: &AuthUser,
+    input: PayoutInput,
+) -> AppResult<Payout> {
+    let (amount, currency) = money(Some(&input.amount.0), Some(&input.currency))?;
+    let (Some(amount), Some(currency)) = (amount, currency) else {
+        return Err(AppError::internal(anyhow::anyhow!("money() gave nothing")));
+    };
+    let to: Address = input
+        .to
+        .parse()
+        .ok()
+        .filter(|_| input.to.len() == 42 && input.to.starts_with("0x"))
+        .ok_or_else(|| AppError::invalid("to", "must be an address: 0x and 40 hex digits"))?;
+    let key = input.idempotency_key.as_str();
+    if key.is_empty() || key.chars().count() > 255 || key.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "idempotency_key",
+            "must be 1 to 255 characters, none a control character",
+        ));
+    }
+    let chain = chains.get(input.chain_id)?;
+    let asset = chain.asset(currency.code()).ok_or_else(|| {
+        AppError::Validation(vec![FieldError::semantic(
+            "currency",
+            "is not an asset of this chain",
+        )])
+    })?;
+    let limit = payouts
+        .limits
+        .get(currency.code())
+        .copied()
+        .ok_or_else(|| {
+            AppError::Validation(vec![FieldError::semantic(
+                "currency",
+                "has no daily payout limit (PAYOUT_DAILY_LIMITS), so it is never paid out",
+            )])
+        })?;
+    let signer = payouts.signer()?;
+    let sender = signer.address();
+    let provider = rpc.provider(chain.id).ok_or_else(|| {
+        AppError::Unavailable(format!(
+            "chain {} has no RPC endpoint (CHAIN_RPC_URLS)",
+            chain.id
+        ))
+    })?;
+    let chain_id = i64::try_from(chain.id).map_err(AppError::internal)?;
+    let recipient = format!("{to:#x}");
+    let token = match asset {
+        Asset::Native => None,
+        Asset::Token(address) => Some(address),
+    };
+
+    let mut tx = pool.begin().await?;
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('gantry.payouts'))")
+        .execute(&mut *tx)
+        .await?;
+    if let Some(row) = sqlx::query!(
+        r#"SELECT id, chain_id, recipient, amount::text AS "amount!", currency, tx_hash,
+                  status AS "status: PayoutStatus", created_at
+           FROM payouts WHERE idempotency_key = $1"#,
+        key
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    {
+        let earlier = Payout {
+            id: row.id,
+            chain_id: u64::try_from(row.chain_id).map_err(AppError::internal)?,
+            to: row.recipient,
+            amount: stored(&row.amount)?,
+            currency: row.currency,
+            tx_hash: row.tx_hash,
+            status: row.status,
+            created_at: row.created_at,
+        };
+        let same = earlier.chain_id == chain.id
+            && earlier.to == recipient
+            && earlier.amount == amount
+            && earlier.currency == currency.code();
+        return if same {
+            Ok(earlier)
+        } else {
+            Err(AppError::Unprocessable(
+                "this idempotency_key was used for another payout".into(),
+            ))
+        };
+    }
+    let spent = sqlx::query_scalar!(
+        r#"SELECT COALESCE(sum(amount), 0)::text AS "spent!" FROM payouts
+           WHERE currency = $1 AND status <> 'FAILED' AND created_at > now() - interval '1 day'"#,
+        currency.code()
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let spent = stored(&spent)?;
+    if spent.saturating_add(amount) > limit {
+        return Err(AppError::Conflict(format!(
+            "this payout would exceed the daily limit for {currency}: {spent} of {limit} paid out in the last 24 hours"
+        )));
+    }
+    let last_nonce = sqlx::query_scalar!(
+        "SELECT max(nonce) FROM payouts WHERE chain_id = $1 AND sender = $2",
+        chain_id,
+        format!("{sender:#x}")
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let unreachable = |e: alloy::transports::TransportError| {
+        tracing::warn!(chain = chain.id, error = %e, "payout: the chain RPC failed");
+        AppError::Unavailable(format!("chain {}'s RPC endpoint is unavailable", chain.id))
+    };
+    let chain_nonce = provider
+        .get_transaction_count(sender)
+        .pending()
+        .await
+        .map_err(unreachable)?;
+    let ours = last_nonce
+        .and_then(|n| u64::try_from(n).ok())
+        .map(|n| n + 1);
+    let nonce = ours.map_or(chain_nonce, |n| n.max(chain_nonce));
+    let fees = provider
+        .estimate_eip1559_fees()
+        .await
+        .map_err(unreachable)?;
+    let value = U256::from(amount.get());
+    let request = match token {
+        None => TransactionRequest::default()
+            .with_to(to)
+            .with_value(value)
+            .with_gas_limit(21_000),
+        Some(token) => TransactionRequest::default()
+            .with_to(token)
+            .with_input(transferCall { to, value }.abi_encode())
+            .with_gas_limit(100_000),
+    }
+    .with_from(sender)
+    .with_chain_id(chain.id)
+    .with_nonce(nonce)
+    .with_max_fee_per_gas(fees.max_fee_per_gas)
+    .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+    let signed = request
+        .build(&EthereumWallet::from(signer))
+        .await
+        .map_err(|e| AppError::internal(anyhow::anyhow!("signing a payout: {e}")))?;
+    let raw = signed.encoded_2718();
+    let tx_hash = format!("{:#x}", signed.tx_hash());
+    let id = Uuid::now_v7();
+    let created_at = sqlx::query_scalar!(
+        r#"INSERT INTO payouts (id, idempotency_key, chain_id, sender, recipient, amount, currency,
+                                token, nonce, tx_hash, raw_tx, created_by)
+           VALUES ($1, $2, $3, $4, $5, $6::text::numeric, $7, $8, $9, $10, $11, $12)
+           RETURNING created_at"#,
+        id,
+        key,
+        chain_id,
+        format!("{sender:#x}"),
+        recipient,
+        amount.to_string(),
+        currency.code(),
+        token.map(|t| format!("{t:#x}")),
+        i64::try_from(nonce).map_err(AppError::internal)?,
+        tx_hash,
+        raw,
+        caller.user_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        PaymentsAction::PayoutSent,
+        caller,
+        id,
+        json!({"chain_id": chain.id, "to": recipient, "amount": amount, "currency": currency.code(), "tx_hash": tx_hash}),
+    )
+    .await?;
+    let watch =
+        serde_json::to_string(&Watch::Payout { payout_id: id }).map_err(AppError::internal)?;
+    crate::queue::enqueue(&mut tx, QUEUE, &watch, std::time::Duration::ZERO).await?;
+    tx.commit().await?;
+    if let Err(err) = provider.send_raw_transaction(&raw).await {
+        // Stored and watched: the monitor broadcasts the same bytes again.
+        tracing::warn!(payout = %id, error = %err, "payout broadcast failed; the monitor retries it");
+    }
+    Ok(Payout {
+        id,
+        chain_id: chain.id,
+        to: recipient,
+        amount,
+        currency: currency.code().to_owned(),
+        tx_hash,
+        status: PayoutStatus::Pending,
+        created_at,
+    })
+}
