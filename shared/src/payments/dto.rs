@@ -98,7 +98,8 @@ pub struct Received {
 #[serde(deny_unknown_fields)]
 pub struct BlockchainPaymentInput {
     /// A chain that takes payments (else 422).
-    #[schema(minimum = 1, example = 1)]
+    #[schema(minimum = 1, maximum = 9007199254740991_u64, example = 1)]
+    #[serde(deserialize_with = "chain_id")]
     pub chain_id: u64,
     /// The transaction's hash: `0x` and 64 hex digits.
     #[schema(pattern = "^0x[0-9a-fA-F]{64}$")]
@@ -110,7 +111,8 @@ pub struct BlockchainPaymentInput {
 #[serde(deny_unknown_fields)]
 pub struct PayoutInput {
     /// A chain that takes payments (its `PAYMENT_CHAINS` assets are what can be paid out).
-    #[schema(minimum = 1, example = 1)]
+    #[schema(minimum = 1, maximum = 9007199254740991_u64, example = 1)]
+    #[serde(deserialize_with = "chain_id")]
     pub chain_id: u64,
     /// The recipient's address.
     #[schema(pattern = "^0x[0-9a-fA-F]{40}$")]
@@ -122,4 +124,50 @@ pub struct PayoutInput {
     /// Chosen by the caller, 1 to 255 characters: a retry with the same key never sends twice.
     #[schema(min_length = 1, max_length = 255)]
     pub idempotency_key: String,
+}
+
+/// The largest chain id taken: 2^53 - 1, as EIP-2294 advises (exact in every JSON reader).
+pub const MAX_CHAIN_ID: u64 = (1 << 53) - 1;
+
+/// A chain id as JSON Schema's `integer` allows it: `1` or `1.0`, from 1 to [`MAX_CHAIN_ID`].
+fn chain_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let id = match (number.as_u64(), number.as_f64()) {
+        (Some(id), _) => Some(id),
+        (None, Some(f)) if f.fract() == 0.0 && (1.0..=MAX_CHAIN_ID as f64).contains(&f) => {
+            Some(f as u64)
+        }
+        _ => None,
+    };
+    id.filter(|id| (1..=MAX_CHAIN_ID).contains(id))
+        .ok_or_else(|| serde::de::Error::custom("must be a chain id from 1 to 2^53 - 1"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_id_is_any_json_integer_in_range() {
+        let parse = |text: &str| {
+            serde_json::from_str::<BlockchainPaymentInput>(&format!(
+                r#"{{"chain_id": {text}, "tx_hash": "0x"}}"#
+            ))
+            .map(|input| input.chain_id)
+        };
+        assert_eq!(parse("31337").unwrap(), 31337);
+        assert_eq!(parse("37637.0").unwrap(), 37637);
+        assert_eq!(parse("9007199254740991").unwrap(), MAX_CHAIN_ID);
+        for bad in [
+            "0",
+            "-1",
+            "1.5",
+            "9007199254740992",
+            "1e300",
+            "\"1\"",
+            "null",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 }

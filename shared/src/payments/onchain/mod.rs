@@ -135,7 +135,7 @@ impl Chains {
             let id: u64 = id
                 .parse()
                 .ok()
-                .filter(|id| (1..=i64::MAX as u64).contains(id))
+                .filter(|id| (1..=crate::payments::dto::MAX_CHAIN_ID).contains(id))
                 .ok_or_else(|| invalid(format!("{id:?} is not a chain id")))?;
             let at = |what: &str| invalid(format!("chain {id}: {what}"));
             if chain.receiver == Address::ZERO {
