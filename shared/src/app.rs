@@ -149,6 +149,26 @@ pub static PIN_TO_IPFS: FunctionSpec = FunctionSpec {
     aws: &[],
 };
 
+fn pin_follow_up_handler(platform: &Platform) -> Result<Arc<dyn JobHandler>, StartupError> {
+    let config = crate::ipfs::IpfsConfig::from_env(&platform.env, crate::runtime::under_lambda())?;
+    Ok(Arc::new(work::pins::PinFollowUp::new(
+        platform.db.clone(),
+        config.build(&platform.env),
+    )))
+}
+
+/// Follows pins that a pinning service still had queued when their upload answered.
+pub static PIN_FOLLOW_UP: FunctionSpec = FunctionSpec {
+    name: work::pins::QUEUE,
+    resource: "PinFollowUp",
+    trigger: Trigger::Queue {
+        build: pin_follow_up_handler,
+        schedule: None,
+    },
+    needs: &[&DATABASE, &IPFS],
+    aws: &[],
+};
+
 pub static IPFS_GET: FunctionSpec = FunctionSpec {
     name: "ipfs-get",
     resource: "IpfsGet",
@@ -318,6 +338,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &LOGIN_BLOCKCHAIN,
     &OUTBOX_RELAY,
     &PAYOUTS,
+    &PIN_FOLLOW_UP,
     &PIN_TO_IPFS,
     &PROFILE,
     &PROJECT_TASKS,

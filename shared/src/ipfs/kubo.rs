@@ -62,7 +62,11 @@ impl IpfsStore for KuboRpc {
             .map_err(|e| IpfsError::Mismatch(format!("an add response that is not JSON: {e}")))?;
         let cid = Cid::try_from(added.hash.as_str())
             .map_err(|_| IpfsError::Mismatch(format!("{:?}, which is not a CID", added.hash)))?;
-        Ok(Put { cid, pinned: true })
+        Ok(Put {
+            cid,
+            pinned: true,
+            pin_request: None,
+        })
     }
 
     async fn fetch(&self, cid: &Cid) -> IpfsResult<Option<Vec<u8>>> {

@@ -6,7 +6,8 @@
 //! (a Kubo node, say), then the pin is requested; reads go to the inner store. The service's
 //! PinStatus must name our CID (else 502, nothing recorded); a `failed` status is a 502 too.
 //! `queued` and `pinning` are followed with `GET /pins/{requestid}` for up to the configured
-//! wait; a pin still on its way then is reported as `pinned: false`.
+//! wait; a pin still on its way then is reported as `pinned: false`, with its request id, which
+//! the `pin-follow-up` worker keeps following ([`IpfsStore::follow_pin`]).
 //!
 //! Hand-written over reqwest: no maintained Rust crate speaks this API.
 
@@ -161,6 +162,7 @@ impl IpfsStore for PinningService {
                 return Ok(Put {
                     cid: file.root,
                     pinned,
+                    pin_request: (!pinned).then(|| status.requestid.clone()),
                 });
             }
             tokio::time::sleep(POLL).await;
@@ -171,5 +173,11 @@ impl IpfsStore for PinningService {
 
     async fn fetch(&self, cid: &Cid) -> IpfsResult<Option<Vec<u8>>> {
         self.inner.fetch(cid).await
+    }
+
+    async fn follow_pin(&self, cid: &Cid, request: &str) -> IpfsResult<bool> {
+        let url = self.pin_url(request)?;
+        let status = self.status(self.client.get().get(url)).await?;
+        Self::check(&status, cid)
     }
 }

@@ -37,18 +37,22 @@ impl From<IpfsError> for AppError {
 pub type IpfsResult<T> = Result<T, IpfsError>;
 
 /// What a backend says of a file it was given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Put {
     /// The CID the backend reports.
     pub cid: Cid,
     /// Pinned now (false: a pinning service still has the request queued).
     pub pinned: bool,
+    /// While not pinned: the pinning service's request, to follow with [`IpfsStore::follow_pin`].
+    pub pin_request: Option<String>,
 }
 
 /// A stored file and whether it is pinned yet.
 pub struct Stored {
     pub file: Imported,
     pub pinned: bool,
+    /// The pin request to follow while not pinned.
+    pub pin_request: Option<String>,
 }
 
 #[async_trait]
@@ -57,6 +61,12 @@ pub trait IpfsStore: Send + Sync {
     async fn put(&self, file: &Imported, bytes: &[u8]) -> IpfsResult<Put>;
     /// The file's bytes, as the backend has them (not yet verified), or `None` when unknown.
     async fn fetch(&self, cid: &Cid) -> IpfsResult<Option<Vec<u8>>>;
+    /// Whether the pin request `request` for `cid` (from a [`Put`]) is pinned now; an error
+    /// when it failed or names another CID. Backends that pin as they store have nothing to
+    /// follow.
+    async fn follow_pin(&self, _cid: &Cid, _request: &str) -> IpfsResult<bool> {
+        Ok(true)
+    }
 }
 
 /// Stores `bytes` through `store`: our CID, checked against the backend's.
@@ -72,6 +82,7 @@ pub async fn store(store: &dyn IpfsStore, bytes: &[u8]) -> IpfsResult<Stored> {
     Ok(Stored {
         file,
         pinned: put.pinned,
+        pin_request: put.pin_request,
     })
 }
 
@@ -121,6 +132,7 @@ impl<B: Blocks> IpfsStore for Blockstore<B> {
         Ok(Put {
             cid: file.root,
             pinned: true,
+            pin_request: None,
         })
     }
 

@@ -6,6 +6,7 @@ use super::dto::Pinned;
 use super::state::WorkState;
 use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
+use crate::ipfs::store::Stored;
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -14,14 +15,16 @@ use uuid::Uuid;
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
 
 /// Records a stored CID (once; the first uploader stays its creator) and that this caller
-/// stored it (every uploader may read it back).
+/// stored it (every uploader may read it back). A pin the service still has queued is recorded
+/// and followed by a `pin-follow-up` job, in the same transaction.
 pub(crate) async fn record_object(
     conn: &mut PgConnection,
-    cid: &str,
-    size: u64,
+    stored: &Stored,
     content_type: &str,
     created_by: Uuid,
 ) -> AppResult<()> {
+    let cid = stored.file.root.to_string();
+    let size = stored.file.size;
     sqlx::query!(
         "INSERT INTO ipfs_objects (cid, size, content_type, created_by) VALUES ($1, $2, $3, $4)
          ON CONFLICT (cid) DO NOTHING",
@@ -39,6 +42,9 @@ pub(crate) async fn record_object(
     )
     .execute(&mut *conn)
     .await?;
+    if let Some(request) = &stored.pin_request {
+        super::pins::follow(conn, &cid, request).await?;
+    }
     Ok(())
 }
 
@@ -60,7 +66,7 @@ pub async fn pin(
     let file = &stored.file;
     let cid = file.root.to_string();
     let mut tx = state.db()?.begin().await?;
-    record_object(&mut tx, &cid, file.size, content_type, caller.user_id).await?;
+    record_object(&mut tx, &stored, content_type, caller.user_id).await?;
     if let Some(project) = project_id {
         sqlx::query!(
             "INSERT INTO project_documents (id, project_id, cid, size, content_type, uploaded_by)

@@ -14,6 +14,7 @@ pub mod dto;
 pub mod facade;
 pub mod items;
 pub mod model;
+pub mod pins;
 pub mod projects;
 pub mod state;
 

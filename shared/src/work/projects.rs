@@ -12,6 +12,7 @@ use super::state::WorkState;
 use crate::domain::{Role, page_limit, parse_line, parse_text};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;
+use crate::ipfs::store::Stored;
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -81,8 +82,8 @@ async fn ensure_client(state: &WorkState, client_id: Option<Uuid>) -> AppResult<
     )]))
 }
 
-/// Stores the metadata document on IPFS; returns its CID and size.
-async fn store_metadata(state: &WorkState, id: Uuid, valid: &Valid) -> AppResult<(String, u64)> {
+/// Stores the metadata document on IPFS.
+async fn store_metadata(state: &WorkState, id: Uuid, valid: &Valid) -> AppResult<Stored> {
     let document = Metadata {
         client_id: valid.client_id,
         description: &valid.description,
@@ -91,8 +92,7 @@ async fn store_metadata(state: &WorkState, id: Uuid, valid: &Valid) -> AppResult
         status: valid.status,
     };
     let bytes = serde_json::to_vec(&document).map_err(AppError::internal)?;
-    let stored = crate::ipfs::store::store(state.ipfs()?, &bytes).await?;
-    Ok((stored.file.root.to_string(), stored.file.size))
+    Ok(crate::ipfs::store::store(state.ipfs()?, &bytes).await?)
 }
 
 #[tracing::instrument(name = "work.list_projects", skip_all)]
@@ -130,9 +130,10 @@ pub async fn create(
     let valid = validate(input)?;
     ensure_client(state, valid.client_id).await?;
     let id = Uuid::now_v7();
-    let (cid, size) = store_metadata(state, id, &valid).await?;
+    let stored = store_metadata(state, id, &valid).await?;
+    let cid = stored.file.root.to_string();
     let mut tx = state.db()?.begin().await?;
-    record_object(&mut tx, &cid, size, "application/json", caller.user_id).await?;
+    record_object(&mut tx, &stored, "application/json", caller.user_id).await?;
     let project = sqlx::query_as!(
         Project,
         r#"INSERT INTO projects (id, name, description, status, client_id, ipfs_metadata_cid)
@@ -171,9 +172,10 @@ pub async fn update(
     access::ensure_may(caller, WRITERS)?;
     let valid = validate(input)?;
     ensure_client(state, valid.client_id).await?;
-    let (cid, size) = store_metadata(state, id, &valid).await?;
+    let stored = store_metadata(state, id, &valid).await?;
+    let cid = stored.file.root.to_string();
     let mut tx = state.db()?.begin().await?;
-    record_object(&mut tx, &cid, size, "application/json", caller.user_id).await?;
+    record_object(&mut tx, &stored, "application/json", caller.user_id).await?;
     let project = sqlx::query_as!(
         Project,
         r#"UPDATE projects SET name = $2, description = $3, status = $4, client_id = $5,

@@ -254,13 +254,43 @@ async fn a_pinning_service_pins_what_the_backend_holds(pool: PgPool) {
     assert_eq!(read.raw, bytes);
 }
 
+/// The pin-follow-up worker, as deployed from the function table, on `app`'s settings.
+fn follow_up(app: &TestApp) -> Arc<dyn gantry::queue::JobHandler> {
+    let gantry::function::Trigger::Queue { build, .. } = gantry::app::PIN_FOLLOW_UP.trigger else {
+        panic!("pin-follow-up is a queue worker");
+    };
+    build(&app.platform).unwrap()
+}
+
+/// Runs the follow-up job the upload enqueued.
+async fn follow(app: &TestApp) -> Result<(), gantry::queue::JobError> {
+    let body: String =
+        sqlx::query_scalar("SELECT body FROM queue_messages WHERE queue = 'pin-follow-up'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let job = gantry::queue::Job {
+        id: "follow".into(),
+        body,
+        attempt: 1,
+    };
+    follow_up(app).handle(&job).await
+}
+
+async fn pin_state(app: &TestApp) -> (String, Option<String>) {
+    sqlx::query_as("SELECT state::text, detail FROM ipfs_pin_requests")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
-async fn a_pin_still_queued_after_the_wait_is_reported_as_not_pinned_yet(pool: PgPool) {
+async fn a_pin_still_queued_after_the_wait_is_followed_by_a_job_until_pinned(pool: PgPool) {
     let pins = Arc::new(Pins {
-        statuses: vec!["queued"],
+        statuses: vec!["queued", "queued", "pinned"],
         ..Pins::default()
     });
-    let url = pinning_stub(pins).await;
+    let url = pinning_stub(pins.clone()).await;
     let (app, staff) = pinning_world(pool, &format!("{url}/api"), TOKEN, "0").await;
     let res = app
         .post("/ipfs")
@@ -271,6 +301,45 @@ async fn a_pin_still_queued_after_the_wait_is_reported_as_not_pinned_yet(pool: P
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
     assert_eq!(res.body["pinned"], false);
     assert_eq!(objects(&app).await, 1, "stored, and recorded");
+    assert_eq!(pin_state(&app).await.0, "QUEUED");
+
+    // Still queued: the job comes back later, spending no attempt.
+    let result = follow(&app).await;
+    assert!(
+        matches!(result, Err(gantry::queue::JobError::Later(_))),
+        "{result:?}"
+    );
+    follow(&app).await.unwrap();
+    assert_eq!(pin_state(&app).await, ("PINNED".to_owned(), None));
+    // Redelivered: nothing more is asked.
+    let asked = pins.seen.lock().unwrap().len();
+    follow(&app).await.unwrap();
+    assert_eq!(pins.seen.lock().unwrap().len(), asked);
+    assert_eq!(
+        pins.seen.lock().unwrap()[1],
+        ("GET".to_owned(), json!("req-1/α"))
+    );
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_followed_pin_that_fails_is_recorded_as_failed(pool: PgPool) {
+    let pins = Arc::new(Pins {
+        statuses: vec!["queued", "failed"],
+        ..Pins::default()
+    });
+    let url = pinning_stub(pins).await;
+    let (app, staff) = pinning_world(pool, &format!("{url}/api"), TOKEN, "0").await;
+    let res = app
+        .post("/ipfs")
+        .bearer(&staff)
+        .raw(Some("text/plain"), "will fail")
+        .send()
+        .await;
+    assert_eq!(res.body["pinned"], false, "{}", res.body);
+    follow(&app).await.unwrap();
+    let (state, detail) = pin_state(&app).await;
+    assert_eq!(state, "FAILED");
+    assert!(detail.unwrap().contains("failed"));
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
