@@ -586,3 +586,84 @@ async fn a_token_payout_moves_the_token_and_limits_and_keys_are_enforced(pool: P
         .unwrap();
     assert_eq!(rows, 1);
 }
+
+/// An SQS batch for the deployed chain-monitor (behind [`gantry::queue::Deferring`], as the
+/// runtime serves it): its failed message ids.
+async fn sqs_batch(chain: &Chain, bodies: &[String]) -> Vec<String> {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(n, body)| {
+            json!({"messageId": format!("m-{n}"), "body": body,
+                   "attributes": {"ApproximateReceiveCount": "1"}})
+        })
+        .collect();
+    let event = serde_json::from_value(json!({"Records": records})).unwrap();
+    let deferring = gantry::queue::Deferring::new(
+        chain.monitor.clone(),
+        chain.app.platform.db.clone(),
+        gantry::payments::onchain::QUEUE,
+    );
+    gantry::runtime::handle_sqs(&deferring, event)
+        .await
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn over_sqs_a_batch_reports_only_its_poisoned_messages_and_credits_once(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    // Eight real watch jobs: one payment delivered three times, one not yet final, and six
+    // others, final; then two poisoned messages.
+    let mut bodies = Vec::new();
+    let invoice = chain.invoice(ETH, "ETH").await;
+    let hash = chain.pay_eth(&chain.accounts[1], ETH).await;
+    let paid = chain.submit(&invoice, &hash).await.str("id");
+    let paid_job = chain.job(&paid).await.body;
+    bodies.extend([paid_job.clone(), paid_job.clone(), paid_job]);
+    for _ in 0..4 {
+        let other = chain.invoice(ETH / 10, "ETH").await;
+        let hash = chain.pay_eth(&chain.accounts[1], ETH / 10).await;
+        let id = chain.submit(&other, &hash).await.str("id");
+        bodies.push(chain.job(&id).await.body);
+    }
+    chain.anvil.mine(2).await.unwrap();
+    let waiting_invoice = chain.invoice(ETH, "ETH").await;
+    let waiting_hash = chain.pay_eth(&chain.accounts[1], ETH).await;
+    let waiting = chain
+        .submit(&waiting_invoice, &waiting_hash)
+        .await
+        .str("id");
+    bodies.push(chain.job(&waiting).await.body);
+    bodies.push("not json".to_owned());
+    bodies.push(json!({"payment_id": uuid::Uuid::now_v7()}).to_string());
+    assert_eq!(bodies.len(), 10);
+
+    let failed = sqs_batch(&chain, &bodies).await;
+    assert_eq!(failed, ["m-8", "m-9"], "only the poisoned ones");
+    assert_eq!(chain.payment(&invoice).await["status"], "CONFIRMED");
+    let credits = chain
+        .ledger()
+        .await
+        .iter()
+        .filter(|t| *t == "chain.confirmed")
+        .count();
+    assert_eq!(
+        credits, 5,
+        "the payment delivered three times is credited once"
+    );
+    // The one not yet final is not a failure: it is sent again, delayed, through the outbox.
+    assert_eq!(chain.payment(&waiting_invoice).await["status"], "PENDING");
+    let again: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM queue_messages WHERE queue = 'chain-monitor' AND body LIKE '%' || $1 || '%' AND visible_at > now()",
+    )
+    .bind(&waiting)
+    .fetch_one(&chain.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(again, 1);
+}
