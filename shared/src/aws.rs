@@ -47,3 +47,30 @@ impl AwsEnv {
             .map(|e| e.trim_end_matches('/').to_owned())
     }
 }
+
+/// An AWS SDK client configured from [`AwsEnv`] (region, credentials, `AWS_ENDPOINT_URL_<SERVICE>`)
+/// over rustls with ring, built without I/O: the first call opens the connection. A macro
+/// because each SDK crate has its own `Config` and `Client` types.
+#[cfg_attr(not(any(feature = "sqs", feature = "kms")), allow(unused_macros))]
+macro_rules! sdk_client {
+    ($sdk:ident, $env:expr, $service:literal) => {{
+        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+        let aws = $crate::aws::AwsEnv::from_env($env);
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let mut config = $sdk::Config::builder()
+            .behavior_version($sdk::config::BehaviorVersion::latest())
+            .region($sdk::config::Region::new(aws.region))
+            .http_client(http);
+        if let Some(credentials) = aws.credentials {
+            config = config.credentials_provider(credentials);
+        }
+        if let Some(endpoint) = $crate::aws::AwsEnv::endpoint($env, $service) {
+            config = config.endpoint_url(endpoint);
+        }
+        $sdk::Client::from_conf(config.build())
+    }};
+}
+#[cfg_attr(not(any(feature = "sqs", feature = "kms")), allow(unused_imports))]
+pub(crate) use sdk_client;

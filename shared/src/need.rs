@@ -163,4 +163,8 @@ pub enum AwsAccess {
     DocumentsBucket,
     /// Every queue worker's queue (the outbox relay).
     SendToEveryQueue,
+    /// `kms:Sign` and `kms:GetPublicKey` on the KMS key whose id is this stack parameter.
+    KmsSign {
+        key_parameter: &'static str,
+    },
 }

@@ -3,11 +3,9 @@
 //! I/O: the first send opens the connection.
 
 use super::transport::{Outgoing, Sender};
-use crate::aws::AwsEnv;
 use crate::config::Env;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
@@ -23,22 +21,8 @@ pub struct Sqs {
 
 impl Sqs {
     pub fn from_env(env: &Env, prefix: String) -> Self {
-        let aws = AwsEnv::from_env(env);
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
-        let mut config = aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-            .region(aws_sdk_sqs::config::Region::new(aws.region))
-            .http_client(http);
-        if let Some(credentials) = aws.credentials {
-            config = config.credentials_provider(credentials);
-        }
-        if let Some(endpoint) = AwsEnv::endpoint(env, "SQS") {
-            config = config.endpoint_url(endpoint);
-        }
         Self {
-            client: aws_sdk_sqs::Client::from_conf(config.build()),
+            client: crate::aws::sdk_client!(aws_sdk_sqs, env, "SQS"),
             prefix,
         }
     }

@@ -34,14 +34,25 @@ impl Chain {
     /// anvil with a token deployed, and the app taking ETH and USDC (the token) on it, final
     /// after 3 blocks. `None` where anvil is missing on a developer's machine (CI fails).
     async fn start(pool: PgPool) -> Option<Self> {
+        Self::start_with(pool, &[]).await
+    }
+
+    /// [`Self::start`] with more variables (they win).
+    async fn start_with(pool: PgPool, extra: &[(&str, &str)]) -> Option<Self> {
         let anvil = Anvil::start_or_skip().await?;
         let supply = format!("{:064x}", 1_000_000_000_000u128);
         let token = anvil.deploy(TEST_TOKEN, &supply).await.unwrap();
         let rpc = anvil.url.clone();
-        Some(Self::on(pool, anvil, &token, &rpc).await)
+        Some(Self::on(pool, anvil, &token, &rpc, extra).await)
     }
 
-    async fn on(pool: PgPool, anvil: Anvil, token: &str, rpc: &str) -> Self {
+    async fn on(
+        pool: PgPool,
+        anvil: Anvil,
+        token: &str,
+        rpc: &str,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let accounts = anvil.accounts().await.unwrap();
         let chains = json!({CHAIN.to_string(): {
             "receiver": accounts[1], "confirmations": 3,
@@ -50,15 +61,14 @@ impl Chain {
         .to_string();
         let urls = format!("{CHAIN}={rpc}");
         let limits = json!({"ETH": (5 * ETH).to_string(), "USDC": "100000000"}).to_string();
-        let app = TestApp::with(
-            pool,
-            &[
-                ("CHAIN_RPC_URLS", &urls),
-                ("PAYMENT_CHAINS", &chains),
-                ("PAYOUT_PRIVATE_KEY", PAYOUT_KEY),
-                ("PAYOUT_DAILY_LIMITS", &limits),
-            ],
-        );
+        let mut env = vec![
+            ("CHAIN_RPC_URLS", urls.as_str()),
+            ("PAYMENT_CHAINS", chains.as_str()),
+            ("PAYOUT_PRIVATE_KEY", PAYOUT_KEY),
+            ("PAYOUT_DAILY_LIMITS", limits.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        let app = TestApp::with(pool, &env);
         let cast = Cast::on(&app).await;
         let Trigger::Queue { build, .. } = gantry::app::CHAIN_MONITOR.trigger else {
             panic!("chain-monitor is a queue worker");
@@ -403,7 +413,7 @@ async fn with_the_rpc_down_the_job_comes_back_and_nothing_is_credited(pool: PgPo
     let dead = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let token = format!("0x{}", "11".repeat(20));
-    let chain = Chain::on(pool, anvil, &token, &dead).await;
+    let chain = Chain::on(pool, anvil, &token, &dead, &[]).await;
     let invoice = chain.invoice(ETH, "ETH").await;
     let hash = chain.pay_eth(&chain.accounts[1], ETH).await;
     let payment = chain.submit(&invoice, &hash).await.str("id");
@@ -666,4 +676,121 @@ async fn over_sqs_a_batch_reports_only_its_poisoned_messages_and_credits_once(po
     .await
     .unwrap();
     assert_eq!(again, 1);
+}
+
+/// AWS KMS, as far as alloy's AWS signer uses it (JSON 1.1, `X-Amz-Target`): `GetPublicKey`
+/// answers the key's DER SubjectPublicKeyInfo, and `Sign` with `MessageType: DIGEST` a DER
+/// ECDSA signature of the digest itself, as AWS documents. Hand-written because moto's KMS
+/// (5.2.5, the newest) does not implement `DIGEST`: it hashes the digest again, and no
+/// signature recovers. Counts the signatures it makes.
+async fn kms_stub(key: k256::ecdsa::SigningKey) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::HeaderMap;
+    use base64::Engine;
+    use k256::ecdsa::signature::hazmat::PrehashSigner;
+    use k256::pkcs8::EncodePublicKey;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let signed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = signed.clone();
+    let public = key.verifying_key().to_public_key_der().unwrap().into_vec();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let key = key.clone();
+            let public = public.clone();
+            let count = count.clone();
+            async move {
+                let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+                let target = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let answer = match target {
+                    "TrentService.GetPublicKey" => json!({
+                        "KeyId": request["KeyId"], "PublicKey": b64.encode(&public),
+                        "KeySpec": "ECC_SECG_P256K1", "CustomerMasterKeySpec": "ECC_SECG_P256K1",
+                        "KeyUsage": "SIGN_VERIFY", "SigningAlgorithms": ["ECDSA_SHA_256"],
+                    }),
+                    "TrentService.Sign" if request["MessageType"] == "DIGEST" => {
+                        let digest = b64
+                            .decode(request["Message"].as_str().unwrap_or_default())
+                            .unwrap();
+                        let signature: k256::ecdsa::Signature = key.sign_prehash(&digest).unwrap();
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        json!({"KeyId": request["KeyId"], "SigningAlgorithm": "ECDSA_SHA_256",
+                               "Signature": b64.encode(signature.to_der().as_bytes())})
+                    }
+                    _ => {
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            [("content-type", "application/x-amz-json-1.1")],
+                            json!({"__type": "ValidationException", "message": target}).to_string(),
+                        );
+                    }
+                };
+                (
+                    StatusCode::OK,
+                    [("content-type", "application/x-amz-json-1.1")],
+                    answer.to_string(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, signed)
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_kms_key_signs_payouts_and_never_leaves_kms(pool: PgPool) {
+    let key = k256::ecdsa::SigningKey::from_slice(&[0x42; 32]).unwrap();
+    let kms_account = format!(
+        "{:#x}",
+        alloy::signers::local::PrivateKeySigner::from_signing_key(key.clone()).address()
+    );
+    let (kms, signed) = kms_stub(key).await;
+    let extra = [
+        ("PAYOUT_KMS_KEY_ID", "1234abcd-12ab-34cd-56ef-1234567890ab"),
+        ("AWS_ENDPOINT_URL_KMS", kms.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    let Some(chain) = Chain::start_with(pool, &extra).await else {
+        return;
+    };
+    chain
+        .anvil
+        .rpc(
+            "anvil_setBalance",
+            json!([kms_account, format!("0x{:x}", 10 * ETH)]),
+        )
+        .await
+        .unwrap();
+    let before = chain.eth_balance(PAYEE).await;
+    let body = json!({"chain_id": CHAIN, "to": PAYEE, "amount": (ETH / 2).to_string(),
+                      "currency": "ETH", "idempotency_key": "kms-1"});
+    let res = chain.payout(&chain.cast.admin, &body).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    // The same key again: the stored transaction, no second signature.
+    let again = chain.payout(&chain.cast.admin, &body).await;
+    assert_eq!(again.str("tx_hash"), res.str("tx_hash"));
+    assert_eq!(signed.load(std::sync::atomic::Ordering::SeqCst), 1);
+    chain.anvil.mine(2).await.unwrap();
+    assert_eq!(chain.eth_balance(PAYEE).await - before, ETH / 2);
+    // Sent from the KMS key's account; the local key (also configured) sent nothing.
+    let tx = chain
+        .anvil
+        .rpc("eth_getTransactionByHash", json!([res.str("tx_hash")]))
+        .await
+        .unwrap();
+    assert_eq!(tx["from"].as_str().unwrap().to_lowercase(), kms_account);
+    let local = chain
+        .anvil
+        .rpc("eth_getTransactionCount", json!([PAYOUT_ACCOUNT, "latest"]))
+        .await
+        .unwrap();
+    assert_eq!(local, "0x0");
+    chain.watch(&res.str("id")).await.unwrap();
+    assert_eq!(chain.payout_status(&res.str("id")).await, "CONFIRMED");
 }

@@ -9,8 +9,9 @@
 //! the same bytes, so a crash or a retry can never make a second transfer: there is one signed
 //! transaction per key, and a chain accepts one transaction per nonce.
 //!
-//! The signer is a secp256k1 key from `PAYOUT_PRIVATE_KEY` (a secret; never logged). See the
-//! README for why an AWS KMS signer is not built in yet.
+//! The signer is an AWS KMS secp256k1 key (`PAYOUT_KMS_KEY_ID`, through alloy's AWS signer, so
+//! the key never leaves KMS; built with the `kms` feature, which only `functions/payouts` has),
+//! or a local key from `PAYOUT_PRIVATE_KEY` (a secret; never logged).
 
 use super::{Asset, Chains, QUEUE, submit::Watch};
 use crate::chain::AlloyRpc;
@@ -59,6 +60,15 @@ pub const NEED: Need = Need {
             openfaas: secret("gantry-payout-private-key"),
         },
         Var {
+            name: "PAYOUT_KMS_KEY_ID",
+            sam: optional(
+                "PayoutKmsKeyId",
+                false,
+                "Id of an AWS KMS key (ECC_SECG_P256K1, SIGN_VERIFY) that signs payouts; it wins over PayoutPrivateKey",
+            ),
+            openfaas: FaasValue::Unset,
+        },
+        Var {
             name: "PAYOUT_DAILY_LIMITS",
             sam: optional(
                 "PayoutDailyLimits",
@@ -68,7 +78,9 @@ pub const NEED: Need = Need {
             openfaas: FaasValue::Value { value: "{}" },
         },
     ],
-    aws: &[],
+    aws: &[crate::need::AwsAccess::KmsSign {
+        key_parameter: "PayoutKmsKeyId",
+    }],
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
@@ -97,9 +109,14 @@ pub struct Payout {
     pub created_at: OffsetDateTime,
 }
 
-/// The payout signer and limits (`PAYOUT_PRIVATE_KEY`, `PAYOUT_DAILY_LIMITS`).
+/// The payout signer and limits (`PAYOUT_KMS_KEY_ID` or `PAYOUT_PRIVATE_KEY`,
+/// `PAYOUT_DAILY_LIMITS`).
 pub struct Payouts {
     key: Option<SecretString>,
+    #[cfg_attr(not(feature = "kms"), allow(dead_code))]
+    kms_key: Option<String>,
+    #[cfg(feature = "kms")]
+    kms: kms::Kms,
     limits: HashMap<String, Minor>,
 }
 
@@ -129,14 +146,76 @@ impl Payouts {
                 ConfigError::invalid("PAYOUT_PRIVATE_KEY", "is not a hex secp256k1 key")
             })?;
         }
-        Ok(Self { key, limits })
+        Ok(Self {
+            key,
+            kms_key: env.get("PAYOUT_KMS_KEY_ID"),
+            #[cfg(feature = "kms")]
+            kms: kms::Kms::from_env(env),
+            limits,
+        })
     }
 
-    fn signer(&self) -> AppResult<PrivateKeySigner> {
+    /// The wallet that signs payouts, and its address: the KMS key when one is configured
+    /// (its public key is read once, on first use), else the local key; 503 when neither is.
+    async fn wallet(&self) -> AppResult<(EthereumWallet, Address)> {
+        if let Some(key_id) = &self.kms_key {
+            #[cfg(feature = "kms")]
+            // Boxed: the KMS client's future is deep enough to overflow the compiler's layout
+            // limit inside the handler's future.
+            return Box::pin(self.kms.wallet(key_id)).await;
+            #[cfg(not(feature = "kms"))]
+            return Err(AppError::Unavailable(format!(
+                "PAYOUT_KMS_KEY_ID is {key_id:?}, but this binary is built without KMS (the `kms` feature)"
+            )));
+        }
         let key = self.key.as_ref().ok_or_else(|| {
-            AppError::Unavailable("payouts are not configured (PAYOUT_PRIVATE_KEY)".into())
+            AppError::Unavailable(
+                "payouts are not configured (PAYOUT_KMS_KEY_ID or PAYOUT_PRIVATE_KEY)".into(),
+            )
         })?;
-        signer(key).map_err(|_| AppError::internal(anyhow::anyhow!("the payout key is invalid")))
+        let signer = signer(key)
+            .map_err(|_| AppError::internal(anyhow::anyhow!("the payout key is invalid")))?;
+        let address = signer.address();
+        Ok((EthereumWallet::from(signer), address))
+    }
+}
+
+#[cfg(feature = "kms")]
+mod kms {
+    //! The KMS signer: aws-sdk-kms configured from the environment (`crate::aws`), without
+    //! aws-config, over rustls with ring, built without I/O.
+    use crate::config::Env;
+    use crate::error::{AppError, AppResult};
+    use alloy::network::EthereumWallet;
+    use alloy::primitives::Address;
+    use alloy::signers::Signer;
+    use alloy_signer_aws::AwsSigner;
+    use tokio::sync::OnceCell;
+
+    pub struct Kms {
+        client: aws_sdk_kms::Client,
+        signer: OnceCell<AwsSigner>,
+    }
+
+    impl Kms {
+        pub fn from_env(env: &Env) -> Self {
+            Self {
+                client: crate::aws::sdk_client!(aws_sdk_kms, env, "KMS"),
+                signer: OnceCell::new(),
+            }
+        }
+
+        pub async fn wallet(&self, key_id: &str) -> AppResult<(EthereumWallet, Address)> {
+            let signer = self
+                .signer
+                .get_or_try_init(|| AwsSigner::new(self.client.clone(), key_id.to_owned(), None))
+                .await
+                .map_err(|err| {
+                    tracing::warn!(error = %err, "AWS KMS: the payout key could not be read");
+                    AppError::Unavailable("AWS KMS is unavailable (PAYOUT_KMS_KEY_ID)".into())
+                })?;
+            Ok((EthereumWallet::from(signer.clone()), signer.address()))
+        }
     }
 }
 
@@ -193,8 +272,7 @@ pub async fn send(
                 "has no daily payout limit (PAYOUT_DAILY_LIMITS), so it is never paid out",
             )])
         })?;
-    let signer = payouts.signer()?;
-    let sender = signer.address();
+    let (wallet, sender) = payouts.wallet().await?;
     let provider = rpc.provider(chain.id).ok_or_else(|| {
         AppError::Unavailable(format!(
             "chain {} has no RPC endpoint (CHAIN_RPC_URLS)",
@@ -297,7 +375,7 @@ pub async fn send(
     .with_max_fee_per_gas(fees.max_fee_per_gas)
     .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
     let signed = request
-        .build(&EthereumWallet::from(signer))
+        .build(&wallet)
         .await
         .map_err(|e| AppError::internal(anyhow::anyhow!("signing a payout: {e}")))?;
     let raw = signed.encoded_2718();
