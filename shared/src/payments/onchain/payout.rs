@@ -192,15 +192,17 @@ mod kms {
     use alloy_signer_aws::AwsSigner;
     use tokio::sync::OnceCell;
 
+    /// Holds the environment only: the client and the signer are built on the first payout,
+    /// so a start (and every request that is no payout) pays nothing for them.
     pub struct Kms {
-        client: aws_sdk_kms::Client,
+        env: Env,
         signer: OnceCell<AwsSigner>,
     }
 
     impl Kms {
         pub fn from_env(env: &Env) -> Self {
             Self {
-                client: crate::aws::sdk_client!(aws_sdk_kms, env, "KMS"),
+                env: env.clone(),
                 signer: OnceCell::new(),
             }
         }
@@ -208,7 +210,10 @@ mod kms {
         pub async fn wallet(&self, key_id: &str) -> AppResult<(EthereumWallet, Address)> {
             let signer = self
                 .signer
-                .get_or_try_init(|| AwsSigner::new(self.client.clone(), key_id.to_owned(), None))
+                .get_or_try_init(|| {
+                    let client = crate::aws::sdk_client!(aws_sdk_kms, &self.env, "KMS");
+                    AwsSigner::new(client, key_id.to_owned(), None)
+                })
                 .await
                 .map_err(|err| {
                     tracing::warn!(error = %err, "AWS KMS: the payout key could not be read");
