@@ -544,6 +544,64 @@ async fn ten_concurrent_payouts_with_one_key_send_one_transaction(pool: PgPool) 
     assert_eq!(chain.payout_status(&payout).await, "CONFIRMED");
 }
 
+/// A payout dropped from the pool is sent again while it can still be mined; once another
+/// transaction of the payout account takes its nonce, and that is final, it is FAILED (it can
+/// never be mined), and never before.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_payout_whose_nonce_another_transaction_took_fails(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let anvil = &chain.anvil;
+    let before = chain.eth_balance(PAYEE).await;
+    anvil.rpc("evm_setAutomine", json!([false])).await.unwrap();
+    let body = json!({"chain_id": CHAIN, "to": PAYEE, "amount": ETH.to_string(),
+                      "currency": "ETH", "idempotency_key": "dropped"});
+    let sent = chain.payout(&chain.cast.admin, &body).await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
+    let (payout, hash) = (sent.str("id"), sent.str("tx_hash"));
+
+    // Dropped from the pool: the monitor sends the same bytes again.
+    anvil
+        .rpc("anvil_dropTransaction", json!([hash]))
+        .await
+        .unwrap();
+    later(chain.watch(&payout).await);
+    let pooled = anvil
+        .rpc("eth_getTransactionByHash", json!([hash]))
+        .await
+        .unwrap();
+    assert!(!pooled.is_null(), "re-broadcast");
+
+    // Dropped again, and the payout account's nonce 0 goes to another transaction.
+    anvil
+        .rpc("anvil_dropTransaction", json!([hash]))
+        .await
+        .unwrap();
+    anvil
+        .rpc(
+            "eth_sendTransaction",
+            json!([{"from": PAYOUT_ACCOUNT, "to": chain.accounts[0], "value": "0x1", "nonce": "0x0"}]),
+        )
+        .await
+        .unwrap();
+    anvil.mine(1).await.unwrap();
+    later(chain.watch(&payout).await);
+    assert_eq!(
+        chain.payout_status(&payout).await,
+        "PENDING",
+        "the replacement is not final yet (3 confirmations)"
+    );
+    anvil.mine(2).await.unwrap();
+    chain.watch(&payout).await.unwrap();
+    assert_eq!(chain.payout_status(&payout).await, "FAILED");
+    assert_eq!(
+        chain.eth_balance(PAYEE).await,
+        before,
+        "nothing was paid out"
+    );
+}
+
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_token_payout_moves_the_token_and_limits_and_keys_are_enforced(pool: PgPool) {
     let Some(chain) = Chain::start(pool).await else {

@@ -12,7 +12,9 @@
 //!
 //! A payout is watched the same way: while unseen, its stored signed bytes are broadcast again
 //! (the same transaction, never a second one); once final it is CONFIRMED, or FAILED if it
-//! reverted.
+//! reverted. It also fails, without a deadline, once its nonce is spent by another transaction
+//! of the payout account at the chain's finality (dropped and replaced): it can never be mined
+//! then, and a payout is never failed while it still could be.
 
 use super::payout::PayoutStatus;
 use super::{Chain, Chains, Finality, provider, submit::Watch};
@@ -91,7 +93,7 @@ impl ChainMonitor {
     async fn payout(&self, payout_id: uuid::Uuid) -> Result<(), JobError> {
         let pool = self.db.pool().map_err(|e| JobError::Retry(e.into()))?;
         let Some(row) = sqlx::query!(
-            r#"SELECT chain_id, tx_hash, raw_tx, status AS "status: PayoutStatus"
+            r#"SELECT chain_id, tx_hash, raw_tx, sender, nonce, status AS "status: PayoutStatus"
                FROM payouts WHERE id = $1"#,
             payout_id
         )
@@ -114,6 +116,14 @@ impl ChainMonitor {
             JobError::Retry(anyhow::anyhow!("chain {chain_id}: {e}"))
         };
         let status = match inclusion(rpc, chain, hash).await.map_err(retry)? {
+            Inclusion::Unseen
+                if nonce_spent(rpc, chain, &row.sender, row.nonce)
+                    .await
+                    .map_err(retry)? =>
+            {
+                tracing::warn!(payout = %payout_id, "payout replaced: its nonce went to another transaction");
+                PayoutStatus::Failed
+            }
             Inclusion::Unseen => {
                 // Never sent, or dropped: the same signed bytes again (an error such as
                 // "already known" changes nothing).
@@ -271,6 +281,35 @@ async fn inclusion(
     } else {
         Inclusion::NotFinal
     })
+}
+
+/// Whether `sender`'s transaction number `nonce` is spent, at the chain's finality: the account
+/// has sent more than `nonce` transactions by the last final block.
+async fn nonce_spent(
+    rpc: &DynProvider,
+    chain: &Chain,
+    sender: &str,
+    nonce: i64,
+) -> Result<bool, alloy::transports::TransportError> {
+    let Ok(sender) = sender.parse::<Address>() else {
+        return Ok(false);
+    };
+    let at = match chain.finality {
+        Finality::Confirmations(n) => {
+            let latest = rpc.get_block_number().await?;
+            match (latest + 1).checked_sub(n) {
+                Some(number) => BlockNumberOrTag::Number(number),
+                None => return Ok(false),
+            }
+        }
+        Finality::Safe => BlockNumberOrTag::Safe,
+        Finality::Finalized => BlockNumberOrTag::Finalized,
+    };
+    let sent = rpc
+        .get_transaction_count(sender)
+        .block_id(at.into())
+        .await?;
+    Ok(u64::try_from(nonce).is_ok_and(|nonce| sent > nonce))
 }
 
 /// Reads a payment's fate (see the module's comment).
