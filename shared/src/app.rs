@@ -2,7 +2,7 @@
 //! OpenAPI document merged from every area. The only module that names the areas; the core
 //! (config, runtime, errors, extractors, auth, stores, queue) never does.
 
-use crate::function::needs::{CHAIN_RPC, DATABASE, PRIVATE_KEY, PUBLIC_KEYS};
+use crate::function::needs::{CHAIN_RPC, DATABASE, EPHEMERAL_TABLE, PRIVATE_KEY, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Schedule, Trigger, http};
 use crate::identity;
 use crate::platform::{Platform, StartupError};
@@ -41,7 +41,7 @@ pub static LINK_IDENTITY: FunctionSpec = FunctionSpec {
     name: "link-identity",
     resource: "LinkIdentity",
     trigger: http::<identity::LinkIdentity>(),
-    needs: &[&DATABASE, &PUBLIC_KEYS, &SIWE, &CHAIN_RPC],
+    needs: &[&DATABASE, &PUBLIC_KEYS, &SIWE, &CHAIN_RPC, &EPHEMERAL_TABLE],
     aws: &[],
 };
 
@@ -49,7 +49,7 @@ pub static LOGIN: FunctionSpec = FunctionSpec {
     name: "login",
     resource: "Login",
     trigger: http::<identity::Login>(),
-    needs: &[&DATABASE, &PRIVATE_KEY],
+    needs: &[&DATABASE, &PRIVATE_KEY, &EPHEMERAL_TABLE],
     aws: &[],
 };
 
@@ -57,7 +57,7 @@ pub static LOGIN_BLOCKCHAIN: FunctionSpec = FunctionSpec {
     name: "login-blockchain",
     resource: "LoginBlockchain",
     trigger: http::<identity::LoginBlockchain>(),
-    needs: &[&DATABASE, &PRIVATE_KEY, &SIWE, &CHAIN_RPC],
+    needs: &[&DATABASE, &PRIVATE_KEY, &SIWE, &CHAIN_RPC, &EPHEMERAL_TABLE],
     aws: &[],
 };
 
@@ -73,7 +73,7 @@ pub static REGISTER: FunctionSpec = FunctionSpec {
     name: "register",
     resource: "Register",
     trigger: http::<identity::Register>(),
-    needs: &[&DATABASE, &PRIVATE_KEY, &SIWE, &CHAIN_RPC],
+    needs: &[&DATABASE, &PRIVATE_KEY, &SIWE, &CHAIN_RPC, &EPHEMERAL_TABLE],
     aws: &[],
 };
 

@@ -49,16 +49,18 @@ impl AwsEnv {
 }
 
 /// An AWS SDK client configured from [`AwsEnv`] (region, credentials, `AWS_ENDPOINT_URL_<SERVICE>`)
-/// over rustls with ring, built without I/O: the first call opens the connection. A macro
-/// because each SDK crate has its own `Config` and `Client` types.
-#[cfg_attr(not(any(feature = "sqs", feature = "kms")), allow(unused_macros))]
+/// sent through reqwest (`smithy-transport-reqwest`: the HTTP and TLS stack every function already
+/// links, on the process-wide ring provider), built without I/O: the first call opens the
+/// connection. A macro because each SDK crate has its own `Config` and `Client` types.
+#[cfg_attr(
+    not(any(feature = "sqs", feature = "kms", feature = "dynamodb")),
+    allow(unused_macros)
+)]
 macro_rules! sdk_client {
     ($sdk:ident, $env:expr, $service:literal) => {{
-        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+        $crate::tls::install_provider();
         let aws = $crate::aws::AwsEnv::from_env($env);
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::Ring))
-            .build_https();
+        let http = smithy_transport_reqwest::ReqwestHttpClient::new();
         let mut config = $sdk::Config::builder()
             .behavior_version($sdk::config::BehaviorVersion::latest())
             .region($sdk::config::Region::new(aws.region))
@@ -72,5 +74,8 @@ macro_rules! sdk_client {
         $sdk::Client::from_conf(config.build())
     }};
 }
-#[cfg_attr(not(any(feature = "sqs", feature = "kms")), allow(unused_imports))]
+#[cfg_attr(
+    not(any(feature = "sqs", feature = "kms", feature = "dynamodb")),
+    allow(unused_imports)
+)]
 pub(crate) use sdk_client;

@@ -85,7 +85,7 @@ pub const fn secret(name: &'static str) -> FaasValue {
 
 /// The core's needs; areas declare theirs beside their configuration.
 pub mod needs {
-    use super::{Need, Var, optional, required, secret};
+    use super::{AwsAccess, FaasValue, Need, SamValue, Var, optional, required, secret};
 
     pub const DATABASE: Need = Need {
         name: "database",
@@ -134,6 +134,26 @@ pub mod needs {
         aws: &[],
     };
 
+    /// The variable that moves the ephemeral store (rate windows, lockouts, idempotency keys)
+    /// to DynamoDB.
+    pub const EPHEMERAL_TABLE_VAR: &str = "EPHEMERAL_STORE_TABLE";
+
+    /// The function counts rate windows and lockouts in the shared ephemeral store: on AWS the
+    /// stack's DynamoDB table (the function is built with gantry's `dynamodb` feature); on
+    /// OpenFaaS and locally, Postgres.
+    pub const EPHEMERAL_TABLE: Need = Need {
+        name: "ephemeral-table",
+        can_be_unavailable: true,
+        vars: &[Var {
+            name: EPHEMERAL_TABLE_VAR,
+            sam: SamValue::Fixed {
+                value: "!Ref EphemeralTable",
+            },
+            openfaas: FaasValue::Unset,
+        }],
+        aws: &[AwsAccess::EphemeralTable],
+    };
+
     /// The function calls a chain (EIP-1271 contract wallets, on-chain payments).
     pub const CHAIN_RPC: Need = Need {
         name: "chain-rpc",
@@ -163,6 +183,8 @@ pub enum AwsAccess {
     DocumentsBucket,
     /// Every queue worker's queue (the outbox relay).
     SendToEveryQueue,
+    /// Item reads and writes on the stack's ephemeral-store table (DynamoDB).
+    EphemeralTable,
     /// `kms:Sign` and `kms:GetPublicKey` on the KMS key whose id is this stack parameter.
     KmsSign {
         key_parameter: &'static str,

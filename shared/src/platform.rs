@@ -14,6 +14,7 @@ use crate::config::{ConfigError, CoreConfig, Env, JwtConfig, PoolDefault};
 use crate::db::Db;
 use crate::edge::EdgeConfig;
 use crate::error::{AppError, AppResult};
+use crate::need::needs;
 use crate::queue::{PgQueue, Queue};
 use crate::store::{IdempotencyStore, Lockouts, PgEphemeral, RateLimiter};
 use secrecy::{ExposeSecret, SecretString};
@@ -167,9 +168,30 @@ pub struct Edge {
 }
 
 /// The shared ephemeral store, one object per trait.
+///
+/// The DynamoDB store is built on first use, inside [`Stores::parts`]: only the functions that
+/// call the store's getters reach its code, so a build that enables the `dynamodb` feature for
+/// several functions at once (features unify across one build) still leaves the SDK out of the
+/// others.
 #[derive(Clone, Default)]
 pub struct Stores {
-    parts: Option<StoreParts>,
+    source: Source,
+}
+
+#[derive(Clone, Default)]
+enum Source {
+    #[default]
+    Unconfigured,
+    Built(StoreParts),
+    #[cfg(feature = "dynamodb")]
+    Dynamo(Arc<LazyDynamo>),
+}
+
+#[cfg(feature = "dynamodb")]
+struct LazyDynamo {
+    env: Env,
+    table: String,
+    built: OnceLock<StoreParts>,
 }
 
 #[derive(Clone)]
@@ -179,22 +201,60 @@ struct StoreParts {
     idempotency: Arc<dyn IdempotencyStore>,
 }
 
+impl StoreParts {
+    fn of<T: RateLimiter + Lockouts + IdempotencyStore + 'static>(store: Arc<T>) -> Self {
+        Self {
+            rate: store.clone(),
+            lockouts: store.clone(),
+            idempotency: store,
+        }
+    }
+}
+
 impl Stores {
     /// Every trait served by one implementation.
     pub fn of<T: RateLimiter + Lockouts + IdempotencyStore + 'static>(store: Arc<T>) -> Self {
         Self {
-            parts: Some(StoreParts {
-                rate: store.clone(),
-                lockouts: store.clone(),
-                idempotency: store,
-            }),
+            source: Source::Built(StoreParts::of(store)),
+        }
+    }
+
+    /// The DynamoDB store on `table`, built on first use; a startup error in a function built
+    /// without it, so a deployment that asks for it never counts somewhere else unnoticed.
+    fn dynamo(env: &Env, table: String) -> Result<Self, StartupError> {
+        #[cfg(feature = "dynamodb")]
+        return Ok(Self {
+            source: Source::Dynamo(Arc::new(LazyDynamo {
+                env: env.clone(),
+                table,
+                built: OnceLock::new(),
+            })),
+        });
+        #[cfg(not(feature = "dynamodb"))]
+        {
+            let _ = (env, table);
+            Err(ConfigError::invalid(
+                needs::EPHEMERAL_TABLE_VAR,
+                "this function was built without the `dynamodb` feature of gantry",
+            )
+            .into())
         }
     }
 
     fn parts(&self) -> AppResult<&StoreParts> {
-        self.parts.as_ref().ok_or_else(|| {
-            AppError::Unavailable("the ephemeral store is not configured (DATABASE_URL)".into())
-        })
+        match &self.source {
+            Source::Built(parts) => Ok(parts),
+            #[cfg(feature = "dynamodb")]
+            Source::Dynamo(lazy) => Ok(lazy.built.get_or_init(|| {
+                StoreParts::of(Arc::new(crate::store::DynamoEphemeral::new(
+                    &lazy.env,
+                    lazy.table.clone(),
+                )))
+            })),
+            Source::Unconfigured => Err(AppError::Unavailable(
+                "the ephemeral store is not configured (DATABASE_URL)".into(),
+            )),
+        }
     }
 
     pub fn rate_limiter(&self) -> AppResult<&dyn RateLimiter> {
@@ -278,14 +338,14 @@ impl Platform {
         tokens: Tokens,
     ) -> Result<Self, StartupError> {
         let edge_config = Arc::new(EdgeConfig::from_env(&env)?);
-        // The one place the implementations are chosen: Postgres today; DynamoDB (ephemeral)
-        // and SQS (queue) join here, from configuration.
-        let (stores, queues) = if db.configured() {
-            let stores = Stores::of(Arc::new(PgEphemeral::on(db.clone())));
-            (stores, Queues(Some(db.clone())))
-        } else {
-            (Stores::default(), Queues(None))
+        // The one place the ephemeral store is chosen: DynamoDB where a table is configured,
+        // else Postgres. (Jobs always enter through the Postgres queue or outbox.)
+        let stores = match env.get(needs::EPHEMERAL_TABLE_VAR) {
+            Some(table) => Stores::dynamo(&env, table)?,
+            None if db.configured() => Stores::of(Arc::new(PgEphemeral::on(db.clone()))),
+            None => Stores::default(),
         };
+        let queues = Queues(db.configured().then(|| db.clone()));
         Ok(Self {
             edge: Edge {
                 trust_forwarded_for: config.trust_forwarded_for,
@@ -316,6 +376,27 @@ mod tests {
             PoolDefault::Function,
         )
         .await
+    }
+
+    /// A table asks for the DynamoDB store: built lazily (no database needed, no I/O at start)
+    /// where the feature is in, refused at start where it is not.
+    #[tokio::test]
+    async fn a_table_chooses_the_dynamodb_store_or_refuses_to_start() {
+        let outcome = load(&[("EPHEMERAL_STORE_TABLE", "gantry-ephemeral")]).await;
+        #[cfg(feature = "dynamodb")]
+        {
+            let platform = outcome.expect("starts");
+            assert!(platform.stores.rate_limiter().is_ok());
+            assert!(platform.stores.lockouts().is_ok());
+        }
+        #[cfg(not(feature = "dynamodb"))]
+        assert!(
+            outcome.is_err_and(|e| e.to_string().contains("EPHEMERAL_STORE_TABLE")),
+            "a function without the feature refuses the table"
+        );
+        // Without a table or a database there is no shared store: 503, not a local stand-in.
+        let bare = load(&[]).await.expect("starts");
+        assert!(bare.stores.rate_limiter().is_err());
     }
 
     #[tokio::test]

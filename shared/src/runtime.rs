@@ -108,17 +108,28 @@ async fn run_to_completion(
     }
 }
 
-/// JSON logs; `RUST_LOG` filters (default `info`). Each line lists its spans, so an error names
+/// JSON logs; `RUST_LOG` filters by target and level (`info`, `gantry=debug,sqlx=warn`; default
+/// `info`, and an unreadable value falls back to it). Each line lists its spans, so an error names
 /// the request and the operation (rules are `#[instrument]`ed) it happened in.
+///
+/// The filter is `Targets`, not `EnvFilter`: `EnvFilter`'s span and field matchers bring a regex
+/// engine, about 270 KiB of code in every function, for filters a function's logs never need.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let json = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(false)
         .with_span_list(true)
-        .without_time()
+        .without_time();
+    let _ = tracing_subscriber::registry()
+        .with(json)
+        .with(filter)
         .try_init();
 }
 

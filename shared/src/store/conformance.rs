@@ -18,6 +18,19 @@ fn expect<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Outcom
     }
 }
 
+/// Every check but the timed one ([`entries_end_on_time`]): replay, mismatch, scopes, 10
+/// concurrent first uses, rate windows, any string as a key, lockouts.
+pub async fn the_whole_contract<S>(store: &S) -> Outcome
+where
+    S: IdempotencyStore + Lockouts + RateLimiter,
+{
+    idempotency_runs_once_then_replays(store).await?;
+    concurrent_first_uses_start_once(store).await?;
+    a_rate_window_limits_then_tells_when(store).await?;
+    lockouts_lock_then_clear(store).await?;
+    any_string_is_a_key(store).await
+}
+
 pub async fn idempotency_runs_once_then_replays(store: &dyn IdempotencyStore) -> Outcome {
     let first = store.begin("payouts", "k1", b"req-a", DAY).await?;
     expect("first use", first, Idempotency::Started)?;
@@ -106,4 +119,65 @@ pub async fn lockouts_lock_then_clear(lockouts: &dyn Lockouts) -> Outcome {
     )?;
     lockouts.clear("a@x.io").await?;
     expect("after clear", lockouts.locked_for("a@x.io").await?, None)
+}
+
+/// Entries end on time, whatever the store does with them afterwards (DynamoDB deletes expired
+/// items only eventually): an expired idempotency key starts again, a lock ends, and a new rate
+/// window counts from zero. Sleeps about three seconds in all.
+pub async fn entries_end_on_time<S>(store: &S) -> Outcome
+where
+    S: IdempotencyStore + Lockouts + RateLimiter,
+{
+    let second = Duration::from_secs(1);
+    let past = Duration::from_millis(1_100);
+    expect(
+        "a key for one second",
+        store.begin("ttl", "brief", b"req-a", second).await?,
+        Idempotency::Started,
+    )?;
+    store.complete("ttl", "brief", 200, &json!({})).await?;
+    tokio::time::sleep(past).await;
+    expect(
+        "the same key, expired, for another request",
+        store.begin("ttl", "brief", b"req-b", DAY).await?,
+        Idempotency::Started,
+    )?;
+
+    let policy = LockoutPolicy {
+        threshold: 1,
+        base: second,
+        max: second,
+    };
+    expect(
+        "a one-second lock",
+        store.record_failure("brief@x.io", policy).await?,
+        Some(second),
+    )?;
+    if store.locked_for("brief@x.io").await?.is_none() {
+        anyhow::bail!("the lock did not hold");
+    }
+    tokio::time::sleep(past).await;
+    expect(
+        "the lock after its second",
+        store.locked_for("brief@x.io").await?,
+        None,
+    )?;
+
+    store.hit("ttl:window", 1, second).await?;
+    let retry_after = match store.hit("ttl:window", 1, second).await? {
+        RateDecision::Limited { retry_after } => retry_after,
+        RateDecision::Allowed => {
+            // The first hit was the last moment of a window; this one opened the next.
+            match store.hit("ttl:window", 1, second).await? {
+                RateDecision::Limited { retry_after } => retry_after,
+                other => anyhow::bail!("a one-second window of one hit, hit again: {other:?}"),
+            }
+        }
+    };
+    tokio::time::sleep(retry_after).await;
+    expect(
+        "the next window",
+        store.hit("ttl:window", 1, second).await?,
+        RateDecision::Allowed,
+    )
 }

@@ -2,16 +2,21 @@
 //! commit together with a Postgres transaction (what does, such as spending a SIWE nonce, is
 //! written in that transaction by its owner), so the traits take no connection.
 //!
-//! Small traits, so each caller depends only on what it uses. Two implementations today:
-//! [`PgEphemeral`] (shared by every instance) and [`MemoryEphemeral`] (one process: unit tests,
-//! and per-instance limits). A DynamoDB implementation arrives behind the same traits. The
-//! implementation is chosen in one place, `crate::platform::Platform::load`.
+//! Small traits, so each caller depends only on what it uses. Three implementations:
+//! [`PgEphemeral`] (shared by every instance; the default), `DynamoEphemeral` (the `dynamodb`
+//! feature, chosen by `EPHEMERAL_STORE_TABLE`) and [`MemoryEphemeral`] (one process: unit tests,
+//! and per-instance limits). All three pass [`conformance`]. The implementation is chosen in one
+//! place, `crate::platform::Platform::load`.
 
 pub mod conformance;
+#[cfg(feature = "dynamodb")]
+mod dynamo;
 pub mod housekeeping;
 mod memory;
 mod postgres;
 
+#[cfg(feature = "dynamodb")]
+pub use dynamo::{DynamoEphemeral, PARTITION_KEY, TTL_ATTRIBUTE};
 pub use memory::MemoryEphemeral;
 pub use postgres::{PURGES, PgEphemeral};
 
@@ -28,14 +33,22 @@ pub enum StoreError {
     Postgres(#[from] sqlx::Error),
     #[error("the ephemeral store's database is misconfigured (DATABASE_URL)")]
     Unconfigured,
+    #[error("ephemeral store (dynamodb): {0}")]
+    Dynamo(String),
+    #[error("ephemeral store: too many concurrent writers to one key")]
+    Contended,
 }
 
 impl From<StoreError> for AppError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Postgres(err) => err.into(),
-            unconfigured @ StoreError::Unconfigured => {
-                AppError::Unavailable(unconfigured.to_string())
+            unavailable @ (StoreError::Unconfigured | StoreError::Contended) => {
+                AppError::Unavailable(unavailable.to_string())
+            }
+            StoreError::Dynamo(err) => {
+                tracing::warn!(error = %err, "the ephemeral store (DynamoDB) did not answer");
+                AppError::Unavailable("the ephemeral store is unavailable".into())
             }
         }
     }
@@ -118,6 +131,41 @@ pub trait IdempotencyStore: Send + Sync {
         status: u16,
         response: &Value,
     ) -> StoreResult<()>;
+}
+
+/// Longest key stored as given; longer ones are stored as their SHA-256.
+const MAX_STORED_KEY: usize = 256;
+
+/// The form a key is stored in. The traits take any string, but Postgres `text` cannot hold NUL,
+/// a B-tree index entry and a DynamoDB partition key are limited in size, and callers key limits
+/// by what a client sent, before validating it: a key with NUL or over 256 bytes is stored as
+/// `sha256:<hex>`.
+fn stored(key: &str) -> std::borrow::Cow<'_, str> {
+    use sha2::Digest;
+    if key.len() <= MAX_STORED_KEY && !key.contains('\0') {
+        return std::borrow::Cow::Borrowed(key);
+    }
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    std::borrow::Cow::Owned(format!("sha256:{hex}"))
+}
+
+/// Milliseconds since the epoch, by this machine's clock (the memory and DynamoDB stores).
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+fn millis_left(until: u128, now: u128) -> i128 {
+    i128::try_from(until).unwrap_or(i128::MAX) - i128::try_from(now).unwrap_or(i128::MAX)
+}
+
+/// What is left of a lock held until `until` (epoch milliseconds), if anything.
+fn lock_left(until: Option<u128>, now: u128) -> Option<Duration> {
+    until
+        .filter(|until| *until > now)
+        .map(|until| whole_seconds_left(millis_left(until, now)))
 }
 
 /// Rounds a remaining duration up to whole seconds (Retry-After is in seconds, never 0).

@@ -2,7 +2,7 @@
 
 use super::{
     Idempotency, IdempotencyStore, LockoutPolicy, Lockouts, RateDecision, RateLimiter, StoreError,
-    StoreResult, whole_seconds_left,
+    StoreResult, stored, whole_seconds_left,
 };
 use crate::db::Db;
 use async_trait::async_trait;
@@ -29,22 +29,6 @@ impl PgEphemeral {
     fn pool(&self) -> StoreResult<&PgPool> {
         self.db.get().ok_or(StoreError::Unconfigured)
     }
-}
-
-/// Longest key stored as given; longer ones are stored as their SHA-256.
-const MAX_STORED_KEY: usize = 256;
-
-/// The form a key is stored in. The traits take any string, but Postgres `text` cannot hold NUL
-/// and a B-tree index entry is limited in size, so a key with NUL or over 256 bytes (callers key
-/// limits by what a client sent, before validating it) is stored as `sha256:<hex>`.
-fn stored(key: &str) -> std::borrow::Cow<'_, str> {
-    use sha2::Digest;
-    if key.len() <= MAX_STORED_KEY && !key.contains('\0') {
-        return std::borrow::Cow::Borrowed(key);
-    }
-    let digest = sha2::Sha256::digest(key.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    std::borrow::Cow::Owned(format!("sha256:{hex}"))
 }
 
 fn seconds(d: Duration) -> f64 {

@@ -107,3 +107,37 @@ fn the_sam_routes_are_the_api_routes() {
         "gantry::app::FUNCTIONS vs openapi.json"
     );
 }
+
+/// A function whose table entry needs the ephemeral table is built with gantry's `dynamodb`
+/// feature (else it refuses to start where SAM gives it the table), and no other function links
+/// the SDK; the table template.yaml creates has the key and TTL attribute the store writes.
+#[test]
+fn the_functions_that_use_the_ephemeral_table_link_dynamodb_and_only_they() {
+    use gantry::function::needs::EPHEMERAL_TABLE;
+    for f in gantry::app::FUNCTIONS {
+        let manifest = read(&format!("functions/{}/Cargo.toml", f.name));
+        let links = manifest.contains("\"dynamodb\"");
+        let needs = f.needs.iter().any(|n| **n == EPHEMERAL_TABLE);
+        assert_eq!(links, needs, "{}: dynamodb feature vs need", f.name);
+    }
+    let template = read("template.yaml");
+    let table = template
+        .split("\n  EphemeralTable:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("template.yaml declares EphemeralTable");
+    assert!(
+        table.contains(&format!(
+            "AttributeName: {}\n          AttributeType: S",
+            gantry::store::PARTITION_KEY
+        )),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!(
+            "TimeToLiveSpecification:\n        AttributeName: {}\n        Enabled: true",
+            gantry::store::TTL_ATTRIBUTE
+        )),
+        "{table}"
+    );
+}

@@ -171,10 +171,8 @@ async fn openfaas_gets_one_async_invocation_per_due_row(pool: PgPool) {
 
 /// A client for the moto server, to make the queues and read what arrived.
 fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
+    gantry::tls::install_provider();
+    let http = smithy_transport_reqwest::ReqwestHttpClient::new();
     let config = aws_sdk_sqs::Config::builder()
         .region(aws_sdk_sqs::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_sqs::config::Credentials::new(

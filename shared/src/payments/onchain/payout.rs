@@ -64,7 +64,7 @@ pub const NEED: Need = Need {
             sam: optional(
                 "PayoutKmsKeyId",
                 false,
-                "Id of an AWS KMS key (ECC_SECG_P256K1, SIGN_VERIFY) that signs payouts; it wins over PayoutPrivateKey",
+                "Id of an AWS KMS key (ECC_SECG_P256K1, SIGN_VERIFY) that signs payouts, or `create` for a key the stack creates; it wins over PayoutPrivateKey",
             ),
             openfaas: FaasValue::Unset,
         },
