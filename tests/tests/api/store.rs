@@ -253,3 +253,55 @@ async fn an_unreachable_table_is_an_error() {
     assert!(store.hit("k", 1, Duration::from_secs(60)).await.is_err());
     assert!(store.locked_for("k").await.is_err());
 }
+
+/// With `EPHEMERAL_STORE_TABLE` set, the API's limits and lockouts live in DynamoDB: the lock
+/// holds over HTTP, the streak is an item of the table, and Postgres holds none of it.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn with_a_table_the_api_locks_out_through_dynamodb(pool: PgPool) {
+    let Some(endpoint) = gantry_tests::moto() else {
+        return;
+    };
+    let (client, table) = dynamo_table(&endpoint).await;
+    let aws = gantry_tests::aws_env(&endpoint);
+    let mut env: Vec<(&str, &str)> = aws.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend([
+        ("EPHEMERAL_STORE_TABLE", table.as_str()),
+        ("LOCKOUT_THRESHOLD", "2"),
+        ("LOCKOUT_BASE_SECONDS", "60"),
+    ]);
+    let app = gantry_tests::TestApp::with(pool, &env);
+    app.register("ada@example.com").await;
+    for _ in 0..2 {
+        app.post("/login-email-password")
+            .json(&serde_json::json!({"email": "ada@example.com", "password": "wrong password"}))
+            .send()
+            .await
+            .problem(401);
+    }
+    app.post("/login-email-password")
+        .json(&serde_json::json!({"email": "ada@example.com", "password": gantry_tests::PASSWORD}))
+        .send()
+        .await
+        .problem(429);
+
+    let streak = client
+        .get_item()
+        .table_name(&table)
+        .key(
+            PARTITION_KEY,
+            AttributeValue::S("lock#ada@example.com".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let streak = streak.item().expect("the streak is an item of the table");
+    assert_eq!(streak.get("failures"), Some(&AttributeValue::N("2".into())));
+    assert!(streak.contains_key("locked_until"));
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM login_lockouts) + (SELECT count(*) FROM rate_limits)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, 0, "lockouts and rate windows in Postgres");
+}
