@@ -111,7 +111,7 @@ database_named() { # name
 # anvil (a real Ethereum node), solc (contract compiler), ethers (the independent SIWE signer),
 # stripe (stripe-node: the independent Stripe webhook signer and the webhook benchmark peer).
 export GANTRY_NPM=${GANTRY_NPM:-$HOME/.cache/gantry/npm}
-NPM_TOOLS=(@foundry-rs/anvil-linux-amd64@1.7.1 solc@0.8.37 ethers@6.17.0 stripe@23.1.0)
+NPM_TOOLS=(@foundry-rs/anvil-linux-amd64@1.7.1 solc@0.8.37 ethers@6.17.0 stripe@23.1.0 maildev@2.2.1)
 ensure_npm_tools() {
   local marker="$GANTRY_NPM/.installed-$(printf '%s\n' "${NPM_TOOLS[@]}" | md5sum | cut -c1-12)"
   if [ ! -f "$marker" ]; then
@@ -180,6 +180,28 @@ free_port() {
 # The moto server (PyPI moto[server]): AWS APIs (S3 for the IPFS blockstore) on a free loopback
 # port, stopped when the calling script exits. Points the AWS SDK at it through
 # AWS_ENDPOINT_URL, with moto's dummy credentials.
+# maildev (installed with the npm tools): an SMTP server that keeps what it receives, with a web
+# inbox and a REST API (GET /email). Exports MAIL_CATCHER_SMTP (smtp://127.0.0.1:PORT) and
+# MAIL_CATCHER_WEB (http://127.0.0.1:PORT).
+start_maildev() {
+  ensure_npm_tools || return 1
+  local smtp web
+  smtp=$(free_port); web=$(free_port)
+  mkdir -p "$GANTRY_ROOT/.data"
+  "$GANTRY_NPM/node_modules/.bin/maildev" --ip 127.0.0.1 --smtp "$smtp" --web "$web" \
+    >"$GANTRY_ROOT/.data/maildev.log" 2>&1 &
+  MAILDEV_PID=$!
+  for _ in $(seq 1 100); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$web/email', timeout=1)" 2>/dev/null; then
+      export MAIL_CATCHER_SMTP="smtp://127.0.0.1:$smtp" MAIL_CATCHER_WEB="http://127.0.0.1:$web"
+      return 0
+    fi
+    sleep 0.2
+  done
+  log "maildev did not start: see .data/maildev.log"
+  return 1
+}
+
 start_moto() {
   ensure_pip_tool moto_server "moto[server]" || return 1
   local port

@@ -269,12 +269,37 @@ pub static CHAIN_MONITOR: FunctionSpec = FunctionSpec {
     aws: &[],
 };
 
+fn mailer_handler(platform: &Platform) -> Result<Arc<dyn JobHandler>, StartupError> {
+    let transport = crate::mail::transport_from_env(&platform.env)?;
+    Ok(Arc::new(crate::mail::Mailer::new(
+        platform.db.clone(),
+        transport,
+    )))
+}
+
+/// Delivers the mail outbox (one job per mail).
+pub static MAILER: FunctionSpec = FunctionSpec {
+    name: crate::mail::QUEUE,
+    resource: "Mailer",
+    trigger: Trigger::Queue {
+        build: mailer_handler,
+        schedule: None,
+    },
+    needs: &[&DATABASE, &crate::mail::NEED],
+    aws: &[],
+};
+
 /// Every owner's purges, for the housekeeping job.
 pub fn purges() -> impl Iterator<Item = housekeeping::Purge> {
-    [crate::store::PURGES, crate::queue::PURGES, identity::PURGES]
-        .into_iter()
-        .flatten()
-        .copied()
+    [
+        crate::store::PURGES,
+        crate::queue::PURGES,
+        crate::mail::PURGES,
+        identity::PURGES,
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
 }
 
 fn housekeeping_handler(platform: &Platform) -> Result<Arc<dyn JobHandler>, StartupError> {
@@ -336,6 +361,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &LINK_IDENTITY,
     &LOGIN,
     &LOGIN_BLOCKCHAIN,
+    &MAILER,
     &OUTBOX_RELAY,
     &PAYOUTS,
     &PIN_FOLLOW_UP,

@@ -24,6 +24,7 @@ pub mod function;
 
 pub mod identity;
 pub mod ipfs;
+pub mod mail;
 pub mod need;
 pub mod openapi;
 pub mod payments;

@@ -41,23 +41,60 @@ static IPFS_DIR: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         .to_string()
 });
 
+/// A tool `scripts/test` starts is missing (`var` unset): a failure in CI (`CI=true`), a loud skip
+/// elsewhere.
+fn missing<T>(var: &str, tests: &str) -> Option<T> {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{var} is not set: CI must run {tests}"
+    );
+    eprintln!("\n!!! SKIPPED: {var} is not set (run scripts/test). CI does not skip this.\n");
+    None
+}
+
 /// The moto server's endpoint (`scripts/test` starts it and sets `AWS_ENDPOINT_URL`, with
 /// `AWS_REGION` and dummy credentials). Without it a test that needs AWS fails in CI
 /// (`CI=true`) and is skipped, loudly, elsewhere: `None` means skip.
 pub fn moto() -> Option<String> {
     match std::env::var("AWS_ENDPOINT_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "AWS_ENDPOINT_URL is not set: CI must run the AWS tests (scripts/test starts moto)"
-            );
-            eprintln!(
-                "\n!!! SKIPPED: AWS_ENDPOINT_URL is not set (run scripts/test). CI does not skip this.\n"
-            );
-            None
-        }
+        _ => missing(
+            "AWS_ENDPOINT_URL",
+            "the AWS tests (scripts/test starts moto)",
+        ),
     }
+}
+
+/// The mail catcher `scripts/test` starts (maildev): its SMTP URL and its web API's base URL, from
+/// `MAIL_CATCHER_SMTP` and `MAIL_CATCHER_WEB`. Missing: fails in CI, skipped loudly elsewhere.
+pub fn mail_catcher() -> Option<(String, String)> {
+    match (
+        std::env::var("MAIL_CATCHER_SMTP"),
+        std::env::var("MAIL_CATCHER_WEB"),
+    ) {
+        (Ok(smtp), Ok(web)) if !smtp.is_empty() && !web.is_empty() => Some((smtp, web)),
+        _ => missing(
+            "MAIL_CATCHER_SMTP",
+            "the mail tests (scripts/test starts maildev)",
+        ),
+    }
+}
+
+/// The messages the catcher at `web` holds for `recipient`.
+pub async fn caught_mail(web: &str, recipient: &str) -> Vec<serde_json::Value> {
+    let all: Vec<serde_json::Value> = reqwest::get(format!("{web}/email"))
+        .await
+        .expect("the mail catcher answers")
+        .json()
+        .await
+        .expect("a JSON list of messages");
+    all.into_iter()
+        .filter(|m| {
+            m["to"]
+                .as_array()
+                .is_some_and(|to| to.iter().any(|t| t["address"] == recipient))
+        })
+        .collect()
 }
 
 /// The AWS settings that reach the moto server at `endpoint`, as variables (spawned binaries

@@ -11,6 +11,7 @@ mod fixtures;
 mod identity;
 mod ipfs_backends;
 mod links;
+mod mail;
 mod onchain;
 mod payments;
 mod pool;

@@ -1,0 +1,117 @@
+//! Mail, sent so that nothing is lost and no request waits on SMTP. A request that sends mail
+//! calls [`send`] inside its own transaction: the message goes into `mail_outbox` with a `mailer`
+//! job ([`crate::queue::enqueue`]), so it exists if and only if the change it tells about commits.
+//! The `mailer` queue worker ([`Mailer`]) delivers it through the configured [`MailTransport`]:
+//! SMTP (`MAIL_SMTP_URL`, lettre, the `smtp` feature, linked only into the mailer and the local
+//! gateway). A transient failure is a retry (then the dead-letter queue); a permanent refusal is
+//! recorded on the row and never retried. With no transport configured, the jobs wait.
+
+mod worker;
+
+#[cfg(feature = "smtp")]
+mod smtp;
+
+pub use worker::{MailTransport, Mailer, OutboxMail, Refusal, transport_from_env};
+
+use crate::error::{AppError, AppResult};
+use crate::need::{FaasValue, Need, Var, optional, secret};
+use crate::queue::enqueue;
+use sqlx::PgConnection;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The worker's queue, and its function's name.
+pub const QUEUE: &str = "mailer";
+
+/// What the mailer needs: where to send from, and an SMTP server.
+pub const NEED: Need = Need {
+    name: "mail",
+    can_be_unavailable: false,
+    vars: &[
+        Var {
+            name: "MAIL_FROM",
+            sam: optional(
+                "MailFrom",
+                false,
+                "Sender of every mail, e.g. gantry <no-reply@example.com>",
+            ),
+            openfaas: FaasValue::Value {
+                value: "gantry <no-reply@example.com>",
+            },
+        },
+        Var {
+            name: "MAIL_SMTP_URL",
+            sam: optional(
+                "MailSmtpUrl",
+                true,
+                "smtp://host:587?tls=required (STARTTLS) or smtps://host:465 (implicit TLS); empty: mail waits in the outbox",
+            ),
+            openfaas: secret("gantry-mail-smtp-url"),
+        },
+        Var {
+            name: "MAIL_SMTP_USERNAME",
+            sam: optional(
+                "MailSmtpUsername",
+                true,
+                "SMTP user name, if the server asks for one",
+            ),
+            openfaas: secret("gantry-mail-smtp-username"),
+        },
+        Var {
+            name: "MAIL_SMTP_PASSWORD",
+            sam: optional("MailSmtpPassword", true, "SMTP password"),
+            openfaas: secret("gantry-mail-smtp-password"),
+        },
+    ],
+    aws: &[],
+};
+
+/// One message: plain text and HTML, to one recipient.
+#[derive(Debug, Clone, Copy)]
+pub struct Mail<'a> {
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub html: &'a str,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Delivery {
+    mail_id: Uuid,
+}
+
+/// Puts `mail` in the outbox with its delivery job, in the caller's transaction.
+pub async fn send(conn: &mut PgConnection, mail: &Mail<'_>) -> AppResult<Uuid> {
+    let id = Uuid::now_v7();
+    sqlx::query!(
+        "INSERT INTO mail_outbox (id, recipient, subject, text_body, html_body)
+         VALUES ($1, $2, $3, $4, $5)",
+        id,
+        mail.to,
+        mail.subject,
+        mail.text,
+        mail.html,
+    )
+    .execute(&mut *conn)
+    .await?;
+    let job = serde_json::to_string(&Delivery { mail_id: id }).map_err(AppError::internal)?;
+    enqueue(conn, QUEUE, &job, Duration::ZERO).await?;
+    Ok(id)
+}
+
+/// What expires in the outbox, for the housekeeping job: mail delivered or refused a week ago.
+pub const PURGES: &[crate::store::housekeeping::Purge] = &[crate::store::housekeeping::Purge {
+    name: "mail_outbox",
+    run: |pool| {
+        Box::pin(async move {
+            sqlx::query!(
+                "DELETE FROM mail_outbox WHERE created_at < now() - interval '7 days'
+                   AND (sent_at IS NOT NULL OR failed_at IS NOT NULL)"
+            )
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+    },
+}];

@@ -1,0 +1,123 @@
+//! The `mailer` worker: delivers one outbox row per job, at most once per row. The row is locked
+//! (`FOR UPDATE SKIP LOCKED`) while it is sent and marked sent in the same transaction, so a
+//! redelivered job finds it sent (or being sent) and does nothing. Only a crash between the
+//! server's acceptance and the commit can send a row twice; its `Message-ID` is the row's id, so
+//! the receiving side can tell.
+
+use super::Delivery;
+use crate::config::{ConfigError, Env};
+use crate::db::Db;
+use crate::queue::{Job, JobError, JobHandler};
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How long a job waits while no transport is configured.
+const NO_TRANSPORT_WAIT: Duration = Duration::from_secs(300);
+
+/// One message as a transport sends it.
+#[derive(Debug, Clone)]
+pub struct OutboxMail {
+    pub id: Uuid,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Why a delivery failed for good (the server refused the message or its recipient).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+#[async_trait]
+pub trait MailTransport: Send + Sync {
+    /// `Ok(Err(refusal))`: refused for good; `Err`: transient (try again later).
+    async fn deliver(&self, mail: &OutboxMail) -> anyhow::Result<Result<(), Refusal>>;
+}
+
+/// The transport the environment configures: SMTP when `MAIL_SMTP_URL` is set (in a build with
+/// the `smtp` feature), else none (jobs wait).
+pub fn transport_from_env(env: &Env) -> Result<Option<Arc<dyn MailTransport>>, ConfigError> {
+    let Some(url) = env.get("MAIL_SMTP_URL") else {
+        return Ok(None);
+    };
+    #[cfg(feature = "smtp")]
+    return Ok(Some(Arc::new(super::smtp::Smtp::from_env(env, &url)?)));
+    #[cfg(not(feature = "smtp"))]
+    {
+        let _ = url;
+        Err(ConfigError::invalid(
+            "MAIL_SMTP_URL",
+            "this function was built without the `smtp` feature of gantry",
+        ))
+    }
+}
+
+pub struct Mailer {
+    db: Db,
+    transport: Option<Arc<dyn MailTransport>>,
+}
+
+impl Mailer {
+    pub fn new(db: Db, transport: Option<Arc<dyn MailTransport>>) -> Self {
+        Self { db, transport }
+    }
+}
+
+#[async_trait]
+impl JobHandler for Mailer {
+    #[tracing::instrument(name = "mailer", skip_all, fields(job = %job.id))]
+    async fn handle(&self, job: &Job) -> Result<(), JobError> {
+        let Delivery { mail_id } = serde_json::from_str(&job.body)
+            .map_err(|e| JobError::drop(format!("not a mail delivery: {e}")))?;
+        let Some(transport) = &self.transport else {
+            tracing::warn!("no mail transport is configured (MAIL_SMTP_URL): the mail waits");
+            return Err(JobError::Later(NO_TRANSPORT_WAIT));
+        };
+        let pool = self.db.pool().map_err(|e| JobError::Retry(e.into()))?;
+        let mut tx = pool.begin().await?;
+        let Some(row) = sqlx::query!(
+            "SELECT recipient, subject, text_body, html_body FROM mail_outbox
+             WHERE id = $1 AND sent_at IS NULL AND failed_at IS NULL
+             FOR UPDATE SKIP LOCKED",
+            mail_id
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            // Sent, refused, being sent by another delivery of this job, or purged.
+            return Ok(());
+        };
+        let mail = OutboxMail {
+            id: mail_id,
+            to: row.recipient,
+            subject: row.subject,
+            text: row.text_body,
+            html: row.html_body,
+        };
+        match transport.deliver(&mail).await.map_err(JobError::Retry)? {
+            Ok(()) => {
+                sqlx::query!(
+                    "UPDATE mail_outbox SET sent_at = now() WHERE id = $1",
+                    mail_id
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            Err(refusal) => {
+                tracing::warn!(mail = %mail_id, %refusal, "mail refused for good");
+                sqlx::query!(
+                    "UPDATE mail_outbox SET failed_at = now(), failure = $2 WHERE id = $1",
+                    mail_id,
+                    refusal.0,
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
