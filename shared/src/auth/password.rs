@@ -18,6 +18,12 @@ pub const OWASP_P_COST: u32 = 1;
 /// same time as a wrong password, from the first request on (a test pins its parameters).
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$HQMbM0HUIOW3LMIadMbbxQ$j0ypzN96TYAcvygdydD72rvFuQsCYkuuhTqQ1x4JbjE";
 
+/// Whether `hash` was made at today's parameters (the PHC prefix `hash_blocking` writes).
+fn is_current(hash: &str) -> bool {
+    let current = format!("$argon2id$v=19$m={OWASP_M_COST},t={OWASP_T_COST},p={OWASP_P_COST}$");
+    hash.starts_with(&current)
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     /// Built on first use: `Argon2::new` detects AVX2 with CPUID, which traps to the hypervisor
@@ -76,6 +82,28 @@ impl PasswordHasher {
         let password = password.to_owned();
         self.run(move |this| this.verify_blocking(&password, stored.as_deref()))
             .await
+    }
+
+    /// Verifies off the async executor, like [`Self::verify`]; when the password matches a hash
+    /// made with other parameters than today's (older costs, another Argon2 variant), also hashes
+    /// it again at today's, in the same blocking task: `Some(new hash)` to store.
+    pub async fn verify_and_upgrade(
+        &self,
+        password: &str,
+        stored: Option<String>,
+    ) -> AppResult<(bool, Option<String>)> {
+        let password = password.to_owned();
+        self.run(move |this| {
+            let stored = stored.as_deref();
+            if !this.verify_blocking(&password, stored) {
+                return Ok((false, None));
+            }
+            match stored {
+                Some(hash) if !is_current(hash) => Ok((true, Some(this.hash_blocking(&password)?))),
+                _ => Ok((true, None)),
+            }
+        })
+        .await?
     }
 
     /// Runs `work` on the blocking pool once a slot is free.

@@ -132,11 +132,25 @@ pub async fn login_email(
     .fetch_optional(db)
     .await?;
     let stored = found.as_ref().and_then(|row| row.credential.clone());
-    let verified = state.hasher().verify(&input.password, stored).await?;
+    let (verified, upgraded) = state
+        .hasher()
+        .verify_and_upgrade(&input.password, stored.clone())
+        .await?;
 
     let mut tx = db.begin().await?;
     let outcome = match found.filter(|_| verified) {
         Some(row) => {
+            if let Some(upgraded) = upgraded {
+                // Only over the hash just checked: a password changed meanwhile stays changed.
+                sqlx::query!(
+                    "UPDATE identities SET credential = $2 WHERE id = $1 AND credential = $3",
+                    row.id,
+                    upgraded,
+                    stored,
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
             let subject = Subject {
                 user_id: row.user_id,
                 role: row.role,

@@ -294,3 +294,56 @@ async fn verify_only_functions_accept_tokens_but_cannot_issue_them(pool: PgPool)
     .await;
     assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// A password hash made at other parameters (older, cheaper costs) is replaced on the next
+/// successful login by one at today's, and the password still works; a wrong password changes
+/// nothing.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_hash_at_old_parameters_is_rehashed_on_login(pool: PgPool) {
+    use argon2::password_hash::PasswordHasher as _;
+    let app = TestApp::new(pool);
+    app.register("old@example.com").await;
+    let old = argon2::Argon2::new(
+        argon2::Algorithm::Argon2i,
+        argon2::Version::V0x13,
+        argon2::Params::new(8_192, 1, 1, None).unwrap(),
+    )
+    .hash_password(PASSWORD.as_bytes())
+    .unwrap()
+    .to_string();
+    let credential = || {
+        sqlx::query_scalar::<_, String>(
+            "SELECT credential FROM identities WHERE identifier = 'old@example.com'",
+        )
+        .fetch_one(&app.pool)
+    };
+    sqlx::query("UPDATE identities SET credential = $1 WHERE identifier = 'old@example.com'")
+        .bind(&old)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let login = |password: &'static str| {
+        app.post("/login-email-password")
+            .json(&json!({"email": "old@example.com", "password": password}))
+            .send()
+    };
+    login("wrong password").await.problem(401);
+    assert_eq!(
+        credential().await.unwrap(),
+        old,
+        "a failed login rehashes nothing"
+    );
+
+    assert_eq!(login(PASSWORD).await.status, StatusCode::OK);
+    let upgraded = credential().await.unwrap();
+    assert!(
+        upgraded.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{upgraded}"
+    );
+    assert_eq!(login(PASSWORD).await.status, StatusCode::OK);
+    assert_eq!(
+        credential().await.unwrap(),
+        upgraded,
+        "a current hash is kept"
+    );
+}
