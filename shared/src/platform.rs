@@ -381,11 +381,11 @@ mod tests {
     /// A table asks for the DynamoDB store: built lazily (no database needed, no I/O at start)
     /// where the feature is in, refused at start where it is not.
     #[tokio::test]
-    async fn a_table_chooses_the_dynamodb_store_or_refuses_to_start() {
+    async fn a_table_chooses_the_dynamodb_store_or_refuses_to_start() -> crate::TestResult {
         let outcome = load(&[("EPHEMERAL_STORE_TABLE", "gantry-ephemeral")]).await;
         #[cfg(feature = "dynamodb")]
         {
-            let platform = outcome.expect("starts");
+            let platform = outcome?;
             assert!(platform.stores.rate_limiter().is_ok());
             assert!(platform.stores.lockouts().is_ok());
         }
@@ -395,8 +395,9 @@ mod tests {
             "a function without the feature refuses the table"
         );
         // Without a table or a database there is no shared store: 503, not a local stand-in.
-        let bare = load(&[]).await.expect("starts");
+        let bare = load(&[]).await?;
         assert!(bare.stores.rate_limiter().is_err());
+        Ok(())
     }
 
     #[tokio::test]

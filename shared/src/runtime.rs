@@ -115,13 +115,9 @@ async fn run_to_completion(
 /// The filter is `Targets`, not `EnvFilter`: `EnvFilter`'s span and field matchers bring a regex
 /// engine, about 270 KiB of code in every function, for filters a function's logs never need.
 pub fn init_tracing() {
-    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|directives| directives.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let json = tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(false)
@@ -131,6 +127,14 @@ pub fn init_tracing() {
         .with(json)
         .with(filter)
         .try_init();
+}
+
+/// The filter `RUST_LOG`'s directives ask for; `info` when unset or unreadable.
+fn log_filter(directives: Option<&str>) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::Targets;
+    directives
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
 }
 
 /// Whether this process runs under the Lambda runtime (`AWS_LAMBDA_RUNTIME_API` is set).
@@ -398,5 +402,25 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_filters_by_target_and_level_and_falls_back_to_info() {
+        for unset_or_unreadable in [None, Some("gantry=loud,,=")] {
+            let filter = log_filter(unset_or_unreadable);
+            assert!(filter.would_enable("gantry::identity", &Level::INFO));
+            assert!(!filter.would_enable("gantry::identity", &Level::DEBUG));
+        }
+        let filter = log_filter(Some("warn,gantry=debug,sqlx=error"));
+        assert!(filter.would_enable("gantry::store", &Level::DEBUG));
+        assert!(!filter.would_enable("sqlx::query", &Level::WARN));
+        assert!(filter.would_enable("hyper", &Level::WARN));
+        assert!(!filter.would_enable("hyper", &Level::INFO));
     }
 }

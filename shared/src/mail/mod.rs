@@ -6,17 +6,22 @@
 //! gateway). A transient failure is a retry (then the dead-letter queue); a permanent refusal is
 //! recorded on the row and never retried. With no transport configured, the jobs wait.
 
+mod transport;
 mod worker;
 
 #[cfg(feature = "smtp")]
 mod smtp;
 
-pub use worker::{MailTransport, Mailer, OutboxMail, Refusal, transport_from_env};
+pub use transport::{MailTransport, OutboxMail, Refusal};
+use worker::Delivery;
+pub use worker::Mailer;
 
+use crate::config::{ConfigError, Env};
 use crate::error::{AppError, AppResult};
 use crate::need::{FaasValue, Need, Var, optional, secret};
 use crate::queue::enqueue;
 use sqlx::PgConnection;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -75,10 +80,22 @@ pub struct Mail<'a> {
     pub html: &'a str,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Delivery {
-    mail_id: Uuid,
+/// The transport the environment configures: SMTP when `MAIL_SMTP_URL` is set (in a build with
+/// the `smtp` feature), else none (jobs wait).
+pub fn transport_from_env(env: &Env) -> Result<Option<Arc<dyn MailTransport>>, ConfigError> {
+    let Some(url) = env.get("MAIL_SMTP_URL") else {
+        return Ok(None);
+    };
+    #[cfg(feature = "smtp")]
+    return Ok(Some(Arc::new(smtp::Smtp::from_env(env, &url)?)));
+    #[cfg(not(feature = "smtp"))]
+    {
+        let _ = url;
+        Err(ConfigError::invalid(
+            "MAIL_SMTP_URL",
+            "this function was built without the `smtp` feature of gantry",
+        ))
+    }
 }
 
 /// Puts `mail` in the outbox with its delivery job, in the caller's transaction.

@@ -4,7 +4,7 @@
 //! secrets), TLS through rustls on the ring provider. Each message is plain text and HTML
 //! (`multipart/alternative`) with the outbox row's id as its `Message-ID`.
 
-use super::worker::{MailTransport, OutboxMail, Refusal};
+use super::transport::{MailTransport, OutboxMail, Refusal};
 use crate::config::{ConfigError, Env};
 use async_trait::async_trait;
 use lettre::message::{Mailbox, MultiPart};

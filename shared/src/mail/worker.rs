@@ -4,8 +4,7 @@
 //! server's acceptance and the commit can send a row twice; its `Message-ID` is the row's id, so
 //! the receiving side can tell.
 
-use super::Delivery;
-use crate::config::{ConfigError, Env};
+use super::transport::{MailTransport, OutboxMail};
 use crate::db::Db;
 use crate::queue::{Job, JobError, JobHandler};
 use async_trait::async_trait;
@@ -13,47 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// The body of a `mailer` job.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Delivery {
+    pub(super) mail_id: Uuid,
+}
+
 /// How long a job waits while no transport is configured.
 const NO_TRANSPORT_WAIT: Duration = Duration::from_secs(300);
-
-/// One message as a transport sends it.
-#[derive(Debug, Clone)]
-pub struct OutboxMail {
-    pub id: Uuid,
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
-
-/// Why a delivery failed for good (the server refused the message or its recipient).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
-
-#[async_trait]
-pub trait MailTransport: Send + Sync {
-    /// `Ok(Err(refusal))`: refused for good; `Err`: transient (try again later).
-    async fn deliver(&self, mail: &OutboxMail) -> anyhow::Result<Result<(), Refusal>>;
-}
-
-/// The transport the environment configures: SMTP when `MAIL_SMTP_URL` is set (in a build with
-/// the `smtp` feature), else none (jobs wait).
-pub fn transport_from_env(env: &Env) -> Result<Option<Arc<dyn MailTransport>>, ConfigError> {
-    let Some(url) = env.get("MAIL_SMTP_URL") else {
-        return Ok(None);
-    };
-    #[cfg(feature = "smtp")]
-    return Ok(Some(Arc::new(super::smtp::Smtp::from_env(env, &url)?)));
-    #[cfg(not(feature = "smtp"))]
-    {
-        let _ = url;
-        Err(ConfigError::invalid(
-            "MAIL_SMTP_URL",
-            "this function was built without the `smtp` feature of gantry",
-        ))
-    }
-}
 
 pub struct Mailer {
     db: Db,

@@ -148,16 +148,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_chain_id_is_any_json_integer_in_range() {
+    fn a_chain_id_is_any_json_integer_in_range() -> crate::TestResult {
         let parse = |text: &str| {
             serde_json::from_str::<BlockchainPaymentInput>(&format!(
                 r#"{{"chain_id": {text}, "tx_hash": "0x"}}"#
             ))
             .map(|input| input.chain_id)
         };
-        assert_eq!(parse("31337").unwrap(), 31337);
-        assert_eq!(parse("37637.0").unwrap(), 37637);
-        assert_eq!(parse("9007199254740991").unwrap(), MAX_CHAIN_ID);
+        assert_eq!(parse("31337")?, 31337);
+        assert_eq!(parse("37637.0")?, 37637);
+        assert_eq!(parse("9007199254740991")?, MAX_CHAIN_ID);
         for bad in [
             "0",
             "-1",
@@ -169,5 +169,6 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+        Ok(())
     }
 }

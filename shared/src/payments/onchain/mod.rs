@@ -219,22 +219,22 @@ mod tests {
     const RECEIVER: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 
     #[test]
-    fn a_full_setting_parses() {
+    fn a_full_setting_parses() -> crate::TestResult {
         let chains = Chains::parse(&format!(
             r#"{{"31337": {{"receiver": "{RECEIVER}", "confirmations": 3, "watch_minutes": 5,
                 "assets": {{"ETH": "native", "USDC": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}}}},
                 "1": {{"receiver": "{RECEIVER}", "confirmations": "finalized", "assets": {{"ETH": "native"}}}}}}"#
-        ))
-        .unwrap();
-        let local = chains.get(31337).unwrap();
+        ))?;
+        let local = chains.get(31337)?;
         assert_eq!(local.finality, Finality::Confirmations(3));
         assert_eq!(local.watch_for, Duration::from_secs(300));
         assert_eq!(local.poll, Duration::from_secs(15));
         assert_eq!(local.asset("ETH"), Some(Asset::Native));
         assert!(matches!(local.asset("USDC"), Some(Asset::Token(_))));
         assert_eq!(local.asset("DAI"), None);
-        assert_eq!(chains.get(1).unwrap().finality, Finality::Finalized);
-        assert_eq!(chains.get(5).unwrap_err().status(), 422);
+        assert_eq!(chains.get(1)?.finality, Finality::Finalized);
+        assert!(chains.get(5).is_err_and(|e| e.status() == 422));
+        Ok(())
     }
 
     #[test]
