@@ -15,6 +15,7 @@ use std::sync::Arc;
 use utoipa::OpenApi;
 
 const SIWE: crate::function::Need = identity::config::SIWE_NEED;
+const ACCOUNT_MAIL: crate::function::Need = identity::config::ACCOUNT_MAIL_NEED;
 const IPFS: crate::function::Need = crate::ipfs::config::NEED;
 const STRIPE_API: crate::function::Need = payments::stripe::API_NEED;
 const STRIPE_HOOK: crate::function::Need = payments::stripe::WEBHOOK_NEED;
@@ -41,7 +42,14 @@ pub static LINK_IDENTITY: FunctionSpec = FunctionSpec {
     name: "link-identity",
     resource: "LinkIdentity",
     trigger: http::<identity::LinkIdentity>(),
-    needs: &[&DATABASE, &PUBLIC_KEYS, &SIWE, &CHAIN_RPC, &EPHEMERAL_TABLE],
+    needs: &[
+        &DATABASE,
+        &PUBLIC_KEYS,
+        &SIWE,
+        &CHAIN_RPC,
+        &EPHEMERAL_TABLE,
+        &ACCOUNT_MAIL,
+    ],
     aws: &[],
 };
 
@@ -49,7 +57,7 @@ pub static LOGIN: FunctionSpec = FunctionSpec {
     name: "login",
     resource: "Login",
     trigger: http::<identity::Login>(),
-    needs: &[&DATABASE, &PRIVATE_KEY, &EPHEMERAL_TABLE],
+    needs: &[&DATABASE, &PRIVATE_KEY, &EPHEMERAL_TABLE, &ACCOUNT_MAIL],
     aws: &[],
 };
 
@@ -73,7 +81,38 @@ pub static REGISTER: FunctionSpec = FunctionSpec {
     name: "register",
     resource: "Register",
     trigger: http::<identity::Register>(),
-    needs: &[&DATABASE, &PRIVATE_KEY, &SIWE, &CHAIN_RPC, &EPHEMERAL_TABLE],
+    needs: &[
+        &DATABASE,
+        &PRIVATE_KEY,
+        &SIWE,
+        &CHAIN_RPC,
+        &EPHEMERAL_TABLE,
+        &ACCOUNT_MAIL,
+    ],
+    aws: &[],
+};
+
+pub static PASSWORD: FunctionSpec = FunctionSpec {
+    name: "password",
+    resource: "Password",
+    trigger: http::<identity::Password>(),
+    needs: &[&DATABASE, &PUBLIC_KEYS, &EPHEMERAL_TABLE, &ACCOUNT_MAIL],
+    aws: &[],
+};
+
+pub static EMAIL_VERIFICATION: FunctionSpec = FunctionSpec {
+    name: "email-verification",
+    resource: "EmailVerification",
+    trigger: http::<identity::EmailVerification>(),
+    needs: &[&DATABASE, &PUBLIC_KEYS, &EPHEMERAL_TABLE, &ACCOUNT_MAIL],
+    aws: &[],
+};
+
+pub static SESSIONS: FunctionSpec = FunctionSpec {
+    name: "sessions",
+    resource: "Sessions",
+    trigger: http::<identity::Sessions>(),
+    needs: &[&DATABASE, &PUBLIC_KEYS],
     aws: &[],
 };
 
@@ -296,6 +335,7 @@ pub fn purges() -> impl Iterator<Item = housekeeping::Purge> {
         crate::queue::PURGES,
         crate::mail::PURGES,
         identity::PURGES,
+        identity::mailed::PURGES,
     ]
     .into_iter()
     .flatten()
@@ -353,6 +393,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &CHAIN_MONITOR,
     &CREATE_BTCPAY_INVOICE,
     &CREATE_PAYMENT_INTENT,
+    &EMAIL_VERIFICATION,
     &HOUSEKEEPING,
     &INVOICE_PAYMENTS,
     &INVOICES,
@@ -363,6 +404,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &LOGIN_BLOCKCHAIN,
     &MAILER,
     &OUTBOX_RELAY,
+    &PASSWORD,
     &PAYOUTS,
     &PIN_FOLLOW_UP,
     &PIN_TO_IPFS,
@@ -371,6 +413,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &PROJECT_WORK_ORDERS,
     &PROJECTS,
     &REGISTER,
+    &SESSIONS,
     &STRIPE_WEBHOOK,
     &TASKS,
     &TOKEN,

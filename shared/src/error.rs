@@ -75,6 +75,13 @@ pub enum AppError {
     Unauthorized(&'static str),
     #[error("this role may not do that")]
     Forbidden,
+    /// A 403 with its own problem type (`urn:gantry:problem:<kind>`), for a refusal a client
+    /// acts on differently from a missing role (an unverified email, say).
+    #[error("{detail}")]
+    Refused {
+        kind: &'static str,
+        detail: &'static str,
+    },
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -110,7 +117,7 @@ impl AppError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::Refused { .. } => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -131,6 +138,7 @@ impl AppError {
             Self::PayloadTooLarge(_) => "payload-too-large",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::Refused { kind, .. } => kind,
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict(_) => "conflict",

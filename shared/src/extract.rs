@@ -224,6 +224,37 @@ where
     }
 }
 
+/// Where a sign-in comes from, as a session and the login history show it: the [`ClientIp`] and
+/// the `User-Agent` (cut to 512 characters; absent or not text: `None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub ip: ClientIp,
+    pub user_agent: Option<String>,
+}
+
+/// The longest user agent kept.
+pub const MAX_USER_AGENT_CHARS: usize = 512;
+
+impl<S> FromRequestParts<S> for ClientInfo
+where
+    Edge: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ip = ClientIp::from_request_parts(parts, state).await?;
+        let user_agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.chars().take(MAX_USER_AGENT_CHARS).collect());
+        Ok(Self { ip, user_agent })
+    }
+}
+
 /// The caller, as proven by a valid access token.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
@@ -232,6 +263,9 @@ pub struct AuthUser {
     pub identity_id: Uuid,
     pub amr: Vec<Amr>,
     pub token_id: Uuid,
+    /// The session (refresh-token family) the token belongs to.
+    pub session_id: Uuid,
+    pub email_verified: bool,
 }
 
 impl<S> FromRequestParts<S> for AuthUser
@@ -260,6 +294,8 @@ where
             identity_id: claims.idp,
             amr: claims.amr,
             token_id: claims.jti,
+            session_id: claims.sid,
+            email_verified: claims.email_verified,
         })
     }
 }

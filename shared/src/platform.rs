@@ -424,8 +424,9 @@ mod tests {
             role: Role::Client,
             identity_id: Uuid::now_v7(),
             amr: Amr::Pwd,
+            email_verified: false,
         };
-        let token = platform.tokens.signer()?.issue(subject)?;
+        let token = platform.tokens.signer()?.issue(subject, Uuid::now_v7())?;
         let claims = platform.tokens.verifier().verify(&token)?;
         assert_eq!(claims.sub, subject.user_id);
         Ok(())

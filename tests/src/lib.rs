@@ -125,6 +125,9 @@ pub async fn moto_bucket() -> Option<(S3Bucket, Vec<(&'static str, String)>)> {
     Some((bucket, env))
 }
 
+/// Where the tests' mail links point.
+pub const PUBLIC_BASE_URL: &str = "https://app.gantry.test";
+
 /// The test environment: SIWE on for `SIWE_DOMAIN`, and rate limits high enough not to
 /// interfere (tests of the limits lower them with [`TestApp::with`]). `overrides` win.
 pub fn test_env(overrides: &[(&str, &str)]) -> Env {
@@ -139,6 +142,7 @@ pub fn test_env(overrides: &[(&str, &str)]) -> Env {
         ("RATE_LIMIT_PER_IDENTIFIER", "10000"),
         ("TRUST_FORWARDED_FOR", "true"),
         ("IPFS_BLOCKSTORE_DIR", IPFS_DIR.as_str()),
+        ("PUBLIC_BASE_URL", PUBLIC_BASE_URL),
     ]
     .iter()
     .chain(overrides)
@@ -408,6 +412,63 @@ impl TestApp {
             .await
     }
 
+    /// Delivers the outbox through the real mailer worker over SMTP to the catcher, then reads
+    /// the newest mail to `to` and returns the token of its link to `page`
+    /// (`PUBLIC_BASE_URL` + `page` + `?token=`), as a person would follow it. `None` when no
+    /// catcher runs (a developer's machine; CI fails instead).
+    pub async fn mailed_token(&self, to: &str, page: &str) -> Option<String> {
+        let (smtp, web) = mail_catcher()?;
+        let env = Env::from_pairs([
+            ("MAIL_FROM", "gantry <no-reply@gantry.test>".to_owned()),
+            ("MAIL_SMTP_URL", smtp),
+        ]);
+        let transport = gantry::mail::transport_from_env(&env).expect("smtp transport");
+        let mailer =
+            gantry::mail::Mailer::new(gantry::db::Db::new(Some(self.pool.clone())), transport);
+        let jobs: Vec<(uuid::Uuid, String)> =
+            sqlx::query_as("SELECT id, body FROM queue_messages WHERE queue = 'mailer'")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap();
+        for (id, body) in jobs {
+            let job = gantry::queue::Job {
+                id: id.to_string(),
+                body,
+                attempt: 1,
+            };
+            gantry::queue::JobHandler::handle(&mailer, &job)
+                .await
+                .expect("delivered");
+        }
+        let caught = caught_mail(&web, to).await;
+        let newest = caught.last().unwrap_or_else(|| panic!("no mail to {to}"));
+        let prefix = format!("{PUBLIC_BASE_URL}{page}?token=");
+        let text = newest["text"].as_str().expect("a plain-text body");
+        let start = text
+            .find(&prefix)
+            .unwrap_or_else(|| panic!("no {prefix} link in {text}"))
+            + prefix.len();
+        let token: String = text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        let html = newest["html"].as_str().expect("an HTML body");
+        assert!(
+            html.contains(&format!("href=\"{prefix}{token}\"")),
+            "the HTML carries the same link: {html}"
+        );
+        Some(token)
+    }
+
+    /// The number of mails in the outbox addressed to `to`.
+    pub async fn outbox_count(&self, to: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM mail_outbox WHERE recipient = $1")
+            .bind(to)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     pub async fn audit_count(&self, action: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1")
             .bind(action)
@@ -415,6 +476,16 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// The claims of an access token (its payload, unverified: the tests read what was issued).
+pub fn claims_of(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 /// The callers of an authorization matrix.

@@ -1,4 +1,4 @@
-//! GET /profile: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! GET /profile and /profile/login-history: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
 
 fn main() -> std::process::ExitCode {
     gantry::runtime::start(&gantry::app::PROFILE)

@@ -45,6 +45,10 @@ pub struct AccessClaims {
     pub amr: Vec<Amr>,
     /// The identity used to log in.
     pub idp: Uuid,
+    /// The session (refresh-token family) the token was issued in.
+    pub sid: Uuid,
+    /// Whether the account's email address is proven (always false without one).
+    pub email_verified: bool,
     pub iss: String,
     pub aud: String,
     pub iat: i64,
@@ -59,6 +63,7 @@ pub struct Subject {
     pub role: Role,
     pub identity_id: Uuid,
     pub amr: Amr,
+    pub email_verified: bool,
 }
 
 /// Issues access tokens. Holds the private key.
@@ -90,7 +95,8 @@ impl TokenSigner {
         self.ttl
     }
 
-    pub fn claims_for(&self, subject: Subject) -> AccessClaims {
+    /// The claims of a token for `subject` in session `sid`.
+    pub fn claims_for(&self, subject: Subject, sid: Uuid) -> AccessClaims {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(900);
         AccessClaims {
@@ -98,6 +104,8 @@ impl TokenSigner {
             role: subject.role,
             amr: vec![subject.amr],
             idp: subject.identity_id,
+            sid,
+            email_verified: subject.email_verified,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             iat: now,
@@ -114,8 +122,8 @@ impl TokenSigner {
             .map_err(|e| AppError::internal(anyhow::anyhow!("signing access token: {e}")))
     }
 
-    pub fn issue(&self, subject: Subject) -> AppResult<String> {
-        self.sign(&self.claims_for(subject))
+    pub fn issue(&self, subject: Subject, sid: Uuid) -> AppResult<String> {
+        self.sign(&self.claims_for(subject, sid))
     }
 }
 
@@ -227,6 +235,7 @@ mod tests {
             role: Role::Client,
             identity_id: Uuid::now_v7(),
             amr: Amr::Pwd,
+            email_verified: false,
         }
     }
 
@@ -255,7 +264,7 @@ mod tests {
     fn a_signed_token_verifies_with_all_claims() -> TestResult {
         let f = fixture()?;
         let s = subject();
-        let token = f.signer.issue(s)?;
+        let token = f.signer.issue(s, Uuid::now_v7())?;
         let header = jsonwebtoken::decode_header(&token)?;
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
         assert_eq!(header.kid, Some(f.key.public_jwk().kid));
@@ -270,7 +279,7 @@ mod tests {
     #[test]
     fn alg_none_is_rejected() -> TestResult {
         let f = fixture()?;
-        let claims = serde_json::to_value(f.signer.claims_for(subject()))?;
+        let claims = serde_json::to_value(f.signer.claims_for(subject(), Uuid::now_v7()))?;
         let header = serde_json::json!({"alg":"none","typ":"at+jwt","kid": f.key.public_jwk().kid});
         let token = format!("{}.{}.", b64(&header), b64(&claims));
         assert!(f.verifier.verify(&token).is_err());
@@ -280,7 +289,7 @@ mod tests {
     #[test]
     fn hs256_signed_with_the_public_key_is_rejected() -> TestResult {
         let f = fixture()?;
-        let claims = f.signer.claims_for(subject());
+        let claims = f.signer.claims_for(subject(), Uuid::now_v7());
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some("at+jwt".into());
         header.kid = Some(f.key.public_jwk().kid);
@@ -299,7 +308,7 @@ mod tests {
         let (ours, theirs) = (fixture()?, fixture()?);
         assert!(
             ours.verifier
-                .verify(&theirs.signer.issue(subject())?)
+                .verify(&theirs.signer.issue(subject(), Uuid::now_v7())?)
                 .is_err()
         );
         Ok(())
@@ -308,7 +317,7 @@ mod tests {
     #[test]
     fn wrong_kid_with_our_key_is_rejected() -> TestResult {
         let f = fixture()?;
-        let claims = f.signer.claims_for(subject());
+        let claims = f.signer.claims_for(subject(), Uuid::now_v7());
         let token = sign_with(&f, Some("at+jwt"), "someone-else", &claims)?;
         assert!(f.verifier.verify(&token).is_err());
         Ok(())
@@ -317,7 +326,7 @@ mod tests {
     #[test]
     fn expired_tokens_are_rejected() -> TestResult {
         let f = fixture()?;
-        let mut claims = f.signer.claims_for(subject());
+        let mut claims = f.signer.claims_for(subject(), Uuid::now_v7());
         claims.iat -= 3600;
         claims.exp = claims.iat + 900;
         assert!(f.verifier.verify(&f.signer.sign(&claims)?).is_err());
@@ -327,15 +336,15 @@ mod tests {
     #[test]
     fn wrong_audience_issuer_or_typ_is_rejected() -> TestResult {
         let f = fixture()?;
-        let mut claims = f.signer.claims_for(subject());
+        let mut claims = f.signer.claims_for(subject(), Uuid::now_v7());
         claims.aud = "another-api".into();
         assert!(f.verifier.verify(&f.signer.sign(&claims)?).is_err());
 
-        let mut claims = f.signer.claims_for(subject());
+        let mut claims = f.signer.claims_for(subject(), Uuid::now_v7());
         claims.iss = "evil".into();
         assert!(f.verifier.verify(&f.signer.sign(&claims)?).is_err());
 
-        let claims = f.signer.claims_for(subject());
+        let claims = f.signer.claims_for(subject(), Uuid::now_v7());
         let kid = f.key.public_jwk().kid;
         for typ in [Some("JWT"), None] {
             let token = sign_with(&f, typ, &kid, &claims)?;
@@ -353,7 +362,7 @@ mod tests {
     #[test]
     fn tampered_payload_is_rejected() -> TestResult {
         let f = fixture()?;
-        let token = f.signer.issue(subject())?;
+        let token = f.signer.issue(subject(), Uuid::now_v7())?;
         let parts: Vec<&str> = token.split('.').collect();
         let mut claims: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1])?)?;
@@ -368,7 +377,7 @@ mod tests {
         let f = fixture()?;
         let kid = f.key.public_jwk().kid;
         for claim in ["jti", "sub", "exp", "iat", "amr", "idp", "role"] {
-            let mut claims = serde_json::to_value(f.signer.claims_for(subject()))?;
+            let mut claims = serde_json::to_value(f.signer.claims_for(subject(), Uuid::now_v7()))?;
             if let Some(map) = claims.as_object_mut() {
                 map.remove(claim);
             }

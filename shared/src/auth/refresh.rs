@@ -1,4 +1,5 @@
-//! Opaque refresh tokens: 256 random bits, shown once, stored only as SHA-256.
+//! Opaque tokens: 256 random bits, shown once, stored only as SHA-256. Refresh tokens, and the
+//! single-use tokens of mailed links (password reset, email verification).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,6 +30,14 @@ pub fn parse(presented: &str) -> Option<Vec<u8>> {
             .decode(presented)
             .is_ok_and(|raw| raw.len() == 32);
     well_formed.then(|| hash(presented))
+}
+
+/// The request schema of such a token.
+pub fn schema() -> utoipa::openapi::schema::Object {
+    crate::domain::schema::string(Some(ENCODED_LEN), Some(ENCODED_LEN))
+        .pattern(Some("^[A-Za-z0-9_-]+$"))
+        .description(Some("An opaque token: 43 base64url characters"))
+        .build()
 }
 
 fn hash(token: &str) -> Vec<u8> {

@@ -20,6 +20,10 @@ pub enum Endpoint {
     Login,
     Nonce,
     Link,
+    PasswordForgot,
+    PasswordReset,
+    VerifyEmail,
+    VerifyResend,
 }
 
 impl Endpoint {
@@ -29,6 +33,10 @@ impl Endpoint {
             Self::Login => "login",
             Self::Nonce => "nonce",
             Self::Link => "link",
+            Self::PasswordForgot => "password-forgot",
+            Self::PasswordReset => "password-reset",
+            Self::VerifyEmail => "verify-email",
+            Self::VerifyResend => "verify-resend",
         }
     }
 }

@@ -2,16 +2,17 @@
 //! status. Nothing else.
 
 use super::dto::{
-    Identities, LinkIdentity, LoginBlockchain, LoginEmailPassword, NonceIssued, NonceRequest,
-    PageQuery, Profile, RefreshRequest, RegisterBlockchain, RegisterEmailPassword, Registered,
-    SetRole, TokenPair, UnlinkIdentity, UserPage,
+    ChangePassword, Empty, ForgotPassword, HistoryQuery, Identities, LinkIdentity, LoginBlockchain,
+    LoginEmailPassword, LoginHistory, MailSent, NonceIssued, NonceRequest, PageQuery, Profile,
+    RefreshRequest, RegisterBlockchain, RegisterEmailPassword, Registered, ResetPassword, Sessions,
+    SetRole, TokenPair, UnlinkIdentity, UserPage, VerifyEmail,
 };
 use super::model::{Identity, User};
 use super::state::IdentityState;
-use super::{links, service, session, wallet};
+use super::{history, links, password, service, session, verification, wallet};
 use crate::auth::keys::Jwks;
 use crate::error::{AppResult, Problem};
-use crate::extract::{AdminOnly, AuthUser, Authorized, ClientIp, Json, Path, Query};
+use crate::extract::{AdminOnly, AuthUser, Authorized, ClientInfo, ClientIp, Json, Path, Query};
 use crate::platform::Tokens;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -28,10 +29,10 @@ use uuid::Uuid;
     ))]
 pub async fn register_email_password(
     State(state): State<IdentityState>,
-    ip: ClientIp,
+    client: ClientInfo,
     Json(body): Json<RegisterEmailPassword>,
 ) -> AppResult<(StatusCode, Json<Registered>)> {
-    let registered = service::register_email(&state, &ip, body).await?;
+    let registered = service::register_email(&state, &client, body).await?;
     Ok((StatusCode::CREATED, Json(registered)))
 }
 
@@ -40,14 +41,15 @@ pub async fn register_email_password(
     responses(
         (status = 200, description = "Signed in", body = TokenPair),
         (status = 401, description = "Wrong email or password (one answer for both)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "REQUIRE_VERIFIED_EMAIL is on and the address is not verified yet (type urn:gantry:problem:email-not-verified; only after a right password)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate-limited, or the account is locked out after failures; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login_email_password(
     State(state): State<IdentityState>,
-    ip: ClientIp,
+    client: ClientInfo,
     Json(body): Json<LoginEmailPassword>,
 ) -> AppResult<Json<TokenPair>> {
-    Ok(Json(service::login_email(&state, &ip, body).await?))
+    Ok(Json(service::login_email(&state, &client, body).await?))
 }
 
 #[utoipa::path(get, path = "/profile", tag = "identity", security(("bearer" = [])),
@@ -69,9 +71,12 @@ pub async fn profile(
     ))]
 pub async fn refresh(
     State(state): State<IdentityState>,
+    client: ClientInfo,
     Json(body): Json<RefreshRequest>,
 ) -> AppResult<Json<TokenPair>> {
-    Ok(Json(session::rotate(&state, &body.refresh_token).await?))
+    Ok(Json(
+        session::rotate(&state, &client, &body.refresh_token).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/logout", tag = "tokens",
@@ -160,12 +165,12 @@ pub async fn auth_nonce(
     ))]
 pub async fn register_blockchain(
     State(state): State<IdentityState>,
-    ip: ClientIp,
+    client: ClientInfo,
     Json(body): Json<RegisterBlockchain>,
 ) -> AppResult<(StatusCode, Json<Registered>)> {
     Ok((
         StatusCode::CREATED,
-        Json(wallet::register(&state, &ip, body).await?),
+        Json(wallet::register(&state, &client, body).await?),
     ))
 }
 
@@ -180,10 +185,10 @@ pub async fn register_blockchain(
     ))]
 pub async fn login_blockchain(
     State(state): State<IdentityState>,
-    ip: ClientIp,
+    client: ClientInfo,
     Json(body): Json<LoginBlockchain>,
 ) -> AppResult<Json<TokenPair>> {
-    Ok(Json(wallet::login(&state, &ip, body).await?))
+    Ok(Json(wallet::login(&state, &client, body).await?))
 }
 
 #[utoipa::path(post, path = "/link-identity", tag = "identity", security(("bearer" = [])),
@@ -224,6 +229,138 @@ pub async fn unlink_identity(
     ))
 }
 
+const INVALID_LINK: &str =
+    "The link's token is unknown, malformed, expired or used (one answer for all)";
+
+#[utoipa::path(post, path = "/password/forgot", tag = "account",
+    request_body = ForgotPassword,
+    responses(
+        (status = 202, description = "The same answer whether or not an account has the address; if one has, a reset link is mailed to it", body = MailSent),
+        (status = 400, description = "Not an email address", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited (per address and per client); see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Account mail is not configured (PUBLIC_BASE_URL)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn password_forgot(
+    State(state): State<IdentityState>,
+    ip: ClientIp,
+    Json(body): Json<ForgotPassword>,
+) -> AppResult<(StatusCode, Json<MailSent>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(password::forgot(&state, &ip, body).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/password/reset", tag = "account",
+    request_body = ResetPassword,
+    responses(
+        (status = 204, description = "The password is set; every session of the account is revoked"),
+        (status = 400, description = INVALID_LINK, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The new password is too common", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn password_reset(
+    State(state): State<IdentityState>,
+    ip: ClientIp,
+    Json(body): Json<ResetPassword>,
+) -> AppResult<StatusCode> {
+    password::reset(&state, &ip, body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/password/change", tag = "account", security(("bearer" = [])),
+    request_body = ChangePassword,
+    responses(
+        (status = 204, description = "The password is changed; every other session is revoked"),
+        (status = 409, description = "The account has no password (a wallet-only account), or it changed meanwhile", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The current password is wrong, or the new one too common", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked out after wrong passwords; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn password_change(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+    Json(body): Json<ChangePassword>,
+) -> AppResult<StatusCode> {
+    password::change(&state, &caller, body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/email/verify", tag = "account",
+    request_body = VerifyEmail,
+    responses(
+        (status = 204, description = "The address is verified"),
+        (status = 400, description = INVALID_LINK, body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn verify_email(
+    State(state): State<IdentityState>,
+    ip: ClientIp,
+    Json(body): Json<VerifyEmail>,
+) -> AppResult<StatusCode> {
+    verification::verify(&state, &ip, body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/email/verify/resend", tag = "account", security(("bearer" = [])),
+    request_body = Empty,
+    responses(
+        (status = 202, description = "A new verification link is mailed; older ones no longer work", body = MailSent),
+        (status = 409, description = "The account has no email address, or it is verified already", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Account mail is not configured (PUBLIC_BASE_URL)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn resend_verification(
+    State(state): State<IdentityState>,
+    ip: ClientIp,
+    caller: AuthUser,
+    Json(_): Json<Empty>,
+) -> AppResult<(StatusCode, Json<MailSent>)> {
+    verification::resend(&state, &ip, &caller).await?;
+    Ok((StatusCode::ACCEPTED, Json(MailSent { status: "sent" })))
+}
+
+#[utoipa::path(get, path = "/sessions", tag = "account", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's live sessions, most recently used first", body = Sessions),
+    ))]
+pub async fn sessions(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+) -> AppResult<Json<Sessions>> {
+    Ok(Json(session::list(&state, &caller).await?))
+}
+
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "account", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "The session is ended: its refresh token no longer works"),
+        (status = 404, description = "Not one of the caller's live sessions", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn end_session(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+) -> AppResult<StatusCode> {
+    session::end(&state, &caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/profile/login-history", tag = "account", security(("bearer" = [])),
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "Sign-in attempts, newest first", body = LoginHistory),
+        (status = 400, description = "A bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`user_id` names another account and the caller is not an ADMIN", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "An ADMIN named an account that does not exist", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login_history(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+    Query(query): Query<HistoryQuery>,
+) -> AppResult<Json<LoginHistory>> {
+    Ok(Json(history::page(&state, &caller, query).await?))
+}
+
 /// Identity's tags in the OpenAPI document; its paths come from its functions' endpoints.
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -231,6 +368,7 @@ pub async fn unlink_identity(
         (name = "identity", description = "Accounts and sign-in"),
         (name = "tokens", description = "Sessions and signing keys"),
         (name = "users", description = "User administration (ADMIN)"),
+        (name = "account", description = "Password recovery, email verification, sessions and login history"),
     )
 )]
 pub struct IdentityApi;

@@ -15,6 +15,11 @@ pub enum IdentityAction {
     IdentityLinked,
     IdentityUnlinked,
     ProofRejected,
+    PasswordResetRequested,
+    PasswordReset,
+    PasswordChanged,
+    EmailVerified,
+    SessionRevoked,
 }
 
 impl crate::audit::Action for IdentityAction {
@@ -32,6 +37,11 @@ impl crate::audit::Action for IdentityAction {
             Self::IdentityLinked => "identity.linked",
             Self::IdentityUnlinked => "identity.unlinked",
             Self::ProofRejected => "siwe.rejected",
+            Self::PasswordResetRequested => "password.reset_requested",
+            Self::PasswordReset => "password.reset",
+            Self::PasswordChanged => "password.changed",
+            Self::EmailVerified => "email.verified",
+            Self::SessionRevoked => "session.revoked",
         }
     }
 }

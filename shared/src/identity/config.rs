@@ -19,6 +19,23 @@ pub struct IdentityConfig {
     /// `SIWE_NONCE_TTL_SECONDS` (default and maximum 600).
     pub nonce_ttl: Duration,
     pub abuse: AbusePolicy,
+    /// Links in account mail (password reset, email verification).
+    pub mail: AccountMail,
+    /// `REQUIRE_VERIFIED_EMAIL` (default false): password login refuses an unverified address.
+    pub require_verified_email: bool,
+}
+
+/// How account mail links back to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountMail {
+    /// `PUBLIC_BASE_URL`: where the application's pages live, e.g. `https://app.example.com`.
+    /// Links are `<base>/reset-password?token=…` and `<base>/verify-email?token=…`, never built
+    /// from a request's Host header. `None` turns the routes that mail links into 503s.
+    pub base_url: Option<String>,
+    /// `PASSWORD_RESET_TTL_SECONDS` (default 1800, at most a day).
+    pub reset_ttl: Duration,
+    /// `EMAIL_VERIFICATION_TTL_SECONDS` (default a day, at most a week).
+    pub verification_ttl: Duration,
 }
 
 /// Rate limits and lockout, all configurable so load tests from one address can raise the
@@ -83,8 +100,44 @@ impl IdentityConfig {
             nonce_key,
             nonce_ttl: env.seconds_in("SIWE_NONCE_TTL_SECONDS", 600, 1..=600)?,
             abuse,
+            mail: AccountMail {
+                base_url: public_base_url(env)?,
+                reset_ttl: env.seconds_in("PASSWORD_RESET_TTL_SECONDS", 1800, 60..=86_400)?,
+                verification_ttl: env.seconds_in(
+                    "EMAIL_VERIFICATION_TTL_SECONDS",
+                    86_400,
+                    60..=604_800,
+                )?,
+            },
+            require_verified_email: env.parse_or("REQUIRE_VERIFIED_EMAIL", false)?,
         })
     }
+}
+
+/// `PUBLIC_BASE_URL`, an absolute http(s) URL without query or fragment; its trailing `/` is
+/// dropped so a link is `base + path`.
+fn public_base_url(env: &Env) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = env.get("PUBLIC_BASE_URL").filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let raw = raw.trim();
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"));
+    let well_formed = rest.is_some_and(|rest| {
+        let host = rest.split('/').next().unwrap_or_default();
+        // Links go into HTML attributes unescaped: no character that would need escaping.
+        !host.is_empty()
+            && !rest.contains(['?', '#', '"', '\'', '<', '>', '&', '\\'])
+            && !rest.chars().any(|c| c.is_whitespace() || c.is_control())
+    });
+    if !well_formed {
+        return Err(ConfigError::invalid(
+            "PUBLIC_BASE_URL",
+            "must be an absolute http(s) URL without query or fragment",
+        ));
+    }
+    Ok(Some(raw.trim_end_matches('/').to_owned()))
 }
 
 fn siwe_policy(env: &Env) -> Result<Option<SiwePolicy>, ConfigError> {
@@ -109,6 +162,39 @@ fn siwe_policy(env: &Env) -> Result<Option<SiwePolicy>, ConfigError> {
         skew: Duration::from_secs(env.parse_or("SIWE_CLOCK_SKEW_SECONDS", 60)?),
     }))
 }
+
+/// What a function that mails account links (password reset, email verification) needs.
+pub const ACCOUNT_MAIL_NEED: crate::function::Need = {
+    use crate::function::{FaasValue, Need, SamValue, Var, optional};
+    Need {
+        name: "account-mail",
+        can_be_unavailable: false,
+        vars: &[
+            Var {
+                name: "PUBLIC_BASE_URL",
+                sam: optional(
+                    "PublicBaseUrl",
+                    false,
+                    "Where the application's pages live, e.g. https://app.example.com; mail links to <base>/reset-password?token= and <base>/verify-email?token=. Empty: those routes answer 503",
+                ),
+                openfaas: FaasValue::Value {
+                    value: "https://app.example.com",
+                },
+            },
+            Var {
+                name: "REQUIRE_VERIFIED_EMAIL",
+                sam: SamValue::Parameter {
+                    name: "RequireVerifiedEmail",
+                    secret: false,
+                    default: Some("false"),
+                    description: "true: password login refuses an account whose email is not verified yet",
+                },
+                openfaas: FaasValue::Value { value: "false" },
+            },
+        ],
+        aws: &[],
+    }
+};
 
 /// What a function that issues or checks SIWE nonces needs from its deployment.
 pub const SIWE_NEED: crate::function::Need = {
@@ -184,6 +270,33 @@ mod tests {
     fn refresh_lifetime_is_bounded() {
         assert!(load(&[("REFRESH_TOKEN_TTL_DAYS", "0")]).is_err());
         assert!(load(&[("REFRESH_TOKEN_TTL_DAYS", "366")]).is_err());
+    }
+
+    #[test]
+    fn the_public_base_url_is_absolute_and_loses_its_trailing_slash() -> crate::TestResult {
+        let base = |v: &str| load(&[("PUBLIC_BASE_URL", v)]).map(|c| c.mail.base_url);
+        assert_eq!(
+            base("https://app.example.com/")?.as_deref(),
+            Some("https://app.example.com")
+        );
+        assert_eq!(
+            base("http://localhost:3000/app")?.as_deref(),
+            Some("http://localhost:3000/app")
+        );
+        for bad in [
+            "app.example.com",
+            "ftp://x",
+            "https://",
+            "https://a/?x=1",
+            "https://a b",
+            "https://a/\"x",
+        ] {
+            assert!(base(bad).is_err(), "{bad}");
+        }
+        assert_eq!(load(&[])?.mail.reset_ttl, Duration::from_secs(1800));
+        assert!(!load(&[])?.require_verified_email);
+        assert!(load(&[("PASSWORD_RESET_TTL_SECONDS", "86401")]).is_err());
+        Ok(())
     }
 
     #[test]

@@ -144,3 +144,104 @@ pub struct UnlinkIdentity {
 pub struct Identities {
     pub identities: Vec<Identity>,
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPassword {
+    #[schema(schema_with = crate::domain::Email::schema)]
+    pub email: String,
+}
+
+/// The answer to a reset request, the same whether or not an account has the address.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailSent {
+    /// Always `sent`.
+    pub status: &'static str,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPassword {
+    /// The `token` of the reset link.
+    #[schema(schema_with = crate::auth::refresh::schema)]
+    pub token: String,
+    #[schema(schema_with = crate::domain::Password::schema)]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    pub current_password: String,
+    #[schema(schema_with = crate::domain::Password::schema)]
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmail {
+    /// The `token` of the verification link.
+    #[schema(schema_with = crate::auth::refresh::schema)]
+    pub token: String,
+}
+
+/// An empty JSON object (the body of requests that need none).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// A live session: one refresh-token family.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    pub id: uuid::Uuid,
+    /// When the session was opened (the sign-in).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// When its refresh token was last rotated (or the sign-in, if never).
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_used_at: time::OffsetDateTime,
+    /// The client's address at the last use; `null` if not recorded.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// How the session was opened: `pwd` or `siwe`.
+    pub method: String,
+    /// Whether the access token of this request belongs to it.
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Sessions {
+    pub items: Vec<Session>,
+}
+
+/// One sign-in attempt on the account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginEvent {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+    /// `pwd` or `siwe`.
+    pub method: String,
+    pub success: bool,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginHistory {
+    pub items: Vec<LoginEvent>,
+    /// Pass as `cursor` to get the next (older) page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
+    pub cursor: Option<String>,
+    /// Another account's history (ADMIN only); the caller's own by default.
+    pub user_id: Option<uuid::Uuid>,
+}

@@ -7,6 +7,7 @@ use super::error::{self, IdentityError};
 use super::model::Identity;
 use super::service::identities_of;
 use super::state::IdentityState;
+use super::verification;
 use super::wallet::{insert_wallet, prove, spend_nonce};
 use crate::audit::{self, Entry};
 use crate::auth::siwe::SiweMessage;
@@ -69,12 +70,14 @@ pub async fn link(
             .await
             .map_err(error::db)?;
             sqlx::query!(
-                "UPDATE users SET email = $2, updated_at = now() WHERE id = $1",
+                "UPDATE users SET email = $2, email_verified = false, updated_at = now()
+                 WHERE id = $1",
                 caller.user_id,
                 email.as_str()
             )
             .execute(&mut *tx)
             .await?;
+            verification::on_new_address(&mut tx, state, caller.user_id, email.as_str()).await?;
             record(
                 &mut tx,
                 caller,
@@ -155,7 +158,7 @@ pub async fn unlink(
     }
     if target.kind == super::model::IdentityType::EmailPassword {
         sqlx::query!(
-            "UPDATE users SET email = NULL, updated_at = now() WHERE id = $1",
+            "UPDATE users SET email = NULL, email_verified = false, updated_at = now() WHERE id = $1",
             caller.user_id
         )
         .execute(&mut *tx)

@@ -10,11 +10,15 @@ pub mod audit;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod history;
 pub mod links;
+pub mod mailed;
 pub mod model;
+pub mod password;
 pub mod service;
 pub mod session;
 pub mod state;
+pub mod verification;
 pub mod wallet;
 
 pub use config::IdentityConfig;
@@ -104,12 +108,13 @@ impl HttpApi for Login {
     }
 }
 
-/// `profile`: the caller's account.
+/// `profile`: the caller's account and its login history.
 pub struct Profile;
 
 impl HttpApi for Profile {
     type State = IdentityState;
-    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::profile)];
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] =
+        &[endpoint!(api::profile), endpoint!(api::login_history)];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
     }
@@ -122,6 +127,47 @@ impl HttpApi for Token {
     type State = IdentityState;
     const ENDPOINTS: &'static [Endpoint<IdentityState>] =
         &[endpoint!(api::refresh), endpoint!(api::logout)];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        IdentityState::new(platform)
+    }
+}
+
+/// `password`: forgot (a mailed reset link), reset, and change.
+pub struct Password;
+
+impl HttpApi for Password {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[
+        endpoint!(api::password_forgot),
+        endpoint!(api::password_reset),
+        endpoint!(api::password_change),
+    ];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        IdentityState::new(platform)
+    }
+}
+
+/// `email-verification`: the mailed link's check, and a new link.
+pub struct EmailVerification;
+
+impl HttpApi for EmailVerification {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[
+        endpoint!(api::verify_email),
+        endpoint!(api::resend_verification),
+    ];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        IdentityState::new(platform)
+    }
+}
+
+/// `sessions`: the caller's live sessions, and ending one.
+pub struct Sessions;
+
+impl HttpApi for Sessions {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] =
+        &[endpoint!(api::sessions), endpoint!(api::end_session)];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
     }
@@ -151,7 +197,8 @@ impl HttpApi for Users {
 }
 
 /// What expires in identity's tables, for the housekeeping job: spent SIWE nonces (a nonce past
-/// its expiry is refused on its own, so its row no longer guards anything).
+/// its expiry is refused on its own, so its row no longer guards anything). Mailed tokens have
+/// their own ([`mailed::PURGES`]).
 pub const PURGES: &[crate::store::housekeeping::Purge] = &[crate::store::housekeeping::Purge {
     name: "spent_nonces",
     run: |pool| {

@@ -13,6 +13,8 @@ pub struct User {
     pub name: String,
     pub email: Option<String>,
     pub role: Role,
+    /// Whether `email` has been proven by a link sent to it.
+    pub email_verified: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }

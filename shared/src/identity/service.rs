@@ -7,14 +7,14 @@ use super::dto::{
 };
 use super::error::{self, IdentityError};
 use super::model::{Identity, User};
-use super::session;
 use super::state::IdentityState;
+use super::{session, verification};
 use crate::audit::{self, Entry};
 use crate::auth::Amr;
 use crate::auth::jwt::Subject;
 use crate::domain::{DisplayName, Email, Password, Role};
 use crate::error::{AppError, AppResult, FieldError};
-use crate::extract::{AuthUser, ClientIp};
+use crate::extract::{AuthUser, ClientInfo};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -62,7 +62,7 @@ pub(crate) async fn insert_account(
     let user = sqlx::query_as!(
         User,
         r#"INSERT INTO users (id, name, email, role) VALUES ($1, $2, $3, $4)
-           RETURNING id, name, email, role AS "role: Role", created_at"#,
+           RETURNING id, name, email, role AS "role: Role", email_verified, created_at"#,
         Uuid::now_v7(),
         account.name.as_str(),
         account.email.as_str(),
@@ -88,10 +88,16 @@ pub(crate) async fn insert_account(
 #[tracing::instrument(name = "identity.register_email", skip_all)]
 pub async fn register_email(
     state: &IdentityState,
-    ip: &ClientIp,
+    client: &ClientInfo,
     input: RegisterEmailPassword,
 ) -> AppResult<Registered> {
-    abuse::throttle(state, ip, Endpoint::Register, Some(input.email.trim())).await?;
+    abuse::throttle(
+        state,
+        &client.ip,
+        Endpoint::Register,
+        Some(input.email.trim()),
+    )
+    .await?;
     let account = NewAccount::parse(&input.email, input.password, input.name.as_deref())?;
     state.signer()?; // 503 before any work when this function cannot issue tokens
     let db = state.db()?;
@@ -103,28 +109,39 @@ pub async fn register_email(
         role: user.role,
         identity_id,
         amr: Amr::Pwd,
+        email_verified: false,
     };
-    let tokens = session::sign_in(&mut tx, state, subject, Action::Registered, json!({})).await?;
+    let tokens = session::sign_in(
+        &mut tx,
+        state,
+        client,
+        subject,
+        Action::Registered,
+        json!({}),
+    )
+    .await?;
+    verification::on_new_address(&mut tx, state, user.id, account.email.as_str()).await?;
     tx.commit().await?;
     Ok(Registered { user, tokens })
 }
 
 /// Password login. An unknown email and a wrong password take the same path: one lookup, one
 /// Argon2id verification (against a dummy hash when there is no account), one audit row, and
-/// the same 401.
+/// the same 401. With `REQUIRE_VERIFIED_EMAIL`, a right password on an unverified address gets
+/// its own 403 (it is no secret to whoever knows the password).
 #[tracing::instrument(name = "identity.login_email", skip_all)]
 pub async fn login_email(
     state: &IdentityState,
-    ip: &ClientIp,
+    client: &ClientInfo,
     input: LoginEmailPassword,
 ) -> AppResult<TokenPair> {
     let email = Email::parse(&input.email).map_err(|e| AppError::Validation(vec![e]))?;
-    abuse::throttle(state, ip, Endpoint::Login, Some(email.as_str())).await?;
+    abuse::throttle(state, &client.ip, Endpoint::Login, Some(email.as_str())).await?;
     abuse::ensure_unlocked(state, email.as_str()).await?;
     state.signer()?; // 503 before any work when this function cannot issue tokens
     let db = state.db()?;
     let found = sqlx::query!(
-        r#"SELECT i.id, i.user_id, i.credential, u.role AS "role: Role"
+        r#"SELECT i.id, i.user_id, i.credential, u.role AS "role: Role", u.email_verified
            FROM identities i JOIN users u ON u.id = i.user_id
            WHERE i.type = 'email_password' AND lower(i.identifier) = lower($1)"#,
         email.as_str(),
@@ -137,8 +154,27 @@ pub async fn login_email(
         .verify_and_upgrade(&input.password, stored.clone())
         .await?;
 
+    let account = found.as_ref().map(|row| row.user_id);
     let mut tx = db.begin().await?;
     let outcome = match found.filter(|_| verified) {
+        Some(row) if state.config().require_verified_email && !row.email_verified => {
+            audit::record(
+                &mut tx,
+                Entry {
+                    action: Action::LoginFailed,
+                    actor_id: None,
+                    subject_id: Some(row.user_id),
+                    details: session::sign_in_details(
+                        Amr::Pwd,
+                        Some(row.id),
+                        client,
+                        json!({ "reason": "email_not_verified" }),
+                    ),
+                },
+            )
+            .await?;
+            Err(verification::NOT_VERIFIED)
+        }
         Some(row) => {
             if let Some(upgraded) = upgraded {
                 // Only over the hash just checked: a password changed meanwhile stays changed.
@@ -156,10 +192,17 @@ pub async fn login_email(
                 role: row.role,
                 identity_id: row.id,
                 amr: Amr::Pwd,
+                email_verified: row.email_verified,
             };
-            let tokens =
-                session::sign_in(&mut tx, state, subject, Action::LoginSucceeded, json!({}))
-                    .await?;
+            let tokens = session::sign_in(
+                &mut tx,
+                state,
+                client,
+                subject,
+                Action::LoginSucceeded,
+                json!({}),
+            )
+            .await?;
             Ok(tokens)
         }
         None => {
@@ -168,8 +211,14 @@ pub async fn login_email(
                 Entry {
                     action: Action::LoginFailed,
                     actor_id: None,
-                    subject_id: None,
-                    details: json!({ "method": "email_password", "identifier": email.as_str() }),
+                    // The account's own history shows the failure; the caller learns nothing.
+                    subject_id: account,
+                    details: session::sign_in_details(
+                        Amr::Pwd,
+                        None,
+                        client,
+                        json!({ "identifier": email.as_str() }),
+                    ),
                 },
             )
             .await?;
@@ -181,7 +230,8 @@ pub async fn login_email(
     // need a second one while the transaction holds the first.
     match &outcome {
         Ok(_) => abuse::clear_failures(state, email.as_str()).await?,
-        Err(_) => abuse::record_failure(state, email.as_str()).await?,
+        Err(AppError::Unauthorized(_)) => abuse::record_failure(state, email.as_str()).await?,
+        Err(_) => {}
     }
     outcome
 }
@@ -189,7 +239,7 @@ pub async fn login_email(
 async fn fetch_user(db: &PgPool, id: Uuid) -> AppResult<Option<User>> {
     Ok(sqlx::query_as!(
         User,
-        r#"SELECT id, name, email, role AS "role: Role", created_at FROM users WHERE id = $1"#,
+        r#"SELECT id, name, email, role AS "role: Role", email_verified, created_at FROM users WHERE id = $1"#,
         id
     )
     .fetch_optional(db)
@@ -236,7 +286,7 @@ pub async fn list_users(state: &IdentityState, query: PageQuery) -> AppResult<Us
         .map_err(|_| AppError::invalid("cursor", "is not a cursor this API issued"))?;
     let mut items = sqlx::query_as!(
         User,
-        r#"SELECT id, name, email, role AS "role: Role", created_at FROM users
+        r#"SELECT id, name, email, role AS "role: Role", email_verified, created_at FROM users
            WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2"#,
         after,
         i64::from(limit) + 1,
@@ -280,7 +330,7 @@ pub async fn set_role(
     let user = sqlx::query_as!(
         User,
         r#"UPDATE users SET role = $2, updated_at = now() WHERE id = $1
-           RETURNING id, name, email, role AS "role: Role", created_at"#,
+           RETURNING id, name, email, role AS "role: Role", email_verified, created_at"#,
         target,
         role as Role,
     )

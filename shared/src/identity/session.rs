@@ -1,13 +1,14 @@
 //! Session issuance and refresh-token rotation, shared by every login method.
 
 use super::audit::IdentityAction as Action;
-use super::dto::TokenPair;
+use super::dto::{Session, Sessions, TokenPair};
 use super::state::IdentityState;
 use crate::audit::{self, Entry};
 use crate::auth::jwt::Subject;
 use crate::auth::{Amr, TokenSigner, refresh};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
+use crate::extract::{AuthUser, ClientInfo};
 use serde_json::json;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -24,13 +25,19 @@ struct Link {
     expires_at: OffsetDateTime,
 }
 
-/// What an audit row of a sign-in says: the method, the identity when known, and `extra`.
+/// What an audit row of a sign-in says: the method, the identity when known, where the client
+/// was, and `extra`. The login history reads these rows.
 pub(crate) fn sign_in_details(
     amr: Amr,
     identity_id: Option<Uuid>,
+    client: &ClientInfo,
     extra: serde_json::Value,
 ) -> serde_json::Value {
-    let mut details = json!({ "method": amr.as_str() });
+    let mut details = json!({
+        "method": amr.as_str(),
+        "ip": client.ip.0,
+        "user_agent": client.user_agent,
+    });
     if let Some(details) = details.as_object_mut() {
         if let Some(identity_id) = identity_id {
             details.insert("identity_id".into(), json!(identity_id));
@@ -48,6 +55,7 @@ pub(crate) fn sign_in_details(
 pub async fn sign_in(
     conn: &mut PgConnection,
     state: &IdentityState,
+    client: &ClientInfo,
     subject: Subject,
     action: Action,
     extra: serde_json::Value,
@@ -56,9 +64,9 @@ pub async fn sign_in(
         action,
         actor_id: Some(subject.user_id),
         subject_id: Some(subject.user_id),
-        details: sign_in_details(subject.amr, Some(subject.identity_id), extra),
+        details: sign_in_details(subject.amr, Some(subject.identity_id), client, extra),
     };
-    let minted = Minted::fresh(state, subject.amr);
+    let minted = Minted::fresh(state, subject.amr, client);
     issue(conn, state.signer()?, minted, subject, entry).await
 }
 
@@ -82,11 +90,14 @@ pub(crate) struct Minted {
     pub parent_id: Option<Uuid>,
     pub amr: Vec<String>,
     pub expires_at: OffsetDateTime,
+    /// Where the client was when the token was issued.
+    pub ip: String,
+    pub user_agent: Option<String>,
     token: String,
 }
 
 impl Minted {
-    fn new(link: Link, amr: Amr) -> Self {
+    fn new(link: Link, amr: Amr, client: &ClientInfo) -> Self {
         let (token, token_hash) = refresh::generate();
         Self {
             id: Uuid::now_v7(),
@@ -95,19 +106,21 @@ impl Minted {
             parent_id: link.parent_id,
             amr: vec![amr.as_str().to_owned()],
             expires_at: link.expires_at,
+            ip: client.ip.0.clone(),
+            user_agent: client.user_agent.clone(),
             token,
         }
     }
 
-    /// A token of a new family, for a sign-in by `amr`.
-    pub(crate) fn fresh(state: &IdentityState, amr: Amr) -> Self {
-        Self::new(Link::fresh(state), amr)
+    /// A token of a new family, for a sign-in by `amr` from `client`.
+    pub(crate) fn fresh(state: &IdentityState, amr: Amr, client: &ClientInfo) -> Self {
+        Self::new(Link::fresh(state), amr, client)
     }
 
     /// The pair handed out once the row has been written for `subject`.
     pub(crate) fn pair(self, signer: &TokenSigner, subject: Subject) -> AppResult<TokenPair> {
         Ok(TokenPair {
-            access_token: signer.issue(subject)?,
+            access_token: signer.issue(subject, self.family_id)?,
             refresh_token: self.token,
             token_type: "Bearer",
             expires_in: signer.ttl().as_secs(),
@@ -126,9 +139,9 @@ async fn issue(
 ) -> AppResult<TokenPair> {
     sqlx::query!(
         "WITH token AS (
-             INSERT INTO refresh_tokens
-                 (id, token_hash, family_id, parent_id, user_id, identity_id, amr, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8))
+             INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, user_id,
+                                         identity_id, amr, expires_at, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $13, $14))
          SELECT audit_record($9, $10, $11, $12)",
         minted.id,
         minted.token_hash,
@@ -142,6 +155,8 @@ async fn issue(
         entry.actor_id,
         entry.subject_id,
         entry.details,
+        minted.ip,
+        minted.user_agent,
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -151,7 +166,11 @@ async fn issue(
 /// Exchanges a refresh token for a new pair. The old token is spent; spending it again
 /// revokes its whole family.
 #[tracing::instrument(name = "identity.rotate", skip_all)]
-pub async fn rotate(state: &IdentityState, presented: &str) -> AppResult<TokenPair> {
+pub async fn rotate(
+    state: &IdentityState,
+    client: &ClientInfo,
+    presented: &str,
+) -> AppResult<TokenPair> {
     let signer = state.signer()?;
     let hash = refresh::parse(presented).ok_or(INVALID_REFRESH)?;
     let mut tx = state.db()?.begin().await?;
@@ -163,7 +182,7 @@ pub async fn rotate(state: &IdentityState, presented: &str) -> AppResult<TokenPa
            WHERE t.token_hash = $1 AND u.id = t.user_id
              AND t.rotated_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > now()
            RETURNING t.id, t.family_id, t.user_id, t.identity_id, t.amr, t.expires_at,
-                     u.role AS "role: Role""#,
+                     u.role AS "role: Role", u.email_verified"#,
         hash,
     )
     .fetch_optional(&mut *tx)
@@ -179,6 +198,7 @@ pub async fn rotate(state: &IdentityState, presented: &str) -> AppResult<TokenPa
             role: old.role,
             identity_id,
             amr,
+            email_verified: old.email_verified,
         };
         let link = Link {
             family_id: old.family_id,
@@ -191,7 +211,14 @@ pub async fn rotate(state: &IdentityState, presented: &str) -> AppResult<TokenPa
             subject_id: Some(old.user_id),
             details: json!({ "family_id": old.family_id }),
         };
-        let pair = issue(&mut tx, signer, Minted::new(link, amr), subject, entry).await?;
+        let pair = issue(
+            &mut tx,
+            signer,
+            Minted::new(link, amr, client),
+            subject,
+            entry,
+        )
+        .await?;
         tx.commit().await?;
         return Ok(pair);
     }
@@ -259,4 +286,84 @@ async fn revoke_family(conn: &mut PgConnection, family_id: Uuid) -> Result<u64, 
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Revokes every session of `user_id` except `keep` (the caller's, on a password change).
+pub(crate) async fn revoke_all(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query!(
+        "UPDATE refresh_tokens SET revoked_at = now()
+         WHERE user_id = $1 AND revoked_at IS NULL AND family_id IS DISTINCT FROM $2",
+        user_id,
+        keep,
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The caller's live sessions, most recently used first. A session is a refresh-token family
+/// whose newest token is neither rotated, revoked nor expired.
+#[tracing::instrument(name = "identity.sessions", skip_all)]
+pub async fn list(state: &IdentityState, caller: &AuthUser) -> AppResult<Sessions> {
+    let rows = sqlx::query!(
+        r#"SELECT t.family_id, t.issued_at, t.ip, t.user_agent, t.amr,
+                  (SELECT min(f.issued_at) FROM refresh_tokens f
+                   WHERE f.family_id = t.family_id) AS "created_at!"
+           FROM refresh_tokens t
+           WHERE t.user_id = $1 AND t.rotated_at IS NULL AND t.revoked_at IS NULL
+             AND t.expires_at > now()
+           ORDER BY t.issued_at DESC, t.id"#,
+        caller.user_id,
+    )
+    .fetch_all(state.db()?)
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|row| Session {
+            id: row.family_id,
+            created_at: row.created_at,
+            last_used_at: row.issued_at,
+            ip: row.ip,
+            user_agent: row.user_agent,
+            method: row.amr.join("+"),
+            current: row.family_id == caller.session_id,
+        })
+        .collect();
+    Ok(Sessions { items })
+}
+
+/// Ends one of the caller's sessions (its whole family). Another user's, an ended one or an
+/// unknown id are the same 404.
+#[tracing::instrument(name = "identity.end_session", skip_all)]
+pub async fn end(state: &IdentityState, caller: &AuthUser, id: Uuid) -> AppResult<()> {
+    let mut tx = state.db()?.begin().await?;
+    let live = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = $1 AND user_id = $2
+                            AND rotated_at IS NULL AND revoked_at IS NULL
+                            AND expires_at > now()) AS "live!""#,
+        id,
+        caller.user_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !live {
+        return Err(AppError::NotFound);
+    }
+    let revoked = revoke_family(&mut tx, id).await?;
+    audit::record(
+        &mut tx,
+        Entry {
+            action: Action::SessionRevoked,
+            actor_id: Some(caller.user_id),
+            subject_id: Some(caller.user_id),
+            details: json!({ "family_id": id, "tokens_revoked": revoked }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

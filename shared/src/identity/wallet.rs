@@ -16,7 +16,7 @@ use crate::auth::nonce;
 use crate::auth::siwe::{Proof, REJECTED, SiweError, SiweMessage};
 use crate::domain::{DisplayName, Role};
 use crate::error::{AppError, AppResult};
-use crate::extract::ClientIp;
+use crate::extract::{ClientInfo, ClientIp};
 use serde_json::json;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -137,12 +137,12 @@ pub(crate) async fn insert_wallet(
 #[tracing::instrument(name = "identity.register_wallet", skip_all)]
 pub async fn register(
     state: &IdentityState,
-    ip: &ClientIp,
+    client: &ClientInfo,
     input: RegisterBlockchain,
 ) -> AppResult<Registered> {
     let message = SiweMessage::parse(&input.message)?;
     let address = message.address().to_checksum(None);
-    abuse::throttle(state, ip, Endpoint::Register, Some(&address)).await?;
+    abuse::throttle(state, &client.ip, Endpoint::Register, Some(&address)).await?;
     let name = match input.name.as_deref() {
         Some(raw) => DisplayName::parse(raw).map_err(|e| AppError::Validation(vec![e]))?,
         None => DisplayName::parse(&address).map_err(|e| AppError::Validation(vec![e]))?,
@@ -154,7 +154,7 @@ pub async fn register(
     let user = sqlx::query_as!(
         User,
         r#"INSERT INTO users (id, name, email, role) VALUES ($1, $2, NULL, $3)
-           RETURNING id, name, email, role AS "role: Role", created_at"#,
+           RETURNING id, name, email, role AS "role: Role", email_verified, created_at"#,
         Uuid::now_v7(),
         name.as_str(),
         Role::Client as Role,
@@ -167,10 +167,12 @@ pub async fn register(
         role: user.role,
         identity_id,
         amr: Amr::Siwe,
+        email_verified: false,
     };
     let tokens = session::sign_in(
         &mut tx,
         state,
+        client,
         subject,
         Action::Registered,
         json!({ "chain_id": proof.chain_id }),
@@ -189,29 +191,29 @@ pub async fn register(
 #[tracing::instrument(name = "identity.login_wallet", skip_all)]
 pub async fn login(
     state: &IdentityState,
-    ip: &ClientIp,
+    client: &ClientInfo,
     input: LoginBlockchain,
 ) -> AppResult<TokenPair> {
     let message = SiweMessage::parse(&input.message)?;
     let address = message.address().to_checksum(None);
-    abuse::throttle(state, ip, Endpoint::Login, Some(&address)).await?;
+    abuse::throttle(state, &client.ip, Endpoint::Login, Some(&address)).await?;
     let signer = state.signer()?; // 503 before any work when this function cannot issue tokens
     let (proof, nonce_expires) = prove(state, &message, &input.signature).await?;
-    let minted = session::Minted::fresh(state, Amr::Siwe);
+    let minted = session::Minted::fresh(state, Amr::Siwe, client);
     let extra = json!({ "chain_id": proof.chain_id });
     let row = sqlx::query!(
         r#"WITH spent AS (
                INSERT INTO spent_nonces (nonce, expires_at) VALUES ($1, $2)
                ON CONFLICT DO NOTHING RETURNING nonce),
            found AS (
-               SELECT i.id, i.user_id, u.role
+               SELECT i.id, i.user_id, u.role, u.email_verified
                FROM identities i JOIN users u ON u.id = i.user_id
                WHERE i.type = 'blockchain_address' AND i.identifier = $3
                  AND EXISTS (SELECT 1 FROM spent)),
            token AS (
-               INSERT INTO refresh_tokens
-                   (id, token_hash, family_id, parent_id, user_id, identity_id, amr, expires_at)
-               SELECT $4, $5, $6, $7, user_id, id, $8, $9 FROM found),
+               INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, user_id,
+                                           identity_id, amr, expires_at, ip, user_agent)
+               SELECT $4, $5, $6, $7, user_id, id, $8, $9, $14, $15 FROM found),
            logged AS (
                SELECT audit_record($10, user_id, user_id,
                                    $11::jsonb || jsonb_build_object('identity_id', id))
@@ -222,6 +224,7 @@ pub async fn login(
            -- `logged` is referenced so that it runs (a plain SELECT in WITH runs only if used).
            SELECT EXISTS (SELECT 1 FROM spent) AS "spent!",
                   f.id AS "identity_id?", f.user_id AS "user_id?", f.role AS "role?: Role",
+                  f.email_verified AS "email_verified?",
                   (SELECT count(*) FROM logged) AS "logged!"
            FROM (VALUES (1)) AS one (n) LEFT JOIN found f ON true"#,
         proof.nonce,
@@ -234,9 +237,11 @@ pub async fn login(
         &minted.amr,
         minted.expires_at,
         audit::Action::name(Action::LoginSucceeded),
-        session::sign_in_details(Amr::Siwe, None, extra),
+        session::sign_in_details(Amr::Siwe, None, client, extra),
         audit::Action::name(Action::LoginFailed),
-        json!({ "method": Amr::Siwe.as_str(), "identifier": address }),
+        session::sign_in_details(Amr::Siwe, None, client, json!({ "identifier": address })),
+        minted.ip,
+        minted.user_agent,
     )
     .fetch_one(state.db()?)
     .await?;
@@ -244,7 +249,8 @@ pub async fn login(
         tracing::info!("SIWE nonce already spent");
         return Err(REJECTED);
     }
-    let (Some(identity_id), Some(user_id), Some(role)) = (row.identity_id, row.user_id, row.role)
+    let (Some(identity_id), Some(user_id), Some(role), Some(email_verified)) =
+        (row.identity_id, row.user_id, row.role, row.email_verified)
     else {
         // The nonce stays spent and the failure is recorded: one answer for every failure.
         return Err(REJECTED);
@@ -254,6 +260,7 @@ pub async fn login(
         role,
         identity_id,
         amr: Amr::Siwe,
+        email_verified,
     };
     minted.pair(signer, subject)
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod abuse;
+mod account;
 mod contract;
 mod deploy;
 mod edge;

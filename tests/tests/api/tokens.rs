@@ -1,7 +1,7 @@
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gantry_tests::{AUDIENCE, ISSUER, TestApp};
+use gantry_tests::{AUDIENCE, ISSUER, TestApp, claims_of};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -210,12 +210,6 @@ async fn tokens_are_not_interchangeable(pool: PgPool) {
     refresh(&app, &str_of(&first, "access_token"))
         .await
         .problem(401);
-}
-
-/// Claims of a real token, for forging variants of it.
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 fn b64(v: &Value) -> String {

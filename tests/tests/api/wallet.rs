@@ -136,7 +136,8 @@ async fn a_wallet_login_writes_its_session_and_audit_row_and_nothing_else(pool: 
     assert_eq!(actor.map(|a| a.to_string()), Some(user_id.clone()));
     assert_eq!(
         details,
-        json!({"method": "siwe", "identity_id": identity, "chain_id": SIWE_CHAIN})
+        json!({"method": "siwe", "identity_id": identity, "chain_id": SIWE_CHAIN,
+               "ip": "unknown", "user_agent": null})
     );
     let (family_user, amr): (uuid::Uuid, Vec<String>) =
         sqlx::query_as("SELECT user_id, amr FROM refresh_tokens ORDER BY id DESC LIMIT 1")
@@ -174,7 +175,7 @@ async fn a_wallet_login_writes_its_session_and_audit_row_and_nothing_else(pool: 
             .unwrap();
     assert_eq!(
         failed,
-        json!({"method": "siwe", "identifier": stranger.address()})
+        json!({"method": "siwe", "identifier": stranger.address(), "ip": "unknown", "user_agent": null})
     );
 }
 

@@ -1,0 +1,5 @@
+//! POST /password/forgot, /password/reset, /password/change: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::PASSWORD)
+}

@@ -1,0 +1,5 @@
+//! GET /sessions, DELETE /sessions/{id}: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+
+fn main() -> std::process::ExitCode {
+    gantry::runtime::start(&gantry::app::SESSIONS)
+}

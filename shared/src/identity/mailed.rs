@@ -1,0 +1,175 @@
+//! Single-use tokens mailed to an address: password reset and email verification. A token is
+//! 256 random bits (the same opaque shape as a refresh token), stored only as its SHA-256, bound
+//! to the account and to the address it was sent to, and spent by one conditional UPDATE, so of
+//! concurrent uses exactly one finds it unspent. Issuing one voids the older ones of the same
+//! purpose. The mail that carries it goes into the outbox in the caller's transaction.
+
+use super::state::IdentityState;
+use crate::auth::refresh;
+use crate::error::{AppError, AppResult};
+use crate::mail::{self, Mail};
+use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// What a token is for. Stored as the Postgres enum `account_token_purpose`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "account_token_purpose", rename_all = "snake_case")]
+pub enum Purpose {
+    PasswordReset,
+    EmailVerification,
+}
+
+impl Purpose {
+    /// The application page the link opens.
+    fn page(self) -> &'static str {
+        match self {
+            Self::PasswordReset => "/reset-password",
+            Self::EmailVerification => "/verify-email",
+        }
+    }
+}
+
+/// One answer for a token that is unknown, malformed, expired, spent or for another purpose.
+pub fn invalid_link() -> AppError {
+    AppError::BadRequest("the link is invalid, has expired or was already used".to_owned())
+}
+
+/// `PUBLIC_BASE_URL`, or a 503 naming it: checked before any work, so that whether an account
+/// exists never changes the answer.
+pub fn base_url(state: &IdentityState) -> AppResult<&str> {
+    state.config().mail.base_url.as_deref().ok_or_else(|| {
+        AppError::Unavailable("account mail is not configured (PUBLIC_BASE_URL)".into())
+    })
+}
+
+/// The account and address a spent token was issued for.
+pub struct Spent {
+    pub user_id: Uuid,
+    pub email: String,
+}
+
+/// Issues a token for `user_id` at `email` and puts the mail that carries its link in the
+/// outbox, both in the caller's transaction. Older unspent tokens of `purpose` are voided.
+pub async fn send(
+    conn: &mut PgConnection,
+    state: &IdentityState,
+    purpose: Purpose,
+    user_id: Uuid,
+    email: &str,
+) -> AppResult<()> {
+    let base = base_url(state)?;
+    let ttl = match purpose {
+        Purpose::PasswordReset => state.config().mail.reset_ttl,
+        Purpose::EmailVerification => state.config().mail.verification_ttl,
+    };
+    void(conn, purpose, user_id).await?;
+    let (token, token_hash) = refresh::generate();
+    sqlx::query!(
+        "INSERT INTO account_tokens (token_hash, purpose, user_id, email, expires_at)
+         VALUES ($1, $2, $3, $4, $5)",
+        token_hash,
+        purpose as Purpose,
+        user_id,
+        email,
+        OffsetDateTime::now_utc() + ttl,
+    )
+    .execute(&mut *conn)
+    .await?;
+    // The token is base64url and the base URL has no quote, space or angle bracket (checked
+    // when configured), so the link needs no escaping in either body.
+    let link = format!("{base}{}?token={token}", purpose.page());
+    let minutes = ttl.as_secs() / 60;
+    let (subject, text, html) = match purpose {
+        Purpose::PasswordReset => (
+            "Reset your password",
+            format!(
+                "Someone asked to reset the password of your account. If it was you, open this link within {minutes} minutes to choose a new one:\n\n{link}\n\nIf it was not you, ignore this mail: your password stays as it is.\n"
+            ),
+            format!(
+                "<p>Someone asked to reset the password of your account. If it was you, <a href=\"{link}\">choose a new password</a> within {minutes} minutes.</p><p>If it was not you, ignore this mail: your password stays as it is.</p>"
+            ),
+        ),
+        Purpose::EmailVerification => (
+            "Confirm your email address",
+            format!(
+                "Open this link within {minutes} minutes to confirm that this address is yours:\n\n{link}\n"
+            ),
+            format!(
+                "<p><a href=\"{link}\">Confirm that this address is yours</a> (the link works for {minutes} minutes).</p>"
+            ),
+        ),
+    };
+    mail::send(
+        conn,
+        &Mail {
+            to: email,
+            subject,
+            text: &text,
+            html: &html,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Voids every unspent token of `purpose` that `user_id` holds.
+pub async fn void(conn: &mut PgConnection, purpose: Purpose, user_id: Uuid) -> AppResult<()> {
+    sqlx::query!(
+        "UPDATE account_tokens SET used_at = now()
+         WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+        user_id,
+        purpose as Purpose,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether `presented` is a live token of `purpose`, without spending it: lets a rule refuse
+/// a bad link before it does expensive work (hashing a new password).
+pub async fn check(db: &PgPool, purpose: Purpose, presented: &str) -> AppResult<()> {
+    let hash = refresh::parse(presented).ok_or_else(invalid_link)?;
+    let live = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM account_tokens WHERE token_hash = $1 AND purpose = $2
+                            AND used_at IS NULL AND expires_at > now()) AS "live!""#,
+        hash,
+        purpose as Purpose,
+    )
+    .fetch_one(db)
+    .await?;
+    if live { Ok(()) } else { Err(invalid_link()) }
+}
+
+/// Spends `presented` in the caller's transaction. Concurrent spends of one token queue on its
+/// row; only the first finds it unspent.
+pub async fn spend(conn: &mut PgConnection, purpose: Purpose, presented: &str) -> AppResult<Spent> {
+    let hash = refresh::parse(presented).ok_or_else(invalid_link)?;
+    sqlx::query_as!(
+        Spent,
+        "UPDATE account_tokens SET used_at = now()
+         WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
+         RETURNING user_id, email",
+        hash,
+        purpose as Purpose,
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(invalid_link)
+}
+
+/// What expires here, for the housekeeping job: tokens a day past their expiry or use.
+pub const PURGES: &[crate::store::housekeeping::Purge] = &[crate::store::housekeeping::Purge {
+    name: "account_tokens",
+    run: |pool| {
+        Box::pin(async move {
+            sqlx::query!(
+                "DELETE FROM account_tokens
+                 WHERE expires_at < now() - interval '1 day' OR used_at < now() - interval '1 day'"
+            )
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+    },
+}];

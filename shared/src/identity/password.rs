@@ -1,0 +1,186 @@
+//! Password recovery and change. Forgot → a mailed single-use link → reset, which revokes every
+//! session; change, with the current password, which revokes every other session.
+
+use super::abuse::{self, Endpoint};
+use super::audit::IdentityAction as Action;
+use super::dto::{ChangePassword, ForgotPassword, MailSent, ResetPassword};
+use super::mailed::{self, Purpose};
+use super::session;
+use super::state::IdentityState;
+use crate::audit::{self, Entry};
+use crate::domain::{Email, Password};
+use crate::error::{AppError, AppResult, FieldError};
+use crate::extract::{AuthUser, ClientIp};
+use serde_json::json;
+
+/// Mails a reset link when an account has the address. The answer, and the work done, are the
+/// same either way: one lookup and one transaction with an audit row.
+#[tracing::instrument(name = "identity.password_forgot", skip_all)]
+pub async fn forgot(
+    state: &IdentityState,
+    ip: &ClientIp,
+    input: ForgotPassword,
+) -> AppResult<MailSent> {
+    let email = Email::parse(&input.email).map_err(|e| AppError::Validation(vec![e]))?;
+    abuse::throttle(state, ip, Endpoint::PasswordForgot, Some(email.as_str())).await?;
+    mailed::base_url(state)?;
+    let mut tx = state.db()?.begin().await?;
+    let found = sqlx::query!(
+        "SELECT user_id, identifier FROM identities
+         WHERE type = 'email_password' AND lower(identifier) = lower($1)",
+        email.as_str(),
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (subject_id, details) = match &found {
+        Some(account) => {
+            mailed::send(
+                &mut tx,
+                state,
+                Purpose::PasswordReset,
+                account.user_id,
+                &account.identifier,
+            )
+            .await?;
+            (Some(account.user_id), json!({ "ip": ip.0 }))
+        }
+        None => (
+            None,
+            json!({ "ip": ip.0, "identifier": email.as_str(), "account": false }),
+        ),
+    };
+    audit::record(
+        &mut tx,
+        Entry {
+            action: Action::PasswordResetRequested,
+            actor_id: None,
+            subject_id,
+            details,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(MailSent { status: "sent" })
+}
+
+/// Sets a new password from a reset link. The token is checked before the new password is
+/// hashed, and spent in the transaction that stores the hash, revokes every session, voids
+/// the account's other reset links and writes the audit row. A reset proves the address, so it
+/// also marks it verified.
+#[tracing::instrument(name = "identity.password_reset", skip_all)]
+pub async fn reset(state: &IdentityState, ip: &ClientIp, input: ResetPassword) -> AppResult<()> {
+    abuse::throttle(state, ip, Endpoint::PasswordReset, None).await?;
+    let password = Password::parse(input.password).map_err(|e| AppError::Validation(vec![e]))?;
+    let db = state.db()?;
+    mailed::check(db, Purpose::PasswordReset, &input.token).await?;
+    let credential = state.hasher().hash(&password).await?;
+    let mut tx = db.begin().await?;
+    let spent = mailed::spend(&mut tx, Purpose::PasswordReset, &input.token).await?;
+    // The identity the link was sent to; unlinked since, the link proves nothing.
+    let identity = sqlx::query_scalar!(
+        "UPDATE identities SET credential = $3
+         WHERE user_id = $1 AND type = 'email_password' AND lower(identifier) = lower($2)
+         RETURNING identifier",
+        spent.user_id,
+        spent.email,
+        credential,
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(mailed::invalid_link)?;
+    sqlx::query!(
+        "UPDATE users SET email_verified = true, updated_at = now()
+         WHERE id = $1 AND lower(email) = lower($2)",
+        spent.user_id,
+        spent.email,
+    )
+    .execute(&mut *tx)
+    .await?;
+    mailed::void(&mut tx, Purpose::PasswordReset, spent.user_id).await?;
+    let revoked = session::revoke_all(&mut tx, spent.user_id, None).await?;
+    audit::record(
+        &mut tx,
+        Entry {
+            action: Action::PasswordReset,
+            actor_id: Some(spent.user_id),
+            subject_id: Some(spent.user_id),
+            details: json!({ "sessions_revoked": revoked, "ip": ip.0 }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    // Whoever was guessing the old password is no longer in the way of the owner.
+    abuse::clear_failures(state, &identity).await?;
+    Ok(())
+}
+
+/// Changes the caller's password. The current one is checked like a login (a wrong one counts
+/// toward the address's lockout); the new hash replaces exactly the hash just checked, and every
+/// session but the caller's is revoked, in one transaction.
+#[tracing::instrument(name = "identity.password_change", skip_all)]
+pub async fn change(
+    state: &IdentityState,
+    caller: &AuthUser,
+    input: ChangePassword,
+) -> AppResult<()> {
+    let new_password = Password::parse(input.new_password).map_err(|e| {
+        AppError::Validation(vec![FieldError {
+            field: "new_password".into(),
+            ..e
+        }])
+    })?;
+    let db = state.db()?;
+    let identity = sqlx::query!(
+        "SELECT id, identifier, credential FROM identities
+         WHERE user_id = $1 AND type = 'email_password'",
+        caller.user_id,
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| {
+        AppError::Conflict("the account has no password; link an email identity first".into())
+    })?;
+    abuse::ensure_unlocked(state, &identity.identifier).await?;
+    let (verified, _) = state
+        .hasher()
+        .verify_and_upgrade(&input.current_password, identity.credential.clone())
+        .await?;
+    if !verified {
+        abuse::record_failure(state, &identity.identifier).await?;
+        return Err(AppError::Validation(vec![FieldError::semantic(
+            "current_password",
+            "is not the account's password",
+        )]));
+    }
+    let credential = state.hasher().hash(&new_password).await?;
+    let mut tx = db.begin().await?;
+    let changed = sqlx::query!(
+        "UPDATE identities SET credential = $2 WHERE id = $1 AND credential = $3",
+        identity.id,
+        credential,
+        identity.credential,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(AppError::Conflict(
+            "the password changed meanwhile; sign in again".into(),
+        ));
+    }
+    mailed::void(&mut tx, Purpose::PasswordReset, caller.user_id).await?;
+    let revoked = session::revoke_all(&mut tx, caller.user_id, Some(caller.session_id)).await?;
+    audit::record(
+        &mut tx,
+        Entry {
+            action: Action::PasswordChanged,
+            actor_id: Some(caller.user_id),
+            subject_id: Some(caller.user_id),
+            details: json!({ "sessions_revoked": revoked }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    abuse::clear_failures(state, &identity.identifier).await?;
+    Ok(())
+}
