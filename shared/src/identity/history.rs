@@ -31,7 +31,7 @@ pub async fn page(
         Some(raw) => Some(
             raw.parse::<i64>()
                 .ok()
-                .filter(|id| *id > 0)
+                .filter(|id| *id >= 0)
                 .ok_or_else(|| AppError::invalid("cursor", "is not a cursor this API issued"))?,
         ),
     };

@@ -104,19 +104,12 @@ pub async fn register_email(
     let credential = state.hasher().hash(&account.password).await?;
     let mut tx = db.begin().await?;
     let (user, identity_id) = insert_account(&mut tx, &account, &credential, Role::Client).await?;
-    let subject = Subject {
-        user_id: user.id,
-        role: user.role,
-        identity_id,
-        amr: Amr::Pwd,
-        email_verified: false,
-    };
-    let tokens = session::sign_in(
+    let tokens = session::sign_in_new(
         &mut tx,
         state,
         client,
-        subject,
-        Action::Registered,
+        &user,
+        (identity_id, Amr::Pwd),
         json!({}),
     )
     .await?;

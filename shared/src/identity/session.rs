@@ -70,6 +70,26 @@ pub async fn sign_in(
     issue(conn, state.signer()?, minted, subject, entry).await
 }
 
+/// Signs a just-registered `user` in through `identity_id`: the session and the `Registered` audit
+/// row (with `extra`), in the caller's transaction.
+pub async fn sign_in_new(
+    conn: &mut PgConnection,
+    state: &IdentityState,
+    client: &ClientInfo,
+    user: &super::model::User,
+    (identity_id, amr): (Uuid, Amr),
+    extra: serde_json::Value,
+) -> AppResult<TokenPair> {
+    let subject = Subject {
+        user_id: user.id,
+        role: user.role,
+        identity_id,
+        amr,
+        email_verified: user.email_verified,
+    };
+    sign_in(conn, state, client, subject, Action::Registered, extra).await
+}
+
 impl Link {
     /// A new family, expiring after the refresh lifetime.
     fn fresh(state: &IdentityState) -> Self {

@@ -162,19 +162,12 @@ pub async fn register(
     .fetch_one(&mut *tx)
     .await?;
     let identity_id = insert_wallet(&mut tx, user.id, &proof, true).await?;
-    let subject = Subject {
-        user_id: user.id,
-        role: user.role,
-        identity_id,
-        amr: Amr::Siwe,
-        email_verified: false,
-    };
-    let tokens = session::sign_in(
+    let tokens = session::sign_in_new(
         &mut tx,
         state,
         client,
-        subject,
-        Action::Registered,
+        &user,
+        (identity_id, Amr::Siwe),
         json!({ "chain_id": proof.chain_id }),
     )
     .await?;
