@@ -79,24 +79,24 @@ pub async fn send(
     // The token is base64url and the base URL has no quote, space or angle bracket (checked
     // when configured), so the link needs no escaping in either body.
     let link = format!("{base}{}?token={token}", purpose.page());
-    let minutes = ttl.as_secs() / 60;
+    let within = lifetime(ttl);
     let (subject, text, html) = match purpose {
         Purpose::PasswordReset => (
             "Reset your password",
             format!(
-                "Someone asked to reset the password of your account. If it was you, open this link within {minutes} minutes to choose a new one:\n\n{link}\n\nIf it was not you, ignore this mail: your password stays as it is.\n"
+                "Someone asked to reset the password of your account. If it was you, open this link within {within} to choose a new one:\n\n{link}\n\nIf it was not you, ignore this mail: your password stays as it is.\n"
             ),
             format!(
-                "<p>Someone asked to reset the password of your account. If it was you, <a href=\"{link}\">choose a new password</a> within {minutes} minutes.</p><p>If it was not you, ignore this mail: your password stays as it is.</p>"
+                "<p>Someone asked to reset the password of your account. If it was you, <a href=\"{link}\">choose a new password</a> within {within}.</p><p>If it was not you, ignore this mail: your password stays as it is.</p>"
             ),
         ),
         Purpose::EmailVerification => (
             "Confirm your email address",
             format!(
-                "Open this link within {minutes} minutes to confirm that this address is yours:\n\n{link}\n"
+                "Open this link within {within} to confirm that this address is yours:\n\n{link}\n"
             ),
             format!(
-                "<p><a href=\"{link}\">Confirm that this address is yours</a> (the link works for {minutes} minutes).</p>"
+                "<p><a href=\"{link}\">Confirm that this address is yours</a> (the link works for {within}).</p>"
             ),
         ),
     };
@@ -111,6 +111,17 @@ pub async fn send(
     )
     .await?;
     Ok(())
+}
+
+/// A link's lifetime in words: whole hours as hours, anything else as minutes.
+fn lifetime(ttl: std::time::Duration) -> String {
+    let minutes = ttl.as_secs() / 60;
+    match minutes {
+        60 => "an hour".to_owned(),
+        m if m % 60 == 0 => format!("{} hours", m / 60),
+        1 => "a minute".to_owned(),
+        m => format!("{m} minutes"),
+    }
 }
 
 /// Voids every unspent token of `purpose` that `user_id` holds.
@@ -173,3 +184,18 @@ pub const PURGES: &[crate::store::housekeeping::Purge] = &[crate::store::houseke
         })
     },
 }];
+
+#[cfg(test)]
+mod tests {
+    use super::lifetime;
+    use std::time::Duration;
+
+    #[test]
+    fn lifetimes_read_as_people_say_them() {
+        assert_eq!(lifetime(Duration::from_secs(1800)), "30 minutes");
+        assert_eq!(lifetime(Duration::from_secs(3600)), "an hour");
+        assert_eq!(lifetime(Duration::from_secs(86_400)), "24 hours");
+        assert_eq!(lifetime(Duration::from_secs(60)), "a minute");
+        assert_eq!(lifetime(Duration::from_secs(90)), "a minute");
+    }
+}
