@@ -141,6 +141,18 @@ ensure_npm_bench_tools() {
 
 # schemathesis, pinned, in a virtualenv in the shared cache (like the npm tools).
 SCHEMATHESIS_VERSION=4.32.5
+PYOTP_VERSION=2.9.0
+
+ensure_pyotp() { # a python3 that imports pyotp, exported as PYOTP_PYTHON
+  if ! python3 -c 'import pyotp' 2>/dev/null; then
+    log "installing pyotp $PYOTP_VERSION from PyPI"
+    python3 -m pip install -q "pyotp==$PYOTP_VERSION" >&2 \
+      || python3 -m pip install -q --user "pyotp==$PYOTP_VERSION" >&2 || true
+  fi
+  python3 -c 'import pyotp' 2>/dev/null || return 1
+  PYOTP_PYTHON=$(command -v python3)
+  export PYOTP_PYTHON
+}
 ensure_schemathesis() {
   local venv=${GANTRY_VENV:-$HOME/.cache/gantry/venv}
   export SCHEMATHESIS="$venv/bin/st"

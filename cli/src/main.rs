@@ -27,7 +27,8 @@ enum Command {
     /// Apply pending database migrations (DATABASE_URL).
     Migrate,
     /// Print new secrets as shell-quoted lines: an Ed25519 signing key (JWT_PRIVATE_KEY,
-    /// JWT_PUBLIC_KEYS) and a SIWE nonce key (SIWE_NONCE_SECRET).
+    /// JWT_PUBLIC_KEYS), a SIWE nonce key (SIWE_NONCE_SECRET) and a TOTP sealing key
+    /// (MFA_ENCRYPTION_KEY).
     Keygen,
     /// Manage ADMIN accounts.
     #[command(subcommand)]
@@ -198,5 +199,9 @@ fn keygen() -> Result<()> {
     );
     println!("JWT_PUBLIC_KEYS='{}'", serde_json::to_string(&jwks)?);
     println!("SIWE_NONCE_SECRET='{}'", NonceKey::generate_secret());
+    println!(
+        "MFA_ENCRYPTION_KEY='{}'",
+        gantry::auth::totp::SealingKey::generate_base64()
+    );
     Ok(())
 }

@@ -44,7 +44,7 @@ fn tokens(c: &mut Criterion) {
         user_id: uuid::Uuid::now_v7(),
         role: Role::Client,
         identity_id: uuid::Uuid::now_v7(),
-        amr: Amr::Pwd,
+        amr: Amr::Pwd.into(),
         email_verified: true,
     };
     let sid = uuid::Uuid::now_v7();

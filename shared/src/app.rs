@@ -16,6 +16,7 @@ use utoipa::OpenApi;
 
 const SIWE: crate::function::Need = identity::config::SIWE_NEED;
 const ACCOUNT_MAIL: crate::function::Need = identity::config::ACCOUNT_MAIL_NEED;
+const MFA: crate::function::Need = identity::config::MFA_NEED;
 const IPFS: crate::function::Need = crate::ipfs::config::NEED;
 const STRIPE_API: crate::function::Need = payments::stripe::API_NEED;
 const STRIPE_HOOK: crate::function::Need = payments::stripe::WEBHOOK_NEED;
@@ -105,6 +106,22 @@ pub static EMAIL_VERIFICATION: FunctionSpec = FunctionSpec {
     resource: "EmailVerification",
     trigger: http::<identity::EmailVerification>(),
     needs: &[&DATABASE, &PUBLIC_KEYS, &EPHEMERAL_TABLE, &ACCOUNT_MAIL],
+    aws: &[],
+};
+
+pub static MFA_TOTP: FunctionSpec = FunctionSpec {
+    name: "mfa",
+    resource: "Mfa",
+    trigger: http::<identity::Mfa>(),
+    needs: &[&DATABASE, &PUBLIC_KEYS, &EPHEMERAL_TABLE, &MFA],
+    aws: &[],
+};
+
+pub static LOGIN_MFA: FunctionSpec = FunctionSpec {
+    name: "login-mfa",
+    resource: "LoginMfa",
+    trigger: http::<identity::LoginMfa>(),
+    needs: &[&DATABASE, &PRIVATE_KEY, &EPHEMERAL_TABLE, &MFA],
     aws: &[],
 };
 
@@ -335,7 +352,6 @@ pub fn purges() -> impl Iterator<Item = housekeeping::Purge> {
         crate::queue::PURGES,
         crate::mail::PURGES,
         identity::PURGES,
-        identity::mailed::PURGES,
     ]
     .into_iter()
     .flatten()
@@ -402,7 +418,9 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &LINK_IDENTITY,
     &LOGIN,
     &LOGIN_BLOCKCHAIN,
+    &LOGIN_MFA,
     &MAILER,
+    &MFA_TOTP,
     &OUTBOX_RELAY,
     &PASSWORD,
     &PAYOUTS,

@@ -423,7 +423,7 @@ mod tests {
             user_id: Uuid::now_v7(),
             role: Role::Client,
             identity_id: Uuid::now_v7(),
-            amr: Amr::Pwd,
+            amr: Amr::Pwd.into(),
             email_verified: false,
         };
         let token = platform.tokens.signer()?.issue(subject, Uuid::now_v7())?;

@@ -125,6 +125,58 @@ pub async fn moto_bucket() -> Option<(S3Bucket, Vec<(&'static str, String)>)> {
     Some((bucket, env))
 }
 
+/// The tests' TOTP sealing key (base64 of 32 bytes).
+pub const MFA_ENCRYPTION_KEY: &str = "dGVzdHMtb25seS10b3RwLXNlYWxpbmcta2V5LTMyYiE=";
+
+/// The code pyotp, an independent RFC 6238 implementation, gives for `secret` (base32) at
+/// `offset` seconds from now. `PYOTP_PYTHON` (set by `scripts/test`) names a Python with pyotp;
+/// without it the test fails in CI and is skipped, loudly, elsewhere.
+pub fn pyotp_code(secret: &str, offset: i64) -> Option<String> {
+    let python = match std::env::var("PYOTP_PYTHON") {
+        Ok(python) if !python.is_empty() => python,
+        _ => {
+            return missing(
+                "PYOTP_PYTHON",
+                "the TOTP tests (scripts/test installs pyotp)",
+            );
+        }
+    };
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import pyotp, sys, time; print(pyotp.TOTP(sys.argv[1]).at(int(time.time()) + int(sys.argv[2])))",
+            secret,
+            &offset.to_string(),
+        ])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "pyotp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        String::from_utf8(out.stdout)
+            .expect("digits")
+            .trim()
+            .to_owned(),
+    )
+}
+
+/// Waits, if needed, until at least 10 seconds of the current 30-second TOTP step remain, so
+/// that codes for the previous, current and next step (offsets -30, 0, +30) are all accepted
+/// for the next few seconds.
+pub async fn early_in_a_totp_step() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    let left = 30.0 - now % 30.0;
+    if left < 10.0 {
+        tokio::time::sleep(std::time::Duration::from_secs_f64(left + 0.2)).await;
+    }
+}
+
 /// Where the tests' mail links point.
 pub const PUBLIC_BASE_URL: &str = "https://app.gantry.test";
 
@@ -143,6 +195,7 @@ pub fn test_env(overrides: &[(&str, &str)]) -> Env {
         ("TRUST_FORWARDED_FOR", "true"),
         ("IPFS_BLOCKSTORE_DIR", IPFS_DIR.as_str()),
         ("PUBLIC_BASE_URL", PUBLIC_BASE_URL),
+        ("MFA_ENCRYPTION_KEY", MFA_ENCRYPTION_KEY),
     ]
     .iter()
     .chain(overrides)
@@ -189,6 +242,9 @@ pub fn database_url(pool: &PgPool) -> String {
     format!("{head}{authority}/{db}{query}")
 }
 
+/// The account the seeded tokens and challenges belong to.
+const SEED_USER: &str = "00000000-0000-7000-8000-00000000000a";
+
 /// One expired and one live row in every table housekeeping purges.
 pub async fn seed_expired_rows(pool: &PgPool) {
     let statements = [
@@ -198,6 +254,10 @@ pub async fn seed_expired_rows(pool: &PgPool) {
         "INSERT INTO login_lockouts (identifier, failures, locked_until, updated_at) VALUES ('locked@x.io', 9, now() + interval '1 hour', now() - interval '2 days')".to_owned(),
         "INSERT INTO idempotency_keys (scope, key, request_hash, expires_at) VALUES ('s', 'old', '\\x00', now() - interval '1 second'), ('s', 'new', '\\x00', now() + interval '1 day')".to_owned(),
         "INSERT INTO queue_messages (id, queue, body, max_attempts, dead_at) VALUES (gen_random_uuid(), 'jobs', 'old', 1, now() - interval '15 days'), (gen_random_uuid(), 'jobs', 'new', 1, now() - interval '1 day')".to_owned(),
+        format!("INSERT INTO users (id, name) VALUES ('{SEED_USER}', 'seed') ON CONFLICT DO NOTHING"),
+        format!("INSERT INTO identities (id, user_id, type, identifier, credential) VALUES ('{SEED_USER}', '{SEED_USER}', 'email_password', 'seed@x.io', 'x') ON CONFLICT DO NOTHING"),
+        format!("INSERT INTO account_tokens (token_hash, purpose, user_id, email, expires_at, used_at) VALUES (sha256('old'), 'password_reset', '{SEED_USER}', 'seed@x.io', now() - interval '2 days', NULL), (sha256('used'), 'email_verification', '{SEED_USER}', 'seed@x.io', now() + interval '1 hour', now() - interval '2 days'), (sha256('new'), 'password_reset', '{SEED_USER}', 'seed@x.io', now() + interval '1 hour', NULL)"),
+        format!("INSERT INTO mfa_challenges (token_hash, user_id, identity_id, method, expires_at) VALUES (sha256('old'), '{SEED_USER}', '{SEED_USER}', 'pwd', now() - interval '2 days'), (sha256('new'), '{SEED_USER}', '{SEED_USER}', 'pwd', now() + interval '5 minutes')"),
     ];
     for sql in statements {
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -215,6 +275,8 @@ pub async fn seed_expired_rows_again(pool: &PgPool) {
         "login_lockouts",
         "idempotency_keys",
         "queue_messages",
+        "account_tokens",
+        "mfa_challenges",
     ] {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
             .execute(pool)
@@ -241,6 +303,16 @@ pub async fn assert_only_live_rows_remain(pool: &PgPool) {
             "SELECT count(*) FROM queue_messages WHERE dead_at IS NOT NULL",
             1,
         ),
+        (
+            "SELECT count(*) FROM account_tokens WHERE token_hash = sha256('new')",
+            1,
+        ),
+        ("SELECT count(*) FROM account_tokens", 1),
+        (
+            "SELECT count(*) FROM mfa_challenges WHERE token_hash = sha256('new')",
+            1,
+        ),
+        ("SELECT count(*) FROM mfa_challenges", 1),
     ];
     for (sql, want) in checks {
         let got: i64 = sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql);

@@ -18,6 +18,10 @@ pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 pub enum Amr {
     Pwd,
     Siwe,
+    /// A TOTP code (the second factor).
+    Otp,
+    /// A one-time recovery code, in place of a TOTP code.
+    Rec,
 }
 
 impl Amr {
@@ -25,6 +29,8 @@ impl Amr {
         match self {
             Self::Pwd => "pwd",
             Self::Siwe => "siwe",
+            Self::Otp => "otp",
+            Self::Rec => "rec",
         }
     }
 
@@ -32,6 +38,56 @@ impl Amr {
         match s {
             "pwd" => Some(Self::Pwd),
             "siwe" => Some(Self::Siwe),
+            "otp" => Some(Self::Otp),
+            "rec" => Some(Self::Rec),
+            _ => None,
+        }
+    }
+}
+
+/// How a session was opened: the first factor, and the second when MFA finished the sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Methods {
+    pub first: Amr,
+    pub second: Option<Amr>,
+}
+
+impl From<Amr> for Methods {
+    fn from(first: Amr) -> Self {
+        Self {
+            first,
+            second: None,
+        }
+    }
+}
+
+impl Methods {
+    /// Every method, in order, as `amr` lists them.
+    pub fn to_vec(self) -> Vec<Amr> {
+        std::iter::once(self.first).chain(self.second).collect()
+    }
+
+    /// Their names, as stored with a session.
+    pub fn names(self) -> Vec<String> {
+        self.to_vec()
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect()
+    }
+
+    /// One word for them: `pwd`, or `pwd+otp`.
+    pub fn label(self) -> String {
+        self.names().join("+")
+    }
+
+    /// From stored names; `None` unless one or two known methods.
+    pub fn parse(names: &[String]) -> Option<Self> {
+        match names {
+            [first] => Some(Amr::parse(first)?.into()),
+            [first, second] => Some(Self {
+                first: Amr::parse(first)?,
+                second: Some(Amr::parse(second)?),
+            }),
             _ => None,
         }
     }
@@ -62,7 +118,7 @@ pub struct Subject {
     pub user_id: Uuid,
     pub role: Role,
     pub identity_id: Uuid,
-    pub amr: Amr,
+    pub amr: Methods,
     pub email_verified: bool,
 }
 
@@ -102,7 +158,7 @@ impl TokenSigner {
         AccessClaims {
             sub: subject.user_id,
             role: subject.role,
-            amr: vec![subject.amr],
+            amr: subject.amr.to_vec(),
             idp: subject.identity_id,
             sid,
             email_verified: subject.email_verified,
@@ -234,7 +290,7 @@ mod tests {
             user_id: Uuid::now_v7(),
             role: Role::Client,
             identity_id: Uuid::now_v7(),
-            amr: Amr::Pwd,
+            amr: Amr::Pwd.into(),
             email_verified: false,
         }
     }

@@ -7,7 +7,8 @@ pub mod nonce;
 pub mod password;
 pub mod refresh;
 pub mod siwe;
+pub mod totp;
 
-pub use jwt::{AccessClaims, Amr, TokenSigner, TokenVerifier};
+pub use jwt::{AccessClaims, Amr, Methods, TokenSigner, TokenVerifier};
 pub use keys::SigningKey;
 pub use password::PasswordHasher;

@@ -7,9 +7,10 @@ use super::dto::{
     RefreshRequest, RegisterBlockchain, RegisterEmailPassword, Registered, ResetPassword, Sessions,
     SetRole, TokenPair, UnlinkIdentity, UserPage, VerifyEmail,
 };
+use super::dto::{LoginMfa, RecoveryCodes, SignedIn, TotpCode, TotpEnrolment};
 use super::model::{Identity, User};
 use super::state::IdentityState;
-use super::{history, links, password, service, session, verification, wallet};
+use super::{history, links, mfa, password, service, session, verification, wallet};
 use crate::auth::keys::Jwks;
 use crate::error::{AppResult, Problem};
 use crate::extract::{AdminOnly, AuthUser, Authorized, ClientInfo, ClientIp, Json, Path, Query};
@@ -39,7 +40,7 @@ pub async fn register_email_password(
 #[utoipa::path(post, path = "/login-email-password", tag = "identity",
     request_body = LoginEmailPassword,
     responses(
-        (status = 200, description = "Signed in", body = TokenPair),
+        (status = 200, description = "Signed in (a TokenPair), or, with TOTP on, `{\"mfa_required\":true,\"mfa_token\"}` for POST /login/mfa", body = SignedIn),
         (status = 401, description = "Wrong email or password (one answer for both)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "REQUIRE_VERIFIED_EMAIL is on and the address is not verified yet (type urn:gantry:problem:email-not-verified; only after a right password)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate-limited, or the account is locked out after failures; see Retry-After", body = Problem, content_type = "application/problem+json"),
@@ -48,7 +49,7 @@ pub async fn login_email_password(
     State(state): State<IdentityState>,
     client: ClientInfo,
     Json(body): Json<LoginEmailPassword>,
-) -> AppResult<Json<TokenPair>> {
+) -> AppResult<Json<SignedIn>> {
     Ok(Json(service::login_email(&state, &client, body).await?))
 }
 
@@ -177,7 +178,7 @@ pub async fn register_blockchain(
 #[utoipa::path(post, path = "/login-blockchain", tag = "identity",
     request_body = LoginBlockchain,
     responses(
-        (status = 200, description = "Signed in", body = TokenPair),
+        (status = 200, description = "Signed in (a TokenPair), or, with TOTP on, `{\"mfa_required\":true,\"mfa_token\"}` for POST /login/mfa", body = SignedIn),
         (status = 400, description = "Not an EIP-4361 message, or bad input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "A check, the nonce, the signature or the account failed (one answer for all)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The message has the EIP-4361 preamble but breaks the rest of its grammar", body = Problem, content_type = "application/problem+json"),
@@ -187,7 +188,7 @@ pub async fn login_blockchain(
     State(state): State<IdentityState>,
     client: ClientInfo,
     Json(body): Json<LoginBlockchain>,
-) -> AppResult<Json<TokenPair>> {
+) -> AppResult<Json<SignedIn>> {
     Ok(Json(wallet::login(&state, &client, body).await?))
 }
 
@@ -359,6 +360,76 @@ pub async fn login_history(
     Query(query): Query<HistoryQuery>,
 ) -> AppResult<Json<LoginHistory>> {
     Ok(Json(history::page(&state, &caller, query).await?))
+}
+
+#[utoipa::path(post, path = "/login/mfa", tag = "account",
+    request_body = LoginMfa,
+    responses(
+        (status = 200, description = "Signed in; `amr` lists both methods, e.g. [\"pwd\",\"otp\"]", body = TokenPair),
+        (status = 400, description = "Neither or both of `code` and `recovery_code`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The mfa_token is invalid, expired or used, or the code is wrong or was already used", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked out after wrong codes; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login_mfa(
+    State(state): State<IdentityState>,
+    client: ClientInfo,
+    Json(body): Json<LoginMfa>,
+) -> AppResult<Json<TokenPair>> {
+    Ok(Json(mfa::finish(&state, &client, body).await?))
+}
+
+#[utoipa::path(post, path = "/mfa/totp/enroll", tag = "account", security(("bearer" = [])),
+    request_body = Empty,
+    responses(
+        (status = 201, description = "A pending authenticator (not active until activated)", body = TotpEnrolment),
+        (status = 409, description = "TOTP is already active", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn mfa_enroll(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+    Json(_): Json<Empty>,
+) -> AppResult<(StatusCode, Json<TotpEnrolment>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(mfa::enroll(&state, &caller).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/mfa/totp/activate", tag = "account", security(("bearer" = [])),
+    request_body = TotpCode,
+    responses(
+        (status = 200, description = "TOTP is on; ten recovery codes, shown this once", body = RecoveryCodes),
+        (status = 409, description = "No pending enrolment", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The code is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked out after wrong codes; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn mfa_activate(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+    Json(body): Json<TotpCode>,
+) -> AppResult<Json<RecoveryCodes>> {
+    Ok(Json(mfa::activate(&state, &caller, body).await?))
+}
+
+#[utoipa::path(delete, path = "/mfa/totp", tag = "account", security(("bearer" = [])),
+    request_body = TotpCode,
+    responses(
+        (status = 204, description = "TOTP and the recovery codes are removed"),
+        (status = 404, description = "TOTP is not active", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The code is wrong or was already used", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked out after wrong codes; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn mfa_remove(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+    Json(body): Json<TotpCode>,
+) -> AppResult<StatusCode> {
+    mfa::remove(&state, &caller, body).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Identity's tags in the OpenAPI document; its paths come from its functions' endpoints.

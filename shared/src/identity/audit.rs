@@ -20,6 +20,9 @@ pub enum IdentityAction {
     PasswordChanged,
     EmailVerified,
     SessionRevoked,
+    MfaChallenged,
+    MfaActivated,
+    MfaRemoved,
 }
 
 impl crate::audit::Action for IdentityAction {
@@ -42,6 +45,9 @@ impl crate::audit::Action for IdentityAction {
             Self::PasswordChanged => "password.changed",
             Self::EmailVerified => "email.verified",
             Self::SessionRevoked => "session.revoked",
+            Self::MfaChallenged => "login.mfa_required",
+            Self::MfaActivated => "mfa.activated",
+            Self::MfaRemoved => "mfa.removed",
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::auth::nonce::{MIN_SECRET_BYTES, NonceKey};
 use crate::auth::siwe::SiwePolicy;
+use crate::auth::totp::SealingKey;
 use crate::config::{ConfigError, Env};
 use crate::store::LockoutPolicy;
 use secrecy::SecretString;
@@ -23,6 +24,19 @@ pub struct IdentityConfig {
     pub mail: AccountMail,
     /// `REQUIRE_VERIFIED_EMAIL` (default false): password login refuses an unverified address.
     pub require_verified_email: bool,
+    pub mfa: MfaConfig,
+}
+
+/// TOTP MFA settings.
+#[derive(Debug, Clone)]
+pub struct MfaConfig {
+    /// `MFA_ENCRYPTION_KEY`: base64 of 32 bytes, the AES-256-GCM key TOTP secrets are sealed
+    /// with. `None` turns enrolment and the second login step into 503s.
+    pub key: Option<std::sync::Arc<SealingKey>>,
+    /// `MFA_ISSUER` (default `gantry`): the name authenticator apps show.
+    pub issuer: String,
+    /// How long an `mfa_token` waits for its code (5 minutes).
+    pub challenge_ttl: Duration,
 }
 
 /// How account mail links back to the application.
@@ -110,6 +124,25 @@ impl IdentityConfig {
                 )?,
             },
             require_verified_email: env.parse_or("REQUIRE_VERIFIED_EMAIL", false)?,
+            mfa: MfaConfig {
+                key: env
+                    .get("MFA_ENCRYPTION_KEY")
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| {
+                        SealingKey::from_base64(&v).map(std::sync::Arc::new).ok_or_else(|| {
+                            ConfigError::invalid(
+                                "MFA_ENCRYPTION_KEY",
+                                "must be base64 of exactly 32 bytes (`gantry keygen` prints one)",
+                            )
+                        })
+                    })
+                    .transpose()?,
+                issuer: env
+                    .get("MFA_ISSUER")
+                    .filter(|v| !v.trim().is_empty())
+                    .unwrap_or_else(|| "gantry".to_owned()),
+                challenge_ttl: Duration::from_secs(300),
+            },
         })
     }
 }
@@ -190,6 +223,37 @@ pub const ACCOUNT_MAIL_NEED: crate::function::Need = {
                     description: "true: password login refuses an account whose email is not verified yet",
                 },
                 openfaas: FaasValue::Value { value: "false" },
+            },
+        ],
+        aws: &[],
+    }
+};
+
+/// What a function that enrols TOTP or checks codes needs.
+pub const MFA_NEED: crate::function::Need = {
+    use crate::function::{FaasValue, Need, SamValue, Var, optional, secret};
+    Need {
+        name: "mfa",
+        can_be_unavailable: false,
+        vars: &[
+            Var {
+                name: "MFA_ENCRYPTION_KEY",
+                sam: optional(
+                    "MfaEncryptionKey",
+                    true,
+                    "Base64 of 32 random bytes (MFA_ENCRYPTION_KEY from `gantry keygen`): the AES-256-GCM key TOTP secrets are sealed with. Empty: MFA routes answer 503",
+                ),
+                openfaas: secret("gantry-mfa-encryption-key"),
+            },
+            Var {
+                name: "MFA_ISSUER",
+                sam: SamValue::Parameter {
+                    name: "MfaIssuer",
+                    secret: false,
+                    default: Some("gantry"),
+                    description: "The name authenticator apps show next to the account",
+                },
+                openfaas: FaasValue::Value { value: "gantry" },
             },
         ],
         aws: &[],

@@ -245,3 +245,58 @@ pub struct HistoryQuery {
     /// Another account's history (ADMIN only); the caller's own by default.
     pub user_id: Option<uuid::Uuid>,
 }
+
+/// A first factor passed and TOTP is on: finish with POST /login/mfa.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaRequired {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// Single use, for 5 minutes, bound to this sign-in.
+    pub mfa_token: String,
+}
+
+/// What a login answers: the tokens, or the second step it still needs.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SignedIn {
+    Tokens(TokenPair),
+    Mfa(MfaRequired),
+}
+
+/// The second step of a sign-in: a TOTP code or one recovery code.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginMfa {
+    #[schema(schema_with = crate::auth::refresh::schema)]
+    pub mfa_token: String,
+    /// The authenticator's current 6-digit code.
+    #[serde(default)]
+    #[schema(pattern = "^[0-9]{6}$")]
+    pub code: Option<String>,
+    /// One of the recovery codes shown at activation, instead of `code`.
+    #[serde(default)]
+    pub recovery_code: Option<String>,
+}
+
+/// A pending TOTP enrolment: add it to an authenticator app, then activate it with a code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// The secret, base32 (RFC 4648, no padding).
+    pub secret: String,
+    /// The same as an `otpauth://totp/...` URI (for a QR code).
+    pub otpauth_uri: String,
+}
+
+/// A TOTP code, to activate or remove the authenticator.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpCode {
+    #[schema(pattern = "^[0-9]{6}$")]
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// Ten single-use codes, shown this once; each replaces a TOTP code at sign-in.
+    pub recovery_codes: Vec<String>,
+}

@@ -169,22 +169,6 @@ pub async fn spend(conn: &mut PgConnection, purpose: Purpose, presented: &str) -
     .ok_or_else(invalid_link)
 }
 
-/// What expires here, for the housekeeping job: tokens a day past their expiry or use.
-pub const PURGES: &[crate::store::housekeeping::Purge] = &[crate::store::housekeeping::Purge {
-    name: "account_tokens",
-    run: |pool| {
-        Box::pin(async move {
-            sqlx::query!(
-                "DELETE FROM account_tokens
-                 WHERE expires_at < now() - interval '1 day' OR used_at < now() - interval '1 day'"
-            )
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-        })
-    },
-}];
-
 #[cfg(test)]
 mod tests {
     use super::lifetime;

@@ -13,6 +13,7 @@ pub mod error;
 pub mod history;
 pub mod links;
 pub mod mailed;
+pub mod mfa;
 pub mod model;
 pub mod password;
 pub mod service;
@@ -173,6 +174,32 @@ impl HttpApi for Sessions {
     }
 }
 
+/// `mfa`: TOTP enrolment, activation and removal.
+pub struct Mfa;
+
+impl HttpApi for Mfa {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[
+        endpoint!(api::mfa_enroll),
+        endpoint!(api::mfa_activate),
+        endpoint!(api::mfa_remove),
+    ];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        IdentityState::new(platform)
+    }
+}
+
+/// `login-mfa`: the second step of a sign-in with TOTP on.
+pub struct LoginMfa;
+
+impl HttpApi for LoginMfa {
+    type State = IdentityState;
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::login_mfa)];
+    fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
+        IdentityState::new(platform)
+    }
+}
+
 /// `jwks`: the public keys; needs only the token keys.
 pub struct Jwks;
 
@@ -197,16 +224,45 @@ impl HttpApi for Users {
 }
 
 /// What expires in identity's tables, for the housekeeping job: spent SIWE nonces (a nonce past
-/// its expiry is refused on its own, so its row no longer guards anything). Mailed tokens have
-/// their own ([`mailed::PURGES`]).
-pub const PURGES: &[crate::store::housekeeping::Purge] = &[crate::store::housekeeping::Purge {
-    name: "spent_nonces",
-    run: |pool| {
-        Box::pin(async move {
-            sqlx::query!("DELETE FROM spent_nonces WHERE expires_at < now()")
+/// its expiry is refused on its own, so its row no longer guards anything), mailed tokens a day
+/// past their expiry or use, and MFA challenges a day past their expiry.
+pub const PURGES: &[crate::store::housekeeping::Purge] = &[
+    crate::store::housekeeping::Purge {
+        name: "spent_nonces",
+        run: |pool| {
+            Box::pin(async move {
+                sqlx::query!("DELETE FROM spent_nonces WHERE expires_at < now()")
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected())
+            })
+        },
+    },
+    crate::store::housekeeping::Purge {
+        name: "account_tokens",
+        run: |pool| {
+            Box::pin(async move {
+                sqlx::query!(
+                    "DELETE FROM account_tokens WHERE expires_at < now() - interval '1 day'
+                       OR used_at < now() - interval '1 day'"
+                )
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected())
-        })
+            })
+        },
     },
-}];
+    crate::store::housekeeping::Purge {
+        name: "mfa_challenges",
+        run: |pool| {
+            Box::pin(async move {
+                sqlx::query!(
+                    "DELETE FROM mfa_challenges WHERE expires_at < now() - interval '1 day'"
+                )
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+            })
+        },
+    },
+];

@@ -3,12 +3,12 @@
 use super::abuse::{self, Endpoint};
 use super::audit::IdentityAction as Action;
 use super::dto::{
-    LoginEmailPassword, PageQuery, Profile, RegisterEmailPassword, Registered, TokenPair, UserPage,
+    LoginEmailPassword, PageQuery, Profile, RegisterEmailPassword, Registered, SignedIn, UserPage,
 };
 use super::error::{self, IdentityError};
 use super::model::{Identity, User};
 use super::state::IdentityState;
-use super::{session, verification};
+use super::{mfa, session, verification};
 use crate::audit::{self, Entry};
 use crate::auth::Amr;
 use crate::auth::jwt::Subject;
@@ -127,14 +127,16 @@ pub async fn login_email(
     state: &IdentityState,
     client: &ClientInfo,
     input: LoginEmailPassword,
-) -> AppResult<TokenPair> {
+) -> AppResult<SignedIn> {
     let email = Email::parse(&input.email).map_err(|e| AppError::Validation(vec![e]))?;
     abuse::throttle(state, &client.ip, Endpoint::Login, Some(email.as_str())).await?;
     abuse::ensure_unlocked(state, email.as_str()).await?;
     state.signer()?; // 503 before any work when this function cannot issue tokens
     let db = state.db()?;
     let found = sqlx::query!(
-        r#"SELECT i.id, i.user_id, i.credential, u.role AS "role: Role", u.email_verified
+        r#"SELECT i.id, i.user_id, i.credential, u.role AS "role: Role", u.email_verified,
+                  EXISTS (SELECT 1 FROM mfa_totp m
+                          WHERE m.user_id = u.id AND m.activated_at IS NOT NULL) AS "mfa!"
            FROM identities i JOIN users u ON u.id = i.user_id
            WHERE i.type = 'email_password' AND lower(i.identifier) = lower($1)"#,
         email.as_str(),
@@ -158,7 +160,7 @@ pub async fn login_email(
                     actor_id: None,
                     subject_id: Some(row.user_id),
                     details: session::sign_in_details(
-                        Amr::Pwd,
+                        Amr::Pwd.into(),
                         Some(row.id),
                         client,
                         json!({ "reason": "email_not_verified" }),
@@ -167,6 +169,11 @@ pub async fn login_email(
             )
             .await?;
             Err(verification::NOT_VERIFIED)
+        }
+        Some(row) if row.mfa => {
+            mfa::challenge(&mut tx, state, (row.user_id, row.id), Amr::Pwd, json!({}))
+                .await
+                .map(SignedIn::Mfa)
         }
         Some(row) => {
             if let Some(upgraded) = upgraded {
@@ -184,7 +191,7 @@ pub async fn login_email(
                 user_id: row.user_id,
                 role: row.role,
                 identity_id: row.id,
-                amr: Amr::Pwd,
+                amr: Amr::Pwd.into(),
                 email_verified: row.email_verified,
             };
             let tokens = session::sign_in(
@@ -196,7 +203,7 @@ pub async fn login_email(
                 json!({}),
             )
             .await?;
-            Ok(tokens)
+            Ok(SignedIn::Tokens(tokens))
         }
         None => {
             audit::record(
@@ -207,7 +214,7 @@ pub async fn login_email(
                     // The account's own history shows the failure; the caller learns nothing.
                     subject_id: account,
                     details: session::sign_in_details(
-                        Amr::Pwd,
+                        Amr::Pwd.into(),
                         None,
                         client,
                         json!({ "identifier": email.as_str() }),

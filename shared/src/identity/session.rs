@@ -5,7 +5,7 @@ use super::dto::{Session, Sessions, TokenPair};
 use super::state::IdentityState;
 use crate::audit::{self, Entry};
 use crate::auth::jwt::Subject;
-use crate::auth::{Amr, TokenSigner, refresh};
+use crate::auth::{Amr, Methods, TokenSigner, refresh};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::extract::{AuthUser, ClientInfo};
@@ -28,13 +28,13 @@ struct Link {
 /// What an audit row of a sign-in says: the method, the identity when known, where the client
 /// was, and `extra`. The login history reads these rows.
 pub(crate) fn sign_in_details(
-    amr: Amr,
+    amr: Methods,
     identity_id: Option<Uuid>,
     client: &ClientInfo,
     extra: serde_json::Value,
 ) -> serde_json::Value {
     let mut details = json!({
-        "method": amr.as_str(),
+        "method": amr.label(),
         "ip": client.ip.0,
         "user_agent": client.user_agent,
     });
@@ -84,7 +84,7 @@ pub async fn sign_in_new(
         user_id: user.id,
         role: user.role,
         identity_id,
-        amr,
+        amr: amr.into(),
         email_verified: user.email_verified,
     };
     sign_in(conn, state, client, subject, Action::Registered, extra).await
@@ -117,14 +117,14 @@ pub(crate) struct Minted {
 }
 
 impl Minted {
-    fn new(link: Link, amr: Amr, client: &ClientInfo) -> Self {
+    fn new(link: Link, amr: Methods, client: &ClientInfo) -> Self {
         let (token, token_hash) = refresh::generate();
         Self {
             id: Uuid::now_v7(),
             token_hash,
             family_id: link.family_id,
             parent_id: link.parent_id,
-            amr: vec![amr.as_str().to_owned()],
+            amr: amr.names(),
             expires_at: link.expires_at,
             ip: client.ip.0.clone(),
             user_agent: client.user_agent.clone(),
@@ -133,7 +133,7 @@ impl Minted {
     }
 
     /// A token of a new family, for a sign-in by `amr` from `client`.
-    pub(crate) fn fresh(state: &IdentityState, amr: Amr, client: &ClientInfo) -> Self {
+    pub(crate) fn fresh(state: &IdentityState, amr: Methods, client: &ClientInfo) -> Self {
         Self::new(Link::fresh(state), amr, client)
     }
 
@@ -209,7 +209,7 @@ pub async fn rotate(
     .await?;
 
     if let Some(old) = spent {
-        let amr = old.amr.first().and_then(|a| Amr::parse(a));
+        let amr = Methods::parse(&old.amr);
         let (Some(identity_id), Some(amr)) = (old.identity_id, amr) else {
             return Err(INVALID_REFRESH);
         };

@@ -101,6 +101,12 @@ impl IdentityState {
         })
     }
 
+    pub fn mfa_key(&self) -> AppResult<&crate::auth::totp::SealingKey> {
+        self.config.mfa.key.as_deref().ok_or_else(|| {
+            AppError::Unavailable("TOTP MFA is not configured (MFA_ENCRYPTION_KEY)".into())
+        })
+    }
+
     pub fn nonce_key(&self) -> AppResult<&NonceKey> {
         self.config.nonce_key.as_ref().ok_or_else(|| {
             AppError::Unavailable(

@@ -3,12 +3,13 @@
 use super::abuse::{self, Endpoint};
 use super::audit::IdentityAction as Action;
 use super::dto::{
-    LoginBlockchain, NonceIssued, NonceRequest, RegisterBlockchain, Registered, TokenPair,
+    LoginBlockchain, MfaRequired, NonceIssued, NonceRequest, RegisterBlockchain, Registered,
+    SignedIn,
 };
 use super::error;
 use super::model::User;
-use super::session;
 use super::state::IdentityState;
+use super::{mfa, session};
 use crate::audit::{self, Entry};
 use crate::auth::Amr;
 use crate::auth::jwt::Subject;
@@ -186,29 +187,38 @@ pub async fn login(
     state: &IdentityState,
     client: &ClientInfo,
     input: LoginBlockchain,
-) -> AppResult<TokenPair> {
+) -> AppResult<SignedIn> {
     let message = SiweMessage::parse(&input.message)?;
     let address = message.address().to_checksum(None);
     abuse::throttle(state, &client.ip, Endpoint::Login, Some(&address)).await?;
     let signer = state.signer()?; // 503 before any work when this function cannot issue tokens
     let (proof, nonce_expires) = prove(state, &message, &input.signature).await?;
-    let minted = session::Minted::fresh(state, Amr::Siwe, client);
+    let minted = session::Minted::fresh(state, Amr::Siwe.into(), client);
+    // With TOTP on, the statement records this challenge instead of the session.
+    let (mfa_token, mfa_hash) = mfa::mint_challenge();
+    let mfa_expires = OffsetDateTime::now_utc() + state.config().mfa.challenge_ttl;
     let extra = json!({ "chain_id": proof.chain_id });
     let row = sqlx::query!(
         r#"WITH spent AS (
                INSERT INTO spent_nonces (nonce, expires_at) VALUES ($1, $2)
                ON CONFLICT DO NOTHING RETURNING nonce),
            found AS (
-               SELECT i.id, i.user_id, u.role, u.email_verified
+               SELECT i.id, i.user_id, u.role, u.email_verified,
+                      EXISTS (SELECT 1 FROM mfa_totp m
+                              WHERE m.user_id = u.id AND m.activated_at IS NOT NULL) AS mfa
                FROM identities i JOIN users u ON u.id = i.user_id
                WHERE i.type = 'blockchain_address' AND i.identifier = $3
                  AND EXISTS (SELECT 1 FROM spent)),
            token AS (
                INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, user_id,
                                            identity_id, amr, expires_at, ip, user_agent)
-               SELECT $4, $5, $6, $7, user_id, id, $8, $9, $14, $15 FROM found),
+               SELECT $4, $5, $6, $7, user_id, id, $8, $9, $14, $15 FROM found WHERE NOT mfa),
+           challenge AS (
+               INSERT INTO mfa_challenges
+                   (token_hash, user_id, identity_id, method, details, expires_at)
+               SELECT $16, user_id, id, 'siwe', $17, $18 FROM found WHERE mfa),
            logged AS (
-               SELECT audit_record($10, user_id, user_id,
+               SELECT audit_record(CASE WHEN mfa THEN $19 ELSE $10 END, user_id, user_id,
                                    $11::jsonb || jsonb_build_object('identity_id', id))
                FROM found
                UNION ALL
@@ -217,7 +227,7 @@ pub async fn login(
            -- `logged` is referenced so that it runs (a plain SELECT in WITH runs only if used).
            SELECT EXISTS (SELECT 1 FROM spent) AS "spent!",
                   f.id AS "identity_id?", f.user_id AS "user_id?", f.role AS "role?: Role",
-                  f.email_verified AS "email_verified?",
+                  f.email_verified AS "email_verified?", f.mfa AS "mfa?",
                   (SELECT count(*) FROM logged) AS "logged!"
            FROM (VALUES (1)) AS one (n) LEFT JOIN found f ON true"#,
         proof.nonce,
@@ -230,11 +240,20 @@ pub async fn login(
         &minted.amr,
         minted.expires_at,
         audit::Action::name(Action::LoginSucceeded),
-        session::sign_in_details(Amr::Siwe, None, client, extra),
+        session::sign_in_details(Amr::Siwe.into(), None, client, extra.clone()),
         audit::Action::name(Action::LoginFailed),
-        session::sign_in_details(Amr::Siwe, None, client, json!({ "identifier": address })),
+        session::sign_in_details(
+            Amr::Siwe.into(),
+            None,
+            client,
+            json!({ "identifier": address })
+        ),
         minted.ip,
         minted.user_agent,
+        mfa_hash,
+        extra,
+        mfa_expires,
+        audit::Action::name(Action::MfaChallenged),
     )
     .fetch_one(state.db()?)
     .await?;
@@ -248,12 +267,18 @@ pub async fn login(
         // The nonce stays spent and the failure is recorded: one answer for every failure.
         return Err(REJECTED);
     };
+    if row.mfa == Some(true) {
+        return Ok(SignedIn::Mfa(MfaRequired {
+            mfa_required: true,
+            mfa_token,
+        }));
+    }
     let subject = Subject {
         user_id,
         role,
         identity_id,
-        amr: Amr::Siwe,
+        amr: Amr::Siwe.into(),
         email_verified,
     };
-    minted.pair(signer, subject)
+    minted.pair(signer, subject).map(SignedIn::Tokens)
 }

@@ -13,6 +13,7 @@ mod identity;
 mod ipfs_backends;
 mod links;
 mod mail;
+mod mfa;
 mod onchain;
 mod payments;
 mod pool;
