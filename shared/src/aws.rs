@@ -53,7 +53,12 @@ impl AwsEnv {
 /// links, on the process-wide ring provider), built without I/O: the first call opens the
 /// connection. A macro because each SDK crate has its own `Config` and `Client` types.
 #[cfg_attr(
-    not(any(feature = "sqs", feature = "kms", feature = "dynamodb")),
+    not(any(
+        feature = "sqs",
+        feature = "kms",
+        feature = "dynamodb",
+        feature = "ses"
+    )),
     allow(unused_macros)
 )]
 macro_rules! sdk_client {
@@ -75,7 +80,12 @@ macro_rules! sdk_client {
     }};
 }
 #[cfg_attr(
-    not(any(feature = "sqs", feature = "kms", feature = "dynamodb")),
+    not(any(
+        feature = "sqs",
+        feature = "kms",
+        feature = "dynamodb",
+        feature = "ses"
+    )),
     allow(unused_imports)
 )]
 pub(crate) use sdk_client;

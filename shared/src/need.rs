@@ -189,4 +189,6 @@ pub enum AwsAccess {
     KmsSign {
         key_parameter: &'static str,
     },
+    /// `ses:SendEmail` from the account's verified identities (the mailer).
+    SesSend,
 }

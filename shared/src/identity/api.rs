@@ -366,7 +366,7 @@ pub async fn login_history(
     request_body = LoginMfa,
     responses(
         (status = 200, description = "Signed in; `amr` lists both methods, e.g. [\"pwd\",\"otp\"]", body = TokenPair),
-        (status = 400, description = "Neither or both of `code` and `recovery_code`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not one of the two shapes (a code, or a recovery code)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "The mfa_token is invalid, expired or used, or the code is wrong or was already used", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Locked out after wrong codes; see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
@@ -448,6 +448,7 @@ pub struct IdentityApi;
 /// /profile, /token/refresh and /logout; ids feed the operations that take them.
 pub fn add_links(doc: &mut utoipa::openapi::OpenApi) {
     closed_variants(doc, "LinkIdentity");
+    closed_variants(doc, "LoginMfa");
     use crate::openapi::add_link;
     use serde_json::json;
     use utoipa::openapi::link::LinkBuilder;

@@ -263,19 +263,23 @@ pub enum SignedIn {
     Mfa(MfaRequired),
 }
 
-/// The second step of a sign-in: a TOTP code or one recovery code.
+/// The second step of a sign-in: the `mfa_token` with a TOTP code, or with one recovery code.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginMfa {
-    #[schema(schema_with = crate::auth::refresh::schema)]
-    pub mfa_token: String,
-    /// The authenticator's current 6-digit code.
-    #[serde(default)]
-    #[schema(pattern = "^[0-9]{6}$")]
-    pub code: Option<String>,
-    /// One of the recovery codes shown at activation, instead of `code`.
-    #[serde(default)]
-    pub recovery_code: Option<String>,
+#[serde(untagged, deny_unknown_fields)]
+pub enum LoginMfa {
+    Code {
+        #[schema(schema_with = crate::auth::refresh::schema)]
+        mfa_token: String,
+        /// The authenticator's current 6-digit code.
+        #[schema(pattern = "^[0-9]{6}$")]
+        code: String,
+    },
+    RecoveryCode {
+        #[schema(schema_with = crate::auth::refresh::schema)]
+        mfa_token: String,
+        /// One of the recovery codes shown at activation.
+        recovery_code: String,
+    },
 }
 
 /// A pending TOTP enrolment: add it to an authenticator app, then activate it with a code.

@@ -301,18 +301,15 @@ pub async fn finish(
     client: &ClientInfo,
     input: LoginMfa,
 ) -> AppResult<TokenPair> {
-    let second = match (&input.code, &input.recovery_code) {
-        (Some(code), None) => (Amr::Otp, code.as_str()),
-        (None, Some(code)) => (Amr::Rec, code.as_str()),
-        _ => {
-            return Err(AppError::invalid(
-                "code",
-                "send exactly one of `code` and `recovery_code`",
-            ));
-        }
+    let (mfa_token, second) = match &input {
+        LoginMfa::Code { mfa_token, code } => (mfa_token, (Amr::Otp, code.as_str())),
+        LoginMfa::RecoveryCode {
+            mfa_token,
+            recovery_code,
+        } => (mfa_token, (Amr::Rec, recovery_code.as_str())),
     };
     state.signer()?; // 503 before any work when this function cannot issue tokens
-    let hash = refresh::parse(&input.mfa_token).ok_or(INVALID_CHALLENGE)?;
+    let hash = refresh::parse(mfa_token).ok_or(INVALID_CHALLENGE)?;
     let db = state.db()?;
     let pending = sqlx::query!(
         r#"SELECT c.user_id, c.identity_id, c.method, c.details,

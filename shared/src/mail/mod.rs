@@ -3,7 +3,8 @@
 //! job ([`crate::queue::enqueue`]), so it exists if and only if the change it tells about commits.
 //! The `mailer` queue worker ([`Mailer`]) delivers it through the configured [`MailTransport`]:
 //! SMTP (`MAIL_SMTP_URL`, lettre, the `smtp` feature, linked only into the mailer and the local
-//! gateway). A transient failure is a retry (then the dead-letter queue); a permanent refusal is
+//! gateway) or Amazon SES v2 (`MAIL_TRANSPORT=ses`, the `ses` feature, linked only into the
+//! mailer). A transient failure is a retry (then the dead-letter queue); a permanent refusal is
 //! recorded on the row and never retried. With no transport configured, the jobs wait.
 
 mod transport;
@@ -11,6 +12,9 @@ mod worker;
 
 #[cfg(feature = "smtp")]
 mod smtp;
+
+#[cfg(feature = "ses")]
+mod ses;
 
 pub use transport::{MailTransport, OutboxMail, Refusal};
 use worker::Delivery;
@@ -33,6 +37,16 @@ pub const NEED: Need = Need {
     name: "mail",
     can_be_unavailable: false,
     vars: &[
+        Var {
+            name: "MAIL_TRANSPORT",
+            sam: crate::need::SamValue::Parameter {
+                name: "MailTransport",
+                secret: false,
+                default: Some("smtp"),
+                description: "smtp (MAIL_SMTP_URL) or ses (Amazon SES v2 with the mailer's role; MAIL_FROM a verified identity)",
+            },
+            openfaas: FaasValue::Value { value: "smtp" },
+        },
         Var {
             name: "MAIL_FROM",
             sam: optional(
@@ -68,7 +82,7 @@ pub const NEED: Need = Need {
             openfaas: secret("gantry-mail-smtp-password"),
         },
     ],
-    aws: &[],
+    aws: &[crate::need::AwsAccess::SesSend],
 };
 
 /// One message: plain text and HTML, to one recipient.
@@ -80,22 +94,51 @@ pub struct Mail<'a> {
     pub html: &'a str,
 }
 
-/// The transport the environment configures: SMTP when `MAIL_SMTP_URL` is set (in a build with
-/// the `smtp` feature), else none (jobs wait).
+/// The transport the environment configures: `MAIL_TRANSPORT=ses` → Amazon SES v2 (a build with
+/// the `ses` feature); otherwise SMTP when `MAIL_SMTP_URL` is set (the `smtp` feature), else none
+/// (jobs wait).
 pub fn transport_from_env(env: &Env) -> Result<Option<Arc<dyn MailTransport>>, ConfigError> {
-    let Some(url) = env.get("MAIL_SMTP_URL") else {
-        return Ok(None);
-    };
-    #[cfg(feature = "smtp")]
-    return Ok(Some(Arc::new(smtp::Smtp::from_env(env, &url)?)));
-    #[cfg(not(feature = "smtp"))]
-    {
-        let _ = url;
-        Err(ConfigError::invalid(
-            "MAIL_SMTP_URL",
-            "this function was built without the `smtp` feature of gantry",
-        ))
+    let kind = env.get("MAIL_TRANSPORT").unwrap_or_default();
+    match kind.trim() {
+        "ses" => ses_from_env(env).map(Some),
+        "" | "smtp" => match env
+            .get("MAIL_SMTP_URL")
+            .filter(|url| !url.trim().is_empty())
+        {
+            Some(url) => smtp_from_env(env, &url).map(Some),
+            None => Ok(None),
+        },
+        _ => Err(ConfigError::invalid(
+            "MAIL_TRANSPORT",
+            "must be `smtp` or `ses`",
+        )),
     }
+}
+
+#[cfg(feature = "smtp")]
+fn smtp_from_env(env: &Env, url: &str) -> Result<Arc<dyn MailTransport>, ConfigError> {
+    Ok(Arc::new(smtp::Smtp::from_env(env, url)?))
+}
+
+#[cfg(not(feature = "smtp"))]
+fn smtp_from_env(_: &Env, _: &str) -> Result<Arc<dyn MailTransport>, ConfigError> {
+    Err(ConfigError::invalid(
+        "MAIL_SMTP_URL",
+        "this function was built without the `smtp` feature of gantry",
+    ))
+}
+
+#[cfg(feature = "ses")]
+fn ses_from_env(env: &Env) -> Result<Arc<dyn MailTransport>, ConfigError> {
+    Ok(Arc::new(ses::Ses::from_env(env)?))
+}
+
+#[cfg(not(feature = "ses"))]
+fn ses_from_env(_: &Env) -> Result<Arc<dyn MailTransport>, ConfigError> {
+    Err(ConfigError::invalid(
+        "MAIL_TRANSPORT",
+        "this function was built without the `ses` feature of gantry",
+    ))
 }
 
 /// Puts `mail` in the outbox with its delivery job, in the caller's transaction.

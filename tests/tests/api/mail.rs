@@ -179,3 +179,90 @@ async fn a_malformed_recipient_is_refused_for_good(pool: PgPool) {
         .unwrap();
     assert!(failure.is_some_and(|f| f.contains("not a mailbox")));
 }
+
+fn ses_mailer(pool: &PgPool, endpoint: &str, from: &str) -> Mailer {
+    let mut vars: Vec<(&str, String)> = gantry_tests::aws_env(endpoint);
+    vars.push(("MAIL_TRANSPORT", "ses".to_owned()));
+    vars.push(("MAIL_FROM", from.to_owned()));
+    let transport = mail::transport_from_env(&Env::from_pairs(vars)).unwrap();
+    Mailer::new(Db::new(Some(pool.clone())), transport)
+}
+
+/// The messages moto's SES holds for `recipient` (its state API).
+async fn ses_messages(endpoint: &str, recipient: &str) -> Vec<serde_json::Value> {
+    let state: serde_json::Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    state["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m["destinations"]["ToAddresses"][0] == recipient)
+        .collect()
+}
+
+/// With MAIL_TRANSPORT=ses the mailer sends through Amazon SES v2 (moto): from a verified
+/// identity the mail is sent, once however often its job comes; from an unverified one SES
+/// rejects it, which is recorded for good and not retried.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn ses_delivers_from_a_verified_identity_and_refusals_are_final(pool: PgPool) {
+    let Some(endpoint) = gantry_tests::moto() else {
+        return;
+    };
+    let sender = format!("s{}@gantry.test", uuid::Uuid::new_v4().simple());
+    gantry::tls::install_provider();
+    let config = aws_sdk_sesv2::Config::builder()
+        .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+        .region(aws_sdk_sesv2::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sesv2::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .endpoint_url(&endpoint)
+        .http_client(smithy_transport_reqwest::ReqwestHttpClient::new())
+        .build();
+    aws_sdk_sesv2::Client::from_conf(config)
+        .create_email_identity()
+        .email_identity(&sender)
+        .send()
+        .await
+        .unwrap();
+
+    let to = recipient();
+    let mut tx = pool.begin().await.unwrap();
+    mail::send(&mut tx, &mail_to(&to)).await.unwrap();
+    tx.commit().await.unwrap();
+    let job = jobs(&pool).await.remove(0);
+    let mailer = ses_mailer(&pool, &endpoint, &sender);
+    mailer.handle(&job).await.unwrap();
+    mailer.handle(&job).await.unwrap();
+    let sent = ses_messages(&endpoint, &to).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["subject"], "Reset your password");
+    assert_eq!(sent[0]["source"], sender.as_str());
+    assert!(sent_at(&pool).await[0].is_some());
+
+    let refused_to = recipient();
+    let mut tx = pool.begin().await.unwrap();
+    mail::send(&mut tx, &mail_to(&refused_to)).await.unwrap();
+    tx.commit().await.unwrap();
+    let job = jobs(&pool).await.pop().unwrap();
+    ses_mailer(&pool, &endpoint, "nobody@unverified.test")
+        .handle(&job)
+        .await
+        .unwrap();
+    let failure: Option<String> =
+        sqlx::query_scalar("SELECT failure FROM mail_outbox WHERE recipient = $1")
+            .bind(&refused_to)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        failure.is_some_and(|f| f.contains("SES")),
+        "refused for good"
+    );
+    assert!(ses_messages(&endpoint, &refused_to).await.is_empty());
+}

@@ -164,6 +164,13 @@ async fn totp_turns_a_login_into_two_steps_with_codes_pyotp_agrees_with(pool: Pg
         .await
         .problem(401);
     finish(&app, &third, json!({})).await.problem(400);
+    finish(
+        &app,
+        &third,
+        json!({"code": "123456", "recovery_code": recovery[4]}),
+    )
+    .await
+    .problem(400);
 
     let remove = |code: String| {
         let app = &app;
