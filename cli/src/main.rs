@@ -8,7 +8,7 @@ use gantry::auth::nonce::NonceKey;
 use gantry::config::{Env, PoolDefault};
 use gantry::domain::Email;
 use gantry::identity::IdentityState;
-use gantry::identity::service::{self, NewAccount};
+use gantry::identity::account::{self as service, NewAccount};
 use gantry::payments::ledger::Verdict;
 use gantry::{AppError, Platform};
 use secrecy::ExposeSecret;

@@ -460,7 +460,7 @@ pub fn openapi_route() -> Router {
 /// answer 503) and the links between operations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = crate::openapi::CoreApi::openapi();
-    doc.merge(identity::api::IdentityApi::openapi());
+    doc.merge(identity::openapi::IdentityApi::openapi());
     doc.merge(work::api::WorkApi::openapi());
     doc.merge(payments::api::PaymentsApi::openapi());
     // (method, path) of every route whose function can answer 503.
@@ -480,7 +480,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         });
         crate::openapi::EdgeFacts { dependent }
     });
-    identity::api::add_links(&mut doc);
+    identity::openapi::add_links(&mut doc);
     work::api::add_links(&mut doc);
     payments::api::add_links(&mut doc);
     crate::openapi::finish(doc)

@@ -1,26 +1,33 @@
 //! The identity area: accounts, email/password and wallet identities, sessions and roles.
 //!
-//! It owns its routes and their OpenAPI paths ([`api`]), its HTTP functions (below, one `HttpApi` per
-//! deployable function), its errors and the constraint names they map ([`error`]), its audit
-//! actions ([`audit`]) and its configuration section ([`config`]). The core never imports it.
+//! One sub-module per capability, each with its rules and its handlers (`<capability>::api`):
+//! [`account`] (registration, password login, profile, linked identities, roles), [`wallet`]
+//! (Sign-In with Ethereum), [`sessions`] (tokens, live sessions, login history), [`recovery`]
+//! (password reset and change, email verification) and [`mfa`] (TOTP). Shared by them: the
+//! request and response bodies ([`dto`]), the records ([`model`]), abuse limits ([`abuse`]),
+//! errors ([`error`]), audit actions ([`audit`]), configuration ([`config`]) and the OpenAPI tags
+//! and links ([`openapi`]). Below, one `HttpApi` per deployable function. The core never
+//! imports this area.
 
 pub mod abuse;
-pub mod api;
+pub mod account;
 pub mod audit;
 pub mod config;
 pub mod dto;
 pub mod error;
-pub mod history;
-pub mod links;
-pub mod mailed;
 pub mod mfa;
 pub mod model;
-pub mod password;
-pub mod service;
-pub mod session;
+pub mod openapi;
+pub mod recovery;
+pub mod sessions;
 pub mod state;
-pub mod verification;
 pub mod wallet;
+
+use account::api as account_api;
+use mfa::api as mfa_api;
+use recovery::api as recovery_api;
+use sessions::api as sessions_api;
+use wallet::api as wallet_api;
 
 pub use config::IdentityConfig;
 pub use error::IdentityError;
@@ -46,8 +53,8 @@ pub struct Register;
 impl HttpApi for Register {
     type State = IdentityState;
     const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[
-        endpoint!(api::register_email_password),
-        endpoint!(api::register_blockchain),
+        endpoint!(account_api::register_email_password),
+        endpoint!(wallet_api::register_blockchain),
     ];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         with_chain(platform)
@@ -59,7 +66,7 @@ pub struct AuthNonce;
 
 impl HttpApi for AuthNonce {
     type State = IdentityState;
-    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::auth_nonce)];
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(wallet_api::auth_nonce)];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
     }
@@ -70,7 +77,8 @@ pub struct LoginBlockchain;
 
 impl HttpApi for LoginBlockchain {
     type State = IdentityState;
-    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::login_blockchain)];
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] =
+        &[endpoint!(wallet_api::login_blockchain)];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         with_chain(platform)
     }
@@ -81,7 +89,7 @@ pub struct LinkIdentity;
 
 impl HttpApi for LinkIdentity {
     type State = IdentityState;
-    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::link_identity)];
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(account_api::link_identity)];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         with_chain(platform)
     }
@@ -92,7 +100,8 @@ pub struct UnlinkIdentity;
 
 impl HttpApi for UnlinkIdentity {
     type State = IdentityState;
-    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::unlink_identity)];
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] =
+        &[endpoint!(account_api::unlink_identity)];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
     }
@@ -103,7 +112,8 @@ pub struct Login;
 
 impl HttpApi for Login {
     type State = IdentityState;
-    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::login_email_password)];
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] =
+        &[endpoint!(account_api::login_email_password)];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
     }
@@ -114,8 +124,10 @@ pub struct Profile;
 
 impl HttpApi for Profile {
     type State = IdentityState;
-    const ENDPOINTS: &'static [Endpoint<IdentityState>] =
-        &[endpoint!(api::profile), endpoint!(api::login_history)];
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[
+        endpoint!(account_api::profile),
+        endpoint!(sessions_api::login_history),
+    ];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
     }
@@ -126,8 +138,10 @@ pub struct Token;
 
 impl HttpApi for Token {
     type State = IdentityState;
-    const ENDPOINTS: &'static [Endpoint<IdentityState>] =
-        &[endpoint!(api::refresh), endpoint!(api::logout)];
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[
+        endpoint!(sessions_api::refresh),
+        endpoint!(sessions_api::logout),
+    ];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
     }
@@ -139,9 +153,9 @@ pub struct Password;
 impl HttpApi for Password {
     type State = IdentityState;
     const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[
-        endpoint!(api::password_forgot),
-        endpoint!(api::password_reset),
-        endpoint!(api::password_change),
+        endpoint!(recovery_api::password_forgot),
+        endpoint!(recovery_api::password_reset),
+        endpoint!(recovery_api::password_change),
     ];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
@@ -154,8 +168,8 @@ pub struct EmailVerification;
 impl HttpApi for EmailVerification {
     type State = IdentityState;
     const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[
-        endpoint!(api::verify_email),
-        endpoint!(api::resend_verification),
+        endpoint!(recovery_api::verify_email),
+        endpoint!(recovery_api::resend_verification),
     ];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
@@ -167,8 +181,10 @@ pub struct Sessions;
 
 impl HttpApi for Sessions {
     type State = IdentityState;
-    const ENDPOINTS: &'static [Endpoint<IdentityState>] =
-        &[endpoint!(api::sessions), endpoint!(api::end_session)];
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[
+        endpoint!(sessions_api::sessions),
+        endpoint!(sessions_api::end_session),
+    ];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
     }
@@ -180,9 +196,9 @@ pub struct Mfa;
 impl HttpApi for Mfa {
     type State = IdentityState;
     const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[
-        endpoint!(api::mfa_enroll),
-        endpoint!(api::mfa_activate),
-        endpoint!(api::mfa_remove),
+        endpoint!(mfa_api::mfa_enroll),
+        endpoint!(mfa_api::mfa_activate),
+        endpoint!(mfa_api::mfa_remove),
     ];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
@@ -194,7 +210,7 @@ pub struct LoginMfa;
 
 impl HttpApi for LoginMfa {
     type State = IdentityState;
-    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(api::login_mfa)];
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[endpoint!(mfa_api::login_mfa)];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
     }
@@ -205,7 +221,7 @@ pub struct Jwks;
 
 impl HttpApi for Jwks {
     type State = Tokens;
-    const ENDPOINTS: &'static [Endpoint<Tokens>] = &[endpoint!(api::jwks)];
+    const ENDPOINTS: &'static [Endpoint<Tokens>] = &[endpoint!(sessions_api::jwks)];
     fn state(platform: &Platform) -> Result<Tokens, StartupError> {
         Ok(platform.tokens.clone())
     }
@@ -216,8 +232,10 @@ pub struct Users;
 
 impl HttpApi for Users {
     type State = IdentityState;
-    const ENDPOINTS: &'static [Endpoint<IdentityState>] =
-        &[endpoint!(api::list_users), endpoint!(api::set_role)];
+    const ENDPOINTS: &'static [Endpoint<IdentityState>] = &[
+        endpoint!(account_api::list_users),
+        endpoint!(account_api::set_role),
+    ];
     fn state(platform: &Platform) -> Result<IdentityState, StartupError> {
         IdentityState::new(platform)
     }

@@ -194,13 +194,13 @@ async fn two_admins_demoting_each_other_at_once_leave_one_admin(pool: PgPool) {
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn the_cli_bootstrap_creates_and_promotes_admins(pool: PgPool) {
     let app = TestApp::new(pool);
-    let account = gantry::identity::service::NewAccount::parse(
+    let account = gantry::identity::account::NewAccount::parse(
         "root@example.com",
         gantry_tests::PASSWORD.to_owned(),
         Some("Root"),
     )
     .unwrap();
-    let admin = gantry::identity::service::create_admin(&app.state, account)
+    let admin = gantry::identity::account::create_admin(&app.state, account)
         .await
         .unwrap();
     assert_eq!(admin.role, gantry::domain::Role::Admin);
@@ -208,7 +208,7 @@ async fn the_cli_bootstrap_creates_and_promotes_admins(pool: PgPool) {
 
     app.register("later@example.com").await;
     let email = gantry::domain::Email::parse("later@example.com").unwrap();
-    let promoted = gantry::identity::service::promote_by_email(&app.state, &email)
+    let promoted = gantry::identity::account::promote_by_email(&app.state, &email)
         .await
         .unwrap();
     assert_eq!(promoted.role, gantry::domain::Role::Admin);

@@ -4,9 +4,9 @@
 //! concurrent uses exactly one finds it unspent. Issuing one voids the older ones of the same
 //! purpose. The mail that carries it goes into the outbox in the caller's transaction.
 
-use super::state::IdentityState;
 use crate::auth::refresh;
 use crate::error::{AppError, AppResult};
+use crate::identity::state::IdentityState;
 use crate::mail::{self, Mail};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;

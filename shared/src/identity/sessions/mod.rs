@@ -1,14 +1,17 @@
 //! Session issuance and refresh-token rotation, shared by every login method.
 
-use super::audit::IdentityAction as Action;
-use super::dto::{Session, Sessions, TokenPair};
-use super::state::IdentityState;
+pub mod api;
+pub mod history;
+
 use crate::audit::{self, Entry};
 use crate::auth::jwt::Subject;
 use crate::auth::{Amr, Methods, TokenSigner, refresh};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::extract::{AuthUser, ClientInfo};
+use crate::identity::audit::IdentityAction as Action;
+use crate::identity::dto::{Session, Sessions, TokenPair};
+use crate::identity::state::IdentityState;
 use serde_json::json;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -76,7 +79,7 @@ pub async fn sign_in_new(
     conn: &mut PgConnection,
     state: &IdentityState,
     client: &ClientInfo,
-    user: &super::model::User,
+    user: &crate::identity::model::User,
     (identity_id, amr): (Uuid, Amr),
     extra: serde_json::Value,
 ) -> AppResult<TokenPair> {

@@ -1,15 +1,7 @@
 //! Wallet identities: nonces, and registration and login with Sign-In with Ethereum.
 
-use super::abuse::{self, Endpoint};
-use super::audit::IdentityAction as Action;
-use super::dto::{
-    LoginBlockchain, MfaRequired, NonceIssued, NonceRequest, RegisterBlockchain, Registered,
-    SignedIn,
-};
-use super::error;
-use super::model::User;
-use super::state::IdentityState;
-use super::{mfa, session};
+pub mod api;
+
 use crate::audit::{self, Entry};
 use crate::auth::Amr;
 use crate::auth::jwt::Subject;
@@ -18,6 +10,17 @@ use crate::auth::siwe::{Proof, REJECTED, SiweError, SiweMessage};
 use crate::domain::{DisplayName, Role};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ClientInfo, ClientIp};
+use crate::identity::abuse::{self, Endpoint};
+use crate::identity::audit::IdentityAction as Action;
+use crate::identity::dto::{
+    LoginBlockchain, MfaRequired, NonceIssued, NonceRequest, RegisterBlockchain, Registered,
+    SignedIn,
+};
+use crate::identity::error;
+use crate::identity::mfa::mint_challenge;
+use crate::identity::model::User;
+use crate::identity::sessions as session;
+use crate::identity::state::IdentityState;
 use serde_json::json;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -195,7 +198,7 @@ pub async fn login(
     let (proof, nonce_expires) = prove(state, &message, &input.signature).await?;
     let minted = session::Minted::fresh(state, Amr::Siwe.into(), client);
     // With TOTP on, the statement records this challenge instead of the session.
-    let (mfa_token, mfa_hash) = mfa::mint_challenge();
+    let (mfa_token, mfa_hash) = mint_challenge();
     let mfa_expires = OffsetDateTime::now_utc() + state.config().mfa.challenge_ttl;
     let extra = json!({ "chain_id": proof.chain_id });
     let row = sqlx::query!(

@@ -1,13 +1,13 @@
 //! The login history: an account's sign-in attempts, read from the audit log (registration and
 //! successful and failed logins), newest first, in keyset pages over the log's id.
 
-use super::audit::IdentityAction as Action;
-use super::dto::{HistoryQuery, LoginEvent, LoginHistory};
-use super::state::IdentityState;
 use crate::audit::Action as _;
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
+use crate::identity::audit::IdentityAction as Action;
+use crate::identity::dto::{HistoryQuery, LoginEvent, LoginHistory};
+use crate::identity::state::IdentityState;
 
 /// The audit actions that are sign-in attempts.
 const SIGN_INS: [Action; 3] = [

@@ -1,20 +1,24 @@
 //! Account rules: registration, password login, profiles and roles.
 
-use super::abuse::{self, Endpoint};
-use super::audit::IdentityAction as Action;
-use super::dto::{
-    LoginEmailPassword, PageQuery, Profile, RegisterEmailPassword, Registered, SignedIn, UserPage,
-};
-use super::error::{self, IdentityError};
-use super::model::{Identity, User};
-use super::state::IdentityState;
-use super::{mfa, session, verification};
+pub mod api;
+pub mod links;
+
 use crate::audit::{self, Entry};
 use crate::auth::Amr;
 use crate::auth::jwt::Subject;
 use crate::domain::{DisplayName, Email, Password, Role};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::{AuthUser, ClientInfo};
+use crate::identity::abuse::{self, Endpoint};
+use crate::identity::audit::IdentityAction as Action;
+use crate::identity::dto::{
+    LoginEmailPassword, PageQuery, Profile, RegisterEmailPassword, Registered, SignedIn, UserPage,
+};
+use crate::identity::error::{self, IdentityError};
+use crate::identity::mfa::challenge as mfa_challenge;
+use crate::identity::model::{Identity, User};
+use crate::identity::state::IdentityState;
+use crate::identity::{recovery::verification, sessions as session};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -171,7 +175,7 @@ pub async fn login_email(
             Err(verification::NOT_VERIFIED)
         }
         Some(row) if row.mfa => {
-            mfa::challenge(&mut tx, state, (row.user_id, row.id), Amr::Pwd, json!({}))
+            mfa_challenge(&mut tx, state, (row.user_id, row.id), Amr::Pwd, json!({}))
                 .await
                 .map(SignedIn::Mfa)
         }

@@ -6,11 +6,8 @@
 //! toward the account's lockout (`mfa:<user id>`). The secret is sealed at rest
 //! ([`crate::auth::totp`]) and never logged.
 
-use super::abuse;
-use super::audit::IdentityAction as Action;
-use super::dto::{LoginMfa, MfaRequired, RecoveryCodes, TokenPair, TotpCode, TotpEnrolment};
-use super::session;
-use super::state::IdentityState;
+pub mod api;
+
 use crate::audit::{self, Entry};
 use crate::auth::jwt::Subject;
 use crate::auth::totp::TotpSecret;
@@ -18,6 +15,13 @@ use crate::auth::{Amr, Methods, refresh};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::{AuthUser, ClientInfo};
+use crate::identity::abuse;
+use crate::identity::audit::IdentityAction as Action;
+use crate::identity::dto::{
+    LoginMfa, MfaRequired, RecoveryCodes, TokenPair, TotpCode, TotpEnrolment,
+};
+use crate::identity::sessions as session;
+use crate::identity::state::IdentityState;
 use rand::Rng;
 use serde_json::json;
 use sha2::{Digest, Sha256};

@@ -3,14 +3,14 @@
 //! and in every access token issued afterwards; `REQUIRE_VERIFIED_EMAIL` makes password login
 //! wait for it.
 
-use super::abuse::{self, Endpoint};
-use super::audit::IdentityAction as Action;
-use super::dto::VerifyEmail;
-use super::mailed::{self, Purpose};
-use super::state::IdentityState;
 use crate::audit::{self, Entry};
 use crate::error::{AppError, AppResult};
 use crate::extract::{AuthUser, ClientIp};
+use crate::identity::abuse::{self, Endpoint};
+use crate::identity::audit::IdentityAction as Action;
+use crate::identity::dto::VerifyEmail;
+use crate::identity::recovery::mailed::{self, Purpose};
+use crate::identity::state::IdentityState;
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;

@@ -1,16 +1,16 @@
 //! Password recovery and change. Forgot → a mailed single-use link → reset, which revokes every
 //! session; change, with the current password, which revokes every other session.
 
-use super::abuse::{self, Endpoint};
-use super::audit::IdentityAction as Action;
-use super::dto::{ChangePassword, ForgotPassword, MailSent, ResetPassword};
-use super::mailed::{self, Purpose};
-use super::session;
-use super::state::IdentityState;
 use crate::audit::{self, Entry};
 use crate::domain::{Email, Password};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::{AuthUser, ClientIp};
+use crate::identity::abuse::{self, Endpoint};
+use crate::identity::audit::IdentityAction as Action;
+use crate::identity::dto::{ChangePassword, ForgotPassword, MailSent, ResetPassword};
+use crate::identity::recovery::mailed::{self, Purpose};
+use crate::identity::sessions as session;
+use crate::identity::state::IdentityState;
 use serde_json::json;
 
 /// Mails a reset link when an account has the address. The answer, and the work done, are the

@@ -1,19 +1,19 @@
 //! Linking and unlinking identities on a signed-in account.
 
-use super::abuse::{self, Endpoint};
-use super::audit::IdentityAction as Action;
-use super::dto::{Identities, LinkIdentity};
-use super::error::{self, IdentityError};
-use super::model::Identity;
-use super::service::identities_of;
-use super::state::IdentityState;
-use super::verification;
-use super::wallet::{insert_wallet, prove, spend_nonce};
 use crate::audit::{self, Entry};
 use crate::auth::siwe::SiweMessage;
 use crate::domain::{Email, Password};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::{AuthUser, ClientIp};
+use crate::identity::abuse::{self, Endpoint};
+use crate::identity::account::identities_of;
+use crate::identity::audit::IdentityAction as Action;
+use crate::identity::dto::{Identities, LinkIdentity};
+use crate::identity::error::{self, IdentityError};
+use crate::identity::model::{Identity, IdentityType};
+use crate::identity::recovery::verification;
+use crate::identity::state::IdentityState;
+use crate::identity::wallet::{insert_wallet, prove, spend_nonce};
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -124,7 +124,7 @@ pub async fn unlink(
 ) -> AppResult<Identities> {
     let mut tx = state.db()?.begin().await?;
     let owned = sqlx::query!(
-        r#"SELECT id, type AS "kind: super::model::IdentityType", is_primary_login
+        r#"SELECT id, type AS "kind: IdentityType", is_primary_login
            FROM identities WHERE user_id = $1 ORDER BY id FOR UPDATE"#,
         caller.user_id
     )
@@ -156,7 +156,7 @@ pub async fn unlink(
         .execute(&mut *tx)
         .await?;
     }
-    if target.kind == super::model::IdentityType::EmailPassword {
+    if target.kind == IdentityType::EmailPassword {
         sqlx::query!(
             "UPDATE users SET email = NULL, email_verified = false, updated_at = now() WHERE id = $1",
             caller.user_id

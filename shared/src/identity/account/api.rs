@@ -1,0 +1,129 @@
+//! The account's HTTP handlers and their OpenAPI paths: registration and password login, the
+//! profile, linked identities, and user administration. Thin: extract, call the rule, choose
+//! the status.
+
+use super::{self as account, links};
+use crate::error::{AppResult, Problem};
+use crate::extract::{AdminOnly, AuthUser, Authorized, ClientInfo, ClientIp, Json, Path, Query};
+use crate::identity::dto::*;
+use crate::identity::model::{Identity, User};
+use crate::identity::state::IdentityState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use uuid::Uuid;
+
+#[utoipa::path(post, path = "/register-email-password", tag = "identity",
+    request_body = RegisterEmailPassword,
+    responses(
+        (status = 201, description = "Account created and signed in", body = Registered),
+        (status = 409, description = "The email is already registered", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Well-formed but refused: the password is too common", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register_email_password(
+    State(state): State<IdentityState>,
+    client: ClientInfo,
+    Json(body): Json<RegisterEmailPassword>,
+) -> AppResult<(StatusCode, Json<Registered>)> {
+    let registered = account::register_email(&state, &client, body).await?;
+    Ok((StatusCode::CREATED, Json(registered)))
+}
+
+#[utoipa::path(post, path = "/login-email-password", tag = "identity",
+    request_body = LoginEmailPassword,
+    responses(
+        (status = 200, description = "Signed in (a TokenPair), or, with TOTP on, `{\"mfa_required\":true,\"mfa_token\"}` for POST /login/mfa", body = SignedIn),
+        (status = 401, description = "Wrong email or password (one answer for both)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "REQUIRE_VERIFIED_EMAIL is on and the address is not verified yet (type urn:gantry:problem:email-not-verified; only after a right password)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited, or the account is locked out after failures; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login_email_password(
+    State(state): State<IdentityState>,
+    client: ClientInfo,
+    Json(body): Json<LoginEmailPassword>,
+) -> AppResult<Json<SignedIn>> {
+    Ok(Json(account::login_email(&state, &client, body).await?))
+}
+
+#[utoipa::path(get, path = "/profile", tag = "identity", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller and every identity they hold", body = Profile),
+    ))]
+pub async fn profile(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+) -> AppResult<Json<Profile>> {
+    Ok(Json(account::profile(&state, &caller).await?))
+}
+
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of users", body = UserPage),
+        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_users(
+    State(state): State<IdentityState>,
+    _admin: Authorized<AdminOnly>,
+    Query(query): Query<PageQuery>,
+) -> AppResult<Json<UserPage>> {
+    Ok(Json(account::list_users(&state, query).await?))
+}
+
+#[utoipa::path(put, path = "/users/{id}/role", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = SetRole,
+    responses(
+        (status = 200, description = "The updated user", body = User),
+        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Would leave no ADMIN", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn set_role(
+    State(state): State<IdentityState>,
+    Authorized(admin, _): Authorized<AdminOnly>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<SetRole>,
+) -> AppResult<Json<User>> {
+    Ok(Json(
+        account::change_role(&state, &admin, id, body.role).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/link-identity", tag = "identity", security(("bearer" = [])),
+    request_body = LinkIdentity,
+    responses(
+        (status = 201, description = "The identity, now linked", body = Identity),
+        (status = 401, description = "No valid access token, or the proof failed", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The identity belongs to an account already", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Well-formed but refused: a common password, or a SIWE message that breaks the EIP-4361 grammar", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn link_identity(
+    State(state): State<IdentityState>,
+    ip: ClientIp,
+    caller: AuthUser,
+    Json(body): Json<LinkIdentity>,
+) -> AppResult<(StatusCode, Json<Identity>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(links::link(&state, &ip, &caller, body).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/unlink-identity", tag = "identity", security(("bearer" = [])),
+    request_body = UnlinkIdentity,
+    responses(
+        (status = 200, description = "The identities that remain", body = Identities),
+        (status = 404, description = "Not one of the caller's identities", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It is the last identity", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn unlink_identity(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+    Json(body): Json<UnlinkIdentity>,
+) -> AppResult<Json<Identities>> {
+    Ok(Json(
+        links::unlink(&state, &caller, body.identity_id).await?,
+    ))
+}

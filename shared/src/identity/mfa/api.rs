@@ -1,0 +1,80 @@
+//! TOTP MFA's HTTP handlers and their OpenAPI paths: enrolment, activation, removal and the
+//! second login step. Thin: extract, call the rule, choose the status.
+
+use super::{self as mfa};
+use crate::error::{AppResult, Problem};
+use crate::extract::{AuthUser, ClientInfo, Json};
+use crate::identity::dto::*;
+use crate::identity::state::IdentityState;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+#[utoipa::path(post, path = "/login/mfa", tag = "account",
+    request_body = LoginMfa,
+    responses(
+        (status = 200, description = "Signed in; `amr` lists both methods, e.g. [\"pwd\",\"otp\"]", body = TokenPair),
+        (status = 400, description = "Not one of the two shapes (a code, or a recovery code)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The mfa_token is invalid, expired or used, or the code is wrong or was already used", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked out after wrong codes; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login_mfa(
+    State(state): State<IdentityState>,
+    client: ClientInfo,
+    Json(body): Json<LoginMfa>,
+) -> AppResult<Json<TokenPair>> {
+    Ok(Json(mfa::finish(&state, &client, body).await?))
+}
+
+#[utoipa::path(post, path = "/mfa/totp/enroll", tag = "account", security(("bearer" = [])),
+    request_body = Empty,
+    responses(
+        (status = 201, description = "A pending authenticator (not active until activated)", body = TotpEnrolment),
+        (status = 409, description = "TOTP is already active", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn mfa_enroll(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+    Json(_): Json<Empty>,
+) -> AppResult<(StatusCode, Json<TotpEnrolment>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(mfa::enroll(&state, &caller).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/mfa/totp/activate", tag = "account", security(("bearer" = [])),
+    request_body = TotpCode,
+    responses(
+        (status = 200, description = "TOTP is on; ten recovery codes, shown this once", body = RecoveryCodes),
+        (status = 409, description = "No pending enrolment", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The code is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked out after wrong codes; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn mfa_activate(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+    Json(body): Json<TotpCode>,
+) -> AppResult<Json<RecoveryCodes>> {
+    Ok(Json(mfa::activate(&state, &caller, body).await?))
+}
+
+#[utoipa::path(delete, path = "/mfa/totp", tag = "account", security(("bearer" = [])),
+    request_body = TotpCode,
+    responses(
+        (status = 204, description = "TOTP and the recovery codes are removed"),
+        (status = 404, description = "TOTP is not active", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The code is wrong or was already used", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Locked out after wrong codes; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn mfa_remove(
+    State(state): State<IdentityState>,
+    caller: AuthUser,
+    Json(body): Json<TotpCode>,
+) -> AppResult<StatusCode> {
+    mfa::remove(&state, &caller, body).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,66 @@
+//! Sign-In with Ethereum's HTTP handlers and their OpenAPI paths: nonces, wallet registration and
+//! wallet login. Thin: extract, call the rule, choose the status.
+
+use super::{self as wallet};
+use crate::error::{AppResult, Problem};
+use crate::extract::{ClientInfo, ClientIp, Json};
+use crate::identity::dto::*;
+use crate::identity::state::IdentityState;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+#[utoipa::path(post, path = "/auth/nonce", tag = "identity",
+    request_body = NonceRequest,
+    responses(
+        (status = 201, description = "A single-use nonce for a SIWE message", body = NonceIssued),
+        (status = 400, description = "Invalid address", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn auth_nonce(
+    State(state): State<IdentityState>,
+    ip: ClientIp,
+    Json(body): Json<NonceRequest>,
+) -> AppResult<(StatusCode, Json<NonceIssued>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(wallet::issue_nonce(&state, &ip, body).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/register-blockchain", tag = "identity",
+    request_body = RegisterBlockchain,
+    responses(
+        (status = 201, description = "Account created with a wallet identity, and signed in", body = Registered),
+        (status = 400, description = "Not an EIP-4361 message, or bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A check, the nonce or the signature failed (one answer for all)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The wallet is already registered", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The message has the EIP-4361 preamble but breaks the rest of its grammar", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register_blockchain(
+    State(state): State<IdentityState>,
+    client: ClientInfo,
+    Json(body): Json<RegisterBlockchain>,
+) -> AppResult<(StatusCode, Json<Registered>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(wallet::register(&state, &client, body).await?),
+    ))
+}
+
+#[utoipa::path(post, path = "/login-blockchain", tag = "identity",
+    request_body = LoginBlockchain,
+    responses(
+        (status = 200, description = "Signed in (a TokenPair), or, with TOTP on, `{\"mfa_required\":true,\"mfa_token\"}` for POST /login/mfa", body = SignedIn),
+        (status = 400, description = "Not an EIP-4361 message, or bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "A check, the nonce, the signature or the account failed (one answer for all)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The message has the EIP-4361 preamble but breaks the rest of its grammar", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate-limited or locked out; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login_blockchain(
+    State(state): State<IdentityState>,
+    client: ClientInfo,
+    Json(body): Json<LoginBlockchain>,
+) -> AppResult<Json<SignedIn>> {
+    Ok(Json(wallet::login(&state, &client, body).await?))
+}
