@@ -5,13 +5,16 @@
 //   nonce  - issuing nonces (autocannon, 16 connections, fixed duration)
 //   login  - pre-signed SIWE logins, each over its own fresh nonce (autocannon, LOGIN_SECONDS;
 //            a fixed count would end on autocannon's one-second tick and understate the rate)
+//   session - an authenticated read over the session one login opened (autocannon, fixed duration):
+//            gantry GET /profile (access-token check, then the account and its identities from
+//            Postgres), the peer GET /personal_information (its in-memory session)
 //   flow   - the whole sign-in: nonce -> sign -> login, 16 concurrent users (node:http), fixed duration,
 //            spread over THREADS worker threads (2), so that signing (about 0.4 ms a message in
 //            ethers) does not make one client thread the bottleneck
 // Settings: CONNECTIONS (16), SECONDS (8), LOGIN_SECONDS (3), LOGINS (pre-signed: 15000 gantry,
 // 2500 peer, room for 5000 and 830 logins a second; a body used twice would be a replay, which
 // gantry refuses and counts as an error, so running out shows as errors),
-// THREADS (2), WORKLOADS (nonce,login,flow: the ones to run).
+// THREADS (2), WORKLOADS (nonce,login,session,flow: the ones to run).
 const autocannon = require("autocannon");
 const http = require("node:http");
 const { ethers } = require("ethers");
@@ -63,6 +66,8 @@ const api = {
       return { nonce: JSON.parse(r.text).nonce, cookie: null };
     },
     loginPath: "/login-blockchain",
+    sessionPath: "/profile",
+    sessionHeaders: (response) => ({ authorization: `Bearer ${JSON.parse(response.text).access_token}` }),
     async login(body) {
       return (await request("POST", "/login-blockchain", { headers: json, body })).status === 200;
     },
@@ -76,6 +81,8 @@ const api = {
       return { nonce: r.text, cookie };
     },
     loginPath: "/verify",
+    sessionPath: "/personal_information",
+    sessionHeaders: (response, cookie) => ({ cookie: ((response.headers["set-cookie"] || [])[0] || cookie).split(";")[0] }),
     async login(body, cookie) {
       return (await request("POST", "/verify", { headers: { ...json, cookie }, body })).status === 200;
     },
@@ -143,6 +150,19 @@ async function loginLoad() {
   }));
 }
 
+async function sessionLoad() {
+  const w = wallets[0];
+  const { nonce, cookie } = await api.nonce();
+  const text = message(w.address, nonce);
+  const body = JSON.stringify({ message: text, signature: w.signMessageSync(text) });
+  const r = await request("POST", api.loginPath, { headers: { ...json, ...(cookie ? { cookie } : {}) }, body });
+  if (r.status !== 200) throw new Error(`login: ${r.status} ${r.text}`);
+  const headers = api.sessionHeaders(r, cookie);
+  const check = await request("GET", api.sessionPath, { headers });
+  if (check.status !== 200) throw new Error(`session read: ${check.status} ${check.text}`);
+  return timed(() => cannon({ duration: seconds, method: "GET", headers, requests: [{ path: api.sessionPath }] }));
+}
+
 // One thread's users, until `end`.
 async function flowUsers(users, end) {
   let ok = 0, errors = 0;
@@ -181,11 +201,12 @@ if (!isMainThread) {
 } else (async () => {
   await register();
   const skip = { rps: 0, ok: 0, errors: 0, seconds: 0 };
-  const only = (process.env.WORKLOADS || "nonce,login,flow").split(",");
+  const only = (process.env.WORKLOADS || "nonce,login,session,flow").split(",");
   const nonce = only.includes("nonce") ? await nonceLoad() : skip;
   const login = only.includes("login") ? await loginLoad() : skip;
+  const session = only.includes("session") ? await sessionLoad() : skip;
   const flow = only.includes("flow") ? await flowLoad() : skip;
-  console.log(JSON.stringify({ kind, nonce, login, flow }));
+  console.log(JSON.stringify({ kind, nonce, login, session, flow }));
 })().catch((err) => {
   console.error(err);
   process.exit(1);

@@ -6,6 +6,7 @@ use crate::error::{AppError, AppResult};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -188,7 +189,17 @@ pub struct TokenVerifier {
     keys: HashMap<String, DecodingKey>,
     jwks: Jwks,
     validation: Validation,
+    /// Tokens this instance has verified, by their exact text, with their claims: a client
+    /// sends the same token for up to 15 minutes, and the signature of the same bytes under the
+    /// same keys verifies the same way every time. Only the expiry is checked again. Bounded:
+    /// emptied when full.
+    verified: Mutex<HashMap<String, AccessClaims>>,
 }
+
+/// Seconds of clock skew allowed on `exp`.
+const LEEWAY_SECS: i64 = 30;
+/// The most verified tokens remembered.
+const VERIFIED_ENTRIES: usize = 4096;
 
 const INVALID: AppError = AppError::Unauthorized("the access token is missing, invalid or expired");
 
@@ -222,12 +233,13 @@ impl TokenVerifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS.unsigned_abs();
         validation.validate_exp = true;
         Self {
             keys,
             jwks,
             validation,
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -236,6 +248,35 @@ impl TokenVerifier {
     }
 
     pub fn verify(&self, token: &str) -> AppResult<AccessClaims> {
+        self.verify_at(token, OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    /// [`Self::verify`] at `now` (unix seconds) for the remembered tokens; a token seen for the
+    /// first time is checked in full against the clock.
+    fn verify_at(&self, token: &str, now: i64) -> AppResult<AccessClaims> {
+        let remembered = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|verified| verified.get(token).cloned());
+        if let Some(claims) = remembered {
+            return if claims.exp + LEEWAY_SECS > now {
+                Ok(claims)
+            } else {
+                Err(INVALID)
+            };
+        }
+        let claims = self.verify_fully(token)?;
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= VERIFIED_ENTRIES {
+                verified.clear();
+            }
+            verified.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    fn verify_fully(&self, token: &str) -> AppResult<AccessClaims> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| INVALID)?;
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
@@ -252,6 +293,59 @@ impl TokenVerifier {
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|_| INVALID)?;
         Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod verified_tests {
+    use super::*;
+    use crate::TestResult;
+
+    /// A remembered token is still refused once it expires, and the memory stays bounded.
+    #[test]
+    fn remembered_tokens_still_expire_and_the_memory_is_bounded() -> TestResult {
+        let key = SigningKey::generate();
+        let signer = TokenSigner::new(&key, "gantry", "gantry-api", Duration::from_secs(900))?;
+        let jwks = Jwks {
+            keys: vec![key.public_jwk()],
+        };
+        let verifier = TokenVerifier::new(jwks, "gantry", "gantry-api")?;
+        let subject = Subject {
+            user_id: Uuid::now_v7(),
+            role: Role::Client,
+            identity_id: Uuid::now_v7(),
+            amr: Amr::Pwd.into(),
+            email_verified: false,
+        };
+        let token = signer.issue(subject, Uuid::now_v7())?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        assert_eq!(verifier.verify_at(&token, now)?.sub, subject.user_id);
+        assert_eq!(
+            verifier.verify_at(&token, now + 900)?.sub,
+            subject.user_id,
+            "within leeway"
+        );
+        assert!(
+            verifier
+                .verify_at(&token, now + 900 + LEEWAY_SECS + 1)
+                .is_err()
+        );
+        assert!(
+            verifier.verify(&format!("{token}x")).is_err(),
+            "other bytes are checked in full"
+        );
+        for _ in 0..VERIFIED_ENTRIES + 5 {
+            verifier.verify(&signer.issue(subject, Uuid::now_v7())?)?;
+        }
+        assert!(
+            verifier
+                .verified
+                .lock()
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX)
+                <= VERIFIED_ENTRIES
+        );
+        Ok(())
     }
 }
 

@@ -16,7 +16,7 @@ use crate::identity::dto::{
 };
 use crate::identity::error::{self, IdentityError};
 use crate::identity::mfa::challenge as mfa_challenge;
-use crate::identity::model::{Identity, User};
+use crate::identity::model::{Identity, IdentityType, User};
 use crate::identity::state::IdentityState;
 use crate::identity::{recovery::verification, sessions as session};
 use serde_json::json;
@@ -240,23 +240,63 @@ pub async fn login_email(
     outcome
 }
 
-async fn fetch_user(db: &PgPool, id: Uuid) -> AppResult<Option<User>> {
-    Ok(sqlx::query_as!(
-        User,
-        r#"SELECT id, name, email, role AS "role: Role", email_verified, created_at FROM users WHERE id = $1"#,
-        id
-    )
-    .fetch_optional(db)
-    .await?)
-}
-
 #[tracing::instrument(name = "identity.profile", skip_all)]
 pub async fn profile(state: &IdentityState, caller: &AuthUser) -> AppResult<Profile> {
-    let db = state.db()?;
-    let user = fetch_user(db, caller.user_id)
-        .await?
-        .ok_or(AppError::Unauthorized("the account no longer exists"))?;
-    let identities = identities_of(&mut *db.acquire().await?, caller.user_id).await?;
+    // One round trip: the account, and its identities as parallel arrays (oldest first).
+    let row = sqlx::query!(
+        r#"SELECT u.id, u.name, u.email, u.role AS "role: Role", u.email_verified, u.created_at,
+                  array_agg(i.id ORDER BY i.created_at, i.id) AS "ids!: Vec<Option<Uuid>>",
+                  array_agg(i.type ORDER BY i.created_at, i.id) AS "kinds!: Vec<Option<IdentityType>>",
+                  array_agg(i.identifier ORDER BY i.created_at, i.id) AS "identifiers!: Vec<Option<String>>",
+                  array_agg(i.is_primary_login ORDER BY i.created_at, i.id) AS "primaries!: Vec<Option<bool>>",
+                  array_agg(i.created_at ORDER BY i.created_at, i.id) AS "since!: Vec<Option<time::OffsetDateTime>>",
+                  array_agg(CASE WHEN i.type = 'blockchain_address'
+                                 THEN 'did:pkh:eip155:' || i.chain_id || ':' || i.identifier END
+                            ORDER BY i.created_at, i.id) AS "dids!: Vec<Option<String>>"
+           FROM users u LEFT JOIN identities i ON i.user_id = u.id
+           WHERE u.id = $1
+           GROUP BY u.id"#,
+        caller.user_id
+    )
+    .fetch_optional(state.db()?)
+    .await?
+    .ok_or(AppError::Unauthorized("the account no longer exists"))?;
+    let mut identities = Vec::with_capacity(row.ids.len());
+    for (at, id) in row.ids.iter().enumerate() {
+        // A user without identities has one all-NULL entry from the outer join.
+        let (
+            Some(id),
+            Some(Some(kind)),
+            Some(Some(identifier)),
+            Some(Some(primary)),
+            Some(Some(created_at)),
+        ) = (
+            id,
+            row.kinds.get(at),
+            row.identifiers.get(at),
+            row.primaries.get(at),
+            row.since.get(at),
+        )
+        else {
+            continue;
+        };
+        identities.push(Identity {
+            id: *id,
+            kind: *kind,
+            identifier: identifier.clone(),
+            is_primary_login: *primary,
+            created_at: *created_at,
+            did: row.dids.get(at).cloned().flatten(),
+        });
+    }
+    let user = User {
+        id: row.id,
+        name: row.name,
+        email: row.email,
+        role: row.role,
+        email_verified: row.email_verified,
+        created_at: row.created_at,
+    };
     Ok(Profile { user, identities })
 }
 
