@@ -238,6 +238,8 @@ async fn a_password_change_keeps_this_session_and_ends_the_others(pool: PgPool) 
             .json(&json!({"current_password": current, "new_password": new}))
             .send()
     };
+    forgot(&app, &email).await;
+    let pending_reset = app.mailed_token(&email, "/reset-password").await;
     let weak = change(PASSWORD, "password").await;
     assert_eq!(weak.problem(422)["errors"][0]["field"], "new_password");
     let wrong = change("not the password", NEW_PASSWORD).await;
@@ -258,6 +260,12 @@ async fn a_password_change_keeps_this_session_and_ends_the_others(pool: PgPool) 
         StatusCode::OK
     );
     assert_eq!(app.audit_count("password.changed").await, 1);
+    if let Some(link) = pending_reset {
+        // A change voids the reset links mailed before it.
+        reset(&app, &link, "a reset after the change")
+            .await
+            .problem(400);
+    }
 
     // Two wrong current passwords lock the address, as two wrong logins would.
     let again = change("wrong", "a third fine passphrase").await;
@@ -540,4 +548,28 @@ async fn the_login_history_pages_through_the_callers_own_attempts(pool: PgPool) 
     history(format!("?user_id={}", uuid::Uuid::now_v7()), admin)
         .await
         .problem(404);
+}
+
+/// A reset lifts the lockout that guessing put on the address: the owner gets in at once.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_reset_lifts_the_lockout_on_the_address(pool: PgPool) {
+    let app = TestApp::with(pool, &[("LOCKOUT_THRESHOLD", "2")]);
+    let email = address();
+    app.register(&email).await;
+    for _ in 0..2 {
+        login(&app, &email, "a wrong guess").await.problem(401);
+    }
+    login(&app, &email, PASSWORD).await.problem(429);
+    forgot(&app, &email).await;
+    let Some(token) = app.mailed_token(&email, "/reset-password").await else {
+        return;
+    };
+    assert_eq!(
+        reset(&app, &token, NEW_PASSWORD).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        login(&app, &email, NEW_PASSWORD).await.status,
+        StatusCode::OK
+    );
 }

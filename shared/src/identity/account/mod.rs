@@ -250,8 +250,7 @@ pub async fn profile(state: &IdentityState, caller: &AuthUser) -> AppResult<Prof
                   array_agg(i.identifier ORDER BY i.created_at, i.id) AS "identifiers!: Vec<Option<String>>",
                   array_agg(i.is_primary_login ORDER BY i.created_at, i.id) AS "primaries!: Vec<Option<bool>>",
                   array_agg(i.created_at ORDER BY i.created_at, i.id) AS "since!: Vec<Option<time::OffsetDateTime>>",
-                  array_agg(CASE WHEN i.type = 'blockchain_address'
-                                 THEN 'did:pkh:eip155:' || i.chain_id || ':' || i.identifier END
+                  array_agg(identity_did(i.type, i.chain_id, i.identifier)
                             ORDER BY i.created_at, i.id) AS "dids!: Vec<Option<String>>"
            FROM users u LEFT JOIN identities i ON i.user_id = u.id
            WHERE u.id = $1
@@ -308,8 +307,7 @@ pub(crate) async fn identities_of(
     Ok(sqlx::query_as!(
         Identity,
         r#"SELECT id, type AS "kind: _", identifier, is_primary_login, created_at,
-                  CASE WHEN type = 'blockchain_address'
-                       THEN 'did:pkh:eip155:' || chain_id || ':' || identifier END AS did
+                  identity_did(type, chain_id, identifier) AS did
            FROM identities WHERE user_id = $1 ORDER BY created_at, id"#,
         user_id
     )

@@ -75,17 +75,6 @@ fn recovery_hash(code: &str) -> Vec<u8> {
     Sha256::digest(normalized.as_bytes()).to_vec()
 }
 
-/// Whether `user_id` has an active authenticator (the sign-in paths ask in their own queries).
-pub async fn is_active(conn: &mut PgConnection, user_id: Uuid) -> AppResult<bool> {
-    Ok(sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM mfa_totp
-                          WHERE user_id = $1 AND activated_at IS NOT NULL) AS "active!""#,
-        user_id
-    )
-    .fetch_one(conn)
-    .await?)
-}
-
 /// A fresh `mfa_token` and the hash its challenge row keeps.
 pub fn mint_challenge() -> (String, Vec<u8>) {
     refresh::generate()
