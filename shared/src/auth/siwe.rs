@@ -501,6 +501,25 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn recovery_runs_on_libsecp256k1_and_agrees_with_k256() -> TestResult {
+        // `recovers_to` goes through alloy's libsecp256k1 backend (the `secp256k1` feature; this
+        // test does not compile without it); k256, which signs, must recover the same keys.
+        for _ in 0..64 {
+            let signer = PrivateKeySigner::random();
+            let text = message(signer.address(), &Fields::default());
+            let sig = signer.sign_message_sync(text.as_bytes())?;
+            let secp = sig.recover_from_msg_secp256k1(text.as_bytes())?;
+            let k256 = sig.recover_from_msg(text.as_bytes())?;
+            assert_eq!(
+                secp.serialize_uncompressed(),
+                *k256.to_encoded_point(false).as_bytes()
+            );
+            assert!(recovers_to(&text, &sig.as_bytes(), signer.address()));
+        }
+        Ok(())
+    }
+
     #[tokio::test]
     async fn the_high_s_twin_is_rejected() -> TestResult {
         let signer = PrivateKeySigner::random();
