@@ -185,10 +185,6 @@ ensure_npm_cid_tools() {
   fi
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # The moto server (PyPI moto[server]): AWS APIs (S3 for the IPFS blockstore) on a free loopback
 # port, stopped when the calling script exits. Points the AWS SDK at it through
 # AWS_ENDPOINT_URL, with moto's dummy credentials.
@@ -232,4 +228,22 @@ start_moto() {
   done
   log "moto did not start: see .data/moto.log"
   return 1
+}
+
+# Benchmarks: the release gateway (built by the caller) in the background with rate limits off
+# (one client address would otherwise be throttled), on PORT over the database URL DB, with any
+# further VAR=VALUE settings; the caller keeps `$!` to stop it.
+start_bench_gateway() { # port db [VAR=VALUE...]
+  local port=$1 db=$2
+  shift 2
+  env DATABASE_URL="$db" PORT="$port" RUST_LOG=warn RATE_LIMIT_PER_IP=0 \
+    RATE_LIMIT_PER_IDENTIFIER=0 "$@" "$CARGO_TARGET_DIR/release/gantry-gateway" &
+}
+
+# Waits until every URL answers (up to 10 s each).
+await_urls() { # url...
+  local url
+  for url in "$@"; do
+    for _ in $(seq 100); do curl -sf -o /dev/null "$url" && break; sleep 0.1; done
+  done
 }

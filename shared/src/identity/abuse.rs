@@ -142,3 +142,45 @@ pub async fn clear_failures(state: &IdentityState, identifier: &str) -> AppResul
         .clear(&lock_key(identifier))
         .await?)
 }
+
+/// Runs `work` and answers no sooner than `floor` after it began, so that the answer's timing
+/// does not tell which way the work went (e.g. whether an account has an address). Work that
+/// takes longer than the floor answers when it is done.
+pub async fn no_sooner_than<F: Future>(floor: Duration, work: F) -> F::Output {
+    let until = tokio::time::Instant::now() + floor;
+    let output = work.await;
+    tokio::time::sleep_until(until).await;
+    output
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::{Instant, sleep};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_answer_waits_for_the_floor() {
+        let started = Instant::now();
+        let answer = no_sooner_than(Duration::from_millis(100), async { 7 }).await;
+        assert_eq!(answer, 7);
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quick_and_slow_work_under_the_floor_answer_at_the_same_time() {
+        let started = Instant::now();
+        no_sooner_than(Duration::from_millis(100), sleep(Duration::from_millis(60))).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_longer_than_the_floor_is_not_held_further() {
+        let started = Instant::now();
+        no_sooner_than(
+            Duration::from_millis(100),
+            sleep(Duration::from_millis(250)),
+        )
+        .await;
+        assert_eq!(started.elapsed(), Duration::from_millis(250));
+    }
+}

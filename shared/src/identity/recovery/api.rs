@@ -15,7 +15,7 @@ const INVALID_LINK: &str =
 #[utoipa::path(post, path = "/password/forgot", tag = "account",
     request_body = ForgotPassword,
     responses(
-        (status = 202, description = "The same answer whether or not an account has the address; if one has, a reset link is mailed to it", body = MailSent),
+        (status = 202, description = "The same answer, no sooner than 100 ms after the request, whether or not an account has the address; if one has, a reset link is mailed to it", body = MailSent),
         (status = 400, description = "Not an email address", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate-limited (per address and per client); see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Account mail is not configured (PUBLIC_BASE_URL)", body = Problem, content_type = "application/problem+json"),
