@@ -29,12 +29,35 @@ impl Ses {
     }
 }
 
+fn cannot_build(e: impl std::fmt::Display) -> Refusal {
+    Refusal(format!("cannot be built: {e}"))
+}
+
 fn content(data: &str) -> Result<Content, Refusal> {
     Content::builder()
         .data(data)
         .charset("UTF-8")
         .build()
-        .map_err(|e| Refusal(format!("cannot be built: {e}")))
+        .map_err(cannot_build)
+}
+
+/// The message (plain text and HTML) and the tag that names its outbox row.
+fn message_of(mail: &OutboxMail) -> Result<(Message, MessageTag), Refusal> {
+    let message = Message::builder()
+        .subject(content(&mail.subject)?)
+        .body(
+            Body::builder()
+                .text(content(&mail.text)?)
+                .html(content(&mail.html)?)
+                .build(),
+        )
+        .build();
+    let tag = MessageTag::builder()
+        .name("outbox-id")
+        .value(mail.id.to_string())
+        .build()
+        .map_err(cannot_build)?;
+    Ok((message, tag))
 }
 
 /// SES's answers that no retry changes: the message or its recipient is refused.
@@ -43,24 +66,7 @@ const PERMANENT: &[&str] = &["MessageRejected", "BadRequestException"];
 #[async_trait]
 impl MailTransport for Ses {
     async fn deliver(&self, mail: &OutboxMail) -> anyhow::Result<Result<(), Refusal>> {
-        let built = (|| -> Result<_, Refusal> {
-            let message = Message::builder()
-                .subject(content(&mail.subject)?)
-                .body(
-                    Body::builder()
-                        .text(content(&mail.text)?)
-                        .html(content(&mail.html)?)
-                        .build(),
-                )
-                .build();
-            let tag = MessageTag::builder()
-                .name("outbox-id")
-                .value(mail.id.to_string())
-                .build()
-                .map_err(|e| Refusal(format!("cannot be built: {e}")))?;
-            Ok((message, tag))
-        })();
-        let (message, tag) = match built {
+        let (message, tag) = match message_of(mail) {
             Ok(parts) => parts,
             Err(refusal) => return Ok(Err(refusal)),
         };

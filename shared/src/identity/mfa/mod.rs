@@ -219,12 +219,7 @@ pub async fn activate(
     if activated == 0 {
         return Err(AppError::Conflict("TOTP was activated meanwhile".into()));
     }
-    sqlx::query!(
-        "DELETE FROM mfa_recovery_codes WHERE user_id = $1",
-        caller.user_id
-    )
-    .execute(&mut *tx)
-    .await?;
+    forget_recovery_codes(&mut tx, caller.user_id).await?;
     sqlx::query!(
         "INSERT INTO mfa_recovery_codes (user_id, code_hash) SELECT $1, unnest($2::bytea[])",
         caller.user_id,
@@ -261,14 +256,16 @@ pub async fn remove(state: &IdentityState, caller: &AuthUser, input: TotpCode) -
         abuse::record_failure(state, &lock_key(caller.user_id)).await?;
         return Err(wrong_code());
     }
-    sqlx::query!(
-        "DELETE FROM mfa_recovery_codes WHERE user_id = $1",
-        caller.user_id
-    )
-    .execute(&mut *tx)
-    .await?;
+    forget_recovery_codes(&mut tx, caller.user_id).await?;
     record(&mut tx, caller.user_id, Action::MfaRemoved).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+async fn forget_recovery_codes(conn: &mut PgConnection, user_id: Uuid) -> AppResult<()> {
+    sqlx::query!("DELETE FROM mfa_recovery_codes WHERE user_id = $1", user_id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
