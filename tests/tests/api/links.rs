@@ -282,3 +282,54 @@ async fn concurrent_email_links_leave_one_email_on_the_account(pool: PgPool) {
             .unwrap();
     assert_eq!(emails, 10);
 }
+
+/// The profile is one row per identity: each identity once, oldest first, the account once; an
+/// account left with none (deleted under it) still reads, with an empty list.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn the_profile_lists_every_identity_once_oldest_first(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let account = app.register("ada@example.com").await;
+    let wallets = [Wallet::random(), Wallet::random()];
+    for wallet in &wallets {
+        let res = app.link_wallet(&token(&account), wallet).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    }
+    let profile = app.get("/profile").bearer(&token(&account)).send().await;
+    assert_eq!(profile.status, StatusCode::OK, "{}", profile.body);
+    assert_eq!(profile.body["user"], account["user"]);
+    let listed: Vec<&str> = profile.body["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["identifier"].as_str().unwrap())
+        .collect();
+    let wanted = [
+        "ada@example.com".to_owned(),
+        wallets[0].address(),
+        wallets[1].address(),
+    ];
+    assert_eq!(listed, wanted);
+    let dids: Vec<&Value> = profile.body["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["did"])
+        .collect();
+    assert_eq!(dids[0], &Value::Null);
+    let did = format!(
+        "did:pkh:eip155:{}:{}",
+        gantry_tests::SIWE_CHAIN,
+        wallets[1].address()
+    );
+    assert_eq!(dids[2], &json!(did));
+
+    sqlx::query("DELETE FROM identities WHERE user_id = $1::uuid")
+        .bind(account["user"]["id"].as_str().unwrap())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let bare = app.get("/profile").bearer(&token(&account)).send().await;
+    assert_eq!(bare.status, StatusCode::OK, "{}", bare.body);
+    assert_eq!(bare.body["user"], account["user"]);
+    assert_eq!(bare.body["identities"], json!([]));
+}
