@@ -331,6 +331,19 @@ impl Platform {
         Self::with_tokens(env, config, Db::new(db), tokens)
     }
 
+    /// The same platform on a database pool of its own, of `max_connections`: the gateway's
+    /// queue workers get one, so that jobs holding connections (a mail is locked while SMTP
+    /// takes it) never keep requests waiting for one, nor requests the jobs.
+    pub fn on_own_pool(&self, max_connections: u32) -> Result<Self, StartupError> {
+        let mut config = (*self.config).clone();
+        config.db_max_connections = max_connections;
+        let db = match &config.database_url {
+            Some(url) => Db::at(url.clone(), max_connections)?,
+            None => Db::default(),
+        };
+        Self::with_tokens(self.env.clone(), config, db, self.tokens.clone())
+    }
+
     fn with_tokens(
         env: Env,
         config: CoreConfig,

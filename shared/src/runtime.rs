@@ -232,10 +232,20 @@ async fn serve_gateway(
         Ok(router) => router.merge(extra()),
         Err(err) => return failed("start-up error", err),
     };
-    match platform.db.get() {
+    // One connection per worker (each handles one job at a time), plus one for the timers.
+    let workers = functions
+        .iter()
+        .filter(|spec| matches!(spec.trigger, Trigger::Queue { .. }))
+        .count();
+    let jobs =
+        match platform.on_own_pool(u32::try_from(workers).unwrap_or(u32::MAX).saturating_add(1)) {
+            Ok(jobs) => jobs,
+            Err(err) => return failed("start-up error", err),
+        };
+    match jobs.db.get() {
         Some(pool) => {
             for spec in functions {
-                if let Err(err) = spawn_worker(spec, &platform, PgQueue::new(pool.clone())) {
+                if let Err(err) = spawn_worker(spec, &jobs, PgQueue::new(pool.clone())) {
                     return failed("start-up error", err);
                 }
             }

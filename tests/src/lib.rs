@@ -371,9 +371,18 @@ impl TestApp {
     pub fn with(pool: PgPool, overrides: &[(&str, &str)]) -> Self {
         init_logs();
         let key = Arc::new(SigningKey::generate());
+        // TEST_APP_POOL_SIZE=n: the app on a pool of its own of n connections (scripts/test runs
+        // the API tests again with 1: a route holding a connection while it waits for another
+        // would wait out the acquire timeout there and fail).
+        let app_pool = match std::env::var("TEST_APP_POOL_SIZE").map(|n| n.parse::<u32>()) {
+            Ok(Ok(size)) => gantry::db::pool_options(size, gantry::db::PING_AFTER_IDLE)
+                .connect_lazy_with((*pool.connect_options()).clone()),
+            Ok(Err(err)) => panic!("TEST_APP_POOL_SIZE: {err}"),
+            Err(_) => pool.clone(),
+        };
         let platform = platform(
             test_env(overrides),
-            Some(pool.clone()),
+            Some(app_pool),
             Some(&key),
             Jwks::default(),
         );

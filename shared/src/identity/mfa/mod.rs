@@ -253,6 +253,8 @@ pub async fn remove(state: &IdentityState, caller: &AuthUser, input: TotpCode) -
     .await?
     .rows_affected();
     if removed == 0 {
+        // The failure is counted on a connection of its own: let this one go first.
+        drop(tx);
         abuse::record_failure(state, &lock_key(caller.user_id)).await?;
         return Err(wrong_code());
     }
