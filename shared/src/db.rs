@@ -1,6 +1,6 @@
 //! The Postgres pool: lazy and small, so a Lambda cold start does no I/O until a request needs it.
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, CoreConfig};
 use crate::error::{AppError, AppResult};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::migrate::Migrator;
@@ -40,6 +40,14 @@ impl Db {
         };
         Self {
             inner: Arc::new(inner),
+        }
+    }
+
+    /// The database `config` names (`DATABASE_URL`, `DB_MAX_CONNECTIONS`), or none.
+    pub fn of(config: &CoreConfig) -> Result<Self, ConfigError> {
+        match &config.database_url {
+            Some(url) => Self::at(url.clone(), config.db_max_connections),
+            None => Ok(Self::default()),
         }
     }
 

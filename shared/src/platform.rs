@@ -303,10 +303,7 @@ impl Platform {
     /// Reads the core configuration from `env` and builds the clients.
     pub async fn load(env: Env, pool: PoolDefault) -> Result<Self, StartupError> {
         let config = CoreConfig::from_env(&env, pool)?;
-        let db = match &config.database_url {
-            Some(url) => Db::at(url.clone(), config.db_max_connections)?,
-            None => Db::default(),
-        };
+        let db = Db::of(&config)?;
         let published = config
             .jwt
             .public_keys
@@ -337,10 +334,7 @@ impl Platform {
     pub fn on_own_pool(&self, max_connections: u32) -> Result<Self, StartupError> {
         let mut config = (*self.config).clone();
         config.db_max_connections = max_connections;
-        let db = match &config.database_url {
-            Some(url) => Db::at(url.clone(), max_connections)?,
-            None => Db::default(),
-        };
+        let db = Db::of(&config)?;
         Self::with_tokens(self.env.clone(), config, db, self.tokens.clone())
     }
 
@@ -410,6 +404,20 @@ mod tests {
         // Without a table or a database there is no shared store: 503, not a local stand-in.
         let bare = load(&[]).await?;
         assert!(bare.stores.rate_limiter().is_err());
+        Ok(())
+    }
+
+    /// The gateway's queue workers run on a pool of their own: its size, not the requests'.
+    #[tokio::test]
+    async fn a_platform_on_its_own_pool_shares_no_connections() -> crate::TestResult {
+        let requests = load(&[("DATABASE_URL", "postgres://u@127.0.0.1/db")]).await?;
+        let jobs = requests.on_own_pool(7)?;
+        let size = |p: &Platform| p.db.get().map(|pool| pool.options().get_max_connections());
+        assert_eq!(size(&jobs), Some(7));
+        assert_eq!(size(&requests), Some(2));
+        assert!(!std::ptr::eq(requests.db.pool()?, jobs.db.pool()?));
+        // Without a database, neither has one.
+        assert!(load(&[]).await?.on_own_pool(7)?.db.get().is_none());
         Ok(())
     }
 

@@ -232,16 +232,10 @@ async fn serve_gateway(
         Ok(router) => router.merge(extra()),
         Err(err) => return failed("start-up error", err),
     };
-    // One connection per worker (each handles one job at a time), plus one for the timers.
-    let workers = functions
-        .iter()
-        .filter(|spec| matches!(spec.trigger, Trigger::Queue { .. }))
-        .count();
-    let jobs =
-        match platform.on_own_pool(u32::try_from(workers).unwrap_or(u32::MAX).saturating_add(1)) {
-            Ok(jobs) => jobs,
-            Err(err) => return failed("start-up error", err),
-        };
+    let jobs = match platform.on_own_pool(jobs_pool_size(functions)) {
+        Ok(jobs) => jobs,
+        Err(err) => return failed("start-up error", err),
+    };
     match jobs.db.get() {
         Some(pool) => {
             for spec in functions {
@@ -258,6 +252,16 @@ async fn serve_gateway(
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => failed("server stopped", err),
     }
+}
+
+/// The queue workers' own pool: one connection per worker (each handles one job at a time),
+/// plus one for the timers' sends.
+fn jobs_pool_size(functions: &[&FunctionSpec]) -> u32 {
+    let workers = functions
+        .iter()
+        .filter(|spec| matches!(spec.trigger, Trigger::Queue { .. }))
+        .count();
+    u32::try_from(workers).map_or(u32::MAX, |n| n.saturating_add(1))
 }
 
 /// Every HTTP function's router, merged (not yet [`finish`]ed).
