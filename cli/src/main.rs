@@ -75,7 +75,7 @@ async fn main() -> ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {:#}", gantry::redact::Redacted(&err));
             ExitCode::FAILURE
         }
     }

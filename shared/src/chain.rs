@@ -1,8 +1,11 @@
 //! The chain RPC seam: one alloy HTTP provider per chain (`CHAIN_RPC_URLS`), built on first use,
 //! and the core's one use of it, EIP-1271 signature checks for contract wallets. The payments
 //! area reads payments from chains through [`AlloyRpc::provider`]; none of that lives here.
+//! An RPC URL often holds an API key (`https://…/v3/<key>`), and alloy's errors quote it: log
+//! or wrap them through [`crate::redact::Redacted`], which keeps only the host.
 
 use crate::error::AppError;
+use crate::redact::Redacted;
 use alloy::primitives::{Address, B256, Bytes, FixedBytes};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
@@ -128,7 +131,7 @@ impl ChainRpc for AlloyRpc {
             // A revert is the contract's "no"; anything else means the RPC is unreachable.
             Err(alloy::transports::RpcError::ErrorResp(_)) => Ok(false),
             Err(err) => {
-                tracing::error!(chain_id, error = %err, "chain RPC failed");
+                tracing::error!(chain_id, error = %Redacted(&err), "chain RPC failed");
                 Err(ChainError::Unavailable { chain_id })
             }
         }

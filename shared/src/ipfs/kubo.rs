@@ -27,7 +27,7 @@ impl KuboRpc {
     }
 
     fn unavailable(err: impl std::fmt::Display) -> IpfsError {
-        IpfsError::Unavailable(format!("Kubo RPC: {err}"))
+        IpfsError::Unavailable(format!("Kubo RPC: {}", crate::redact::Redacted(err)))
     }
 }
 

@@ -83,7 +83,7 @@ impl PinningService {
     }
 
     fn unavailable(err: impl std::fmt::Display) -> IpfsError {
-        IpfsError::Unavailable(format!("pinning service: {err}"))
+        IpfsError::Unavailable(format!("pinning service: {}", crate::redact::Redacted(err)))
     }
 
     /// Sends `request` with the token; the answer's PinStatus.

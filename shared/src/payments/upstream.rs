@@ -1,6 +1,7 @@
 //! Calling a payment provider's API, with one answer to every way a call can go wrong.
 
 use crate::error::{AppError, AppResult};
+use crate::redact::Redacted;
 use serde::de::DeserializeOwned;
 
 /// Sends `request` to `provider` (its name in messages) and reads its JSON answer as `T`. A
@@ -15,12 +16,12 @@ pub(crate) async fn call<T: DeserializeOwned>(
 ) -> AppResult<T> {
     let unavailable = || AppError::Unavailable(format!("{provider} is unavailable"));
     let response = request.send().await.map_err(|err| {
-        tracing::warn!(provider, error = %err, "the provider did not answer");
+        tracing::warn!(provider, error = %Redacted(&err), "the provider did not answer");
         unavailable()
     })?;
     let status = response.status();
     let body = response.bytes().await.map_err(|err| {
-        tracing::warn!(provider, error = %err, "the provider's answer was cut off");
+        tracing::warn!(provider, error = %Redacted(&err), "the provider's answer was cut off");
         unavailable()
     })?;
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {

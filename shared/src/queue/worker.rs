@@ -105,7 +105,7 @@ impl Worker {
                 settled.done += 1;
             }
             Err(JobError::Retry(err)) => {
-                let error = format!("{err:#}");
+                let error = format!("{:#}", crate::redact::Redacted(&err));
                 self.queue
                     .retry(message.id, self.policy.backoff(message.attempts), &error)
                     .await?;
