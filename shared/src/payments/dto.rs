@@ -121,8 +121,13 @@ pub struct PayoutInput {
     pub amount: AmountText,
     #[schema(pattern = "^[A-Z][A-Z0-9]{2,9}$", example = "ETH")]
     pub currency: String,
-    /// Chosen by the caller, 1 to 255 characters: a retry with the same key never sends twice.
-    #[schema(min_length = 1, max_length = 255)]
+    /// Chosen by the caller, 1 to 255 characters, none a control character (Unicode Cc): a
+    /// retry with the same key never sends twice.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub idempotency_key: String,
 }
 
@@ -146,6 +151,36 @@ fn chain_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The published schema's pattern refuses exactly the characters the payout route refuses
+    /// (`char::is_control`), for every Unicode scalar value: schemathesis found a control
+    /// character that the schema allowed and the route refused.
+    #[test]
+    fn the_idempotency_key_pattern_is_the_routes_rule() -> crate::TestResult {
+        let doc = serde_json::to_value(crate::app::openapi())?;
+        let key = &doc["components"]["schemas"]["PayoutInput"]["properties"]["idempotency_key"];
+        let pattern = key["pattern"].as_str().ok_or("no pattern")?;
+        let pattern = regex::Regex::new(pattern)?;
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            assert_eq!(
+                pattern.is_match(&format!("key{c}key")),
+                !c.is_control(),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        Ok(())
+    }
+
+    /// `Payment.status` names DISPUTED, as the contract's rules of money say.
+    #[test]
+    fn a_payment_may_be_disputed_in_the_schema() -> crate::TestResult {
+        let doc = serde_json::to_value(crate::app::openapi())?;
+        let statuses = &doc["components"]["schemas"]["PaymentStatus"]["enum"];
+        let statuses = statuses.as_array().ok_or("no PaymentStatus enum")?;
+        assert!(statuses.iter().any(|s| s == "DISPUTED"), "{statuses:?}");
+        Ok(())
+    }
 
     #[test]
     fn a_chain_id_is_any_json_integer_in_range() -> crate::TestResult {

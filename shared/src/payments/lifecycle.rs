@@ -4,11 +4,18 @@
 //! drive them with random sequences.
 //!
 //! - A payment only moves forward: PENDING → FAILED → CONFIRMED → REFUNDED (a failed attempt
-//!   can still succeed; nothing un-confirms a payment but a refund). A refund's amount is the
-//!   provider's cumulative figure, so replays and reordering cannot refund twice.
+//!   can still succeed; nothing un-confirms a payment but a refund or a dispute). A refund's
+//!   amount is the provider's cumulative figure, so replays and reordering cannot refund twice.
+//! - A dispute (a card chargeback) has its own forward-only state, [`Dispute`]: none → OPEN →
+//!   WON or LOST, where a dispute closed before its opening arrives stays closed. A payment
+//!   whose success was checked is DISPUTED while its dispute is OPEN or once it is LOST, and
+//!   counts for nothing then; a WON dispute makes it CONFIRMED (or REFUNDED) again. A dispute
+//!   reported for a payment whose success has not been checked yet is remembered and takes
+//!   effect with that success, so a dispute never credits what a success would not.
+//!   Every dimension only grows, so any order of the same events ends in the same state.
 //! - An invoice moves DRAFT → SENT → PAID, or to VOID. It becomes PAID when its confirmed
-//!   payments, net of refunds, cover its amount; only a refund moves it back (PAID → SENT), and
-//!   PAID and VOID are otherwise final.
+//!   payments, net of refunds, cover its amount; only a refund or a dispute moves it back
+//!   (PAID → SENT), and PAID and VOID are otherwise final.
 
 use super::money::Minor;
 use serde::{Deserialize, Serialize};
@@ -32,6 +39,27 @@ pub enum PaymentStatus {
     Confirmed,
     Failed,
     Refunded,
+    /// Its charge is disputed (a chargeback open, or lost): it does not count as paid.
+    Disputed,
+}
+
+/// Where a payment's dispute stands (`payments.dispute`; none: never disputed). It only moves
+/// forward: OPEN → WON or LOST, and the first close is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sqlx(type_name = "payment_dispute", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Dispute {
+    Open,
+    /// Closed in our favour: Stripe's `won`, or an inquiry's `warning_closed`.
+    Won,
+    Lost,
+}
+
+impl Dispute {
+    /// Whether the disputed money is (still, or for good) not ours.
+    fn withheld(dispute: Option<Self>) -> bool {
+        matches!(dispute, Some(Self::Open | Self::Lost))
+    }
 }
 
 /// Why a requested invoice change is refused (409: the invoice's state does not allow it).
@@ -67,7 +95,8 @@ impl InvoiceStatus {
     }
 
     /// The status after the invoice's payments changed: PAID once `paid` covers `amount`; back
-    /// to SENT only when a refund leaves it uncovered. DRAFT and VOID never change here.
+    /// to SENT only when a refund or a dispute leaves it uncovered. DRAFT and VOID never change
+    /// here.
     pub fn settle(self, amount: Minor, paid: Minor) -> Self {
         match self {
             Self::Sent if paid >= amount => Self::Paid,
@@ -93,6 +122,10 @@ pub enum PaymentEvent {
     Failed,
     /// The provider's cumulative refunded amount is now this.
     Refunded { cumulative: Minor },
+    /// The payer disputed the charge (Stripe's `charge.dispute.created`).
+    DisputeOpened,
+    /// The dispute closed: `won` (or an inquiry closed without a chargeback), else lost.
+    DisputeClosed { won: bool },
 }
 
 /// A payment's state: what the events change.
@@ -101,36 +134,68 @@ pub struct PaymentState {
     pub status: PaymentStatus,
     pub amount: Minor,
     pub refunded: Minor,
+    pub dispute: Option<Dispute>,
 }
 
 impl PaymentState {
     pub fn apply(self, event: PaymentEvent) -> Self {
         use PaymentStatus::*;
+        // DISPUTED is only ever a checked success under a dispute: undo it, move, then redo it.
+        let this = match self.status {
+            Disputed => Self {
+                status: Confirmed,
+                ..self
+            },
+            _ => self,
+        };
         let next = match event {
-            PaymentEvent::Processing => self,
-            PaymentEvent::Succeeded => match self.status {
+            PaymentEvent::Processing => this,
+            PaymentEvent::Succeeded => match this.status {
                 Pending | Failed => Self {
                     status: Confirmed,
-                    ..self
+                    ..this
                 },
-                Confirmed | Refunded => self,
+                Confirmed | Refunded | Disputed => this,
             },
-            PaymentEvent::Failed => match self.status {
+            PaymentEvent::Failed => match this.status {
                 Pending => Self {
                     status: Failed,
-                    ..self
+                    ..this
                 },
-                Failed | Confirmed | Refunded => self,
+                Failed | Confirmed | Refunded | Disputed => this,
             },
             PaymentEvent::Refunded { cumulative } => Self {
-                refunded: self.refunded.max(cumulative.min(self.amount)),
-                ..self
+                refunded: this.refunded.max(cumulative.min(this.amount)),
+                ..this
+            },
+            PaymentEvent::DisputeOpened => Self {
+                dispute: this.dispute.or(Some(Dispute::Open)),
+                ..this
+            },
+            PaymentEvent::DisputeClosed { won } => match this.dispute {
+                None | Some(Dispute::Open) => Self {
+                    dispute: Some(if won { Dispute::Won } else { Dispute::Lost }),
+                    ..this
+                },
+                Some(Dispute::Won | Dispute::Lost) => this,
             },
         };
         // A confirmed payment refunded in full is REFUNDED (also when the refund came first).
-        if next.status == Confirmed && next.amount > Minor::ZERO && next.refunded >= next.amount {
+        let next = if next.status == Confirmed
+            && next.amount > Minor::ZERO
+            && next.refunded >= next.amount
+        {
             Self {
                 status: Refunded,
+                ..next
+            }
+        } else {
+            next
+        };
+        // A checked success whose charge is disputed (or was lost) is DISPUTED.
+        if matches!(next.status, Confirmed | Refunded) && Dispute::withheld(next.dispute) {
+            Self {
+                status: Disputed,
                 ..next
             }
         } else {
@@ -144,7 +209,7 @@ impl PaymentState {
             PaymentStatus::Confirmed | PaymentStatus::Refunded => {
                 self.amount.saturating_sub(self.refunded)
             }
-            PaymentStatus::Pending | PaymentStatus::Failed => Minor::ZERO,
+            PaymentStatus::Pending | PaymentStatus::Failed | PaymentStatus::Disputed => Minor::ZERO,
         }
     }
 }
@@ -154,19 +219,38 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A payment's place in the only order it moves in.
-    fn rank(status: PaymentStatus) -> u8 {
-        match status {
+    /// A payment's place in the only order its checked outcome moves in (DISPUTED is a checked
+    /// success under a dispute, which has its own order).
+    fn rank(state: PaymentState) -> u8 {
+        match state.status {
             PaymentStatus::Pending => 0,
             PaymentStatus::Failed => 1,
-            PaymentStatus::Confirmed => 2,
+            PaymentStatus::Confirmed | PaymentStatus::Disputed
+                if state.amount == Minor::ZERO || state.refunded < state.amount =>
+            {
+                2
+            }
+            PaymentStatus::Confirmed | PaymentStatus::Disputed => 3,
             PaymentStatus::Refunded => 3,
         }
     }
 
-    /// Whether `from` → `to` respects the payment order, refunds included.
+    fn dispute_rank(dispute: Option<Dispute>) -> u8 {
+        match dispute {
+            None => 0,
+            Some(Dispute::Open) => 1,
+            Some(Dispute::Won | Dispute::Lost) => 2,
+        }
+    }
+
+    /// Whether `from` → `to` respects the payment order, refunds and disputes included.
     fn moves_forward(from: PaymentState, to: PaymentState) -> bool {
-        rank(to.status) >= rank(from.status) && to.refunded >= from.refunded
+        rank(to) >= rank(from)
+            && to.refunded >= from.refunded
+            && dispute_rank(to.dispute) >= dispute_rank(from.dispute)
+            && (from.dispute.is_none()
+                || from.dispute == Some(Dispute::Open)
+                || to.dispute == from.dispute)
     }
 
     fn pending(amount: u128) -> PaymentState {
@@ -174,7 +258,101 @@ mod tests {
             status: PaymentStatus::Pending,
             amount: Minor::new(amount),
             refunded: Minor::ZERO,
+            dispute: None,
         }
+    }
+
+    #[test]
+    fn a_dispute_unpays_until_it_is_won() {
+        let paid = pending(100).apply(PaymentEvent::Succeeded);
+        let disputed = paid.apply(PaymentEvent::DisputeOpened);
+        assert_eq!(disputed.status, PaymentStatus::Disputed);
+        assert_eq!(disputed.credited(), Minor::ZERO);
+        // Redelivered, or a late success or failure: still disputed.
+        for event in [
+            PaymentEvent::DisputeOpened,
+            PaymentEvent::Succeeded,
+            PaymentEvent::Failed,
+            PaymentEvent::Processing,
+        ] {
+            assert_eq!(disputed.apply(event), disputed, "{event:?}");
+        }
+        let won = disputed.apply(PaymentEvent::DisputeClosed { won: true });
+        assert_eq!(won.status, PaymentStatus::Confirmed);
+        assert_eq!(won.dispute, Some(Dispute::Won));
+        assert_eq!(won.credited(), Minor::new(100));
+        // The opening delivered again after the close changes nothing.
+        assert_eq!(won.apply(PaymentEvent::DisputeOpened), won);
+    }
+
+    #[test]
+    fn a_lost_dispute_never_counts_again() {
+        let lost = pending(100)
+            .apply(PaymentEvent::Succeeded)
+            .apply(PaymentEvent::DisputeOpened)
+            .apply(PaymentEvent::DisputeClosed { won: false });
+        assert_eq!(lost.status, PaymentStatus::Disputed);
+        assert_eq!(lost.dispute, Some(Dispute::Lost));
+        assert_eq!(lost.credited(), Minor::ZERO);
+        for event in [
+            PaymentEvent::DisputeOpened,
+            PaymentEvent::DisputeClosed { won: true },
+            PaymentEvent::Succeeded,
+            PaymentEvent::Refunded {
+                cumulative: Minor::ZERO,
+            },
+        ] {
+            assert_eq!(lost.apply(event), lost, "{event:?}");
+        }
+    }
+
+    #[test]
+    fn a_dispute_closed_before_it_opened_stays_closed() {
+        let paid = pending(100).apply(PaymentEvent::Succeeded);
+        let won = paid
+            .apply(PaymentEvent::DisputeClosed { won: true })
+            .apply(PaymentEvent::DisputeOpened);
+        assert_eq!(won.status, PaymentStatus::Confirmed);
+        assert_eq!(won.credited(), Minor::new(100));
+        let lost = paid
+            .apply(PaymentEvent::DisputeClosed { won: false })
+            .apply(PaymentEvent::DisputeOpened);
+        assert_eq!(lost.status, PaymentStatus::Disputed);
+        assert_eq!(lost.credited(), Minor::ZERO);
+    }
+
+    /// A dispute is no way around the success's checks: until a checked success arrives, a won
+    /// dispute credits nothing; an open one holds back the success when it comes.
+    #[test]
+    fn a_dispute_of_an_unchecked_payment_credits_nothing() {
+        let won = pending(100)
+            .apply(PaymentEvent::DisputeOpened)
+            .apply(PaymentEvent::DisputeClosed { won: true });
+        assert_eq!(won.status, PaymentStatus::Pending);
+        assert_eq!(won.credited(), Minor::ZERO);
+        assert_eq!(
+            won.apply(PaymentEvent::Succeeded).status,
+            PaymentStatus::Confirmed
+        );
+        let open = pending(100).apply(PaymentEvent::DisputeOpened);
+        assert_eq!(open.status, PaymentStatus::Pending);
+        let late = open.apply(PaymentEvent::Succeeded);
+        assert_eq!(late.status, PaymentStatus::Disputed);
+        assert_eq!(late.credited(), Minor::ZERO);
+    }
+
+    #[test]
+    fn a_won_dispute_of_a_refunded_payment_is_refunded() {
+        let state = pending(100)
+            .apply(PaymentEvent::Succeeded)
+            .apply(PaymentEvent::Refunded {
+                cumulative: Minor::new(100),
+            })
+            .apply(PaymentEvent::DisputeOpened);
+        assert_eq!(state.status, PaymentStatus::Disputed);
+        let won = state.apply(PaymentEvent::DisputeClosed { won: true });
+        assert_eq!(won.status, PaymentStatus::Refunded);
+        assert_eq!(won.credited(), Minor::ZERO);
     }
 
     #[test]
@@ -261,6 +439,8 @@ mod tests {
             (0u128..250).prop_map(|c| PaymentEvent::Refunded {
                 cumulative: Minor::new(c)
             }),
+            Just(PaymentEvent::DisputeOpened),
+            any::<bool>().prop_map(|won| PaymentEvent::DisputeClosed { won }),
         ]
     }
 
@@ -282,10 +462,36 @@ mod tests {
             }
         }
 
-        /// An invoice driven by random events on up to three payments only ever goes SENT →
-        /// PAID, and back to SENT only on a refund; its credit never exceeds what was paid.
+        /// Providers deliver in any order: the same events (with one outcome of the dispute, as
+        /// a charge is disputed once) end in the same state whatever their order.
         #[test]
-        fn invoices_move_forward_except_through_refunds(
+        fn the_order_of_events_does_not_matter(
+            amount in 1u128..200,
+            won in any::<bool>(),
+            (events, shuffled) in proptest::collection::vec(event(), 0..20)
+                .prop_flat_map(|events| (Just(events.clone()), Just(events).prop_shuffle())),
+        ) {
+            let one_outcome = |events: Vec<PaymentEvent>| -> Vec<PaymentEvent> {
+                events
+                    .into_iter()
+                    .map(|e| match e {
+                        PaymentEvent::DisputeClosed { .. } => PaymentEvent::DisputeClosed { won },
+                        other => other,
+                    })
+                    .collect()
+            };
+            let (events, shuffled) = (one_outcome(events), one_outcome(shuffled));
+            let run = |events: &[PaymentEvent]| {
+                events.iter().fold(pending(amount), |state, e| state.apply(*e))
+            };
+            prop_assert_eq!(run(&events), run(&shuffled));
+        }
+
+        /// An invoice driven by random events on up to three payments only ever goes SENT →
+        /// PAID, and back to SENT only on a refund or a dispute; its credit never exceeds what
+        /// was paid.
+        #[test]
+        fn invoices_move_forward_except_through_refunds_and_disputes(
             amount in 1u128..300,
             steps in proptest::collection::vec((0usize..3, event()), 0..60),
         ) {
@@ -297,8 +503,13 @@ mod tests {
                 let paid = payments.iter().fold(Minor::ZERO, |sum, p| sum.saturating_add(p.credited()));
                 let next = status.settle(amount, paid);
                 if status == InvoiceStatus::Paid && next == InvoiceStatus::Sent {
-                    let refund = matches!(event, PaymentEvent::Refunded { .. });
-                    prop_assert!(refund, "only a refund unpays");
+                    let unpays = matches!(
+                        event,
+                        PaymentEvent::Refunded { .. }
+                            | PaymentEvent::DisputeOpened
+                            | PaymentEvent::DisputeClosed { won: false }
+                    );
+                    prop_assert!(unpays, "only a refund or a dispute unpays: {:?}", event);
                 }
                 prop_assert_eq!(next == InvoiceStatus::Paid, paid >= amount);
                 status = next;

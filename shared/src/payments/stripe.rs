@@ -11,9 +11,9 @@
 
 use super::invoices;
 use super::lifecycle::PaymentEvent;
-use super::money::Minor;
+use super::money::Currency;
 use super::settle::{Outcome, Report};
-use super::{signature, upstream};
+use super::{signature, stripe_units, upstream};
 use crate::config::{ConfigError, Env};
 use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
@@ -129,10 +129,11 @@ impl Stripe {
         .await
     }
 
+    /// `amount` is in Stripe's units of `currency` (see [`stripe_units`]).
     async fn create_intent(
         &self,
         invoice_id: Uuid,
-        amount: Minor,
+        amount: u64,
         currency: &str,
         idempotency_key: &str,
     ) -> AppResult<Intent> {
@@ -196,6 +197,7 @@ struct StripeErrorBody {
 /// left to pay, made once. Under the invoice's lock: an open intent of ours for the same amount
 /// is returned again; otherwise one is created with an `Idempotency-Key` derived from the
 /// invoice, the amount and the attempt, so a retry after a lost answer gets the same intent.
+/// Stripe is asked in its own units; an amount it cannot charge exactly (123.45 MGA) is a 422.
 #[tracing::instrument(name = "payments.create_payment_intent", skip_all)]
 pub async fn create_payment_intent(
     pool: &PgPool,
@@ -212,6 +214,8 @@ pub async fn create_payment_intent(
             payable.currency
         )));
     }
+    let in_stripe = stripe_units::to_stripe(payable.outstanding, &payable.currency)
+        .map_err(|e| AppError::Validation(vec![e.field("amount", &payable.currency)]))?;
     let open = sqlx::query!(
         r#"SELECT provider_ref, amount::text AS "amount!" FROM payments
            WHERE invoice_id = $1 AND provider = $2 AND status = 'PENDING'
@@ -229,8 +233,13 @@ pub async fn create_payment_intent(
                 "a card payment of this invoice has succeeded and is being recorded".into(),
             ));
         }
-        if intent.open() && open.amount == payable.outstanding.to_string() {
-            return answer(intent, &payable);
+        // An intent made for another amount (or, before Stripe's units were used, in ISO
+        // units) is not reused; its success would not match our payment and never credits.
+        if intent.open()
+            && open.amount == payable.outstanding.to_string()
+            && intent.amount == in_stripe
+        {
+            return answer(intent, in_stripe, &payable);
         }
     }
     let attempt = sqlx::query_scalar!(
@@ -245,14 +254,9 @@ pub async fn create_payment_intent(
         payable.outstanding, payable.currency
     );
     let intent = stripe
-        .create_intent(
-            invoice_id,
-            payable.outstanding,
-            payable.currency.code(),
-            &key,
-        )
+        .create_intent(invoice_id, in_stripe, payable.currency.code(), &key)
         .await?;
-    let created = answer(intent, &payable)?;
+    let created = answer(intent, in_stripe, &payable)?;
     let started = invoices::Started {
         provider: PROVIDER,
         provider_ref: &created.payment_intent_id,
@@ -265,12 +269,14 @@ pub async fn create_payment_intent(
     Ok(created)
 }
 
-/// The intent as the API answers it, once it is checked to be what we asked for.
+/// The intent as the API answers it, once it is checked to be what we asked for (`in_stripe`:
+/// the outstanding amount in Stripe's units).
 fn answer(
     intent: Intent,
+    in_stripe: u64,
     payable: &invoices::Payable,
 ) -> AppResult<super::dto::PaymentIntentCreated> {
-    let same = u128::from(intent.amount) == payable.outstanding.get()
+    let same = intent.amount == in_stripe
         && intent
             .currency
             .eq_ignore_ascii_case(payable.currency.code());
@@ -308,7 +314,8 @@ pub fn verify(header: &str, body: &[u8], secret: &[u8], now: i64) -> Result<(), 
     if candidates.is_empty() {
         return Err("the Stripe-Signature header has no v1 signature");
     }
-    if (now - when).abs() > TOLERANCE_SECS {
+    // `abs_diff`: `now - when` overflows for a timestamp far in the past or future.
+    if now.abs_diff(when) > TOLERANCE_SECS.unsigned_abs() {
         return Err("the Stripe-Signature timestamp is outside the tolerance");
     }
     let expected = signature::mac(secret, &[t.as_bytes(), b".", body]);
@@ -341,7 +348,8 @@ struct EventData<'a> {
     object: EventObject<'a>,
 }
 
-/// A PaymentIntent's or a Charge's fields this API reads (which is which follows the type).
+/// A PaymentIntent's, a Charge's or a Dispute's fields this API reads (which is which follows
+/// the type).
 #[derive(Debug, Deserialize)]
 struct EventObject<'a> {
     #[serde(default, borrow)]
@@ -356,8 +364,23 @@ struct EventObject<'a> {
     payment_intent: Option<Cow<'a, str>>,
     #[serde(default)]
     amount_refunded: Option<u64>,
+    /// A Dispute's: the amount disputed and where it stands (`won`, `lost`, `warning_closed`,
+    /// … once closed). Its `payment_intent` is the disputed charge's. Many objects have an
+    /// `amount`, some negative (a customer balance transaction): anything but a whole
+    /// non-negative number is read as none, so an event type this API ignores stays a 200.
+    #[serde(default, deserialize_with = "whole_or_none")]
+    amount: Option<u64>,
+    #[serde(default, borrow)]
+    status: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     metadata: Metadata<'a>,
+}
+
+/// A non-negative integer, or `None` for any other JSON value.
+fn whole_or_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    Ok(serde_json::Value::deserialize(deserializer)?.as_u64())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -367,15 +390,22 @@ struct Metadata<'a> {
 }
 
 /// A verified event as a [`Report`], or `None` for a type this API does not act on; `Err` when
-/// its object lacks what its type promises.
+/// its object lacks what its type promises. Amounts are read in Stripe's units of the object's
+/// currency and reported in ISO 4217 minor units; one that is no whole ISO amount (or of a
+/// currency this API does not know) is an `Err`, never rounded.
 fn report(event: Event<'_>) -> Result<Option<Report>, &'static str> {
     let object = event.data.object;
-    let minor = |units: u64| Minor::new(u128::from(units));
+    let currency = object.currency.as_deref().map(str::to_ascii_uppercase);
+    let minor = |units: u64| {
+        let currency = currency.as_deref().ok_or("no currency")?;
+        let currency = Currency::parse("currency", currency).map_err(|_| "unknown currency")?;
+        stripe_units::from_stripe(units, &currency).map_err(|_| "not a whole ISO amount")
+    };
     let id = || object.id.as_deref().map(str::to_owned).ok_or("no id");
     let (provider_ref, what, amount) = match &*event.kind {
         "payment_intent.succeeded" => {
             let received = object.amount_received.ok_or("no amount_received")?;
-            (id()?, PaymentEvent::Succeeded, Some(minor(received)))
+            (id()?, PaymentEvent::Succeeded, Some(minor(received)?))
         }
         "payment_intent.payment_failed" | "payment_intent.canceled" => {
             (id()?, PaymentEvent::Failed, None)
@@ -385,12 +415,32 @@ fn report(event: Event<'_>) -> Result<Option<Report>, &'static str> {
             let Some(intent) = object.payment_intent else {
                 return Ok(None); // a charge without a PaymentIntent is none of ours
             };
-            let cumulative = minor(object.amount_refunded.ok_or("no amount_refunded")?);
+            let cumulative = minor(object.amount_refunded.ok_or("no amount_refunded")?)?;
             (
                 intent.into_owned(),
                 PaymentEvent::Refunded { cumulative },
                 Some(cumulative),
             )
+        }
+        "charge.dispute.created" | "charge.dispute.closed" => {
+            let Some(intent) = object.payment_intent else {
+                return Ok(None); // a charge without a PaymentIntent is none of ours
+            };
+            let what = if event.kind == "charge.dispute.created" {
+                PaymentEvent::DisputeOpened
+            } else {
+                match object.status.as_deref() {
+                    Some("won" | "warning_closed") => PaymentEvent::DisputeClosed { won: true },
+                    Some("lost") => PaymentEvent::DisputeClosed { won: false },
+                    status => {
+                        // Recorded, and the dispute stays open: nothing is credited on a guess.
+                        tracing::warn!(?status, "a closed Stripe dispute with an unknown status");
+                        PaymentEvent::Processing
+                    }
+                }
+            };
+            let amount = object.amount.map(minor).transpose()?;
+            (intent.into_owned(), what, amount)
         }
         _ => return Ok(None),
     };
@@ -432,8 +482,12 @@ pub fn read_event(
     verify(header, body, secret, now).map_err(|reason| AppError::BadRequest(reason.into()))?;
     let event: Event = serde_json::from_slice(body)
         .map_err(|_| AppError::BadRequest("the body is not a Stripe event".into()))?;
-    report(event)
-        .map_err(|_| AppError::BadRequest("the event's object is not what its type says".into()))
+    report(event).map_err(|reason| {
+        tracing::warn!(reason, "a Stripe event this API cannot read");
+        AppError::BadRequest(format!(
+            "the event's object is not what its type says ({reason})"
+        ))
+    })
 }
 
 /// `POST /stripe-webhook`.
@@ -457,6 +511,7 @@ pub async fn webhook(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::payments::money::Minor;
 
     /// `body`, signed now and read as a delivery: its report.
     fn report_of(body: &str) -> Report {
@@ -470,6 +525,33 @@ mod tests {
         }
     }
 
+    /// A timestamp at the edge of `i64` is refused as outside the tolerance, without overflowing
+    /// (`(now - t).abs()` panicked here in a debug build).
+    #[test]
+    fn an_extreme_timestamp_is_refused_without_overflow() {
+        let body = b"{}";
+        for t in [i64::MIN, i64::MAX] {
+            let stamp = t.to_string();
+            let v1 = signature::sign(b"whsec_test", &[stamp.as_bytes(), b".", body]);
+            let header = format!("t={stamp},v1={v1}");
+            for now in [1_700_000_000, i64::MAX, i64::MIN, 0] {
+                if now == t {
+                    continue;
+                }
+                assert_eq!(
+                    verify(&header, body, b"whsec_test", now),
+                    Err("the Stripe-Signature timestamp is outside the tolerance"),
+                    "t={t}, now={now}"
+                );
+            }
+        }
+        let header = "t=-9223372036854775808,v1=00";
+        assert_eq!(
+            verify(header, body, b"whsec_test", 1_700_000_000),
+            Err("the Stripe-Signature timestamp is outside the tolerance")
+        );
+    }
+
     /// Fields borrow from the body, but a string with escapes is still read whole and unescaped.
     #[test]
     fn escaped_strings_are_unescaped() {
@@ -481,6 +563,48 @@ mod tests {
         assert_eq!(report.amount, Some(Minor::new(500)));
         assert_eq!(report.currency.as_deref(), Some("usd"));
         assert!(report.invoice_id.is_some());
+    }
+
+    /// A dispute names the disputed PaymentIntent, its amount in ISO units, and how it closed.
+    #[test]
+    fn disputes_report_their_intent_and_outcome() {
+        let body = |kind: &str, status: &str| {
+            format!(
+                r#"{{"id":"evt_d","type":"{kind}","data":{{"object":{{"id":"dp_1","object":"dispute",
+                "amount":10000000,"charge":"ch_1","currency":"isk","payment_intent":"pi_1",
+                "reason":"fraudulent","status":"{status}","metadata":{{}}}}}}}}"#
+            )
+        };
+        let opened = report_of(&body("charge.dispute.created", "needs_response"));
+        assert_eq!(opened.provider_ref, "pi_1");
+        assert_eq!(opened.event, PaymentEvent::DisputeOpened);
+        assert_eq!(opened.amount, Some(Minor::new(100_000)), "ISK in ISO units");
+        assert_eq!(opened.invoice_id, None);
+        for (status, event) in [
+            ("won", PaymentEvent::DisputeClosed { won: true }),
+            ("warning_closed", PaymentEvent::DisputeClosed { won: true }),
+            ("lost", PaymentEvent::DisputeClosed { won: false }),
+            ("under_review", PaymentEvent::Processing),
+        ] {
+            let closed = report_of(&body("charge.dispute.closed", status));
+            assert_eq!(closed.event, event, "{status}");
+            assert_eq!(closed.event_type, "charge.dispute.closed");
+        }
+    }
+
+    /// Objects of types this API ignores may have any `amount`: still a 200 (`None`).
+    #[test]
+    fn other_objects_amounts_do_not_matter() {
+        let body = r#"{"id":"evt_b","type":"customer_balance_transaction.created","data":{"object":
+            {"id":"cbtxn_1","object":"customer_balance_transaction","amount":-500,"currency":"usd"}}}"#;
+        let now = 1_700_000_000;
+        let t = now.to_string();
+        let v1 = signature::sign(b"whsec_test", &[t.as_bytes(), b".", body.as_bytes()]);
+        let header = format!("t={t},v1={v1}");
+        assert!(matches!(
+            read_event(Some(&header), body.as_bytes(), b"whsec_test", now),
+            Ok(None)
+        ));
     }
 
     /// A refund names the charge's PaymentIntent and the cumulative refunded amount.
