@@ -1,10 +1,20 @@
 //! Bitcoin payments through a BTCPay Server store, over its Greenfield API (no maintained Rust
-//! crate exists for it; these are three documented JSON calls over the shared HTTP client).
+//! crate exists for it; these are four documented JSON calls over the shared HTTP client).
 //!
 //! A BTCPay invoice is opened per payment of ours, with `orderId` = our invoice's id. Its
 //! webhook is verified (`BTCPay-Sig: sha256=<hex HMAC of the body>`), deduplicated on the
 //! original delivery id, and never trusted for money: on `InvoiceSettled` the invoice is fetched
 //! again and credited only when BTCPay itself says it is Settled for our amount and currency.
+//!
+//! BTCPay books what it received, so we do too. When the invoice BTCPay answers was paid
+//! partly, late or over (`additionalStatus` PaidPartial, PaidLate, PaidOver, or an expiry that
+//! says `partiallyPaid`), on `InvoiceSettled`, `InvoicePaymentSettled`, `InvoiceExpired` or
+//! `InvoiceInvalid`, its payment methods are fetched too: the payments BTCPay counts as Settled
+//! (confirmed), each method's `value`s times its `rate` (the invoice currency per unit), summed
+//! and rounded down to the currency's minor unit, are recorded as what the payment paid (as on
+//! chain: [`Report::records_amount`]). An under-payment leaves the rest due; an unconfirmed
+//! payment counts for nothing until a later delivery finds it Settled. Each delivery reads
+//! BTCPay's state as it is then, so a redelivery or one out of order records the same.
 
 use super::invoices;
 use super::lifecycle::PaymentEvent;
@@ -167,6 +177,87 @@ impl Btcpay {
         self.call(move |http, endpoint| http.get(format!("{endpoint}/{id}")))
             .await
     }
+
+    /// What invoice `id` has received and BTCPay counts as Settled, in `currency` (the
+    /// invoice's): `GET …/invoices/{id}/payment-methods`. `None` if a figure does not parse.
+    async fn received(&self, id: &str, currency: &Currency) -> AppResult<Option<Minor>> {
+        let id = id.to_owned();
+        let methods: Vec<MethodPaid> = self
+            .call(move |http, endpoint| http.get(format!("{endpoint}/{id}/payment-methods")))
+            .await?;
+        Ok(received_in(&methods, currency.exponent()))
+    }
+}
+
+/// One payment method of a Greenfield invoice: the invoice currency per unit of the method's
+/// (`rate`), and the payments made with it.
+#[derive(Debug, Deserialize)]
+struct MethodPaid {
+    #[serde(default)]
+    rate: Option<String>,
+    #[serde(default)]
+    payments: Vec<MethodPayment>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MethodPayment {
+    value: String,
+    /// `Invalid`, `Processing` or `Settled`.
+    status: String,
+}
+
+/// The Settled payments' values times their method's rate, summed, in minor units of a
+/// currency of `exponent` decimals, rounded down: never more than was received.
+fn received_in(methods: &[MethodPaid], exponent: u8) -> Option<Minor> {
+    let mut total = 0u128;
+    for method in methods {
+        let settled: Vec<&MethodPayment> = method
+            .payments
+            .iter()
+            .filter(|p| p.status == "Settled")
+            .collect();
+        if settled.is_empty() {
+            continue;
+        }
+        let rate = decimal(method.rate.as_deref()?)?;
+        for payment in settled {
+            let value = decimal(&payment.value)?;
+            total = total.checked_add(product_in_minor(value, rate, exponent)?)?;
+        }
+    }
+    Some(Minor::new(total))
+}
+
+/// A non-negative decimal (`"0.00012345"`) as its digits and their scale.
+fn decimal(text: &str) -> Option<(u128, u32)> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = || whole.bytes().chain(fraction.bytes());
+    if whole.is_empty()
+        || digits().count() > super::money::MAX_DIGITS
+        || !digits().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let units = digits().try_fold(0u128, |n, b| {
+        n.checked_mul(10)?.checked_add(u128::from(b - b'0'))
+    })?;
+    Some((units, u32::try_from(fraction.len()).ok()?))
+}
+
+/// `a × b` in units of 10^-`exponent`, rounded down.
+fn product_in_minor(a: (u128, u32), b: (u128, u32), exponent: u8) -> Option<u128> {
+    let product = a.0.checked_mul(b.0)?;
+    let (scale, exponent) = (a.1 + b.1, u32::from(exponent));
+    if scale >= exponent {
+        // A divisor past u128 leaves nothing of a whole unit.
+        Some(
+            10u128
+                .checked_pow(scale - exponent)
+                .map_or(0, |d| product / d),
+        )
+    } else {
+        product.checked_mul(10u128.checked_pow(exponent - scale)?)
+    }
 }
 
 /// The fields of a Greenfield invoice this API reads.
@@ -176,6 +267,9 @@ struct Invoice {
     status: String,
     amount: String,
     currency: String,
+    /// `None`, `PaidLate`, `PaidPartial`, `Marked`, `Invalid` or `PaidOver`.
+    #[serde(default, rename = "additionalStatus")]
+    additional_status: Option<String>,
     #[serde(default, rename = "checkoutLink")]
     checkout_link: Option<String>,
     #[serde(default)]
@@ -313,6 +407,9 @@ pub struct Delivery {
     store_id: String,
     #[serde(default)]
     invoice_id: Option<String>,
+    /// `InvoiceExpired`: the invoice received some payments before it expired.
+    #[serde(default)]
+    partially_paid: bool,
 }
 
 /// [`verify`], then the delivery's fields; any failure is a 400. What a webhook delivery costs
@@ -337,10 +434,11 @@ async fn report(btcpay: &Btcpay, header: Option<&str>, body: &[u8]) -> AppResult
         tracing::warn!(store = %delivery.store_id, "a BTCPay delivery for another store");
         return Ok(None);
     }
-    let event = match delivery.kind.as_str() {
-        "InvoiceSettled" => PaymentEvent::Succeeded,
-        "InvoiceExpired" | "InvoiceInvalid" => PaymentEvent::Failed,
-        "InvoiceProcessing" | "InvoiceReceivedPayment" => PaymentEvent::Processing,
+    // Whether it says money settled (or else that the invoice ended); `None`: in progress.
+    let settles = match delivery.kind.as_str() {
+        "InvoiceSettled" | "InvoicePaymentSettled" => Some(true),
+        "InvoiceExpired" | "InvoiceInvalid" => Some(false),
+        "InvoiceProcessing" | "InvoiceReceivedPayment" => None,
         _ => return Ok(None),
     };
     let mut report = Report {
@@ -351,30 +449,66 @@ async fn report(btcpay: &Btcpay, header: Option<&str>, body: &[u8]) -> AppResult
             .unwrap_or(delivery.delivery_id),
         event_type: delivery.kind,
         provider_ref: btcpay_invoice,
-        event,
+        event: PaymentEvent::Processing,
         amount: None,
         currency: None,
         records_amount: false,
         invoice_id: None,
     };
-    if event == PaymentEvent::Succeeded {
-        // Settled: believe BTCPay's API, not the delivery.
-        let fetched = btcpay.fetch(&report.provider_ref).await?;
-        let currency = Currency::parse("currency", &fetched.currency).ok();
-        report.amount = currency
-            .as_ref()
-            .and_then(|c| Minor::from_decimal(&fetched.amount, c.exponent()));
-        report.currency = Some(fetched.currency.clone());
-        report.invoice_id = fetched
-            .metadata
-            .order_id
-            .as_deref()
-            .and_then(|id| id.parse().ok());
-        if fetched.status != "Settled" || report.amount.is_none() {
-            // Not written to the ledger, so a redelivery after BTCPay settles still credits.
-            tracing::warn!(status = %fetched.status, "a settlement BTCPay does not confirm");
-            return Ok(None);
+    let Some(settles) = settles else {
+        return Ok(Some(report));
+    };
+    // Money is settled, or the invoice ended: believe BTCPay's API, not the delivery.
+    let fetched = btcpay.fetch(&report.provider_ref).await?;
+    let currency = Currency::parse("currency", &fetched.currency).ok();
+    report.currency = Some(fetched.currency.clone());
+    report.invoice_id = fetched
+        .metadata
+        .order_id
+        .as_deref()
+        .and_then(|id| id.parse().ok());
+    // Not written to the ledger, so a redelivery once BTCPay confirms still credits.
+    let unconfirmed = |why: &str| {
+        tracing::warn!(status = %fetched.status, additional = ?fetched.additional_status, why,
+            "a BTCPay settlement not booked");
+        Ok(None)
+    };
+    let irregular = delivery.partially_paid
+        || matches!(
+            fetched.additional_status.as_deref(),
+            Some("PaidPartial" | "PaidLate" | "PaidOver")
+        );
+    if irregular {
+        let Some(currency) = &currency else {
+            return unconfirmed("the currency is not one of ours");
+        };
+        let Some(received) = btcpay.received(&report.provider_ref, currency).await? else {
+            return unconfirmed("its payment methods do not parse");
+        };
+        if received > Minor::ZERO {
+            report.event = PaymentEvent::Succeeded;
+            report.amount = Some(received);
+            report.records_amount = true;
+            return Ok(Some(report));
         }
+        if settles {
+            return unconfirmed("none of its payments is settled yet");
+        }
+    }
+    if !settles {
+        report.event = PaymentEvent::Failed;
+        return Ok(Some(report));
+    }
+    // A payment of a regular invoice settled: its InvoiceSettled credits it.
+    if report.event_type == "InvoicePaymentSettled" {
+        return Ok(None);
+    }
+    report.event = PaymentEvent::Succeeded;
+    report.amount = currency
+        .as_ref()
+        .and_then(|c| Minor::from_decimal(&fetched.amount, c.exponent()));
+    if fetched.status != "Settled" || report.amount.is_none() {
+        return unconfirmed("BTCPay does not say it is Settled for its amount");
     }
     Ok(Some(report))
 }
@@ -390,5 +524,60 @@ pub async fn webhook(
     match report(btcpay, header, body).await? {
         Some(report) => super::settle::apply(pool, &report).await,
         None => Ok(Outcome::Ignored),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn methods(value: serde_json::Value) -> Vec<MethodPaid> {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn only_settled_payments_count_at_their_methods_rate_rounded_down() {
+        let paid = methods(json!([
+            {"paymentMethodId": "BTC-CHAIN", "rate": "40000.00", "paymentMethodPaid": "0.00030000",
+             "payments": [
+                {"value": "0.00020000", "fee": "0.0", "status": "Settled"},
+                {"value": "0.00010000", "fee": "0.0", "status": "Processing"},
+                {"value": "0.00500000", "fee": "0.0", "status": "Invalid"}]},
+            {"paymentMethodId": "BTC-LN", "rate": "40000.01", "paymentMethodPaid": "0.00001",
+             "payments": [{"value": "0.00001", "status": "Settled"}]},
+            {"paymentMethodId": "LTC-CHAIN", "payments": []},
+        ]));
+        // 8.00 + 0.4000001 (rounded down to 0.40).
+        assert_eq!(received_in(&paid, 2), Some(Minor::new(840)));
+        assert_eq!(received_in(&paid, 0), Some(Minor::new(8)));
+        assert_eq!(received_in(&[], 2), Some(Minor::ZERO));
+    }
+
+    #[test]
+    fn a_figure_that_does_not_parse_books_nothing() {
+        for (rate, value) in [
+            ("", "1"),
+            ("1e3", "1"),
+            ("-1", "1"),
+            ("1", "0x10"),
+            ("1", ".5"),
+        ] {
+            let paid = methods(
+                json!([{"rate": rate, "payments": [{"value": value, "status": "Settled"}]}]),
+            );
+            assert_eq!(received_in(&paid, 2), None, "{rate} × {value}");
+        }
+        let no_rate = methods(json!([{"payments": [{"value": "1", "status": "Settled"}]}]));
+        assert_eq!(received_in(&no_rate, 2), None);
+    }
+
+    #[test]
+    fn products_scale_both_ways_and_never_overflow() {
+        assert_eq!(product_in_minor((15, 0), (1, 0), 2), Some(1500));
+        assert_eq!(product_in_minor((1, 40), (1, 40), 2), Some(0));
+        assert_eq!(product_in_minor((u128::MAX, 0), (2, 0), 2), None);
+        assert_eq!(decimal("0.00012345"), Some((12345, 8)));
+        assert_eq!(decimal("12"), Some((12, 0)));
+        assert_eq!(decimal("1.2.3"), None);
     }
 }
