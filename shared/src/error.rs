@@ -73,6 +73,14 @@ pub enum AppError {
     /// which part of a credential was wrong.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A valid token whose sign-in is not strong or recent enough for this action (RFC 9470):
+    /// 401 with `error="insufficient_user_authentication"` and `max_age`.
+    #[error(
+        "this needs a second factor used within the last {max_age_secs} seconds: sign in again \
+         and finish with your authenticator code or a recovery code (POST /login/mfa; without \
+         TOTP, turn it on first: POST /mfa/totp/enroll), then retry with the new access token"
+    )]
+    StepUpRequired { max_age_secs: u64 },
     #[error("this role may not do that")]
     Forbidden,
     /// A 403 with its own problem type (`urn:gantry:problem:<kind>`), for a refusal a client
@@ -116,7 +124,7 @@ impl AppError {
             Self::Validation(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::StepUpRequired { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::Refused { .. } => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -137,6 +145,7 @@ impl AppError {
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::PayloadTooLarge(_) => "payload-too-large",
             Self::Unauthorized(_) => "unauthorized",
+            Self::StepUpRequired { .. } => "step-up-required",
             Self::Forbidden => "forbidden",
             Self::Refused { kind, .. } => kind,
             Self::NotFound => "not-found",
@@ -193,6 +202,16 @@ impl IntoResponse for AppError {
             Self::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            Self::StepUpRequired { max_age_secs } => {
+                let challenge = format!(
+                    "Bearer error=\"insufficient_user_authentication\", \
+                     error_description=\"A second factor used within the last {max_age_secs} \
+                     seconds is required\", max_age={max_age_secs}"
+                );
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
             Self::RateLimited { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
@@ -213,7 +232,7 @@ impl AppError {
     /// the operation that failed (rules are `#[instrument]`ed); the client sees only a 500.
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         let err = err.into();
-        tracing::error!(error = ?err, "internal error");
+        tracing::error!(error = %crate::redact::urls(&format!("{err:?}")), "internal error");
         Self::Internal(err)
     }
 }
@@ -293,6 +312,24 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers[header::RETRY_AFTER], "7");
+    }
+
+    #[tokio::test]
+    async fn a_step_up_names_the_rfc_9470_error_and_what_to_do() {
+        let (status, headers, body) = render(AppError::StepUpRequired { max_age_secs: 300 }).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer error=\"insufficient_user_authentication\", error_description=\"A second \
+             factor used within the last 300 seconds is required\", max_age=300"
+        );
+        assert_eq!(body["type"], "urn:gantry:problem:step-up-required");
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("POST /login/mfa") && d.contains("300 seconds")),
+            "{body}"
+        );
     }
 
     #[tokio::test]

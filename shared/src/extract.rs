@@ -262,6 +262,8 @@ pub struct AuthUser {
     pub role: Role,
     pub identity_id: Uuid,
     pub amr: Vec<Amr>,
+    /// When the session was signed in (unix seconds, the token's `auth_time`).
+    pub auth_time: i64,
     pub token_id: Uuid,
     /// The session (refresh-token family) the token belongs to.
     pub session_id: Uuid,
@@ -293,6 +295,7 @@ where
             role: claims.role,
             identity_id: claims.idp,
             amr: claims.amr,
+            auth_time: claims.auth_time,
             token_id: claims.jti,
             session_id: claims.sid,
             email_verified: claims.email_verified,

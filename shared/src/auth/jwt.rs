@@ -94,12 +94,19 @@ impl Methods {
     }
 }
 
-/// The claims of an access token. Every one is required when verifying.
+/// The claims of an access token. Every one is required when verifying, but `auth_time`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub sub: Uuid,
     pub role: Role,
+    /// How the session was signed in (RFC 8176 names): `pwd` or `siwe`, then `otp` or `rec`
+    /// when a second factor finished the sign-in.
     pub amr: Vec<Amr>,
+    /// When the session was signed in (unix seconds; OIDC's `auth_time`): the moment the last
+    /// factor of `amr` passed. A refresh keeps it. A token without it (issued before it existed)
+    /// reads 0: never a recent sign-in.
+    #[serde(default)]
+    pub auth_time: i64,
     /// The identity used to log in.
     pub idp: Uuid,
     /// The session (refresh-token family) the token was issued in.
@@ -152,14 +159,21 @@ impl TokenSigner {
         self.ttl
     }
 
-    /// The claims of a token for `subject` in session `sid`.
+    /// The claims of a token for `subject` in session `sid`, signed in now.
     pub fn claims_for(&self, subject: Subject, sid: Uuid) -> AccessClaims {
+        self.claims_since(subject, sid, OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    /// The claims of a token for `subject` in session `sid`, signed in at `auth_time` (unix
+    /// seconds).
+    pub fn claims_since(&self, subject: Subject, sid: Uuid, auth_time: i64) -> AccessClaims {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(900);
         AccessClaims {
             sub: subject.user_id,
             role: subject.role,
             amr: subject.amr.to_vec(),
+            auth_time,
             idp: subject.identity_id,
             sid,
             email_verified: subject.email_verified,
@@ -179,8 +193,14 @@ impl TokenSigner {
             .map_err(|e| AppError::internal(anyhow::anyhow!("signing access token: {e}")))
     }
 
+    /// A token for a sign-in that happens now.
     pub fn issue(&self, subject: Subject, sid: Uuid) -> AppResult<String> {
         self.sign(&self.claims_for(subject, sid))
+    }
+
+    /// A token for a session signed in at `auth_time` (a refresh keeps the sign-in's time).
+    pub fn issue_since(&self, subject: Subject, sid: Uuid, auth_time: i64) -> AppResult<String> {
+        self.sign(&self.claims_since(subject, sid, auth_time))
     }
 }
 
@@ -423,6 +443,24 @@ mod tests {
         assert_eq!(claims.idp, s.identity_id);
         assert_eq!(claims.amr, vec![Amr::Pwd]);
         assert_eq!(claims.exp - claims.iat, 900);
+        assert!((claims.auth_time - claims.iat).abs() <= 1, "a sign-in now");
+        Ok(())
+    }
+
+    #[test]
+    fn a_refreshed_token_keeps_the_sign_in_time_and_an_old_token_reads_zero() -> TestResult {
+        let f = fixture()?;
+        let signed_in = OffsetDateTime::now_utc().unix_timestamp() - 3600;
+        let token = f.signer.issue_since(subject(), Uuid::now_v7(), signed_in)?;
+        let claims = f.verifier.verify(&token)?;
+        assert_eq!(claims.auth_time, signed_in);
+        assert!(claims.iat > signed_in);
+        let mut old = serde_json::to_value(f.signer.claims_for(subject(), Uuid::now_v7()))?;
+        if let Some(map) = old.as_object_mut() {
+            map.remove("auth_time");
+        }
+        let token = sign_with(&f, Some("at+jwt"), &f.key.public_jwk().kid, &old)?;
+        assert_eq!(f.verifier.verify(&token)?.auth_time, 0);
         Ok(())
     }
 

@@ -18,6 +18,8 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub enum Endpoint {
     Register,
     Login,
+    /// The second step of a sign-in (POST /login/mfa).
+    LoginMfa,
     Nonce,
     Link,
     PasswordForgot,
@@ -31,6 +33,7 @@ impl Endpoint {
         match self {
             Self::Register => "register",
             Self::Login => "login",
+            Self::LoginMfa => "login-mfa",
             Self::Nonce => "nonce",
             Self::Link => "link",
             Self::PasswordForgot => "password-forgot",

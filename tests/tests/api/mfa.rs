@@ -302,3 +302,170 @@ async fn enrolment_needs_a_key_and_follows_its_order(pool: PgPool) {
         .await
         .problem(409);
 }
+
+/// The user id behind an access token.
+fn user_of(token: &str) -> uuid::Uuid {
+    claims_of(token)["sub"].as_str().unwrap().parse().unwrap()
+}
+
+/// Sixty wrong codes at once against one mfa_token: the attempt is counted before the code is
+/// checked, in one statement, so only five codes are checked at all (five failures counted,
+/// five "wrong code" answers, the rest 401 for a burnt challenge or 429); the challenge stays
+/// burnt even with the right code once the lock has passed; and the account's lockout holds
+/// for a fresh challenge until then.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn sixty_parallel_wrong_codes_check_five_and_burn_the_challenge(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let email = address();
+    let token = access(&app.register(&email).await);
+    let user_id = user_of(&token);
+    early_in_a_totp_step().await;
+    let Some((secret, _)) = turn_on(&app, &token).await else {
+        return;
+    };
+    let pending = login(&app, &email).await.body["mfa_token"].clone();
+    let right = pyotp_code(&secret, 0).unwrap();
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    let burst =
+        futures::future::join_all((0..60).map(|_| finish(&app, &pending, json!({"code": wrong}))))
+            .await;
+    let mut checked = 0;
+    for res in &burst {
+        let status = res.status.as_u16();
+        assert!(status == 401 || status == 429, "{status} {}", res.body);
+        if res.body["detail"] == "the code is wrong or was already used" {
+            checked += 1;
+        }
+    }
+    assert!(checked <= 5, "{checked} wrong codes were checked");
+    let failures: i32 =
+        sqlx::query_scalar("SELECT failures FROM login_lockouts WHERE identifier = $1")
+            .bind(format!("mfa:{user_id}"))
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        failures, 5,
+        "each checked code counts once, and only five were"
+    );
+    assert_eq!(app.audit_count("login.locked_out").await, 1);
+
+    // The lockout holds: a new challenge with the right code waits.
+    let fresh = login(&app, &email).await.body["mfa_token"].clone();
+    finish(&app, &fresh, json!({"code": right}))
+        .await
+        .problem(429);
+    // Once the lock has passed, the burnt challenge is still refused with the right code ...
+    sqlx::query("UPDATE login_lockouts SET locked_until = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    finish(&app, &pending, json!({"code": right}))
+        .await
+        .problem(401);
+    // ... and a new sign-in gets in.
+    let again = login(&app, &email).await.body["mfa_token"].clone();
+    let done = finish(&app, &again, json!({"code": right})).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+}
+
+/// A few wrong codes burn a challenge even below the account's lockout threshold.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_challenge_is_burnt_after_five_wrong_codes(pool: PgPool) {
+    let app = TestApp::with(pool, &[("LOCKOUT_THRESHOLD", "0")]);
+    let email = address();
+    let token = access(&app.register(&email).await);
+    early_in_a_totp_step().await;
+    let Some((secret, _)) = turn_on(&app, &token).await else {
+        return;
+    };
+    let pending = login(&app, &email).await.body["mfa_token"].clone();
+    let right = pyotp_code(&secret, 0).unwrap();
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    for _ in 0..5 {
+        let res = finish(&app, &pending, json!({"code": wrong})).await;
+        assert_eq!(
+            res.problem(401)["detail"],
+            "the code is wrong or was already used"
+        );
+    }
+    let burnt = finish(&app, &pending, json!({"code": right})).await;
+    assert!(
+        burnt.problem(401)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("out of attempts"),
+        "{}",
+        burnt.body
+    );
+}
+
+/// POST /login/mfa has a per-IP limit, like the first step.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn the_second_step_is_limited_per_ip(pool: PgPool) {
+    let app = TestApp::with(pool, &[("RATE_LIMIT_PER_IP", "3")]);
+    let from = |ip: &'static str| {
+        let app = &app;
+        async move {
+            app.post("/login/mfa")
+                .header("x-forwarded-for", ip)
+                .json(&json!({"mfa_token": "A".repeat(43), "code": "123456"}))
+                .send()
+                .await
+        }
+    };
+    for _ in 0..3 {
+        from("203.0.113.7").await.problem(401);
+    }
+    let limited = from("203.0.113.7").await;
+    limited.problem(429);
+    assert!(limited.headers.contains_key("retry-after"));
+    from("198.51.100.4").await.problem(401);
+}
+
+/// Turning TOTP on ends the account's other sessions (opened without the second factor): their
+/// refresh tokens are refused; the session that turned it on goes on.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn turning_totp_on_ends_the_accounts_other_sessions(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let email = address();
+    let other = app.register(&email).await;
+    let current = login(&app, &email).await.body;
+    early_in_a_totp_step().await;
+    if turn_on(&app, &access(&current)).await.is_none() {
+        return;
+    }
+    let refresh = |token: Value| {
+        let app = &app;
+        async move {
+            app.post("/token/refresh")
+                .json(&json!({"refresh_token": token}))
+                .send()
+                .await
+        }
+    };
+    refresh(other["refresh_token"].clone()).await.problem(401);
+    let kept = refresh(current["refresh_token"].clone()).await;
+    assert_eq!(kept.status, StatusCode::OK, "{}", kept.body);
+    let sessions = app
+        .get("/sessions")
+        .bearer(&access(&kept.body))
+        .send()
+        .await;
+    assert_eq!(sessions.body["items"].as_array().unwrap().len(), 1);
+    let revoked: Value = sqlx::query_scalar(
+        "SELECT details->'sessions_revoked' FROM audit_log WHERE action = 'mfa.activated'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(revoked, json!(1));
+}

@@ -2,9 +2,12 @@
 //! stored as SHA-256) → every password or wallet sign-in answers an `mfa_token` instead of
 //! tokens → POST /login/mfa with a code or a recovery code finishes it, with `amr` listing both
 //! methods. A code is accepted once: the account's latest accepted step only moves forward, in a
-//! conditional UPDATE, so two uses of one code (even at once) succeed once. Wrong codes count
-//! toward the account's lockout (`mfa:<user id>`). The secret is sealed at rest
-//! ([`crate::auth::totp`]) and never logged.
+//! conditional UPDATE, so two uses of one code (even at once) succeed once. Every attempt on an
+//! `mfa_token` is counted before its code is looked at, in the one statement that claims the
+//! challenge: after [`ATTEMPTS_PER_CHALLENGE`] the challenge is burnt, so however many guesses
+//! arrive at once, only that many are ever checked. Wrong codes also count toward the
+//! account's lockout (`mfa:<user id>`), and POST /login/mfa has a per-IP limit. The secret is
+//! sealed at rest ([`crate::auth::totp`]) and never logged.
 
 pub mod api;
 
@@ -15,7 +18,7 @@ use crate::auth::{Amr, Methods, refresh};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::{AuthUser, ClientInfo};
-use crate::identity::abuse;
+use crate::identity::abuse::{self, Endpoint};
 use crate::identity::audit::IdentityAction as Action;
 use crate::identity::dto::{
     LoginMfa, MfaRequired, RecoveryCodes, TokenPair, TotpCode, TotpEnrolment,
@@ -29,11 +32,14 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-const INVALID_CHALLENGE: AppError =
-    AppError::Unauthorized("the mfa_token is invalid, expired or already used");
+const INVALID_CHALLENGE: AppError = AppError::Unauthorized(
+    "the mfa_token is invalid, expired, already used or out of attempts: sign in again",
+);
 const WRONG_SECOND_FACTOR: AppError =
     AppError::Unauthorized("the code is wrong or was already used");
 const RECOVERY_CODES: usize = 10;
+/// Codes (or recovery codes) checked for one `mfa_token`; the next attempt finds it burnt.
+pub const ATTEMPTS_PER_CHALLENGE: i32 = 5;
 
 fn lock_key(user_id: Uuid) -> String {
     format!("mfa:{user_id}")
@@ -160,6 +166,7 @@ async fn checked_step(
 pub async fn enroll(state: &IdentityState, caller: &AuthUser) -> AppResult<TotpEnrolment> {
     let key = state.mfa_key()?;
     let db = state.db()?;
+    crate::auth::step_up::ensure_live_session(db, caller).await?;
     let label = sqlx::query_scalar!(
         "SELECT coalesce(email, name) AS \"label!\" FROM users WHERE id = $1",
         caller.user_id
@@ -192,13 +199,15 @@ pub async fn enroll(state: &IdentityState, caller: &AuthUser) -> AppResult<TotpE
     })
 }
 
-/// Confirms a pending enrolment with a first code; answers ten recovery codes, once.
+/// Confirms a pending enrolment with a first code; answers ten recovery codes, once. The
+/// account's other sessions are revoked: they were opened without the second factor.
 #[tracing::instrument(name = "identity.mfa_activate", skip_all)]
 pub async fn activate(
     state: &IdentityState,
     caller: &AuthUser,
     input: TotpCode,
 ) -> AppResult<RecoveryCodes> {
+    crate::auth::step_up::ensure_live_session(state.db()?, caller).await?;
     abuse::ensure_unlocked(state, &lock_key(caller.user_id)).await?;
     let secret = secret_of(state, caller.user_id, false)
         .await?
@@ -227,7 +236,18 @@ pub async fn activate(
     )
     .execute(&mut *tx)
     .await?;
-    record(&mut tx, caller.user_id, Action::MfaActivated).await?;
+    // Sessions opened before the second factor existed end here: only this one stays.
+    let revoked = session::revoke_all(&mut tx, caller.user_id, Some(caller.session_id)).await?;
+    audit::record(
+        &mut tx,
+        Entry {
+            action: Action::MfaActivated,
+            actor_id: Some(caller.user_id),
+            subject_id: Some(caller.user_id),
+            details: json!({ "sessions_revoked": revoked }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     abuse::clear_failures(state, &lock_key(caller.user_id)).await?;
     Ok(RecoveryCodes {
@@ -238,6 +258,7 @@ pub async fn activate(
 /// Removes the authenticator and its recovery codes; needs a current code (used up by it).
 #[tracing::instrument(name = "identity.mfa_remove", skip_all)]
 pub async fn remove(state: &IdentityState, caller: &AuthUser, input: TotpCode) -> AppResult<()> {
+    crate::auth::step_up::ensure_live_session(state.db()?, caller).await?;
     abuse::ensure_unlocked(state, &lock_key(caller.user_id)).await?;
     let secret = secret_of(state, caller.user_id, true)
         .await?
@@ -286,7 +307,8 @@ async fn record(conn: &mut PgConnection, user_id: Uuid, action: Action) -> AppRe
 }
 
 /// The second step: spends the `mfa_token` and the code (or one recovery code) and opens the
-/// session, all in one transaction; a wrong code leaves the token usable until it expires.
+/// session, all in one transaction. The attempt is counted on the challenge before the code is
+/// checked; a challenge that has had [`ATTEMPTS_PER_CHALLENGE`] is burnt (401, sign in again).
 #[tracing::instrument(name = "identity.mfa_login", skip_all)]
 pub async fn finish(
     state: &IdentityState,
@@ -300,15 +322,21 @@ pub async fn finish(
             recovery_code,
         } => (mfa_token, (Amr::Rec, recovery_code.as_str())),
     };
+    abuse::throttle(state, &client.ip, Endpoint::LoginMfa, None).await?;
     state.signer()?; // 503 before any work when this function cannot issue tokens
     let hash = refresh::parse(mfa_token).ok_or(INVALID_CHALLENGE)?;
     let db = state.db()?;
+    // Counted before anything is checked, in one statement: concurrent attempts queue on the
+    // challenge's row and each re-reads `attempts`, so at most ATTEMPTS_PER_CHALLENGE get by.
     let pending = sqlx::query!(
-        r#"SELECT c.user_id, c.identity_id, c.method, c.details,
-                  u.role AS "role: Role", u.email_verified
-           FROM mfa_challenges c JOIN users u ON u.id = c.user_id
-           WHERE c.token_hash = $1 AND c.used_at IS NULL AND c.expires_at > now()"#,
+        r#"UPDATE mfa_challenges c SET attempts = c.attempts + 1
+           FROM users u
+           WHERE c.token_hash = $1 AND u.id = c.user_id
+             AND c.used_at IS NULL AND c.expires_at > now() AND c.attempts < $2
+           RETURNING c.user_id, c.identity_id, c.method, c.details,
+                     u.role AS "role: Role", u.email_verified"#,
         hash,
+        ATTEMPTS_PER_CHALLENGE,
     )
     .fetch_optional(db)
     .await?

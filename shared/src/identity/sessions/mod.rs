@@ -26,6 +26,8 @@ struct Link {
     parent_id: Option<Uuid>,
     /// The family's absolute expiry: rotation never extends it.
     expires_at: OffsetDateTime,
+    /// When the family was signed in: rotation copies it (a refresh is not a sign-in).
+    auth_time: OffsetDateTime,
 }
 
 /// What an audit row of a sign-in says: the method, the identity when known, where the client
@@ -96,10 +98,12 @@ pub async fn sign_in_new(
 impl Link {
     /// A new family, expiring after the refresh lifetime.
     fn fresh(state: &IdentityState) -> Self {
+        let now = OffsetDateTime::now_utc();
         Self {
             family_id: Uuid::now_v7(),
             parent_id: None,
-            expires_at: OffsetDateTime::now_utc() + state.config().refresh_ttl,
+            expires_at: now + state.config().refresh_ttl,
+            auth_time: now,
         }
     }
 }
@@ -113,6 +117,8 @@ pub(crate) struct Minted {
     pub parent_id: Option<Uuid>,
     pub amr: Vec<String>,
     pub expires_at: OffsetDateTime,
+    /// When the session was signed in (the access token's `auth_time`).
+    pub auth_time: OffsetDateTime,
     /// Where the client was when the token was issued.
     pub ip: String,
     pub user_agent: Option<String>,
@@ -129,6 +135,7 @@ impl Minted {
             parent_id: link.parent_id,
             amr: amr.names(),
             expires_at: link.expires_at,
+            auth_time: link.auth_time,
             ip: client.ip.0.clone(),
             user_agent: client.user_agent.clone(),
             token,
@@ -143,7 +150,11 @@ impl Minted {
     /// The pair handed out once the row has been written for `subject`.
     pub(crate) fn pair(self, signer: &TokenSigner, subject: Subject) -> AppResult<TokenPair> {
         Ok(TokenPair {
-            access_token: signer.issue(subject, self.family_id)?,
+            access_token: signer.issue_since(
+                subject,
+                self.family_id,
+                self.auth_time.unix_timestamp(),
+            )?,
             refresh_token: self.token,
             token_type: "Bearer",
             expires_in: signer.ttl().as_secs(),
@@ -163,8 +174,9 @@ async fn issue(
     sqlx::query!(
         "WITH token AS (
              INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, user_id,
-                                         identity_id, amr, expires_at, ip, user_agent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $13, $14))
+                                         identity_id, amr, expires_at, ip, user_agent,
+                                         auth_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $13, $14, $15))
          SELECT audit_record($9, $10, $11, $12)",
         minted.id,
         minted.token_hash,
@@ -180,6 +192,7 @@ async fn issue(
         entry.details,
         minted.ip,
         minted.user_agent,
+        minted.auth_time,
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -205,7 +218,7 @@ pub async fn rotate(
            WHERE t.token_hash = $1 AND u.id = t.user_id
              AND t.rotated_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > now()
            RETURNING t.id, t.family_id, t.user_id, t.identity_id, t.amr, t.expires_at,
-                     u.role AS "role: Role", u.email_verified"#,
+                     t.auth_time, u.role AS "role: Role", u.email_verified"#,
         hash,
     )
     .fetch_optional(&mut *tx)
@@ -227,6 +240,7 @@ pub async fn rotate(
             family_id: old.family_id,
             parent_id: Some(old.id),
             expires_at: old.expires_at,
+            auth_time: old.auth_time,
         };
         let entry = Entry {
             action: Action::TokenRefreshed,

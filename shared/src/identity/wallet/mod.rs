@@ -214,8 +214,10 @@ pub async fn login(
                  AND EXISTS (SELECT 1 FROM spent)),
            token AS (
                INSERT INTO refresh_tokens (id, token_hash, family_id, parent_id, user_id,
-                                           identity_id, amr, expires_at, ip, user_agent)
-               SELECT $4, $5, $6, $7, user_id, id, $8, $9, $14, $15 FROM found WHERE NOT mfa),
+                                           identity_id, amr, expires_at, ip, user_agent,
+                                           auth_time)
+               SELECT $4, $5, $6, $7, user_id, id, $8, $9, $14, $15, $20
+               FROM found WHERE NOT mfa),
            challenge AS (
                INSERT INTO mfa_challenges
                    (token_hash, user_id, identity_id, method, details, expires_at)
@@ -257,6 +259,7 @@ pub async fn login(
         extra,
         mfa_expires,
         audit::Action::name(Action::MfaChallenged),
+        minted.auth_time,
     )
     .fetch_one(state.db()?)
     .await?;
