@@ -580,3 +580,152 @@ async fn a_reset_lifts_the_lockout_on_the_address(pool: PgPool) {
         StatusCode::OK
     );
 }
+
+/// The pre-linked address: a stranger signs up with a wallet, links somebody's address with a
+/// password of theirs (unproven) and turns on TOTP. The verification mail names the wallet. The
+/// owner cannot register (409), so they reset by mail: the reset removes the wallet and the
+/// stranger's authenticator, audits it, names them in the mail that confirms the reset, and the
+/// wallet no longer signs into that account.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_reset_that_proves_an_address_removes_what_was_linked_before_the_proof(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let victim = address();
+    let stranger = Wallet::random();
+    let signed_up = app.register_wallet(&stranger).await;
+    let account = signed_up["user"]["id"].as_str().unwrap().to_owned();
+    let linked = app
+        .post("/link-identity")
+        .bearer(&access(&signed_up))
+        .json(&json!({"type": "email_password", "email": victim, "password": PASSWORD}))
+        .send()
+        .await;
+    assert_eq!(linked.status, StatusCode::CREATED, "{}", linked.body);
+    let Some(verification) = app.mailed(&victim).await else {
+        return;
+    };
+    let wallet = format!("wallet {}", stranger.address());
+    for body in ["text", "html"] {
+        assert!(
+            verification[body].as_str().unwrap().contains(&wallet),
+            "the verification mail names the other sign-in: {verification}"
+        );
+    }
+    let Some(strangers_session) = app.sign_in_with_totp(&victim).await else {
+        return;
+    };
+
+    // The owner of the address: taken, so they reset.
+    app.post("/register-email-password")
+        .json(&json!({"email": victim, "password": NEW_PASSWORD}))
+        .send()
+        .await
+        .problem(409);
+    forgot(&app, &victim).await;
+    let token = app.mailed_token(&victim, "/reset-password").await.unwrap();
+    assert_eq!(
+        reset(&app, &token, NEW_PASSWORD).await.status,
+        StatusCode::NO_CONTENT
+    );
+
+    // The stranger's tokens, unexpired, no longer change how the account signs in.
+    for token in [access(&signed_up), access(&strangers_session)] {
+        app.link_wallet(&token, &Wallet::random())
+            .await
+            .problem(401);
+        app.post("/mfa/totp/enroll")
+            .bearer(&token)
+            .json(&json!({}))
+            .send()
+            .await
+            .problem(401);
+    }
+
+    // The stranger's wallet and authenticator are gone; the owner signs in with the password
+    // alone, and sees only their address.
+    let owner = login(&app, &victim, NEW_PASSWORD).await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
+    assert!(owner.body.get("mfa_required").is_none(), "{}", owner.body);
+    let profile = app
+        .get("/profile")
+        .bearer(&access(&owner.body))
+        .send()
+        .await;
+    let identities = profile.body["identities"].as_array().unwrap();
+    assert_eq!(identities.len(), 1, "{}", profile.body);
+    assert_eq!(identities[0]["type"], "email_password");
+    let back = app
+        .post("/login-blockchain")
+        .json(&app.siwe(&stranger).await)
+        .send()
+        .await;
+    assert_ne!(
+        claims_of_or_none(&back.body).as_deref(),
+        Some(account.as_str()),
+        "the wallet no longer signs into the account: {}",
+        back.body
+    );
+    let removed: Value = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'password.reset' AND subject_id = $1::uuid",
+    )
+    .bind(&account)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        removed["identities_removed"],
+        json!([format!("blockchain_address:{}", stranger.address())])
+    );
+    assert_eq!(removed["second_factor_removed"], true);
+    let confirmation = app.mailed(&victim).await.unwrap();
+    let text = confirmation["text"].as_str().unwrap();
+    assert!(
+        text.contains(&wallet)
+            && text.contains("link them again")
+            && text.contains("authenticator"),
+        "{text}"
+    );
+}
+
+/// The subject of a token pair's access token, if the body is one.
+fn claims_of_or_none(body: &Value) -> Option<String> {
+    let token = body["access_token"].as_str()?;
+    claims_of(token)["sub"].as_str().map(str::to_owned)
+}
+
+/// A proven address: a reset leaves the account's other sign-in methods alone, and its
+/// confirmation mail says only that the password was reset.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_reset_of_a_proven_address_keeps_the_accounts_wallets(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let email = address();
+    let registered = app.register(&email).await;
+    let Some(link) = app.mailed_token(&email, "/verify-email").await else {
+        return;
+    };
+    assert_eq!(verify(&app, &link).await.status, StatusCode::NO_CONTENT);
+    let wallet = Wallet::random();
+    let linked = app.link_wallet(&access(&registered), &wallet).await;
+    assert_eq!(linked.status, StatusCode::CREATED, "{}", linked.body);
+    forgot(&app, &email).await;
+    let token = app.mailed_token(&email, "/reset-password").await.unwrap();
+    assert_eq!(
+        reset(&app, &token, NEW_PASSWORD).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let back = app
+        .post("/login-blockchain")
+        .json(&app.siwe(&wallet).await)
+        .send()
+        .await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+    assert_eq!(
+        claims_of_or_none(&back.body).as_deref(),
+        registered["user"]["id"].as_str()
+    );
+    let confirmation = app.mailed(&email).await.unwrap();
+    let text = confirmation["text"].as_str().unwrap();
+    assert!(
+        text.contains("was reset") && !text.contains("removed"),
+        "{text}"
+    );
+}

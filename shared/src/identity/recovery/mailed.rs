@@ -80,6 +80,26 @@ pub async fn send(
     // when configured), so the link needs no escaping in either body.
     let link = format!("{base}{}?token={token}", purpose.page());
     let within = lifetime(ttl);
+    // Linked to an account that signs in some other way: say which, so that the owner of the
+    // address sees a stranger's account for what it is before confirming.
+    let others = match purpose {
+        Purpose::EmailVerification => other_sign_ins(conn, user_id, email).await?,
+        Purpose::PasswordReset => Vec::new(),
+    };
+    let (also_text, also_html) = if others.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (
+            format!(
+                "This address was added to an account that also signs in with: {}. If you did not add it, do not open the link.\n\n",
+                others.join(", ")
+            ),
+            format!(
+                "<p>This address was added to an account that also signs in with: {}. If you did not add it, do not open the link.</p>",
+                escape(&others.join(", "))
+            ),
+        )
+    };
     let (subject, text, html) = match purpose {
         Purpose::PasswordReset => (
             "Reset your password",
@@ -93,10 +113,10 @@ pub async fn send(
         Purpose::EmailVerification => (
             "Confirm your email address",
             format!(
-                "Open this link within {within} to confirm that this address is yours:\n\n{link}\n"
+                "{also_text}Open this link within {within} to confirm that this address is yours:\n\n{link}\n"
             ),
             format!(
-                "<p><a href=\"{link}\">Confirm that this address is yours</a> (the link works for {within}).</p>"
+                "{also_html}<p><a href=\"{link}\">Confirm that this address is yours</a> (the link works for {within}).</p>"
             ),
         ),
     };
@@ -105,6 +125,94 @@ pub async fn send(
         &Mail {
             to: email,
             subject,
+            text: &text,
+            html: &html,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The account's sign-in methods other than the address `email`, as a person reads them.
+async fn other_sign_ins(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    email: &str,
+) -> AppResult<Vec<String>> {
+    let rows = sqlx::query!(
+        r#"SELECT type::text AS "kind!", identifier FROM identities
+           WHERE user_id = $1 AND NOT (type = 'email_password' AND lower(identifier) = lower($2))
+           ORDER BY created_at"#,
+        user_id,
+        email,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| sign_in_method(&format!("{}:{}", row.kind, row.identifier)))
+        .collect())
+}
+
+/// `type:identifier` in words: `wallet 0x…`, `email a@b.c`, `DID did:…`.
+fn sign_in_method(typed: &str) -> String {
+    match typed.split_once(':') {
+        Some(("blockchain_address", address)) => format!("wallet {address}"),
+        Some(("email_password", address)) => format!("email {address}"),
+        Some(("did", did)) => format!("DID {did}"),
+        _ => typed.to_owned(),
+    }
+}
+
+/// Text for an HTML body: identifiers are addresses and DIDs, but never trusted as markup.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Puts the mail that confirms a password reset in the outbox, in the reset's transaction. It
+/// names what the reset removed (an address nobody had proven before: see
+/// [`super::password::reset`]) and says that the owner can link it again.
+pub async fn confirm_reset(
+    conn: &mut PgConnection,
+    email: &str,
+    removed: &super::password::Removed,
+) -> AppResult<()> {
+    let mut gone: Vec<String> = removed
+        .identities
+        .iter()
+        .map(|i| sign_in_method(i))
+        .collect();
+    if removed.second_factor {
+        gone.push("an authenticator app (two-factor sign-in) and its recovery codes".into());
+    }
+    let note = if gone.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Nobody had confirmed this address before, so the sign-in methods that were added to the account before now were removed: {}. If they were yours, sign in and link them again.",
+            gone.join("; ")
+        )
+    };
+    let text = format!(
+        "The password of your account was reset, and every session was signed out.\n\n{note}{}If you did not reset it, reset it again now.\n",
+        if note.is_empty() { "" } else { "\n\n" }
+    );
+    let html = format!(
+        "<p>The password of your account was reset, and every session was signed out.</p>{}<p>If you did not reset it, reset it again now.</p>",
+        if note.is_empty() {
+            String::new()
+        } else {
+            format!("<p>{}</p>", escape(&note))
+        }
+    );
+    mail::send(
+        conn,
+        &Mail {
+            to: email,
+            subject: "Your password was reset",
             text: &text,
             html: &html,
         },
@@ -173,6 +281,19 @@ pub async fn spend(conn: &mut PgConnection, purpose: Purpose, presented: &str) -
 mod tests {
     use super::lifetime;
     use std::time::Duration;
+
+    #[test]
+    fn sign_in_methods_read_as_words_and_html_is_escaped() {
+        assert_eq!(
+            super::sign_in_method("blockchain_address:0xAb"),
+            "wallet 0xAb"
+        );
+        assert_eq!(super::sign_in_method("did:did:key:z6M"), "DID did:key:z6M");
+        assert_eq!(
+            super::escape("<a href=\"x\">&</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
+        );
+    }
 
     #[test]
     fn lifetimes_read_as_people_say_them() {

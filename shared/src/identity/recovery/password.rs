@@ -80,6 +80,14 @@ async fn request_reset(state: &IdentityState, ip: &ClientIp, email: &Email) -> A
 /// hashed, and spent in the transaction that stores the hash, revokes every session, voids
 /// the account's other reset links and writes the audit row. A reset proves the address, so it
 /// also marks it verified.
+///
+/// When nobody had proven the address before, whatever else the account signs in with was
+/// added while nobody had shown the address to be theirs: a stranger may have signed up with a
+/// wallet and linked somebody else's address to it. Those other identities, and a second factor
+/// enrolled after the address was linked, are removed in the same transaction (audited), and
+/// the mail that confirms the reset names them: the owner can link them again. (A stranger's
+/// access token, still unexpired, no longer changes how the account signs in: those routes ask
+/// whether its session is live.)
 #[tracing::instrument(name = "identity.password_reset", skip_all)]
 pub async fn reset(state: &IdentityState, ip: &ClientIp, input: ResetPassword) -> AppResult<()> {
     abuse::throttle(state, ip, Endpoint::PasswordReset, None).await?;
@@ -90,10 +98,10 @@ pub async fn reset(state: &IdentityState, ip: &ClientIp, input: ResetPassword) -
     let mut tx = db.begin().await?;
     let spent = mailed::spend(&mut tx, Purpose::PasswordReset, &input.token).await?;
     // The identity the link was sent to; unlinked since, the link proves nothing.
-    let identity = sqlx::query_scalar!(
+    let identity = sqlx::query!(
         "UPDATE identities SET credential = $3
          WHERE user_id = $1 AND type = 'email_password' AND lower(identifier) = lower($2)
-         RETURNING identifier",
+         RETURNING id, identifier",
         spent.user_id,
         spent.email,
         credential,
@@ -101,6 +109,22 @@ pub async fn reset(state: &IdentityState, ip: &ClientIp, input: ResetPassword) -
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(mailed::invalid_link)?;
+    // Was the address proven before this reset? (The users row is locked until commit.)
+    let proven = sqlx::query_scalar!(
+        "SELECT email_verified FROM (
+             SELECT email_verified FROM users WHERE id = $1 AND lower(email) = lower($2)
+             FOR UPDATE) proven",
+        spent.user_id,
+        spent.email,
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .unwrap_or(false);
+    let removed = if proven {
+        Removed::default()
+    } else {
+        remove_unproven(&mut tx, spent.user_id, identity.id).await?
+    };
     sqlx::query!(
         "UPDATE users SET email_verified = true, updated_at = now()
          WHERE id = $1 AND lower(email) = lower($2)",
@@ -117,14 +141,82 @@ pub async fn reset(state: &IdentityState, ip: &ClientIp, input: ResetPassword) -
             action: Action::PasswordReset,
             actor_id: Some(spent.user_id),
             subject_id: Some(spent.user_id),
-            details: json!({ "sessions_revoked": revoked, "ip": ip.0 }),
+            details: json!({
+                "sessions_revoked": revoked,
+                "ip": ip.0,
+                "identities_removed": removed.identities,
+                "second_factor_removed": removed.second_factor,
+            }),
         },
     )
     .await?;
+    mailed::confirm_reset(&mut tx, &identity.identifier, &removed).await?;
     tx.commit().await?;
     // Whoever was guessing the old password is no longer in the way of the owner.
-    abuse::clear_failures(state, &identity).await?;
+    abuse::clear_failures(state, &identity.identifier).await?;
     Ok(())
+}
+
+/// What a reset of an address nobody had proven took off the account.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// Each removed identity as `type:identifier` (`blockchain_address:0x…`).
+    pub identities: Vec<String>,
+    /// Whether a TOTP enrolment made after the address was linked (and its recovery codes) went
+    /// too.
+    pub second_factor: bool,
+}
+
+/// Removes every identity of `user_id` but `keep` (which becomes the primary sign-in), and any
+/// second factor, in the reset's transaction.
+async fn remove_unproven(
+    tx: &mut sqlx::PgConnection,
+    user_id: uuid::Uuid,
+    keep: uuid::Uuid,
+) -> AppResult<Removed> {
+    let identities = sqlx::query_scalar!(
+        r#"DELETE FROM identities WHERE user_id = $1 AND id <> $2
+           RETURNING type::text || ':' || identifier AS "removed!""#,
+        user_id,
+        keep,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "UPDATE identities SET is_primary_login = true WHERE id = $1",
+        keep
+    )
+    .execute(&mut *tx)
+    .await?;
+    // A second factor enrolled after the address was linked was set up by whoever linked it;
+    // one from before (a wallet account's own) stays: the mailbox alone must not lift it.
+    let second_factor = sqlx::query!(
+        "DELETE FROM mfa_totp WHERE user_id = $1
+           AND created_at >= (SELECT created_at FROM identities WHERE id = $2)",
+        user_id,
+        keep,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if second_factor {
+        sqlx::query!("DELETE FROM mfa_recovery_codes WHERE user_id = $1", user_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if !identities.is_empty() || second_factor {
+        tracing::warn!(
+            user = %user_id,
+            removed = identities.len(),
+            second_factor,
+            "a reset proved an address nobody had proven: the account's other sign-in methods are removed"
+        );
+    }
+    Ok(Removed {
+        identities,
+        second_factor,
+    })
 }
 
 /// Changes the caller's password. The current one is checked like a login (a wrong one counts
@@ -143,6 +235,7 @@ pub async fn change(
         }])
     })?;
     let db = state.db()?;
+    crate::auth::step_up::ensure_live_session(db, caller).await?;
     let identity = sqlx::query!(
         "SELECT id, identifier, credential FROM identities
          WHERE user_id = $1 AND type = 'email_password'",
