@@ -9,6 +9,7 @@ use crate::edge::{self, EdgeConfig, Metrics};
 use crate::error::AppError;
 use crate::function::{FunctionSpec, Schedule, Trigger};
 use crate::platform::Platform;
+use crate::queue::signing::{self, JobGuard, JobKey};
 use crate::queue::{Deferring, Job, JobHandler, PgQueue, Worker, WorkerPolicy};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use axum::Router;
@@ -110,7 +111,8 @@ async fn run_to_completion(
 
 /// JSON logs; `RUST_LOG` filters by target and level (`info`, `gantry=debug,sqlx=warn`; default
 /// `info`, and an unreadable value falls back to it). Each line lists its spans, so an error names
-/// the request and the operation (rules are `#[instrument]`ed) it happened in.
+/// the request and the operation (rules are `#[instrument]`ed) it happened in. Every line
+/// passes through [`crate::redact::RedactingWriter`]: a URL in it keeps only its host.
 ///
 /// The filter is `Targets`, not `EnvFilter`: `EnvFilter`'s span and field matchers bring a regex
 /// engine, about 270 KiB of code in every function, for filters a function's logs never need.
@@ -122,7 +124,8 @@ pub fn init_tracing() {
         .json()
         .with_current_span(false)
         .with_span_list(true)
-        .without_time();
+        .without_time()
+        .with_writer(|| crate::redact::RedactingWriter(std::io::stdout()));
     let _ = tracing_subscriber::registry()
         .with(json)
         .with(filter)
@@ -204,7 +207,19 @@ async fn serve(spec: &'static FunctionSpec) -> ExitCode {
                 if under_lambda() {
                     serve_sqs(handler).await
                 } else {
-                    let router = job_router(handler, spec.schedule());
+                    // Over HTTP anyone who reaches the function could post a job: every one
+                    // must be signed by the relay (crate::queue::signing).
+                    let guard = match JobKey::from_env(&platform.env) {
+                        Ok(Some(key)) => JobGuard::new(key, platform.db.clone(), spec.name),
+                        Ok(None) => {
+                            return failed(
+                                "start-up error",
+                                "JOB_SIGNING_KEY must be set to take jobs over HTTP",
+                            );
+                        }
+                        Err(err) => return failed("start-up error", err),
+                    };
+                    let router = job_router(handler, spec.schedule(), guard);
                     serve_http(finish(router, edge_config, &metrics), port).await
                 }
             }
@@ -310,40 +325,61 @@ fn spawn_worker(
 
 /// A queue worker over plain HTTP: `POST /` with one message as the body (what OpenFaaS's queue
 /// worker sends for an async invocation; `X-Call-Id` names it). An empty body is the function's
-/// scheduled message, if it has one (the cron connector's tick). 204 when done; a 503 problem
-/// to retry later; a 422 problem when the message can never succeed.
-pub fn job_router(handler: Arc<dyn JobHandler>, schedule: Option<Schedule>) -> Router {
+/// scheduled message, if it has one (the cron connector's tick, which cannot sign and needs
+/// not: it can only start the scheduled run). Any other message must be signed by the outbox
+/// relay, once ([`JobGuard`]): 401 otherwise. 204 when done; a 503 problem to retry later; a
+/// 422 problem when the message can never succeed.
+pub fn job_router(
+    handler: Arc<dyn JobHandler>,
+    schedule: Option<Schedule>,
+    guard: JobGuard,
+) -> Router {
     Router::new()
         .route("/", post(run_job))
-        .with_state(JobState { handler, schedule })
+        .with_state(JobState {
+            handler,
+            schedule,
+            guard,
+        })
 }
 
 #[derive(Clone)]
 struct JobState {
     handler: Arc<dyn JobHandler>,
     schedule: Option<Schedule>,
+    guard: JobGuard,
 }
 
 async fn run_job(
-    State(JobState { handler, schedule }): State<JobState>,
+    State(JobState {
+        handler,
+        schedule,
+        guard,
+    }): State<JobState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, AppError> {
-    let id = headers
-        .get("x-call-id")
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
-    let body = match schedule {
-        Some(schedule) if body.is_empty() => schedule.body.to_owned(),
-        _ => String::from_utf8(body.to_vec())
-            .map_err(|_| AppError::Unprocessable("the message is not UTF-8 text".into()))?,
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let call_id = header("x-call-id");
+    let (body, taken) = match schedule {
+        Some(schedule) if body.is_empty() => (schedule.body.to_owned(), None),
+        _ => {
+            let taken = guard.admit(call_id, header(signing::HEADER), &body).await?;
+            let text = String::from_utf8(body.to_vec())
+                .map_err(|_| AppError::Unprocessable("the message is not UTF-8 text".into()))?;
+            (text, Some(taken))
+        }
     };
     let job = Job {
-        id,
+        id: call_id.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned),
         body,
         attempt: 1,
     };
-    handler.handle(&job).await?;
+    let done = handler.handle(&job).await;
+    if let (Err(_), Some(taken)) = (&done, taken) {
+        guard.release(taken).await;
+    }
+    done?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,5 +1,6 @@
-//! HMAC-SHA256 webhook signatures, as Stripe and BTCPay both sign: computed over the raw body
-//! (and, for Stripe, the timestamp), compared in constant time.
+//! HMAC-SHA256 signatures, as Stripe and BTCPay sign their webhooks and the outbox relay signs the
+//! jobs it sends over HTTP (OpenFaaS): computed over the raw body (and a timestamp), compared in
+//! constant time.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

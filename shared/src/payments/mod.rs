@@ -18,9 +18,11 @@ pub mod model;
 pub mod money;
 pub mod onchain;
 pub mod settle;
-pub mod signature;
+/// The HMAC signatures of Stripe and BTCPay webhooks (a core module: jobs are signed alike).
+pub use crate::signature;
 pub mod state;
 pub mod stripe;
+pub mod stripe_units;
 mod upstream;
 
 pub use state::PaymentsState;
@@ -40,8 +42,9 @@ impl HttpApi for Invoices {
         endpoint!(api::get_invoice),
         endpoint!(api::update_invoice),
     ];
+    /// The chains too, for each invoice's payment URI.
     fn state(platform: &Platform) -> Result<PaymentsState, StartupError> {
-        Ok(PaymentsState::rows(platform))
+        PaymentsState::with_chains(platform)
     }
 }
 

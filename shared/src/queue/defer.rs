@@ -6,7 +6,7 @@
 //! Lambda with SQS `DelaySeconds`). The delivery itself succeeded. Locally the Postgres queue
 //! does the same in place ([`super::PgQueue`] makes the row visible after the delay).
 
-use super::{Job, JobError, JobHandler, enqueue};
+use super::{Job, JobError, JobHandler, enqueue_once};
 use crate::db::Db;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -35,7 +35,8 @@ impl JobHandler for Deferring {
                     .pool()
                     .map_err(|e| JobError::Retry(anyhow::anyhow!("cannot defer: {e}")))?;
                 let mut conn = pool.acquire().await?;
-                let id = enqueue(&mut conn, self.queue, &job.body, after).await?;
+                // Once per body: a duplicate delivery joins the waiting message.
+                let id = enqueue_once(&mut conn, self.queue, &job.body, after).await?;
                 tracing::info!(queue = self.queue, job = %job.id, next = %id, after_secs = after.as_secs(), "deferred");
                 Ok(())
             }

@@ -13,13 +13,14 @@
 mod defer;
 mod postgres;
 pub mod relay;
+pub mod signing;
 #[cfg(feature = "sqs")]
 mod sqs;
 pub mod transport;
 mod worker;
 
 pub use defer::Deferring;
-pub use postgres::{PURGES, PgQueue, Received, enqueue};
+pub use postgres::{PURGES, PgQueue, Received, enqueue, enqueue_once};
 pub use transport::{Outgoing, Sender};
 pub use worker::{Worker, WorkerPolicy};
 
@@ -84,7 +85,7 @@ impl From<JobError> for AppError {
     fn from(err: JobError) -> Self {
         match err {
             JobError::Retry(err) => {
-                tracing::warn!(error = %format!("{err:#}"), "job failed; it may be retried");
+                tracing::warn!(error = %format!("{:#}", crate::redact::Redacted(&err)), "job failed; it may be retried");
                 AppError::Unavailable("the job failed for now; retry it later".into())
             }
             JobError::Drop(reason) => AppError::Unprocessable(reason),

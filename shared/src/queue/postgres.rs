@@ -192,14 +192,66 @@ impl Queue for PgQueue {
 
 /// SQS keeps a dead-letter queue's messages at most 14 days; so does the local queue (the
 /// housekeeping job runs this).
-pub const PURGES: &[crate::store::housekeeping::Purge] = &[crate::store::housekeeping::Purge {
-    name: "dead_letters",
-    run: |pool| {
-        Box::pin(async move {
-            sqlx::query!("DELETE FROM queue_messages WHERE dead_at < now() - interval '14 days'")
+pub const PURGES: &[crate::store::housekeeping::Purge] = &[
+    crate::store::housekeeping::Purge {
+        name: "dead_letters",
+        run: |pool| {
+            Box::pin(async move {
+                sqlx::query!(
+                    "DELETE FROM queue_messages WHERE dead_at < now() - interval '14 days'"
+                )
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected())
-        })
+            })
+        },
     },
-}];
+    // Signed deliveries' ids (super::signing): their signatures went stale long before.
+    crate::store::housekeeping::Purge {
+        name: "job_receipts",
+        run: |pool| {
+            Box::pin(async move {
+                sqlx::query!(
+                    "DELETE FROM job_receipts WHERE received_at < now() - interval '2 days'"
+                )
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+            })
+        },
+    },
+];
+
+/// Like [`enqueue`], but not when a message of `queue` with the same body is already waiting:
+/// a job delivered twice, each delivery deferring it again, would otherwise become two chains
+/// that poll forever. Returns the waiting message's id in that case. Two at once take turns on
+/// a lock of that body, so the second finds the first's message.
+pub async fn enqueue_once(
+    conn: &mut PgConnection,
+    queue: &str,
+    body: &str,
+    delay: Duration,
+) -> Result<Uuid, sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))",
+        queue,
+        body
+    )
+    .execute(&mut *tx)
+    .await?;
+    let waiting = sqlx::query_scalar!(
+        "SELECT id FROM queue_messages WHERE queue = $1 AND body = $2 AND dead_at IS NULL LIMIT 1",
+        queue,
+        body,
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let id = match waiting {
+        Some(id) => id,
+        None => enqueue(&mut tx, queue, body, delay).await?,
+    };
+    tx.commit().await?;
+    Ok(id)
+}

@@ -73,8 +73,18 @@ impl Relay {
         {
             Some(sqs_sender(env, prefix)?)
         } else {
-            env.get("OPENFAAS_GATEWAY_URL")
-                .map(|url| Arc::new(OpenFaas::new(&url)) as Arc<dyn Sender>)
+            match env.get("OPENFAAS_GATEWAY_URL") {
+                Some(url) => {
+                    let key = super::signing::JobKey::from_env(env)?.ok_or_else(|| {
+                        crate::config::ConfigError::invalid(
+                            "JOB_SIGNING_KEY",
+                            "must be set to send jobs to OpenFaaS (the workers refuse unsigned ones)",
+                        )
+                    })?;
+                    Some(Arc::new(OpenFaas::new(&url, key)) as Arc<dyn Sender>)
+                }
+                None => None,
+            }
         };
         Ok(Self::new(db, sender))
     }

@@ -26,16 +26,19 @@ pub trait Sender: Send + Sync {
     async fn send(&self, batch: &[Outgoing]) -> anyhow::Result<Vec<Uuid>>;
 }
 
-/// OpenFaaS: one async invocation per row, once it is due (the gateway takes no delay).
+/// OpenFaaS: one async invocation per row, once it is due (the gateway takes no delay), signed
+/// for the worker ([`super::signing`]).
 pub struct OpenFaas {
     gateway: String,
+    key: super::signing::JobKey,
     client: crate::tls::LazyHttp,
 }
 
 impl OpenFaas {
-    pub fn new(gateway: &str) -> Self {
+    pub fn new(gateway: &str, key: super::signing::JobKey) -> Self {
         Self {
             gateway: gateway.trim_end_matches('/').to_owned(),
+            key,
             client: crate::tls::LazyHttp::new(Duration::from_secs(10)),
         }
     }
@@ -51,11 +54,16 @@ impl Sender for OpenFaas {
         let mut accepted = Vec::with_capacity(batch.len());
         for message in batch {
             let url = format!("{}/async-function/{}", self.gateway, message.queue);
+            let call_id = message.id.to_string();
+            let signed = self
+                .key
+                .sign(&call_id, message.body.as_bytes(), super::signing::now());
             let response = self
                 .client
                 .get()
                 .post(url)
-                .header("X-Call-Id", message.id.to_string())
+                .header("X-Call-Id", call_id)
+                .header(super::signing::HEADER, signed)
                 .body(message.body.clone())
                 .send()
                 .await;
@@ -66,7 +74,7 @@ impl Sender for OpenFaas {
                 }
                 Err(err) if accepted.is_empty() => return Err(err.into()),
                 Err(err) => {
-                    tracing::warn!(queue = %message.queue, error = %err, "OpenFaaS unreachable");
+                    tracing::warn!(queue = %message.queue, error = %crate::redact::Redacted(&err), "OpenFaaS unreachable");
                     break;
                 }
             }

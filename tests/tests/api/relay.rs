@@ -143,14 +143,70 @@ async fn concurrent_relays_send_each_row_once(pool: PgPool) {
     assert!(outbox(&pool).await.is_empty());
 }
 
+const JOB_KEY: &str = "a job signing key of at least 32 characters";
+
+/// Counts the jobs it is given; fails the ones whose body is `fail`.
+#[derive(Default)]
+struct Counting {
+    bodies: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl gantry::queue::JobHandler for Counting {
+    async fn handle(&self, job: &gantry::queue::Job) -> Result<(), JobError> {
+        self.bodies.lock().unwrap().push(job.body.clone());
+        if job.body == "fail" {
+            return Err(JobError::Retry(anyhow::anyhow!("down for now")));
+        }
+        Ok(())
+    }
+}
+
+/// A worker over HTTP, as OpenFaaS runs it (`POST /`), with `JOB_SIGNING_KEY` = `key`.
+fn worker(pool: &PgPool, handler: Arc<Counting>, key: &str, scheduled: bool) -> axum::Router {
+    let env = Env::from_pairs([("JOB_SIGNING_KEY", key.to_owned())]);
+    let key = gantry::queue::signing::JobKey::from_env(&env)
+        .unwrap()
+        .unwrap();
+    let guard = gantry::queue::signing::JobGuard::new(key, Db::new(Some(pool.clone())), "jobs");
+    let schedule = scheduled.then_some(gantry::function::Schedule {
+        minutes: 1,
+        body: "scheduled",
+    });
+    gantry::runtime::job_router(handler, schedule, guard)
+}
+
+/// Posts a job to `worker` with these headers; the status.
+async fn deliver(worker: &axum::Router, headers: &[(&str, &str)], body: &str) -> u16 {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::post("/");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(axum::body::Body::from(body.to_owned()))
+        .unwrap();
+    worker
+        .clone()
+        .oneshot(request)
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// OpenFaaS gets one async invocation per due row, signed; the worker takes each signed delivery
+/// once and refuses a forged, altered or replayed one (401), and a failed delivery may come
+/// again. The cron connector's empty tick needs no signature.
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
-async fn openfaas_gets_one_async_invocation_per_due_row(pool: PgPool) {
+async fn openfaas_jobs_are_signed_and_a_worker_takes_each_delivery_once(pool: PgPool) {
     use wiremock::matchers::{body_string, header_exists, method, path};
     let gateway = wiremock::MockServer::start().await;
     wiremock::Mock::given(method("POST"))
         .and(path("/async-function/housekeeping"))
         .and(body_string(r#"{"task":"purge-expired"}"#))
         .and(header_exists("x-call-id"))
+        .and(header_exists("x-gantry-signature"))
         .respond_with(wiremock::ResponseTemplate::new(202))
         .expect(1)
         .mount(&gateway)
@@ -163,10 +219,159 @@ async fn openfaas_gets_one_async_invocation_per_due_row(pool: PgPool) {
     )
     .await;
     put(&pool, "housekeeping", "not yet", Duration::from_secs(30)).await;
-    let env = Env::from_pairs([("OPENFAAS_GATEWAY_URL", gateway.uri())]);
+    let unsigned = Env::from_pairs([("OPENFAAS_GATEWAY_URL", gateway.uri())]);
+    let refused = Relay::from_env(Db::new(Some(pool.clone())), &unsigned).err();
+    assert!(
+        refused.is_some_and(|e| e.to_string().contains("JOB_SIGNING_KEY")),
+        "the relay never sends unsigned jobs to OpenFaaS"
+    );
+    let env = Env::from_pairs([
+        ("OPENFAAS_GATEWAY_URL", gateway.uri()),
+        ("JOB_SIGNING_KEY", JOB_KEY.to_owned()),
+    ]);
     let relay = Relay::from_env(Db::new(Some(pool.clone())), &env).unwrap();
     assert_eq!(relay.relay().await.unwrap(), 1);
     assert_eq!(outbox(&pool).await, ["not yet"], "OpenFaaS takes no delay");
+
+    // What the relay sent, delivered to the worker as OpenFaaS would.
+    let sent = gateway.received_requests().await.unwrap();
+    let header = |name: &str| {
+        sent[0]
+            .headers
+            .get(name)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (call, signature) = (header("x-call-id"), header("x-gantry-signature"));
+    let body = String::from_utf8(sent[0].body.clone()).unwrap();
+    let handler = Arc::new(Counting::default());
+    let worker = worker(&pool, handler.clone(), JOB_KEY, true);
+    let signed = [
+        ("x-call-id", call.as_str()),
+        ("x-gantry-signature", signature.as_str()),
+    ];
+    assert_eq!(deliver(&worker, &signed, &body).await, 204);
+    assert_eq!(deliver(&worker, &signed, &body).await, 401, "a replay");
+
+    // Forged: unsigned, signed with another key, or another body under its signature.
+    let other = gantry::queue::signing::JobKey::from_env(&Env::from_pairs([(
+        "JOB_SIGNING_KEY",
+        "another key, also 32 characters or more".to_owned(),
+    )]))
+    .unwrap()
+    .unwrap();
+    let now = gantry::queue::signing::now();
+    let forged = other.sign("call-2", br#"{"payout_id":"x"}"#, now);
+    let forgeries: [(&[(&str, &str)], &str); 4] = [
+        (&[("x-call-id", "call-2")], r#"{"payout_id":"x"}"#),
+        (
+            &[
+                ("x-call-id", "call-2"),
+                ("x-gantry-signature", forged.as_str()),
+            ],
+            r#"{"payout_id":"x"}"#,
+        ),
+        (
+            &[
+                ("x-call-id", "call-3"),
+                ("x-gantry-signature", signature.as_str()),
+            ],
+            &body,
+        ),
+        (&signed, r#"{"payout_id":"x"}"#),
+    ];
+    for (headers, body) in forgeries {
+        assert_eq!(
+            deliver(&worker, headers, body).await,
+            401,
+            "{headers:?} {body}"
+        );
+    }
+    let stale = worker_key().sign(
+        "call-4",
+        b"old",
+        now - gantry::queue::signing::TOLERANCE_SECS - 1,
+    );
+    assert_eq!(
+        deliver(
+            &worker,
+            &[
+                ("x-call-id", "call-4"),
+                ("x-gantry-signature", stale.as_str())
+            ],
+            "old"
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        *handler.bodies.lock().unwrap(),
+        [body],
+        "only the signed job ran"
+    );
+
+    // A delivery that failed may be delivered again; the scheduled tick needs no signature.
+    let failing = worker_key().sign("call-5", b"fail", now);
+    let call5 = [
+        ("x-call-id", "call-5"),
+        ("x-gantry-signature", failing.as_str()),
+    ];
+    assert_eq!(deliver(&worker, &call5, "fail").await, 503);
+    assert_eq!(
+        deliver(&worker, &call5, "fail").await,
+        503,
+        "redelivered after a failure"
+    );
+    assert_eq!(deliver(&worker, &[], "").await, 204);
+    assert_eq!(
+        handler.bodies.lock().unwrap().last().map(String::as_str),
+        Some("scheduled")
+    );
+}
+
+fn worker_key() -> gantry::queue::signing::JobKey {
+    gantry::queue::signing::JobKey::from_env(&Env::from_pairs([(
+        "JOB_SIGNING_KEY",
+        JOB_KEY.to_owned(),
+    )]))
+    .unwrap()
+    .unwrap()
+}
+
+/// Deployed, "not yet" becomes a new delayed message: a job delivered twice (at once, or one
+/// after the other) defers once, so no second polling chain starts.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_job_delivered_twice_is_deferred_once(pool: PgPool) {
+    struct NotYet;
+    #[async_trait]
+    impl gantry::queue::JobHandler for NotYet {
+        async fn handle(&self, _: &gantry::queue::Job) -> Result<(), JobError> {
+            Err(JobError::Later(Duration::from_secs(15)))
+        }
+    }
+    let deferring = Arc::new(gantry::queue::Deferring::new(
+        Arc::new(NotYet),
+        Db::new(Some(pool.clone())),
+        "chain-monitor",
+    ));
+    let job = |id: &str| gantry::queue::Job {
+        id: id.to_owned(),
+        body: r#"{"payment_id":"01a24240-0000-7000-8000-000000000001"}"#.to_owned(),
+        attempt: 1,
+    };
+    use gantry::queue::JobHandler;
+    let (first, second) = (job("a"), job("b"));
+    let (a, b) = tokio::join!(deferring.handle(&first), deferring.handle(&second));
+    a.unwrap();
+    b.unwrap();
+    deferring.handle(&job("c")).await.unwrap();
+    assert_eq!(
+        outbox(&pool).await.len(),
+        1,
+        "one waiting message for the payment"
+    );
 }
 
 /// A client for the moto server, to make the queues and read what arrived.
