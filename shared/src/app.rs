@@ -8,6 +8,7 @@ use crate::identity;
 use crate::platform::{Platform, StartupError};
 use crate::queue::JobHandler;
 use crate::queue::relay::{self, Relay};
+use crate::queue::signing;
 use crate::store::housekeeping::{self, Housekeeping};
 use crate::{payments, work};
 use axum::Router;
@@ -221,7 +222,7 @@ pub static PIN_FOLLOW_UP: FunctionSpec = FunctionSpec {
         build: pin_follow_up_handler,
         schedule: None,
     },
-    needs: &[&DATABASE, &IPFS],
+    needs: &[&DATABASE, &IPFS, &signing::NEED],
     aws: &[],
 };
 
@@ -237,7 +238,7 @@ pub static INVOICES: FunctionSpec = FunctionSpec {
     name: "invoices",
     resource: "Invoices",
     trigger: http::<payments::Invoices>(),
-    needs: &[&DATABASE, &PUBLIC_KEYS],
+    needs: &[&DATABASE, &PUBLIC_KEYS, &payments::onchain::NEED],
     aws: &[],
 };
 
@@ -285,7 +286,12 @@ pub static BLOCKCHAIN_PAYMENT: FunctionSpec = FunctionSpec {
     name: "blockchain-payment",
     resource: "BlockchainPayment",
     trigger: http::<payments::BlockchainPayment>(),
-    needs: &[&DATABASE, &PUBLIC_KEYS, &payments::onchain::NEED],
+    needs: &[
+        &DATABASE,
+        &PUBLIC_KEYS,
+        &CHAIN_RPC,
+        &payments::onchain::NEED,
+    ],
     aws: &[],
 };
 
@@ -321,7 +327,12 @@ pub static CHAIN_MONITOR: FunctionSpec = FunctionSpec {
         build: chain_monitor_handler,
         schedule: None,
     },
-    needs: &[&DATABASE, &CHAIN_RPC, &payments::onchain::NEED],
+    needs: &[
+        &DATABASE,
+        &CHAIN_RPC,
+        &payments::onchain::NEED,
+        &signing::NEED,
+    ],
     aws: &[],
 };
 
@@ -341,7 +352,7 @@ pub static MAILER: FunctionSpec = FunctionSpec {
         build: mailer_handler,
         schedule: None,
     },
-    needs: &[&DATABASE, &crate::mail::NEED],
+    needs: &[&DATABASE, &crate::mail::NEED, &signing::NEED],
     aws: &[],
 };
 
@@ -373,7 +384,7 @@ pub static HOUSEKEEPING: FunctionSpec = FunctionSpec {
             body: housekeeping::PURGE_EXPIRED,
         }),
     },
-    needs: &[&DATABASE],
+    needs: &[&DATABASE, &signing::NEED],
     aws: &[],
 };
 
@@ -397,7 +408,7 @@ pub static OUTBOX_RELAY: FunctionSpec = FunctionSpec {
             body: relay::RELAY,
         }),
     },
-    needs: &[&DATABASE, &relay::NEED],
+    needs: &[&DATABASE, &relay::NEED, &signing::NEED],
     aws: &[],
 };
 

@@ -461,6 +461,51 @@ impl TestApp {
         (id, login.body["access_token"].as_str().unwrap().to_owned())
     }
 
+    /// Turns TOTP on for the account `email` (password [`PASSWORD`]) through the API, then
+    /// signs it in again with the password and pyotp's code: the `/login/mfa` body, whose access
+    /// token carries a second factor used just now (`amr` [pwd, otp]), as `POST /payouts` wants.
+    /// Turning TOTP on ends the account's other sessions (their access tokens live until they
+    /// expire). `None` without pyotp (see [`pyotp_code`]).
+    pub async fn sign_in_with_totp(&self, email: &str) -> Option<Value> {
+        let password_login = || async {
+            let res = self
+                .post("/login-email-password")
+                .json(&json!({"email": email, "password": PASSWORD}))
+                .send()
+                .await;
+            assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+            res.body
+        };
+        let token = password_login().await["access_token"]
+            .as_str()
+            .expect("TOTP is not on yet")
+            .to_owned();
+        let enrolled = self
+            .post("/mfa/totp/enroll")
+            .bearer(&token)
+            .json(&json!({}))
+            .send()
+            .await;
+        assert_eq!(enrolled.status, StatusCode::CREATED, "{}", enrolled.body);
+        let secret = enrolled.str("secret");
+        early_in_a_totp_step().await;
+        let activated = self
+            .post("/mfa/totp/activate")
+            .bearer(&token)
+            .json(&json!({"code": pyotp_code(&secret, -30)?}))
+            .send()
+            .await;
+        assert_eq!(activated.status, StatusCode::OK, "{}", activated.body);
+        let pending = password_login().await["mfa_token"].clone();
+        let done = self
+            .post("/login/mfa")
+            .json(&json!({"mfa_token": pending, "code": pyotp_code(&secret, 0)?}))
+            .send()
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+        Some(done.body)
+    }
+
     /// A fresh SIWE nonce from `POST /auth/nonce`.
     pub async fn nonce(&self) -> String {
         let res = self.post("/auth/nonce").json(&json!({})).send().await;
@@ -498,6 +543,29 @@ impl TestApp {
     /// (`PUBLIC_BASE_URL` + `page` + `?token=`), as a person would follow it. `None` when no
     /// catcher runs (a developer's machine; CI fails instead).
     pub async fn mailed_token(&self, to: &str, page: &str) -> Option<String> {
+        let newest = self.mailed(to).await?;
+        let prefix = format!("{PUBLIC_BASE_URL}{page}?token=");
+        let text = newest["text"].as_str().expect("a plain-text body");
+        let start = text
+            .find(&prefix)
+            .unwrap_or_else(|| panic!("no {prefix} link in {text}"))
+            + prefix.len();
+        let token: String = text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        let html = newest["html"].as_str().expect("an HTML body");
+        assert!(
+            html.contains(&format!("href=\"{prefix}{token}\"")),
+            "the HTML carries the same link: {html}"
+        );
+        Some(token)
+    }
+
+    /// Delivers the outbox through the real mailer worker over SMTP to the catcher, then
+    /// returns the newest mail to `to` as the catcher shows it (`text`, `html`, `subject`).
+    /// `None` when no catcher runs (a developer's machine; CI fails instead).
+    pub async fn mailed(&self, to: &str) -> Option<Value> {
         let (smtp, web) = mail_catcher()?;
         let env = Env::from_pairs([
             ("MAIL_FROM", "gantry <no-reply@gantry.test>".to_owned()),
@@ -522,23 +590,12 @@ impl TestApp {
                 .expect("delivered");
         }
         let caught = caught_mail(&web, to).await;
-        let newest = caught.last().unwrap_or_else(|| panic!("no mail to {to}"));
-        let prefix = format!("{PUBLIC_BASE_URL}{page}?token=");
-        let text = newest["text"].as_str().expect("a plain-text body");
-        let start = text
-            .find(&prefix)
-            .unwrap_or_else(|| panic!("no {prefix} link in {text}"))
-            + prefix.len();
-        let token: String = text[start..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect();
-        let html = newest["html"].as_str().expect("an HTML body");
-        assert!(
-            html.contains(&format!("href=\"{prefix}{token}\"")),
-            "the HTML carries the same link: {html}"
-        );
-        Some(token)
+        Some(
+            caught
+                .last()
+                .unwrap_or_else(|| panic!("no mail to {to}"))
+                .clone(),
+        )
     }
 
     /// The number of mails in the outbox addressed to `to`.
@@ -588,6 +645,9 @@ pub const EVERYONE: [Who; 5] = [
     Who::Admin,
 ];
 
+/// The email of [`Cast`]'s ADMIN.
+pub const CAST_ADMIN: &str = "admin@example.com";
+
 /// One logged-in account per kind of caller (their access tokens), and the owner client's id.
 pub struct Cast {
     pub owner: String,
@@ -602,7 +662,7 @@ impl Cast {
         let (owner_id, owner) = app.user_with_role("owner@client.example", "CLIENT").await;
         let (_, other) = app.user_with_role("other@client.example", "CLIENT").await;
         let (_, staff) = app.user_with_role("staff@example.com", "STAFF").await;
-        let (_, admin) = app.user_with_role("admin@example.com", "ADMIN").await;
+        let (_, admin) = app.user_with_role(CAST_ADMIN, "ADMIN").await;
         Self {
             owner,
             other,
@@ -610,6 +670,14 @@ impl Cast {
             admin,
             owner_id,
         }
+    }
+
+    /// The ADMIN's access token with a second factor used just now, which `POST /payouts`
+    /// needs (TOTP is turned on for the ADMIN: see [`TestApp::sign_in_with_totp`]). `None`
+    /// without pyotp.
+    pub async fn admin_with_second_factor(&self, app: &TestApp) -> Option<String> {
+        let signed_in = app.sign_in_with_totp(CAST_ADMIN).await?;
+        Some(signed_in["access_token"].as_str()?.to_owned())
     }
 
     pub fn token(&self, who: Who) -> Option<&str> {

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod facade;
 pub mod mfa;
 pub mod model;
 pub mod openapi;

@@ -25,7 +25,13 @@ pub async fn list_invoices(
     caller: AuthUser,
     Query(query): Query<InvoiceQuery>,
 ) -> AppResult<Json<Page<Invoice>>> {
-    Ok(Json(invoices::list(state.db()?, &caller, query).await?))
+    let mut page = invoices::list(state.db()?, &caller, query).await?;
+    page.items = page
+        .items
+        .into_iter()
+        .map(|i| state.chains().with_payment_uri(i))
+        .collect();
+    Ok(Json(page))
 }
 
 #[utoipa::path(post, path = "/invoices", tag = "payments", security(("bearer" = [])),
@@ -57,7 +63,8 @@ pub async fn get_invoice(
     caller: AuthUser,
     Path(id): Path<Uuid>,
 ) -> AppResult<Json<Invoice>> {
-    Ok(Json(invoices::visible(state.db()?, &caller, id).await?))
+    let invoice = invoices::visible(state.db()?, &caller, id).await?;
+    Ok(Json(state.chains().with_payment_uri(invoice)))
 }
 
 #[utoipa::path(put, path = "/invoices/{id}", tag = "payments", security(("bearer" = [])),
@@ -76,9 +83,8 @@ pub async fn update_invoice(
     Path(id): Path<Uuid>,
     Json(body): Json<InvoiceUpdate>,
 ) -> AppResult<Json<Invoice>> {
-    Ok(Json(
-        invoices::update(state.db()?, &caller, id, body).await?,
-    ))
+    let invoice = invoices::update(state.db()?, &caller, id, body).await?;
+    Ok(Json(state.chains().with_payment_uri(invoice)))
 }
 
 #[utoipa::path(get, path = "/invoices/{id}/payments", tag = "payments", security(("bearer" = [])),
@@ -101,6 +107,7 @@ pub async fn list_payments(
         (status = 201, description = "The invoice's open PaymentIntent for what is left to pay (the same one on every call while it is open)", body = PaymentIntentCreated),
         (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The invoice is not SENT, is paid, is not in a card currency, or a card payment of it succeeded and is being recorded", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Stripe cannot charge what is left to pay exactly in its units (123.45 MGA, 5.124 KWD): `amount` is named, and nothing is rounded", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Stripe refused the request or answered with something else", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_payment_intent(
@@ -249,10 +256,11 @@ pub fn add_links(doc: &mut utoipa::openapi::OpenApi) {
     params(("id" = Uuid, Path, description = "Invoice id")),
     request_body = BlockchainPaymentInput,
     responses(
-        (status = 202, description = "The payment, PENDING until the chain monitor finds the transaction final (the same payment if this transaction was submitted for this invoice before)", body = Payment),
+        (status = 202, description = "The payment, PENDING until the chain monitor finds the transaction final (the same payment if this transaction was submitted for this invoice before). It credits the invoice only if it was paid from a wallet linked (SIWE) to the invoice's client account, in a block no older than the invoice's issue; otherwise it ends FAILED", body = Payment),
         (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The invoice is not SENT or is paid, its currency is not taken on that chain, or the transaction is another invoice's payment", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The invoice is not SENT or is paid, its currency is not taken on that chain, 3 of its on-chain payments are still being checked, or the transaction is another invoice's payment (waiting or paid)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No payments are taken on chain_id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "On-chain payments are not configured, or the currency's token cannot be taken: its decimals() could not be read, or differ from the currency's (the detail names PAYMENT_CHAINS)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn blockchain_payment(
     State(state): State<PaymentsState>,
@@ -260,7 +268,9 @@ pub async fn blockchain_payment(
     Path(id): Path<Uuid>,
     Json(body): Json<BlockchainPaymentInput>,
 ) -> AppResult<(StatusCode, Json<Payment>)> {
-    let payment = onchain::submit::submit(state.db()?, state.chains(), &caller, id, body).await?;
+    let payment =
+        onchain::submit::submit(state.db()?, state.chains(), state.rpc(), &caller, id, body)
+            .await?;
     Ok((StatusCode::ACCEPTED, Json(payment)))
 }
 
@@ -268,7 +278,8 @@ pub async fn blockchain_payment(
     request_body = PayoutInput,
     responses(
         (status = 202, description = "The payout, signed, stored and broadcast, PENDING until the chain monitor finds it final; the same payout for the same idempotency_key", body = onchain::payout::Payout),
-        (status = 403, description = "Not ADMIN", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token, or no second factor (amr otp or rec) in the last 5 minutes: `WWW-Authenticate: Bearer error=\"insufficient_user_authentication\"` (RFC 9470), problem type urn:gantry:problem:step-up-required; sign in again through POST /login/mfa", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not ADMIN (the role is read from the database, not only the token)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It would exceed the currency's daily payout limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No payouts on chain_id or in currency, or the idempotency_key was used for another payout", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -202,7 +202,8 @@ pub async fn update(
     let due_date = input.due_date.unwrap_or(current.due_date);
     sqlx::query!(
         r#"UPDATE invoices SET amount = COALESCE($2::text::numeric, amount),
-                  currency = COALESCE($3, currency), status = $4, due_date = $5, updated_at = now()
+                  currency = COALESCE($3, currency), status = $4, due_date = $5, updated_at = now(),
+                  sent_at = CASE WHEN $4::invoice_status <> 'DRAFT' THEN COALESCE(sent_at, now()) END
            WHERE id = $1"#,
         id,
         amount.map(|a| a.to_string()),
@@ -356,7 +357,8 @@ pub(crate) async fn record_started(
     let inserted = sqlx::query!(
         r#"INSERT INTO payments (id, invoice_id, amount, currency, method, provider, provider_ref)
            VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7)
-           ON CONFLICT (provider, provider_ref) DO NOTHING"#,
+           ON CONFLICT (provider, provider_ref) WHERE NOT (status = 'FAILED' AND provider LIKE 'evm:%')
+           DO NOTHING"#,
         id,
         payable.invoice.id,
         payable.outstanding.to_string(),
@@ -369,13 +371,19 @@ pub(crate) async fn record_started(
     .await?
     .rows_affected();
     if inserted == 0 {
+        // The row that holds the object (a FAILED on-chain payment has let go of its
+        // transaction: see the unique index payments_provider_ref).
         let owner = sqlx::query!(
-            "SELECT id, invoice_id FROM payments WHERE provider = $1 AND provider_ref = $2",
+            r#"SELECT id, invoice_id FROM payments WHERE provider = $1 AND provider_ref = $2
+                 AND NOT (status = 'FAILED' AND provider LIKE 'evm:%')"#,
             started.provider,
             started.provider_ref
         )
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| {
+            AppError::Conflict("this payment changed while it was recorded; try again".into())
+        })?;
         return Ok(if owner.invoice_id == payable.invoice.id {
             Recorded::Payment(owner.id)
         } else {

@@ -33,11 +33,21 @@ pub struct Invoice {
     #[serde(with = "date_format::option")]
     #[schema(value_type = Option<Date>)]
     pub due_date: Option<Date>,
-    /// The on-chain payment's transaction, once one is recorded.
+    /// The transaction of the on-chain payment that paid it (confirmed), else null. A submitted
+    /// transaction that has not paid yet is only a payment of the invoice (`GET .../payments`).
     pub blockchain_tx_hash: Option<String>,
     /// Confirmed payments net of refunds, in minor units.
     #[schema(value_type = String, pattern = "^[0-9]{1,38}$", example = "0")]
     pub amount_paid: Minor,
+    /// While it is SENT with something left to pay and a chain takes its currency: an EIP-681
+    /// URI that a wallet pays in one scan (the chain with the lowest id that takes it; the
+    /// receiver, or the token contract's `transfer` to it; the amount left, in base units). Pay
+    /// it from a wallet linked to the client's account: transfers from any other are not
+    /// credited.
+    #[schema(
+        example = "ethereum:0x70997970C51812dc3A010C7d01b50e0d17dc79C8@1?value=10000000000000000"
+    )]
+    pub payment_uri: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -77,6 +87,7 @@ impl TryFrom<InvoiceRow> for Invoice {
             due_date: row.due_date,
             blockchain_tx_hash: row.blockchain_tx_hash,
             amount_paid: stored(&row.amount_paid)?,
+            payment_uri: None,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })

@@ -5,7 +5,7 @@
 //! once (the second waits on the locks, then finds the event in the ledger).
 
 use super::ledger::{self, Entry};
-use super::lifecycle::{InvoiceStatus, PaymentEvent, PaymentState, PaymentStatus};
+use super::lifecycle::{Dispute, InvoiceStatus, PaymentEvent, PaymentState, PaymentStatus};
 use super::model::stored;
 use super::money::Minor;
 use crate::error::AppResult;
@@ -85,8 +85,11 @@ pub async fn paid(conn: &mut PgConnection, invoice_id: Uuid) -> AppResult<Minor>
 /// Finds our payment for the report and locks its invoice and itself (in that order, as every
 /// writer of invoices does).
 async fn lock(conn: &mut PgConnection, report: &Report) -> AppResult<Option<Locked>> {
+    // A FAILED on-chain payment may share its transaction with a later, live one (the unique
+    // index payments_provider_ref): the live one is the one a report is about.
     let Some(found) = sqlx::query!(
-        "SELECT id, invoice_id FROM payments WHERE provider = $1 AND provider_ref = $2",
+        "SELECT id, invoice_id FROM payments WHERE provider = $1 AND provider_ref = $2
+         ORDER BY status = 'FAILED', id DESC LIMIT 1",
         &*report.provider,
         report.provider_ref
     )
@@ -104,7 +107,7 @@ async fn lock(conn: &mut PgConnection, report: &Report) -> AppResult<Option<Lock
     .await?;
     let payment = sqlx::query!(
         r#"SELECT amount::text AS "amount!", refunded::text AS "refunded!", currency,
-                  status AS "status: PaymentStatus"
+                  status AS "status: PaymentStatus", dispute AS "dispute: Dispute"
            FROM payments WHERE id = $1 FOR UPDATE"#,
         found.id
     )
@@ -118,6 +121,7 @@ async fn lock(conn: &mut PgConnection, report: &Report) -> AppResult<Option<Lock
             status: payment.status,
             amount: stored(&payment.amount)?,
             refunded: stored(&payment.refunded)?,
+            dispute: payment.dispute,
         },
         invoice_amount: stored(&invoice.amount)?,
         invoice_status: invoice.status,
@@ -202,12 +206,13 @@ async fn change(
     if next != ours.state {
         sqlx::query!(
             r#"UPDATE payments SET status = $2, refunded = $3::text::numeric,
-                                   amount = $4::text::numeric, updated_at = now()
+                                   amount = $4::text::numeric, dispute = $5, updated_at = now()
                WHERE id = $1"#,
             ours.payment_id,
             next.status as PaymentStatus,
             next.refunded.to_string(),
             next.amount.to_string(),
+            next.dispute as Option<Dispute>,
         )
         .execute(&mut *conn)
         .await?;

@@ -21,7 +21,9 @@ pub struct PaymentsState {
     stripe: Option<Arc<Stripe>>,
     btcpay: Option<Arc<Btcpay>>,
     chains: Arc<Chains>,
-    payouts: Option<Arc<(Payouts, AlloyRpc)>>,
+    /// The chains' RPC endpoints (`CHAIN_RPC_URLS`), each built on first use.
+    rpc: Arc<AlloyRpc>,
+    payouts: Option<Arc<Payouts>>,
 }
 
 impl FromRef<PaymentsState> for Tokens {
@@ -39,6 +41,7 @@ impl PaymentsState {
             stripe: None,
             btcpay: None,
             chains: Arc::default(),
+            rpc: Arc::new(AlloyRpc::new(Default::default())),
             payouts: None,
         }
     }
@@ -59,19 +62,19 @@ impl PaymentsState {
         })
     }
 
-    /// With the chains that take payments, from `PAYMENT_CHAINS`.
+    /// With the chains that take payments, from `PAYMENT_CHAINS`, and their RPC endpoints.
     pub fn with_chains(platform: &Platform) -> Result<Self, StartupError> {
         Ok(Self {
             chains: Arc::new(Chains::from_env(&platform.env)?),
+            rpc: Arc::new(AlloyRpc::new(platform.config.chain_rpc_urls.clone())),
             ..Self::rows(platform)
         })
     }
 
     /// With the chains, the payout signer and limits, and the chains' RPC endpoints.
     pub fn with_payouts(platform: &Platform) -> Result<Self, StartupError> {
-        let rpc = AlloyRpc::new(platform.config.chain_rpc_urls.clone());
         Ok(Self {
-            payouts: Some(Arc::new((Payouts::from_env(&platform.env)?, rpc))),
+            payouts: Some(Arc::new(Payouts::from_env(&platform.env)?)),
             ..Self::with_chains(platform)?
         })
     }
@@ -80,13 +83,18 @@ impl PaymentsState {
     pub fn payouts(&self) -> AppResult<(&Payouts, &AlloyRpc)> {
         self.payouts
             .as_deref()
-            .map(|(payouts, rpc)| (payouts, rpc))
+            .map(|payouts| (payouts, &*self.rpc))
             .ok_or_else(|| Self::built_without("payouts"))
     }
 
     /// The chains that take payments (none unless built [`Self::with_chains`]: a 503).
     pub fn chains(&self) -> &Chains {
         &self.chains
+    }
+
+    /// The chains' RPC endpoints (none unless built [`Self::with_chains`]).
+    pub fn rpc(&self) -> &AlloyRpc {
+        &self.rpc
     }
 
     pub fn db(&self) -> AppResult<&PgPool> {

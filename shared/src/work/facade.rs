@@ -37,3 +37,13 @@ pub async fn visible_projects(
         .await?;
     Ok(Some(ids))
 }
+
+/// The client account project `id` is for, if it has one (the account invoices of it bill).
+pub async fn project_client(db: impl PgExecutor<'_>, id: Uuid) -> AppResult<Option<Uuid>> {
+    Ok(
+        sqlx::query_scalar!("SELECT client_id FROM projects WHERE id = $1", id)
+            .fetch_optional(db)
+            .await?
+            .flatten(),
+    )
+}

@@ -4,6 +4,7 @@
 
 mod abuse;
 mod account;
+mod btcpay;
 mod contract;
 mod deploy;
 mod edge;
@@ -19,6 +20,8 @@ mod payments;
 mod pool;
 mod queue;
 mod relay;
+mod secrets;
+mod step_up;
 mod store;
 mod tokens;
 mod users;

@@ -15,6 +15,8 @@ use std::sync::Arc;
 const TEST_TOKEN: &str = include_str!("../../contracts/TestToken.bin");
 const ETH: u128 = 1_000_000_000_000_000_000;
 const CHAIN: u64 = 31337;
+/// anvil's well-known account 0, the owner client's wallet (linked with SIWE): it pays.
+const PAYER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 /// anvil's well-known account 3: the payout account.
 const PAYOUT_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 const PAYOUT_ACCOUNT: &str = "0x90f79bf6eb2c4f870365e785982e1f101e93b906";
@@ -24,7 +26,8 @@ struct Chain {
     app: TestApp,
     cast: Cast,
     anvil: Anvil,
-    /// anvil's accounts: 0 pays, 1 receives (our receiver), 2 is someone else.
+    /// anvil's accounts: 0 pays (a wallet of the owner client's), 1 receives (our receiver), 2
+    /// is someone else.
     accounts: Vec<String>,
     token: String,
     monitor: Arc<dyn JobHandler>,
@@ -70,6 +73,12 @@ impl Chain {
         env.extend_from_slice(extra);
         let app = TestApp::with(pool, &env);
         let cast = Cast::on(&app).await;
+        let payer = gantry_tests::wallet::Wallet {
+            signer: PAYER_KEY.parse().unwrap(),
+        };
+        assert_eq!(payer.address().to_lowercase(), accounts[0].to_lowercase());
+        let linked = app.link_wallet(&cast.owner, &payer).await;
+        assert_eq!(linked.status, StatusCode::CREATED, "{}", linked.body);
         let Trigger::Queue { build, .. } = gantry::app::CHAIN_MONITOR.trigger else {
             panic!("chain-monitor is a queue worker");
         };
@@ -248,9 +257,9 @@ async fn a_native_payment_is_credited_once_after_its_confirmations(pool: PgPool)
     assert_eq!(res.body["provider"], "evm:31337");
     assert_eq!(res.body["payment_method"], "BLOCKCHAIN_TOKEN");
     let payment = res.str("id");
-    assert_eq!(
-        chain.invoice_state(&invoice).await["blockchain_tx_hash"],
-        hash.to_lowercase()
+    assert!(
+        chain.invoice_state(&invoice).await["blockchain_tx_hash"].is_null(),
+        "a submission is no payment yet"
     );
 
     // Included: 1 confirmation of 3.
@@ -268,6 +277,7 @@ async fn a_native_payment_is_credited_once_after_its_confirmations(pool: PgPool)
     let state = chain.invoice_state(&invoice).await;
     assert_eq!(state["status"], "PAID");
     assert_eq!(state["amount_paid"], ETH.to_string());
+    assert_eq!(state["blockchain_tx_hash"], hash.to_lowercase());
 
     // The same job delivered three more times, twice at once: still one credit.
     chain.watch(&payment).await.unwrap();
@@ -505,11 +515,13 @@ async fn ten_concurrent_payouts_with_one_key_send_one_transaction(pool: PgPool) 
     let Some(chain) = Chain::start(pool).await else {
         return;
     };
+    let Some(admin) = chain.cast.admin_with_second_factor(&chain.app).await else {
+        return;
+    };
     let before = chain.eth_balance(PAYEE).await;
     let body = json!({"chain_id": CHAIN, "to": PAYEE, "amount": ETH.to_string(),
                       "currency": "ETH", "idempotency_key": "payout-2026-12-03-1"});
-    let answers =
-        futures::future::join_all((0..10).map(|_| chain.payout(&chain.cast.admin, &body))).await;
+    let answers = futures::future::join_all((0..10).map(|_| chain.payout(&admin, &body))).await;
     let hashes: std::collections::HashSet<String> = answers
         .iter()
         .map(|res| {
@@ -528,7 +540,7 @@ async fn ten_concurrent_payouts_with_one_key_send_one_transaction(pool: PgPool) 
     assert_eq!(chain.app.audit_count("payout.sent").await, 1);
 
     // The same key once more, later: the same payout, nothing sent.
-    let again = chain.payout(&chain.cast.admin, &body).await;
+    let again = chain.payout(&admin, &body).await;
     assert_eq!(again.str("tx_hash"), answers[0].str("tx_hash"));
     chain.anvil.mine(2).await.unwrap();
     assert_eq!(chain.eth_balance(PAYEE).await - before, ETH);
@@ -552,12 +564,15 @@ async fn a_payout_whose_nonce_another_transaction_took_fails(pool: PgPool) {
     let Some(chain) = Chain::start(pool).await else {
         return;
     };
+    let Some(admin) = chain.cast.admin_with_second_factor(&chain.app).await else {
+        return;
+    };
     let anvil = &chain.anvil;
     let before = chain.eth_balance(PAYEE).await;
     anvil.rpc("evm_setAutomine", json!([false])).await.unwrap();
     let body = json!({"chain_id": CHAIN, "to": PAYEE, "amount": ETH.to_string(),
                       "currency": "ETH", "idempotency_key": "dropped"});
-    let sent = chain.payout(&chain.cast.admin, &body).await;
+    let sent = chain.payout(&admin, &body).await;
     assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
     let (payout, hash) = (sent.str("id"), sent.str("tx_hash"));
 
@@ -607,13 +622,14 @@ async fn a_token_payout_moves_the_token_and_limits_and_keys_are_enforced(pool: P
     let Some(chain) = Chain::start(pool).await else {
         return;
     };
+    let Some(admin) = chain.cast.admin_with_second_factor(&chain.app).await else {
+        return;
+    };
     chain
         .pay_token(&chain.accounts[0], PAYOUT_ACCOUNT, 500_000_000)
         .await;
     let usdc = |amount: &str, key: &str| json!({"chain_id": CHAIN, "to": PAYEE, "amount": amount, "currency": "USDC", "idempotency_key": key});
-    let res = chain
-        .payout(&chain.cast.admin, &usdc("60000000", "a"))
-        .await;
+    let res = chain.payout(&admin, &usdc("60000000", "a")).await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
     let payout = res.str("id");
     chain.anvil.mine(2).await.unwrap();
@@ -623,18 +639,15 @@ async fn a_token_payout_moves_the_token_and_limits_and_keys_are_enforced(pool: P
 
     // The daily limit is 100 USDC: 60 + 50 is refused, and nothing is sent.
     chain
-        .payout(&chain.cast.admin, &usdc("50000000", "b"))
+        .payout(&admin, &usdc("50000000", "b"))
         .await
         .problem(409);
     // A key is one payout: another amount under it is refused.
-    chain
-        .payout(&chain.cast.admin, &usdc("1", "a"))
-        .await
-        .problem(422);
+    chain.payout(&admin, &usdc("1", "a")).await.problem(422);
     // Only configured currencies, only ADMIN.
     let dai = json!({"chain_id": CHAIN, "to": PAYEE, "amount": "1", "currency": "DAI", "idempotency_key": "c"});
     assert_eq!(
-        chain.payout(&chain.cast.admin, &dai).await.problem(422)["errors"][0]["field"],
+        chain.payout(&admin, &dai).await.problem(422)["errors"][0]["field"],
         "currency"
     );
     for who in [&chain.cast.staff, &chain.cast.owner] {
@@ -710,6 +723,11 @@ async fn over_sqs_a_batch_reports_only_its_poisoned_messages_and_credits_once(po
     bodies.push("not json".to_owned());
     bodies.push(json!({"payment_id": uuid::Uuid::now_v7()}).to_string());
     assert_eq!(bodies.len(), 10);
+    // The relay sent them to SQS: they left the outbox.
+    sqlx::query("DELETE FROM queue_messages WHERE queue = 'chain-monitor'")
+        .execute(&chain.app.pool)
+        .await
+        .unwrap();
 
     let failed = sqs_batch(&chain, &bodies).await;
     assert_eq!(failed, ["m-8", "m-9"], "only the poisoned ones");
@@ -817,6 +835,9 @@ async fn a_kms_key_signs_payouts_and_never_leaves_kms(pool: PgPool) {
     let Some(chain) = Chain::start_with(pool, &extra).await else {
         return;
     };
+    let Some(admin) = chain.cast.admin_with_second_factor(&chain.app).await else {
+        return;
+    };
     chain
         .anvil
         .rpc(
@@ -828,10 +849,10 @@ async fn a_kms_key_signs_payouts_and_never_leaves_kms(pool: PgPool) {
     let before = chain.eth_balance(PAYEE).await;
     let body = json!({"chain_id": CHAIN, "to": PAYEE, "amount": (ETH / 2).to_string(),
                       "currency": "ETH", "idempotency_key": "kms-1"});
-    let res = chain.payout(&chain.cast.admin, &body).await;
+    let res = chain.payout(&admin, &body).await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
     // The same key again: the stored transaction, no second signature.
-    let again = chain.payout(&chain.cast.admin, &body).await;
+    let again = chain.payout(&admin, &body).await;
     assert_eq!(again.str("tx_hash"), res.str("tx_hash"));
     assert_eq!(signed.load(std::sync::atomic::Ordering::SeqCst), 1);
     chain.anvil.mine(2).await.unwrap();
@@ -851,4 +872,453 @@ async fn a_kms_key_signs_payouts_and_never_leaves_kms(pool: PgPool) {
     assert_eq!(local, "0x0");
     chain.watch(&res.str("id")).await.unwrap();
     assert_eq!(chain.payout_status(&res.str("id")).await, "CONFIRMED");
+}
+
+/// anvil's well-known account 2's key: the other client's wallet where a test links it.
+const OTHER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+
+impl Chain {
+    /// A SENT invoice of the other client's (`cast.other`), whose wallet is anvil's account 2.
+    async fn others_invoice(&self, amount: u128, currency: &str) -> String {
+        let wallet = gantry_tests::wallet::Wallet {
+            signer: OTHER_KEY.parse().unwrap(),
+        };
+        let linked = self.app.link_wallet(&self.cast.other, &wallet).await;
+        assert!(
+            [StatusCode::CREATED, StatusCode::CONFLICT].contains(&linked.status),
+            "{}",
+            linked.body
+        );
+        let other = gantry_tests::claims_of(&self.cast.other)["sub"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.invoice_of(&other, amount, currency).await
+    }
+
+    /// A SENT invoice of `client`'s.
+    async fn invoice_of(&self, client: &str, amount: u128, currency: &str) -> String {
+        let project = self
+            .app
+            .post("/projects")
+            .bearer(&self.cast.staff)
+            .json(&json!({"name": "Another client's", "client_id": client}))
+            .send()
+            .await;
+        assert_eq!(project.status, StatusCode::CREATED, "{}", project.body);
+        let res = self
+            .app
+            .post("/invoices")
+            .bearer(&self.cast.staff)
+            .json(&json!({"project_id": project.str("id"), "amount": amount.to_string(), "currency": currency}))
+            .send()
+            .await;
+        let id = res.str("id");
+        let sent = self
+            .app
+            .put(&format!("/invoices/{id}"))
+            .bearer(&self.cast.staff)
+            .json(&json!({"status": "SENT"}))
+            .send()
+            .await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+        id
+    }
+
+    async fn submit_as(
+        &self,
+        who: &str,
+        invoice: &str,
+        tx_hash: &str,
+    ) -> gantry_tests::TestResponse {
+        self.app
+            .post(&format!("/invoices/{invoice}/blockchain-payment"))
+            .bearer(who)
+            .json(&json!({"chain_id": CHAIN, "tx_hash": tx_hash}))
+            .send()
+            .await
+    }
+
+    /// The outcome and type of the newest ledger row.
+    async fn last_word(&self) -> (String, String) {
+        sqlx::query_as("SELECT event_type, outcome FROM payment_events ORDER BY seq DESC LIMIT 1")
+            .fetch_one(&self.app.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// The attack: a client sees another customer's payment to the shared receiver and submits its
+/// hash for their own invoice first. Known to the node, it is refused at once (nothing held);
+/// not known yet, it is recorded, then FAILED by the monitor (not the client's payer), and it
+/// lets go of the transaction: the real payer submits it for their invoice, which it pays.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_transfer_from_another_accounts_wallet_pays_only_that_accounts_invoice(pool: PgPool) {
+    let Some(anvil) = Anvil::start_or_skip().await else {
+        return;
+    };
+    let supply = format!("{:064x}", 1_000_000_000_000u128);
+    let token = anvil.deploy(TEST_TOKEN, &supply).await.unwrap();
+    let (rpc, hide) = hiding_rpc(anvil.url.clone(), "eth_getTransactionByHash").await;
+    let chain = Chain::on(pool, anvil, &token, &rpc, &[]).await;
+    let mine = chain.invoice(ETH, "ETH").await;
+    let theirs = chain.others_invoice(ETH, "ETH").await;
+    let hash = chain
+        .anvil
+        .send(&chain.accounts[2], &chain.accounts[1], ETH, "0x")
+        .await
+        .unwrap();
+
+    let res = chain.submit(&mine, &hash).await;
+    assert_eq!(res.problem(422)["errors"][0]["field"], "tx_hash");
+    assert!(chain.payment(&mine).await.is_null(), "nothing recorded");
+
+    // Submitted before the node knew it: recorded, then judged.
+    hide.store(true, std::sync::atomic::Ordering::SeqCst);
+    let res = chain.submit(&mine, &hash).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    let stolen = res.str("id");
+    // Meanwhile the real payer cannot claim it: it waits.
+    chain
+        .submit_as(&chain.cast.other, &theirs, &hash)
+        .await
+        .problem(409);
+    chain.anvil.mine(2).await.unwrap();
+    chain.watch(&stolen).await.unwrap();
+    assert_eq!(chain.payment(&mine).await["status"], "FAILED");
+    assert_eq!(chain.invoice_state(&mine).await["status"], "SENT");
+    assert_eq!(chain.invoice_state(&mine).await["amount_paid"], "0");
+    let (kind, outcome) = chain.last_word().await;
+    assert_eq!(kind, "chain.not_the_clients_payer", "{outcome}");
+
+    // The real payer submits it for their invoice: not a 409, and it pays.
+    let res = chain.submit_as(&chain.cast.other, &theirs, &hash).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    let paid = res.str("id");
+    chain.watch(&paid).await.unwrap();
+    let state = chain.invoice_state(&theirs).await;
+    assert_eq!(state["status"], "PAID");
+    assert_eq!(state["blockchain_tx_hash"], hash.to_lowercase());
+    // Now that it has paid, nobody can claim it again.
+    chain.submit(&mine, &hash).await.problem(422);
+    let again = chain.others_invoice(ETH, "ETH").await;
+    chain
+        .submit_as(&chain.cast.other, &again, &hash)
+        .await
+        .problem(409);
+    assert!(chain.invoice_state(&mine).await["blockchain_tx_hash"].is_null());
+    let mut conn = chain.app.pool.acquire().await.unwrap();
+    assert_eq!(
+        gantry::payments::ledger::verify(&mut conn).await.unwrap(),
+        gantry::payments::ledger::Verdict::Intact { rows: 2 }
+    );
+}
+
+/// A wallet nobody linked (a stranger's), in ETH and in a token, submitted by the client or by
+/// STAFF on their behalf: refused, never a credit. A token transfer's payer is its `Transfer`
+/// log's sender, read from the receipt.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_strangers_transfer_never_pays_an_invoice(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let stranger = &chain.accounts[4];
+    let invoice = chain.invoice(ETH, "ETH").await;
+    let hash = chain
+        .anvil
+        .send(stranger, &chain.accounts[1], ETH, "0x")
+        .await
+        .unwrap();
+    chain
+        .submit_as(&chain.cast.staff, &invoice, &hash)
+        .await
+        .problem(422);
+
+    let tokens = chain.invoice(25_000_000, "USDC").await;
+    chain
+        .pay_token(&chain.accounts[0], stranger, 25_000_000)
+        .await;
+    let hash = chain
+        .pay_token(stranger, &chain.accounts[1], 25_000_000)
+        .await;
+    chain.submit(&tokens, &hash).await.problem(422);
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
+        .fetch_one(&chain.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+    let state = chain.invoice_state(&tokens).await;
+    assert_eq!(
+        (state["status"].as_str(), state["amount_paid"].as_str()),
+        (Some("SENT"), Some("0"))
+    );
+}
+
+/// A deposit the client's own wallet made before the invoice was issued (SENT) does not pay it.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_transfer_mined_before_the_invoice_was_sent_never_pays_it(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let old = chain.pay_eth(&chain.accounts[1], ETH).await;
+    // Block times are whole seconds: the invoice is issued in a later second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let invoice = chain.invoice(ETH, "ETH").await;
+    let payment = chain.submit(&invoice, &old).await.str("id");
+    chain.anvil.mine(2).await.unwrap();
+    chain.watch(&payment).await.unwrap();
+    assert_eq!(chain.payment(&invoice).await["status"], "FAILED");
+    assert_eq!(chain.last_word().await.0, "chain.before_the_invoice");
+    assert_eq!(chain.invoice_state(&invoice).await["status"], "SENT");
+
+    // A transfer after the issue pays it.
+    let new = chain.pay_eth(&chain.accounts[1], ETH).await;
+    let payment = chain.submit(&invoice, &new).await.str("id");
+    chain.anvil.mine(2).await.unwrap();
+    chain.watch(&payment).await.unwrap();
+    assert_eq!(chain.invoice_state(&invoice).await["status"], "PAID");
+}
+
+/// Thirty made-up hashes: three wait, the rest are refused, one job each; the invoice's
+/// transaction is never one of them; a hash the node never heard of fails after the short
+/// `unknown_minutes`, and then another may be submitted.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn thirty_submissions_leave_at_most_three_waiting(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let invoice = chain.invoice(ETH, "ETH").await;
+    let mut accepted = Vec::new();
+    for i in 0..30u8 {
+        let hash = format!("0x{}", format!("{i:02x}").repeat(32));
+        let res = chain.submit(&invoice, &hash).await;
+        if res.status == StatusCode::ACCEPTED {
+            accepted.push(res.str("id"));
+        } else {
+            assert!(
+                res.problem(409)["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("3 on-chain payments")
+            );
+        }
+    }
+    assert_eq!(accepted.len(), 3);
+    let jobs: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM queue_messages WHERE queue = 'chain-monitor'")
+            .fetch_one(&chain.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(jobs, 3);
+    assert!(chain.invoice_state(&invoice).await["blockchain_tx_hash"].is_null());
+    // The same hash again is the same payment, even at the limit.
+    let again = chain
+        .submit(&invoice, &format!("0x{}", "00".repeat(32)))
+        .await;
+    assert_eq!(again.str("id"), accepted[0]);
+
+    // Unknown to the node: later, until unknown_until (5 minutes, not the hour's watch).
+    later(chain.watch(&accepted[0]).await);
+    let (unknown, watch): (f64, f64) = sqlx::query_as(
+        "SELECT extract(epoch FROM unknown_until - p.created_at)::float8,
+                extract(epoch FROM watch_until - p.created_at)::float8
+         FROM chain_payments c JOIN payments p ON p.id = c.payment_id WHERE p.id = $1::uuid",
+    )
+    .bind(&accepted[0])
+    .fetch_one(&chain.app.pool)
+    .await
+    .unwrap();
+    assert!(
+        (299.0..301.0).contains(&unknown) && (3599.0..3601.0).contains(&watch),
+        "{unknown} {watch}"
+    );
+    sqlx::query("UPDATE chain_payments SET unknown_until = now() - interval '1 second' WHERE payment_id = $1::uuid")
+        .bind(&accepted[0])
+        .execute(&chain.app.pool)
+        .await
+        .unwrap();
+    chain.watch(&accepted[0]).await.unwrap();
+    assert_eq!(chain.last_word().await.0, "chain.unknown");
+    let res = chain
+        .submit(&invoice, &format!("0x{}", "1d".repeat(32)))
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+}
+
+/// A token whose decimals are not its currency's: USD at 2 and DAI at 18 on a 6-decimal token.
+/// The chain's routes answer 503 naming PAYMENT_CHAINS, nothing is recorded, and the monitor
+/// never credits in the wrong units. ("native" for a currency other than the chain's coin is a
+/// start-up error: the unit tests of `Chains::parse`.)
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_token_whose_decimals_are_not_its_currencys_takes_no_payment(pool: PgPool) {
+    let Some(anvil) = Anvil::start_or_skip().await else {
+        return;
+    };
+    let supply = format!("{:064x}", 1_000_000_000_000u128);
+    let token = anvil.deploy(TEST_TOKEN, &supply).await.unwrap();
+    let another = anvil.deploy(TEST_TOKEN, &supply).await.unwrap();
+    let accounts = anvil.accounts().await.unwrap();
+    let chains = json!({CHAIN.to_string(): {
+        "receiver": accounts[1], "confirmations": 1,
+        "assets": {"USD": token, "DAI": another},
+    }})
+    .to_string();
+    let rpc = anvil.url.clone();
+    let chain = Chain::on(pool, anvil, &token, &rpc, &[("PAYMENT_CHAINS", &chains)]).await;
+    let invoice = chain.invoice(100, "USD").await;
+    let hash = chain
+        .pay_token(&chain.accounts[0], &chain.accounts[1], 100)
+        .await;
+    let res = chain.submit(&invoice, &hash).await;
+    let detail = res.problem(503)["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("PAYMENT_CHAINS") && detail.contains("6 decimals"),
+        "{detail}"
+    );
+    let dai = chain.invoice(100, "DAI").await;
+    let res = chain.submit(&dai, &hash).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.body);
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
+        .fetch_one(&chain.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+}
+
+/// A JSON-RPC proxy in front of anvil that answers the next call of `method` with null once
+/// `hide` is set: the node not knowing a transaction yet, or a payout mined just after the
+/// monitor asked for its receipt and before it read the nonce.
+async fn hiding_rpc(
+    upstream: String,
+    method: &'static str,
+) -> (String, Arc<std::sync::atomic::AtomicBool>) {
+    let hide = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let armed = hide.clone();
+    let client = gantry_tests::http_client();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let (armed, client, upstream) = (armed.clone(), client.clone(), upstream.clone());
+            async move {
+                let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+                if request["method"] == method
+                    && armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+                {
+                    return json!({"jsonrpc": "2.0", "id": request["id"], "result": null})
+                        .to_string();
+                }
+                let answer = client
+                    .post(&upstream)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                answer.text().await.unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hide)
+}
+
+/// The payout-nonce race: the receipt read finds nothing, the payout is mined, then the nonce
+/// read finds the nonce spent. It is CONFIRMED (its receipt is read again), never FAILED: a
+/// FAILED payout drops out of the daily limit and invites a second transfer.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_payout_mined_between_the_monitors_two_reads_is_confirmed(pool: PgPool) {
+    let Some(anvil) = Anvil::start_or_skip().await else {
+        return;
+    };
+    let supply = format!("{:064x}", 1_000_000_000_000u128);
+    let token = anvil.deploy(TEST_TOKEN, &supply).await.unwrap();
+    let (rpc, hide) = hiding_rpc(anvil.url.clone(), "eth_getTransactionReceipt").await;
+    let chain = Chain::on(pool, anvil, &token, &rpc, &[]).await;
+    let body = json!({"chain_id": CHAIN, "to": PAYEE, "amount": ETH.to_string(),
+                      "currency": "ETH", "idempotency_key": "raced"});
+    let Some(admin) = chain.cast.admin_with_second_factor(&chain.app).await else {
+        return;
+    };
+    let sent = chain.payout(&admin, &body).await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
+    let payout = sent.str("id");
+    chain.anvil.mine(3).await.unwrap();
+
+    hide.store(true, std::sync::atomic::Ordering::SeqCst);
+    chain.watch(&payout).await.unwrap();
+    assert!(
+        !hide.load(std::sync::atomic::Ordering::SeqCst),
+        "the receipt was hidden once"
+    );
+    assert_eq!(chain.payout_status(&payout).await, "CONFIRMED");
+}
+
+/// Each SENT invoice that a chain takes carries an EIP-681 URI for what is left to pay; paying
+/// it, as a wallet would, from the client's linked wallet pays the invoice.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn an_invoice_carries_an_eip681_uri_that_pays_it(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let eip55 = |a: &str| {
+        a.parse::<alloy::primitives::Address>()
+            .unwrap()
+            .to_checksum(None)
+    };
+    let (receiver, token) = (eip55(&chain.accounts[1]), eip55(&chain.token));
+    let eth = chain.invoice(ETH, "ETH").await;
+    assert_eq!(
+        chain.invoice_state(&eth).await["payment_uri"],
+        format!("ethereum:{receiver}@31337?value={ETH}")
+    );
+    let usdc = chain.invoice(25_000_000, "USDC").await;
+    let uri = chain.invoice_state(&usdc).await["payment_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        uri,
+        format!("ethereum:{token}@31337/transfer?address={receiver}&uint256=25000000")
+    );
+    // Not payable on chain: a currency no chain takes, a DRAFT, and a paid invoice.
+    assert!(chain.invoice_state(&chain.invoice(100, "EUR").await).await["payment_uri"].is_null());
+    let list = chain
+        .app
+        .get("/invoices")
+        .bearer(&chain.cast.owner)
+        .send()
+        .await;
+    assert!(
+        list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["payment_uri"] == uri.as_str())
+    );
+
+    // A wallet reads the URI: contract, chain, function, recipient, amount.
+    let (target, rest) = uri.trim_start_matches("ethereum:").split_once('@').unwrap();
+    let (_, query) = rest.split_once("/transfer?").unwrap();
+    let fields: std::collections::HashMap<_, _> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let amount: u128 = fields["uint256"].parse().unwrap();
+    let data = format!(
+        "0xa9059cbb{:0>64}{amount:064x}",
+        &fields["address"][2..].to_lowercase()
+    );
+    let hash = chain
+        .anvil
+        .send(&chain.accounts[0], target, 0, &data)
+        .await
+        .unwrap();
+    let payment = chain.submit(&usdc, &hash).await.str("id");
+    chain.anvil.mine(2).await.unwrap();
+    chain.watch(&payment).await.unwrap();
+    let paid = chain.invoice_state(&usdc).await;
+    assert_eq!(paid["status"], "PAID");
+    assert!(paid["payment_uri"].is_null(), "nothing is left to pay");
 }

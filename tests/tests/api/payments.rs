@@ -37,6 +37,21 @@ impl World {
     async fn new(pool: PgPool) -> Self {
         let stub = MockServer::start().await;
         let uri = stub.uri();
+        // The chain's node, as far as the routes ask it: the USD token's decimals() is 2.
+        Mock::given(method("POST"))
+            .and(path("/rpc"))
+            .respond_with(|request: &wiremock::Request| {
+                let call: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+                let result = match call["method"].as_str() {
+                    Some("eth_call") => format!("0x{:064x}", 2),
+                    _ => "0x7a69".to_owned(),
+                };
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"jsonrpc": "2.0", "id": call["id"], "result": result}))
+            })
+            .mount(&stub)
+            .await;
+        let rpc = format!("31337={uri}/rpc");
         let app = TestApp::with(
             pool,
             &[
@@ -48,6 +63,7 @@ impl World {
                 ("BTCPAY_API_KEY", "btcpay-key"),
                 ("BTCPAY_WEBHOOK_SECRET", BTCPAY_SECRET),
                 ("PAYMENT_CHAINS", CHAINS),
+                ("CHAIN_RPC_URLS", rpc.as_str()),
             ],
         );
         let cast = Cast::on(&app).await;
@@ -79,12 +95,17 @@ impl World {
 
     /// An invoice of `amount` USD cents on a fresh project, moved to `status`: its id.
     async fn invoice(&self, amount: &str, status: &str) -> String {
+        self.invoice_in(amount, "USD", status).await
+    }
+
+    /// An invoice of `amount` ISO 4217 minor units of `currency`, moved to `status`: its id.
+    async fn invoice_in(&self, amount: &str, currency: &str, status: &str) -> String {
         let project = self.project().await;
         let res = self
             .app
             .post("/invoices")
             .bearer(&self.staff)
-            .json(&json!({"project_id": project, "amount": amount, "currency": "USD", "due_date": "2027-01-31"}))
+            .json(&json!({"project_id": project, "amount": amount, "currency": currency, "due_date": "2027-01-31"}))
             .send()
             .await;
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
@@ -196,12 +217,13 @@ fn stripe_header(body: &str, secret: &str, t: i64) -> String {
 }
 
 /// Stripe's PaymentIntent API, as far as this API uses it: a create answers an open intent whose
-/// id carries the amount and the invoice (`pi_<amount>_<invoice, simple>`); a retrieve answers
-/// that intent again.
+/// id carries the amount and the invoice (`pi_<amount>_<invoice, simple>`) in the currency asked
+/// for; a retrieve answers that intent again (in USD).
 struct StripeStub;
 
 impl Respond for StripeStub {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut currency = "usd".to_owned();
         let id = if request.method.as_str() == "POST" {
             let form = String::from_utf8_lossy(&request.body).into_owned();
             let field = |name: &str| {
@@ -211,6 +233,7 @@ impl Respond for StripeStub {
                     .to_owned()
             };
             let invoice = field("metadata%5Binvoice_id%5D").replace('-', "");
+            currency = field("currency");
             format!("pi_{}_{invoice}", field("amount"))
         } else {
             request
@@ -226,7 +249,9 @@ impl Respond for StripeStub {
             .nth(1)
             .and_then(|a| a.parse().ok())
             .unwrap_or(0);
-        ResponseTemplate::new(200).set_body_json(intent(&id, amount, "requires_payment_method"))
+        let mut body = intent(&id, amount, "requires_payment_method");
+        body["currency"] = json!(currency);
+        ResponseTemplate::new(200).set_body_json(body)
     }
 }
 
@@ -910,6 +935,110 @@ async fn an_amount_mismatch_never_credits(pool: PgPool) {
     );
 }
 
+/// The form of each PaymentIntent Stripe was asked to create.
+async fn created_intents(world: &World) -> Vec<String> {
+    let requests = world.stub.received_requests().await.unwrap();
+    requests
+        .iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path() == "/v1/payment_intents")
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect()
+}
+
+/// ISK has no decimals in ISO 4217 but two in Stripe's API: 100,000 kr is `amount=10000000`.
+/// Before, Stripe was asked for `100000` (1,000 kr) and a webhook of that paid the invoice at 1%
+/// of its price.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn an_isk_invoice_is_charged_and_credited_in_stripes_units(pool: PgPool) {
+    let world = World::new(pool).await;
+    let id = world.invoice_in("100000", "ISK", "SENT").await;
+    world.stripe_ok().await;
+    let res = world.start_card_payment(&id).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    assert_eq!(
+        res.body["amount"], "100000",
+        "the API speaks ISO 4217 units"
+    );
+    assert_eq!(res.body["currency"], "ISK");
+    let forms = created_intents(&world).await;
+    assert_eq!(forms.len(), 1);
+    assert!(
+        forms[0].contains("amount=10000000&") && forms[0].contains("currency=isk"),
+        "{}",
+        forms[0]
+    );
+    let pi = res.str("payment_intent_id");
+    let isk = |event: &str, amount: u64| {
+        stripe_event(event, "payment_intent.succeeded", &pi, &id, amount)
+            .replace("\"usd\"", "\"isk\"")
+    };
+    // 1,000 kr (Stripe's 100000): 1% of the price never credits.
+    let cheap = world.stripe_event(&isk("evt_isk_1pct", 100_000)).await;
+    assert_eq!(cheap.body["outcome"], "rejected", "{}", cheap.body);
+    // A fraction of a króna is no ISO amount: refused, never rounded into a credit.
+    world
+        .stripe_event(&isk("evt_isk_fraction", 10_000_050))
+        .await
+        .problem(400);
+    assert_eq!(world.get(&id).await["status"], "SENT");
+    // The whole price, in Stripe's units, pays it.
+    let paid = world.stripe_event(&isk("evt_isk_paid", 10_000_000)).await;
+    assert_eq!(paid.body["outcome"], "applied", "{}", paid.body);
+    let invoice = world.get(&id).await;
+    assert_eq!(invoice["status"], "PAID");
+    assert_eq!(invoice["amount_paid"], "100000");
+    // The ledger books ISO units too.
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM payment_events WHERE amount = 100000 AND currency = 'ISK'")
+            .await,
+        1
+    );
+}
+
+/// MGA has two decimals in ISO 4217 and none in Stripe's API: 500 Ar (ISO "50000") is
+/// `amount=500`, and 123.45 Ar cannot be charged at all (a 422, not a rounded charge).
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn an_mga_invoice_is_charged_in_whole_ariary_or_refused(pool: PgPool) {
+    let world = World::new(pool).await;
+    world.stripe_ok().await;
+    let odd = world.invoice_in("12345", "MGA", "SENT").await;
+    let refused = world.start_card_payment(&odd).await;
+    let problem = refused.problem(422);
+    assert_eq!(problem["errors"][0]["field"], "amount", "{problem}");
+    assert!(
+        created_intents(&world).await.is_empty(),
+        "Stripe was never asked"
+    );
+    assert!(world.payments(&odd).await.is_empty());
+
+    let id = world.invoice_in("50000", "MGA", "SENT").await;
+    let res = world.start_card_payment(&id).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    assert_eq!(res.body["amount"], "50000");
+    let forms = created_intents(&world).await;
+    assert_eq!(forms.len(), 1);
+    assert!(
+        forms[0].contains("amount=500&") && forms[0].contains("currency=mga"),
+        "{}",
+        forms[0]
+    );
+    let pi = res.str("payment_intent_id");
+    let mga = |event: &str, amount: u64| {
+        stripe_event(event, "payment_intent.succeeded", &pi, &id, amount)
+            .replace("\"usd\"", "\"mga\"")
+    };
+    // 5 Ar, 1% of the price, never credits.
+    let cheap = world.stripe_event(&mga("evt_mga_1pct", 5)).await;
+    assert_eq!(cheap.body["outcome"], "rejected", "{}", cheap.body);
+    assert_eq!(world.get(&id).await["status"], "SENT");
+    let paid = world.stripe_event(&mga("evt_mga_paid", 500)).await;
+    assert_eq!(paid.body["outcome"], "applied", "{}", paid.body);
+    let invoice = world.get(&id).await;
+    assert_eq!(invoice["status"], "PAID");
+    assert_eq!(invoice["amount_paid"], "50000");
+}
+
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn refunds_are_recorded_and_a_full_refund_reopens_the_invoice(pool: PgPool) {
     let world = World::new(pool).await;
@@ -936,6 +1065,161 @@ async fn refunds_are_recorded_and_a_full_refund_reopens_the_invoice(pool: PgPool
     assert_eq!(payment["status"], "REFUNDED");
     assert_eq!(payment["refunded"], "1500");
     assert_eq!(world.get(&id).await["amount_paid"], "0");
+}
+
+/// A Stripe `charge.dispute.*` event about a dispute of PaymentIntent `pi`'s charge, as
+/// Stripe documents the Dispute object.
+fn dispute_event(event_id: &str, kind: &str, pi: &str, status: &str) -> String {
+    let object = json!({"id": "dp_1", "object": "dispute", "amount": 1500, "balance_transactions": [],
+        "charge": "ch_1", "created": now(), "currency": "usd", "is_charge_refundable": false,
+        "livemode": false, "metadata": {}, "payment_intent": pi, "reason": "fraudulent",
+        "status": status});
+    json!({"id": event_id, "object": "event", "api_version": "2025-03-31.basil", "created": now(),
+           "livemode": false, "pending_webhooks": 1, "type": kind, "data": {"object": object}})
+    .to_string()
+}
+
+/// A paid invoice whose charge is disputed is owed again (its payment DISPUTED, out of the paid
+/// sum); a lost dispute keeps it so, whatever arrives late. Before, disputes were ignored and
+/// the invoice stayed PAID after a chargeback.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_dispute_opened_and_lost_leaves_the_invoice_owed(pool: PgPool) {
+    let world = World::new(pool).await;
+    let (id, pi) = card_payment(&world).await;
+    let paid = stripe_event("evt_paid", "payment_intent.succeeded", &pi, &id, 1500);
+    assert_eq!(world.stripe_event(&paid).await.body["outcome"], "applied");
+    assert_eq!(world.get(&id).await["status"], "PAID");
+
+    let opened = dispute_event(
+        "evt_dp_open",
+        "charge.dispute.created",
+        &pi,
+        "needs_response",
+    );
+    let res = world.stripe_event(&opened).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body["outcome"], "applied");
+    let invoice = world.get(&id).await;
+    assert_eq!(invoice["status"], "SENT", "owed again");
+    assert_eq!(invoice["amount_paid"], "0");
+    assert_eq!(world.payments(&id).await[0]["status"], "DISPUTED");
+    assert_eq!(
+        world.stripe_event(&opened).await.body["outcome"],
+        "duplicate"
+    );
+
+    let lost = dispute_event("evt_dp_lost", "charge.dispute.closed", &pi, "lost");
+    assert_eq!(world.stripe_event(&lost).await.body["outcome"], "applied");
+    // Late or stray events change nothing now: the success again (another delivery id), a
+    // second opening, a "won" that contradicts the close.
+    for (event, body) in [
+        (
+            "late success",
+            stripe_event("evt_paid_2", "payment_intent.succeeded", &pi, &id, 1500),
+        ),
+        (
+            "late opening",
+            dispute_event(
+                "evt_dp_open_2",
+                "charge.dispute.created",
+                &pi,
+                "needs_response",
+            ),
+        ),
+        (
+            "contradicting close",
+            dispute_event("evt_dp_won", "charge.dispute.closed", &pi, "won"),
+        ),
+    ] {
+        let res = world.stripe_event(&body).await;
+        assert_eq!(res.status, StatusCode::OK, "{event}: {}", res.body);
+    }
+    let invoice = world.get(&id).await;
+    assert_eq!(invoice["status"], "SENT");
+    assert_eq!(invoice["amount_paid"], "0");
+    assert_eq!(world.payments(&id).await[0]["status"], "DISPUTED");
+    // The ledger records the opening, the close and every late event once.
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM payment_events WHERE event_type LIKE 'charge.dispute.%'")
+            .await,
+        4
+    );
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM payment_events WHERE event_id = 'evt_dp_open' AND outcome LIKE '%Confirmed -> Disputed%Paid -> Sent%'")
+            .await,
+        1
+    );
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM payments WHERE dispute = 'LOST'")
+            .await,
+        1
+    );
+}
+
+/// A won dispute counts the payment again, in whatever order Stripe delivers the opening and
+/// the close.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_won_dispute_pays_the_invoice_again_in_any_order(pool: PgPool) {
+    let world = World::new(pool).await;
+    // In order: opened (owed again), then won (paid again).
+    let (id, pi) = card_payment(&world).await;
+    let paid = stripe_event("evt_paid_a", "payment_intent.succeeded", &pi, &id, 1500);
+    world.stripe_event(&paid).await;
+    world
+        .stripe_event(&dispute_event(
+            "evt_a_open",
+            "charge.dispute.created",
+            &pi,
+            "needs_response",
+        ))
+        .await;
+    assert_eq!(world.get(&id).await["status"], "SENT");
+    let won = dispute_event("evt_a_won", "charge.dispute.closed", &pi, "won");
+    assert_eq!(world.stripe_event(&won).await.body["outcome"], "applied");
+    let invoice = world.get(&id).await;
+    assert_eq!(invoice["status"], "PAID");
+    assert_eq!(invoice["amount_paid"], "1500");
+    assert_eq!(world.payments(&id).await[0]["status"], "CONFIRMED");
+
+    // Out of order: the close (an inquiry closed without a chargeback) first, then the opening,
+    // then the success itself: the invoice ends PAID and the late opening does not reopen it.
+    let (other, pi) = card_payment(&world).await;
+    for body in [
+        dispute_event(
+            "evt_b_closed",
+            "charge.dispute.closed",
+            &pi,
+            "warning_closed",
+        ),
+        dispute_event(
+            "evt_b_open",
+            "charge.dispute.created",
+            &pi,
+            "warning_needs_response",
+        ),
+        stripe_event("evt_paid_b", "payment_intent.succeeded", &pi, &other, 1500),
+    ] {
+        let res = world.stripe_event(&body).await;
+        assert_eq!(res.body["outcome"], "applied", "{}", res.body);
+    }
+    let invoice = world.get(&other).await;
+    assert_eq!(invoice["status"], "PAID");
+    assert_eq!(world.payments(&other).await[0]["status"], "CONFIRMED");
+
+    // A dispute of a PaymentIntent that is none of ours is recorded only.
+    let stranger = dispute_event(
+        "evt_c_open",
+        "charge.dispute.created",
+        "pi_stranger",
+        "needs_response",
+    );
+    assert_eq!(
+        world.stripe_event(&stranger).await.body["outcome"],
+        "ignored"
+    );
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]

@@ -14,20 +14,32 @@
 //! - `receiver`: the address payments must go to.
 //! - `confirmations`: blocks (the transaction's included) before a payment counts, or `"safe"`
 //!   / `"finalized"` to wait for that block tag (default 12).
-//! - `assets`: invoice currency → `"native"` or the token contract. The token's decimals must be
-//!   the currency's (USDC 6, DAI 18): amounts are minor units on both sides.
+//! - `assets`: invoice currency → `"native"` or the token contract. `"native"` is only the
+//!   chain's own coin, `native_currency` (default `"ETH"`, 18 decimals as every EVM coin); a
+//!   token's `decimals()` must be the currency's exponent (USDC 6, DAI 18), read from the chain
+//!   on the chain's first use ([`Chain::check_decimals`]): amounts are then minor units on both
+//!   sides by construction.
 //! - `watch_minutes`: a transaction still unseen this long after it was submitted fails
-//!   (default 60). `poll_seconds`: how soon the worker looks again (default 15).
+//!   (default 60); `unknown_minutes`: one the node has never heard of fails sooner (default 5).
+//!   `poll_seconds`: how soon the worker looks again (default 15).
+//!
+//! A transfer pays an invoice only when its payer (a native transfer's `from`, a token
+//! `Transfer`'s `from`) is a wallet the invoice's client has proven with Sign-In with Ethereum,
+//! and its block is no older than the invoice's issue (SENT). See [`monitor`].
 
 pub mod monitor;
 pub mod payout;
 pub mod submit;
 
-use super::money::Currency;
+use super::model::Invoice;
+use super::money::{Currency, Minor};
 use crate::config::{ConfigError, Env};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::function::{FaasValue, Need, Var, optional};
 use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::TransactionRequest;
+use alloy::sol_types::SolCall;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -50,6 +62,16 @@ pub const NEED: Need = Need {
     }],
     aws: &[],
 };
+
+/// The wallets that may pay invoices of project `project_id`: those its client account has
+/// proven with Sign-In with Ethereum (none without a client). Asked through the work and
+/// identity areas' facades.
+pub async fn payers_of(pool: &sqlx::PgPool, project_id: uuid::Uuid) -> AppResult<Vec<Address>> {
+    match crate::work::facade::project_client(pool, project_id).await? {
+        Some(client) => crate::identity::facade::proven_wallets(pool, client).await,
+        None => Ok(Vec::new()),
+    }
+}
 
 /// The payments' `provider` for a chain: `evm:<chain_id>`.
 pub fn provider(chain_id: u64) -> String {
@@ -81,14 +103,71 @@ pub struct Chain {
     pub receiver: Address,
     pub finality: Finality,
     pub watch_for: Duration,
+    pub unknown_for: Duration,
     pub poll: Duration,
     assets: HashMap<String, Asset>,
+    /// Each token's currency and that currency's exponent, and whether the token's own
+    /// `decimals()` has been found equal to it.
+    tokens: HashMap<Address, Token>,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    currency: String,
+    exponent: u8,
+    checked: std::sync::OnceLock<()>,
 }
 
 impl Chain {
     /// What `currency` is paid in here, if it may be.
     pub fn asset(&self, currency: &str) -> Option<Asset> {
         self.assets.get(currency).copied()
+    }
+
+    /// Reads `token`'s `decimals()` from the chain, once per process, and refuses it (503
+    /// naming `PAYMENT_CHAINS`) while it differs from its currency's exponent: a USD invoice of
+    /// "100" (one dollar) must never be paid by 100 base units of a 6-decimal token. An RPC
+    /// failure is a 503 too, and is asked again next time. The native coin needs no check (its
+    /// currency was checked at start).
+    pub async fn check_decimals(&self, rpc: &DynProvider, token: Address) -> AppResult<()> {
+        let Some(Token {
+            currency,
+            exponent,
+            checked,
+        }) = self.tokens.get(&token)
+        else {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "{token} is not a token of chain {}",
+                self.id
+            )));
+        };
+        if checked.get().is_some() {
+            return Ok(());
+        }
+        {
+            let call = IERC20Decimals::decimalsCall {};
+            let request = TransactionRequest::default()
+                .to(token)
+                .input(call.abi_encode().into());
+            let answer = rpc.call(request).await.map_err(|e| {
+                tracing::warn!(chain = self.id, error = %e, "decimals() could not be read");
+                AppError::Unavailable(format!(
+                    "chain {}: the decimals of {currency}'s token could not be read",
+                    self.id
+                ))
+            })?;
+            let decimals = IERC20Decimals::decimalsCall::abi_decode_returns(&answer).ok();
+            if decimals != Some(*exponent) {
+                tracing::error!(chain = self.id, %currency, ?decimals, exponent, "PAYMENT_CHAINS names a token whose decimals are not its currency's");
+                return Err(AppError::Unavailable(format!(
+                    "{VAR}: on chain {}, {currency}'s token has {} decimals, {currency} has {exponent}",
+                    self.id,
+                    decimals.map_or_else(|| "no".to_owned(), |d| d.to_string()),
+                )));
+            }
+        }
+        let _ = checked.set(());
+        Ok(())
     }
 }
 
@@ -108,7 +187,11 @@ struct ChainText {
     #[serde(default)]
     watch_minutes: Option<u64>,
     #[serde(default)]
+    unknown_minutes: Option<u64>,
+    #[serde(default)]
     poll_seconds: Option<u64>,
+    #[serde(default)]
+    native_currency: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +202,16 @@ enum FinalityText {
 }
 
 const VAR: &str = "PAYMENT_CHAINS";
+
+/// Every EVM chain's own coin has 18 decimals (wei).
+const NATIVE_DECIMALS: u8 = 18;
+
+alloy::sol! {
+    /// ERC-20's optional `decimals()`.
+    interface IERC20Decimals {
+        function decimals() external view returns (uint8);
+    }
+}
 
 impl Chains {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -152,17 +245,45 @@ impl Chains {
                     ));
                 }
             };
+            let native = chain.native_currency.as_deref().unwrap_or("ETH");
             let mut assets = HashMap::new();
+            let mut tokens = HashMap::new();
             for (currency, asset) in chain.assets {
-                Currency::parse("currency", &currency)
+                let parsed = Currency::parse("currency", &currency)
                     .map_err(|e| at(&format!("asset {currency:?}: {e}")))?;
                 let asset = match asset.as_str() {
+                    "native" if currency != native => {
+                        return Err(at(&format!(
+                            "asset {currency}: \"native\" is the chain's own coin ({native}), \
+                             not {currency}"
+                        )));
+                    }
+                    "native" if parsed.exponent() != NATIVE_DECIMALS => {
+                        return Err(at(&format!(
+                            "asset {currency}: the chain's coin has {NATIVE_DECIMALS} decimals, \
+                             {currency} {}",
+                            parsed.exponent()
+                        )));
+                    }
                     "native" => Asset::Native,
-                    token => Asset::Token(token.parse().map_err(|_| {
-                        at(&format!(
-                            "asset {currency}: {token:?} is neither \"native\" nor an address"
-                        ))
-                    })?),
+                    token => {
+                        let address = token.parse().map_err(|_| {
+                            at(&format!(
+                                "asset {currency}: {token:?} is neither \"native\" nor an address"
+                            ))
+                        })?;
+                        let token = Token {
+                            currency: currency.clone(),
+                            exponent: parsed.exponent(),
+                            checked: std::sync::OnceLock::new(),
+                        };
+                        if tokens.insert(address, token).is_some() {
+                            return Err(at(&format!(
+                                "asset {currency}: {address:#x} is another currency's token too"
+                            )));
+                        }
+                        Asset::Token(address)
+                    }
                 };
                 assets.insert(currency, asset);
             }
@@ -170,10 +291,11 @@ impl Chains {
                 return Err(at("assets is empty"));
             }
             let minutes = chain.watch_minutes.unwrap_or(60);
+            let unknown = chain.unknown_minutes.unwrap_or(5).min(minutes);
             let seconds = chain.poll_seconds.unwrap_or(15);
-            if !(1..=10_080).contains(&minutes) || !(1..=900).contains(&seconds) {
+            if !(1..=10_080).contains(&minutes) || unknown == 0 || !(1..=900).contains(&seconds) {
                 return Err(at(
-                    "watch_minutes must be 1 to 10080, poll_seconds 1 to 900",
+                    "watch_minutes must be 1 to 10080, unknown_minutes at least 1, poll_seconds 1 to 900",
                 ));
             }
             chains.insert(
@@ -183,8 +305,10 @@ impl Chains {
                     receiver: chain.receiver,
                     finality,
                     watch_for: Duration::from_secs(minutes * 60),
+                    unknown_for: Duration::from_secs(unknown * 60),
                     poll: Duration::from_secs(seconds),
                     assets,
+                    tokens,
                 },
             );
         }
@@ -204,6 +328,30 @@ impl Chains {
                 "no payments are taken on this chain",
             )])
         })
+    }
+
+    /// `invoice` with its EIP-681 payment URI, where one applies (see
+    /// [`crate::payments::model::Invoice::payment_uri`]).
+    pub fn with_payment_uri(&self, mut invoice: Invoice) -> Invoice {
+        let left = invoice.amount.saturating_sub(invoice.amount_paid);
+        invoice.payment_uri = (invoice.status.payable() && left > Minor::ZERO)
+            .then(|| {
+                let mut ids: Vec<_> = self.chains.keys().copied().collect();
+                ids.sort_unstable();
+                ids.into_iter().find_map(|id| {
+                    let chain = &self.chains[&id];
+                    let receiver = chain.receiver.to_checksum(None);
+                    Some(match chain.asset(&invoice.currency)? {
+                        Asset::Native => format!("ethereum:{receiver}@{id}?value={left}"),
+                        Asset::Token(token) => format!(
+                            "ethereum:{}@{id}/transfer?address={receiver}&uint256={left}",
+                            token.to_checksum(None)
+                        ),
+                    })
+                })
+            })
+            .flatten();
+        invoice
     }
 
     /// A chain by id, as the worker looks it up.
@@ -252,6 +400,12 @@ mod tests {
             r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}, "confirmations": "latest"}}"#,
             r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}, "poll_seconds": 0}}"#,
             r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}, "extra": 1}}"#,
+            // "native" is the chain's own coin only, at its 18 decimals.
+            r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"EUR": "native"}}}"#,
+            r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"DAI": "native"}}}"#,
+            r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"USDC": "native"}, "native_currency": "USDC"}}"#,
+            // One token is one currency.
+            r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"USDC": "0x5FbDB2315678afecb367f032d93F642f64180aa3", "USDT": "0x5FbDB2315678afecb367f032d93F642f64180aa3"}}}"#,
         ] {
             let err = Chains::parse(bad).unwrap_err();
             assert!(err.to_string().contains(VAR), "{bad}: {err}");

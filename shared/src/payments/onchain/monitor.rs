@@ -1,11 +1,20 @@
 //! The `chain-monitor` worker: watches one submitted transaction per job until it is final, then
 //! reports it to the books ([`settle`]). Every answer of the chain is one of:
 //! - unseen (no receipt yet): come back later ([`JobError::Later`], no attempt spent), until the
-//!   payment's `watch_until`, after which it fails;
+//!   payment's `watch_until`, after which it fails; a transaction the node does not know at all
+//!   fails sooner, at `unknown_until`;
 //! - seen but not final (too few confirmations, the `safe`/`finalized` tag not there yet, or its
 //!   block no longer canonical after a reorg): come back later;
-//! - final: reverted, or pays nothing to our receiver in our asset → FAILED; else CONFIRMED
-//!   with the amount it really paid (under- and over-payment recorded as such).
+//! - final: reverted, or pays nothing to our receiver in our asset → FAILED; paid by a wallet
+//!   that the invoice's client has not proven (Sign-In with Ethereum), or mined before the
+//!   invoice was issued → FAILED, whoever submitted it; else CONFIRMED with the amount it really
+//!   paid (under- and over-payment recorded as such). The payer is a native transfer's `from`,
+//!   or a token `Transfer`'s `from` (so a contract wallet proven by EIP-1271 pays in tokens);
+//!   only transfers from the client's wallets count.
+//!
+//! A FAILED payment lets go of its transaction (the unique index `payments_provider_ref`): when
+//! a stranger submits somebody's transaction for their own invoice, the real payer can still
+//! submit it for theirs.
 //!
 //! An RPC failure is a retry: nothing is credited, the job comes back. A redelivered job finds
 //! the payment no longer PENDING, or its ledger event already recorded: one credit, ever.
@@ -25,6 +34,7 @@ use crate::payments::money::{MAX_DIGITS, Minor};
 use crate::payments::settle::{self, Report};
 use crate::queue::{Job, JobError, JobHandler};
 use alloy::consensus::Transaction as _;
+use alloy::network::TransactionResponse as _;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{BlockNumberOrTag, TransactionReceipt};
@@ -51,6 +61,12 @@ pub enum Seen {
     Reverted,
     /// Final: it pays our receiver nothing in the expected asset.
     PaysUsNothing,
+    /// Final: it pays our receiver, but from no wallet of the invoice's client.
+    NotTheClientsPayer,
+    /// Final: in a block older than the invoice's issue.
+    BeforeTheInvoice,
+    /// The node has never heard of it (not even pending).
+    Unknown,
 }
 
 /// One watched payment, as submitted.
@@ -60,7 +76,11 @@ struct Watched {
     token: Option<Address>,
     receiver: Address,
     watch_until: OffsetDateTime,
+    unknown_until: OffsetDateTime,
+    not_before: OffsetDateTime,
     status: PaymentStatus,
+    /// The wallets the invoice's client has proven: the only payers that count.
+    payers: Vec<Address>,
 }
 
 /// The worker's handler.
@@ -113,29 +133,50 @@ impl ChainMonitor {
             .parse()
             .map_err(|_| JobError::Retry(anyhow::anyhow!("a stored hash is malformed")))?;
         let retry = |e: alloy::transports::TransportError| {
-            JobError::Retry(anyhow::anyhow!("chain {chain_id}: {e}"))
+            JobError::Retry(anyhow::anyhow!(
+                "chain {chain_id}: {}",
+                crate::redact::Redacted(&e)
+            ))
         };
-        let status = match inclusion(rpc, chain, hash).await.map_err(retry)? {
-            Inclusion::Unseen
-                if nonce_spent(rpc, chain, &row.sender, row.nonce)
-                    .await
-                    .map_err(retry)? =>
-            {
+        let mut seen = inclusion(rpc, chain, hash).await.map_err(retry)?;
+        if matches!(seen, Inclusion::Unseen)
+            && nonce_spent(rpc, chain, &row.sender, row.nonce)
+                .await
+                .map_err(retry)?
+        {
+            // The nonce is spent at finality, but ours may have been mined between the two
+            // reads: only a receipt still absent now means another transaction took it.
+            seen = inclusion(rpc, chain, hash).await.map_err(retry)?;
+            if matches!(seen, Inclusion::Unseen) {
                 tracing::warn!(payout = %payout_id, "payout replaced: its nonce went to another transaction");
-                PayoutStatus::Failed
+                return self
+                    .payout_final(pool, payout_id, PayoutStatus::Failed)
+                    .await;
             }
+        }
+        let status = match seen {
             Inclusion::Unseen => {
                 // Never sent, or dropped: the same signed bytes again (an error such as
                 // "already known" changes nothing).
                 if let Err(err) = rpc.send_raw_transaction(&row.raw_tx).await {
-                    tracing::info!(payout = %payout_id, error = %err, "payout re-broadcast refused");
+                    tracing::info!(payout = %payout_id, error = %crate::redact::Redacted(&err), "payout re-broadcast refused");
                 }
                 return Err(JobError::Later(chain.poll));
             }
             Inclusion::NotFinal => return Err(JobError::Later(chain.poll)),
-            Inclusion::Final(receipt) if receipt.status() => PayoutStatus::Confirmed,
-            Inclusion::Final(_) => PayoutStatus::Failed,
+            Inclusion::Final(receipt, _) if receipt.status() => PayoutStatus::Confirmed,
+            Inclusion::Final(..) => PayoutStatus::Failed,
         };
+        self.payout_final(pool, payout_id, status).await
+    }
+
+    /// Records a payout's final status (once: only a PENDING one changes).
+    async fn payout_final(
+        &self,
+        pool: &sqlx::PgPool,
+        payout_id: uuid::Uuid,
+        status: PayoutStatus,
+    ) -> Result<(), JobError> {
         sqlx::query!(
             "UPDATE payouts SET status = $2, updated_at = now() WHERE id = $1 AND status = 'PENDING'",
             payout_id,
@@ -150,9 +191,10 @@ impl ChainMonitor {
     async fn watched(&self, payment_id: uuid::Uuid) -> Result<Option<Watched>, JobError> {
         let pool = self.db.pool().map_err(|e| JobError::Retry(e.into()))?;
         let Some(row) = sqlx::query!(
-            r#"SELECT c.chain_id, c.tx_hash, c.token, c.receiver, c.watch_until,
-                      p.status AS "status: PaymentStatus"
+            r#"SELECT c.chain_id, c.tx_hash, c.token, c.receiver, c.watch_until, c.unknown_until,
+                      c.not_before, p.status AS "status: PaymentStatus", i.project_id
                FROM chain_payments c JOIN payments p ON p.id = c.payment_id
+                    JOIN invoices i ON i.id = p.invoice_id
                WHERE c.payment_id = $1"#,
             payment_id
         )
@@ -161,6 +203,9 @@ impl ChainMonitor {
         else {
             return Ok(None);
         };
+        let payers = super::payers_of(pool, row.project_id)
+            .await
+            .map_err(|e| JobError::Retry(anyhow::anyhow!("reading the invoice's payers: {e}")))?;
         let stored = |what: &str| JobError::Retry(anyhow::anyhow!("a stored {what} is malformed"));
         Ok(Some(Watched {
             chain_id: u64::try_from(row.chain_id).map_err(|_| stored("chain id"))?,
@@ -171,7 +216,10 @@ impl ChainMonitor {
                 .transpose()?,
             receiver: row.receiver.parse().map_err(|_| stored("receiver"))?,
             watch_until: row.watch_until,
+            unknown_until: row.unknown_until,
+            not_before: row.not_before,
             status: row.status,
+            payers,
         }))
     }
 }
@@ -193,17 +241,35 @@ impl JobHandler for ChainMonitor {
             return Ok(()); // settled by an earlier delivery
         }
         let (chain, rpc) = self.chain(watched.chain_id)?;
-        let seen = observe(rpc, chain, &watched)
-            .await
-            .map_err(|e| JobError::Retry(anyhow::anyhow!("chain {}: {e}", chain.id)))?;
+        if let Some(token) = watched.token {
+            chain
+                .check_decimals(rpc, token)
+                .await
+                .map_err(|e| JobError::Retry(anyhow::anyhow!("{e}")))?;
+        }
+        let seen = observe(rpc, chain, &watched).await.map_err(|e| {
+            JobError::Retry(anyhow::anyhow!(
+                "chain {}: {}",
+                chain.id,
+                crate::redact::Redacted(&e)
+            ))
+        })?;
         tracing::info!(?seen, tx = %watched.hash, "observed");
+        let now = OffsetDateTime::now_utc();
         let (event, kind, amount) = match seen {
-            Seen::Unseen if OffsetDateTime::now_utc() > watched.watch_until => {
+            Seen::Unknown if now > watched.unknown_until => {
+                (PaymentEvent::Failed, "chain.unknown", None)
+            }
+            Seen::Unseen | Seen::Unknown if now > watched.watch_until => {
                 (PaymentEvent::Failed, "chain.unseen", None)
             }
-            Seen::Unseen | Seen::NotFinal => return Err(JobError::Later(chain.poll)),
+            Seen::Unseen | Seen::Unknown | Seen::NotFinal => {
+                return Err(JobError::Later(chain.poll));
+            }
             Seen::Reverted => (PaymentEvent::Failed, "chain.reverted", None),
             Seen::PaysUsNothing => (PaymentEvent::Failed, "chain.pays_nothing", None),
+            Seen::NotTheClientsPayer => (PaymentEvent::Failed, "chain.not_the_clients_payer", None),
+            Seen::BeforeTheInvoice => (PaymentEvent::Failed, "chain.before_the_invoice", None),
             Seen::Paid(value) => match recordable(value) {
                 Some(amount) => (PaymentEvent::Succeeded, "chain.confirmed", Some(amount)),
                 None => (PaymentEvent::Failed, "chain.unrecordable_amount", None),
@@ -211,8 +277,9 @@ impl JobHandler for ChainMonitor {
         };
         let report = Report {
             provider: provider(chain.id).into(),
-            // One final word per transaction: a redelivery finds it in the ledger.
-            event_id: format!("{:#x}", watched.hash),
+            // One final word per payment of a transaction: a redelivery finds it in the ledger,
+            // and a payment that follows a FAILED one of the same transaction has its own.
+            event_id: format!("{:#x}/{payment_id}", watched.hash),
             event_type: kind.into(),
             provider_ref: format!("{:#x}", watched.hash),
             event,
@@ -240,7 +307,8 @@ enum Inclusion {
     Unseen,
     /// Included, but not final yet, or its block was reorganised away.
     NotFinal,
-    Final(Box<TransactionReceipt>),
+    /// Final, in a block of this timestamp (unix seconds).
+    Final(Box<TransactionReceipt>, u64),
 }
 
 /// Whether `hash` is included, and final by the chain's rule in a block that is still the
@@ -272,14 +340,13 @@ async fn inclusion(
     if !final_enough {
         return Ok(Inclusion::NotFinal);
     }
-    let canonical = rpc
+    let block = rpc
         .get_block_by_number(BlockNumberOrTag::Number(number))
         .await?
-        .is_some_and(|block| block.header.hash == block_hash);
-    Ok(if canonical {
-        Inclusion::Final(Box::new(receipt))
-    } else {
-        Inclusion::NotFinal
+        .filter(|block| block.header.hash == block_hash);
+    Ok(match block {
+        Some(block) => Inclusion::Final(Box::new(receipt), block.header.timestamp),
+        None => Inclusion::NotFinal,
     })
 }
 
@@ -318,43 +385,95 @@ async fn observe(
     chain: &Chain,
     watched: &Watched,
 ) -> Result<Seen, alloy::transports::TransportError> {
-    let receipt = match inclusion(rpc, chain, watched.hash).await? {
-        Inclusion::Unseen => return Ok(Seen::Unseen),
+    let (receipt, mined_at) = match inclusion(rpc, chain, watched.hash).await? {
+        Inclusion::Unseen => {
+            // Pending in the node's pool, or unknown to it (made up, or not here yet).
+            let known = rpc.get_transaction_by_hash(watched.hash).await?.is_some();
+            return Ok(if known { Seen::Unseen } else { Seen::Unknown });
+        }
         Inclusion::NotFinal => return Ok(Seen::NotFinal),
-        Inclusion::Final(receipt) => receipt,
+        Inclusion::Final(receipt, mined_at) => (receipt, mined_at),
     };
     if !receipt.status() {
         return Ok(Seen::Reverted);
     }
-    let paid = match watched.token {
+    let (to_us, from_payers) = match watched.token {
         None => match rpc.get_transaction_by_hash(watched.hash).await? {
-            Some(tx) if tx.to() == Some(watched.receiver) => tx.value(),
-            Some(_) => U256::ZERO,
+            Some(tx) if tx.to() == Some(watched.receiver) => {
+                let ours = watched.payers.contains(&tx.from());
+                (tx.value(), if ours { tx.value() } else { U256::ZERO })
+            }
+            Some(_) => (U256::ZERO, U256::ZERO),
             None => return Ok(Seen::Unseen),
         },
-        Some(token) => transferred(&receipt, token, watched.receiver),
+        Some(token) => (
+            transferred(&receipt, token, watched.receiver, None),
+            transferred(&receipt, token, watched.receiver, Some(&watched.payers)),
+        ),
     };
-    Ok(if paid.is_zero() {
-        Seen::PaysUsNothing
-    } else {
-        Seen::Paid(paid)
-    })
+    Ok(judge(to_us, from_payers, mined_at, watched.not_before))
 }
 
-/// The sum of `token`'s Transfer events to `receiver` in the receipt.
-fn transferred(receipt: &TransactionReceipt, token: Address, receiver: Address) -> U256 {
+/// The verdict on a final, successful transaction that sent `to_us` to our receiver, of which
+/// `from_payers` came from the invoice client's wallets, in a block of time `mined_at`.
+fn judge(to_us: U256, from_payers: U256, mined_at: u64, not_before: OffsetDateTime) -> Seen {
+    // Block times are whole seconds: a block of the second the invoice was issued in counts.
+    let issued = u64::try_from(not_before.unix_timestamp()).unwrap_or(0);
+    if to_us.is_zero() {
+        Seen::PaysUsNothing
+    } else if from_payers.is_zero() {
+        Seen::NotTheClientsPayer
+    } else if mined_at < issued {
+        Seen::BeforeTheInvoice
+    } else {
+        Seen::Paid(from_payers)
+    }
+}
+
+/// The sum of `token`'s Transfer events to `receiver` in the receipt, from one of `payers` if
+/// given.
+pub(super) fn transferred(
+    receipt: &TransactionReceipt,
+    token: Address,
+    receiver: Address,
+    payers: Option<&[Address]>,
+) -> U256 {
     receipt
         .logs()
         .iter()
         .filter(|log| log.address() == token)
         .filter_map(|log| Transfer::decode_log(&log.inner).ok())
         .filter(|event| event.to == receiver)
+        .filter(|event| payers.is_none_or(|payers| payers.contains(&event.from)))
         .fold(U256::ZERO, |sum, event| sum.saturating_add(event.value))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_clients_transfers_after_the_invoice_pay_it() {
+        let issued = OffsetDateTime::from_unix_timestamp(1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+            + time::Duration::milliseconds(700);
+        let five = U256::from(5u8);
+        assert_eq!(judge(five, five, 1_000_000, issued), Seen::Paid(five));
+        assert_eq!(judge(five, five, 1_000_001, issued), Seen::Paid(five));
+        assert_eq!(
+            judge(five, U256::from(2u8), 1_000_001, issued),
+            Seen::Paid(U256::from(2u8))
+        );
+        assert_eq!(
+            judge(five, U256::ZERO, 1_000_001, issued),
+            Seen::NotTheClientsPayer
+        );
+        assert_eq!(judge(five, five, 999_999, issued), Seen::BeforeTheInvoice);
+        assert_eq!(
+            judge(U256::ZERO, U256::ZERO, 1_000_001, issued),
+            Seen::PaysUsNothing
+        );
+    }
 
     #[test]
     fn amounts_beyond_38_digits_are_not_recordable() {

@@ -243,6 +243,8 @@ pub async fn send(
     caller: &AuthUser,
     input: PayoutInput,
 ) -> AppResult<Payout> {
+    // ADMIN now (not only in the token), and a second factor used minutes ago: 403 or 401.
+    crate::auth::step_up::for_money(pool, caller, &[crate::domain::Role::Admin]).await?;
     let (amount, currency) = money(Some(&input.amount.0), Some(&input.currency))?;
     let (Some(amount), Some(currency)) = (amount, currency) else {
         return Err(AppError::internal(anyhow::anyhow!("money() gave nothing")));
@@ -284,6 +286,10 @@ pub async fn send(
             chain.id
         ))
     })?;
+    // Amounts paid out are in the token's units only once its decimals are the currency's.
+    if let Asset::Token(address) = asset {
+        chain.check_decimals(provider, address).await?;
+    }
     let chain_id = i64::try_from(chain.id).map_err(AppError::internal)?;
     let recipient = format!("{to:#x}");
     let token = match asset {
@@ -347,7 +353,7 @@ pub async fn send(
     .fetch_one(&mut *tx)
     .await?;
     let unreachable = |e: alloy::transports::TransportError| {
-        tracing::warn!(chain = chain.id, error = %e, "payout: the chain RPC failed");
+        tracing::warn!(chain = chain.id, error = %crate::redact::Redacted(&e), "payout: the chain RPC failed");
         AppError::Unavailable(format!("chain {}'s RPC endpoint is unavailable", chain.id))
     };
     let chain_nonce = provider
@@ -420,7 +426,7 @@ pub async fn send(
     tx.commit().await?;
     if let Err(err) = provider.send_raw_transaction(&raw).await {
         // Stored and watched: the monitor broadcasts the same bytes again.
-        tracing::warn!(payout = %id, error = %err, "payout broadcast failed; the monitor retries it");
+        tracing::warn!(payout = %id, error = %crate::redact::Redacted(&err), "payout broadcast failed; the monitor retries it");
     }
     Ok(Payout {
         id,

@@ -1,0 +1,21 @@
+//! The identity area's public facade for the areas above it: what they may ask about accounts,
+//! without reaching into identity's tables or rules.
+
+use crate::error::AppResult;
+use alloy::primitives::Address;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+/// The wallets account `user_id` has proven it controls: its `blockchain_address` identities,
+/// each added only by a Sign-In with Ethereum signature (EIP-191, or EIP-1271 for a contract
+/// wallet) of that address.
+pub async fn proven_wallets(db: impl PgExecutor<'_>, user_id: Uuid) -> AppResult<Vec<Address>> {
+    let identifiers = sqlx::query_scalar!(
+        "SELECT identifier FROM identities WHERE user_id = $1 AND type = 'blockchain_address'",
+        user_id
+    )
+    .fetch_all(db)
+    .await?;
+    // Stored EIP-55; one that does not parse cannot pay anything.
+    Ok(identifiers.iter().filter_map(|i| i.parse().ok()).collect())
+}
