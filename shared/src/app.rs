@@ -238,7 +238,12 @@ pub static INVOICES: FunctionSpec = FunctionSpec {
     name: "invoices",
     resource: "Invoices",
     trigger: http::<payments::Invoices>(),
-    needs: &[&DATABASE, &PUBLIC_KEYS, &payments::onchain::NEED],
+    needs: &[
+        &DATABASE,
+        &PUBLIC_KEYS,
+        &CHAIN_RPC,
+        &payments::onchain::NEED,
+    ],
     aws: &[],
 };
 

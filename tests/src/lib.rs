@@ -441,6 +441,40 @@ impl TestApp {
         res.body
     }
 
+    /// As `staff`: a project for `client` and an invoice of `amount` minor units of
+    /// `currency` on it, issued (SENT). The invoice's id.
+    pub async fn sent_invoice(
+        &self,
+        staff: &str,
+        client: &str,
+        amount: &str,
+        currency: &str,
+    ) -> String {
+        let project = self
+            .post("/projects")
+            .bearer(staff)
+            .json(&json!({"name": "Billed", "client_id": client}))
+            .send()
+            .await;
+        assert_eq!(project.status, StatusCode::CREATED, "{}", project.body);
+        let invoice = self
+            .post("/invoices")
+            .bearer(staff)
+            .json(&json!({"project_id": project.str("id"), "amount": amount, "currency": currency}))
+            .send()
+            .await;
+        assert_eq!(invoice.status, StatusCode::CREATED, "{}", invoice.body);
+        let id = invoice.str("id");
+        let sent = self
+            .put(&format!("/invoices/{id}"))
+            .bearer(staff)
+            .json(&json!({"status": "SENT"}))
+            .send()
+            .await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+        id
+    }
+
     /// Registers an account with `role` (set directly, as the CLI would) and logs it in.
     /// Returns (user id, access token).
     pub async fn user_with_role(&self, email: &str, role: &str) -> (String, String) {

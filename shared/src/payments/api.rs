@@ -26,11 +26,11 @@ pub async fn list_invoices(
     Query(query): Query<InvoiceQuery>,
 ) -> AppResult<Json<Page<Invoice>>> {
     let mut page = invoices::list(state.db()?, &caller, query).await?;
-    page.items = page
-        .items
-        .into_iter()
-        .map(|i| state.chains().with_payment_uri(i))
-        .collect();
+    let mut items = Vec::with_capacity(page.items.len());
+    for invoice in page.items {
+        items.push(state.chains().with_payment_uri(state.rpc(), invoice).await);
+    }
+    page.items = items;
     Ok(Json(page))
 }
 
@@ -64,7 +64,9 @@ pub async fn get_invoice(
     Path(id): Path<Uuid>,
 ) -> AppResult<Json<Invoice>> {
     let invoice = invoices::visible(state.db()?, &caller, id).await?;
-    Ok(Json(state.chains().with_payment_uri(invoice)))
+    Ok(Json(
+        state.chains().with_payment_uri(state.rpc(), invoice).await,
+    ))
 }
 
 #[utoipa::path(put, path = "/invoices/{id}", tag = "payments", security(("bearer" = [])),
@@ -84,7 +86,9 @@ pub async fn update_invoice(
     Json(body): Json<InvoiceUpdate>,
 ) -> AppResult<Json<Invoice>> {
     let invoice = invoices::update(state.db()?, &caller, id, body).await?;
-    Ok(Json(state.chains().with_payment_uri(invoice)))
+    Ok(Json(
+        state.chains().with_payment_uri(state.rpc(), invoice).await,
+    ))
 }
 
 #[utoipa::path(get, path = "/invoices/{id}/payments", tag = "payments", security(("bearer" = [])),

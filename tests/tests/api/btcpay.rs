@@ -41,31 +41,10 @@ impl Btcpay {
 
     /// A SENT invoice of 15.00 USD, with BTCPay invoice `btc` opened for it: our invoice's id.
     async fn paying(&self, btc: &str) -> String {
-        let project = self
+        let id = self
             .app
-            .post("/projects")
-            .bearer(&self.cast.staff)
-            .json(&json!({"name": "Paid in bitcoin", "client_id": self.cast.owner_id}))
-            .send()
+            .sent_invoice(&self.cast.staff, &self.cast.owner_id, "1500", "USD")
             .await;
-        assert_eq!(project.status, StatusCode::CREATED, "{}", project.body);
-        let invoice = self
-            .app
-            .post("/invoices")
-            .bearer(&self.cast.staff)
-            .json(&json!({"project_id": project.str("id"), "amount": "1500", "currency": "USD"}))
-            .send()
-            .await;
-        assert_eq!(invoice.status, StatusCode::CREATED, "{}", invoice.body);
-        let id = invoice.str("id");
-        let sent = self
-            .app
-            .put(&format!("/invoices/{id}"))
-            .bearer(&self.cast.staff)
-            .json(&json!({"status": "SENT"}))
-            .send()
-            .await;
-        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
         Mock::given(method("GET"))
             .and(path(format!("/api/v1/stores/{STORE}/invoices")))
             .and(query_param("orderId", id.as_str()))

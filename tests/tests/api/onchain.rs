@@ -95,32 +95,7 @@ impl Chain {
 
     /// A SENT invoice of `amount` minor units of `currency` on a project of the owner client's.
     async fn invoice(&self, amount: u128, currency: &str) -> String {
-        let project = self
-            .app
-            .post("/projects")
-            .bearer(&self.cast.staff)
-            .json(&json!({"name": "Paid on chain", "client_id": self.cast.owner_id}))
-            .send()
-            .await;
-        assert_eq!(project.status, StatusCode::CREATED, "{}", project.body);
-        let res = self
-            .app
-            .post("/invoices")
-            .bearer(&self.cast.staff)
-            .json(&json!({"project_id": project.str("id"), "amount": amount.to_string(), "currency": currency}))
-            .send()
-            .await;
-        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
-        let id = res.str("id");
-        let sent = self
-            .app
-            .put(&format!("/invoices/{id}"))
-            .bearer(&self.cast.staff)
-            .json(&json!({"status": "SENT"}))
-            .send()
-            .await;
-        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-        id
+        self.invoice_of(&self.cast.owner_id, amount, currency).await
     }
 
     /// Pays `value` wei from account 0 to `to`.
@@ -898,31 +873,9 @@ impl Chain {
 
     /// A SENT invoice of `client`'s.
     async fn invoice_of(&self, client: &str, amount: u128, currency: &str) -> String {
-        let project = self
-            .app
-            .post("/projects")
-            .bearer(&self.cast.staff)
-            .json(&json!({"name": "Another client's", "client_id": client}))
-            .send()
-            .await;
-        assert_eq!(project.status, StatusCode::CREATED, "{}", project.body);
-        let res = self
-            .app
-            .post("/invoices")
-            .bearer(&self.cast.staff)
-            .json(&json!({"project_id": project.str("id"), "amount": amount.to_string(), "currency": currency}))
-            .send()
-            .await;
-        let id = res.str("id");
-        let sent = self
-            .app
-            .put(&format!("/invoices/{id}"))
-            .bearer(&self.cast.staff)
-            .json(&json!({"status": "SENT"}))
-            .send()
-            .await;
-        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-        id
+        self.app
+            .sent_invoice(&self.cast.staff, client, &amount.to_string(), currency)
+            .await
     }
 
     async fn submit_as(
@@ -1166,6 +1119,10 @@ async fn a_token_whose_decimals_are_not_its_currencys_takes_no_payment(pool: PgP
     let rpc = anvil.url.clone();
     let chain = Chain::on(pool, anvil, &token, &rpc, &[("PAYMENT_CHAINS", &chains)]).await;
     let invoice = chain.invoice(100, "USD").await;
+    assert!(
+        chain.invoice_state(&invoice).await["payment_uri"].is_null(),
+        "no URI in the wrong units"
+    );
     let hash = chain
         .pay_token(&chain.accounts[0], &chain.accounts[1], 100)
         .await;

@@ -33,6 +33,7 @@ pub mod submit;
 
 use super::model::Invoice;
 use super::money::{Currency, Minor};
+use crate::chain::AlloyRpc;
 use crate::config::{ConfigError, Env};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::function::{FaasValue, Need, Var, optional};
@@ -331,26 +332,39 @@ impl Chains {
     }
 
     /// `invoice` with its EIP-681 payment URI, where one applies (see
-    /// [`crate::payments::model::Invoice::payment_uri`]).
-    pub fn with_payment_uri(&self, mut invoice: Invoice) -> Invoice {
+    /// [`crate::payments::model::Invoice::payment_uri`]). A token's URI is given only once its
+    /// `decimals()` is known to be its currency's (read from the chain once per process): never
+    /// an amount in the wrong units. Without an answer from the chain, no URI.
+    pub async fn with_payment_uri(&self, rpc: &AlloyRpc, mut invoice: Invoice) -> Invoice {
         let left = invoice.amount.saturating_sub(invoice.amount_paid);
-        invoice.payment_uri = (invoice.status.payable() && left > Minor::ZERO)
-            .then(|| {
-                let mut ids: Vec<_> = self.chains.keys().copied().collect();
-                ids.sort_unstable();
-                ids.into_iter().find_map(|id| {
-                    let chain = &self.chains[&id];
-                    let receiver = chain.receiver.to_checksum(None);
-                    Some(match chain.asset(&invoice.currency)? {
-                        Asset::Native => format!("ethereum:{receiver}@{id}?value={left}"),
-                        Asset::Token(token) => format!(
-                            "ethereum:{}@{id}/transfer?address={receiver}&uint256={left}",
-                            token.to_checksum(None)
-                        ),
-                    })
+        invoice.payment_uri = None;
+        if !invoice.status.payable() || left == Minor::ZERO {
+            return invoice;
+        }
+        let mut ids: Vec<_> = self.chains.keys().copied().collect();
+        ids.sort_unstable();
+        let Some((chain, asset)) = ids.into_iter().find_map(|id| {
+            let chain = &self.chains[&id];
+            chain.asset(&invoice.currency).map(|asset| (chain, asset))
+        }) else {
+            return invoice;
+        };
+        let (id, receiver) = (chain.id, chain.receiver.to_checksum(None));
+        invoice.payment_uri = match asset {
+            Asset::Native => Some(format!("ethereum:{receiver}@{id}?value={left}")),
+            Asset::Token(token) => {
+                let checked = match rpc.provider(id) {
+                    Some(node) => chain.check_decimals(node, token).await.is_ok(),
+                    None => false,
+                };
+                checked.then(|| {
+                    format!(
+                        "ethereum:{}@{id}/transfer?address={receiver}&uint256={left}",
+                        token.to_checksum(None)
+                    )
                 })
-            })
-            .flatten();
+            }
+        };
         invoice
     }
 
