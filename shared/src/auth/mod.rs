@@ -7,7 +7,6 @@ pub mod nonce;
 pub mod password;
 pub mod refresh;
 pub mod siwe;
-pub mod step_up;
 pub mod totp;
 
 pub use jwt::{AccessClaims, Amr, Methods, TokenSigner, TokenVerifier};

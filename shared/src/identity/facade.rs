@@ -19,3 +19,7 @@ pub async fn proven_wallets(db: impl PgExecutor<'_>, user_id: Uuid) -> AppResult
     // Stored EIP-55; one that does not parse cannot pay anything.
     Ok(identifiers.iter().filter_map(|i| i.parse().ok()).collect())
 }
+
+/// Step-up for money: the caller's role now, a recent second factor, a live session (see
+/// [`super::step_up`]).
+pub use super::step_up::for_money;

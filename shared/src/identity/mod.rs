@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod recovery;
 pub mod sessions;
 pub mod state;
+pub mod step_up;
 pub mod wallet;
 
 use account::api as account_api;

@@ -245,7 +245,12 @@ async fn concurrent_unlinks_of_the_last_two_identities_leave_one(pool: PgPool) {
         let (a, b) = tokio::join!(unlink(ids[0].clone()), unlink(ids[1].clone()));
         let mut statuses = [a.status.as_u16(), b.status.as_u16()];
         statuses.sort_unstable();
-        assert_eq!(statuses, [200, 409], "round {round}");
+        // The loser finds one identity left (409), or its session gone with the identity it
+        // was opened with (401).
+        assert!(
+            statuses == [200, 409] || statuses == [200, 401],
+            "round {round}: {statuses:?}"
+        );
         let left = app.get("/profile").bearer(&token(&account)).send().await;
         assert_eq!(left.body["identities"].as_array().unwrap().len(), 1);
     }

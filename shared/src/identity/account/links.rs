@@ -35,7 +35,7 @@ pub async fn link(
     input: LinkIdentity,
 ) -> AppResult<Identity> {
     let db = state.db()?;
-    crate::auth::step_up::ensure_live_session(db, caller).await?;
+    crate::identity::step_up::ensure_live_session(db, caller).await?;
     let (identity_id, kind) = match input {
         LinkIdentity::EmailPassword { email, password } => {
             abuse::throttle(state, ip, Endpoint::Link, Some(email.trim())).await?;
@@ -123,7 +123,7 @@ pub async fn unlink(
     caller: &AuthUser,
     identity_id: Uuid,
 ) -> AppResult<Identities> {
-    crate::auth::step_up::ensure_live_session(state.db()?, caller).await?;
+    crate::identity::step_up::ensure_live_session(state.db()?, caller).await?;
     let mut tx = state.db()?.begin().await?;
     let owned = sqlx::query!(
         r#"SELECT id, type AS "kind: IdentityType", is_primary_login

@@ -166,7 +166,7 @@ async fn checked_step(
 pub async fn enroll(state: &IdentityState, caller: &AuthUser) -> AppResult<TotpEnrolment> {
     let key = state.mfa_key()?;
     let db = state.db()?;
-    crate::auth::step_up::ensure_live_session(db, caller).await?;
+    crate::identity::step_up::ensure_live_session(db, caller).await?;
     let label = sqlx::query_scalar!(
         "SELECT coalesce(email, name) AS \"label!\" FROM users WHERE id = $1",
         caller.user_id
@@ -207,7 +207,7 @@ pub async fn activate(
     caller: &AuthUser,
     input: TotpCode,
 ) -> AppResult<RecoveryCodes> {
-    crate::auth::step_up::ensure_live_session(state.db()?, caller).await?;
+    crate::identity::step_up::ensure_live_session(state.db()?, caller).await?;
     abuse::ensure_unlocked(state, &lock_key(caller.user_id)).await?;
     let secret = secret_of(state, caller.user_id, false)
         .await?
@@ -258,7 +258,7 @@ pub async fn activate(
 /// Removes the authenticator and its recovery codes; needs a current code (used up by it).
 #[tracing::instrument(name = "identity.mfa_remove", skip_all)]
 pub async fn remove(state: &IdentityState, caller: &AuthUser, input: TotpCode) -> AppResult<()> {
-    crate::auth::step_up::ensure_live_session(state.db()?, caller).await?;
+    crate::identity::step_up::ensure_live_session(state.db()?, caller).await?;
     abuse::ensure_unlocked(state, &lock_key(caller.user_id)).await?;
     let secret = secret_of(state, caller.user_id, true)
         .await?

@@ -172,13 +172,23 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// What a reset of an address nobody had proven took off the account.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// Each removed identity as `type:identifier` (`blockchain_address:0x…`).
+    pub identities: Vec<String>,
+    /// Whether a TOTP enrolment made after the address was linked (and its recovery codes) went
+    /// too.
+    pub second_factor: bool,
+}
+
 /// Puts the mail that confirms a password reset in the outbox, in the reset's transaction. It
 /// names what the reset removed (an address nobody had proven before: see
 /// [`super::password::reset`]) and says that the owner can link it again.
 pub async fn confirm_reset(
     conn: &mut PgConnection,
     email: &str,
-    removed: &super::password::Removed,
+    removed: &Removed,
 ) -> AppResult<()> {
     let mut gone: Vec<String> = removed
         .identities

@@ -8,7 +8,7 @@ use crate::extract::{AuthUser, ClientIp};
 use crate::identity::abuse::{self, Endpoint};
 use crate::identity::audit::IdentityAction as Action;
 use crate::identity::dto::{ChangePassword, ForgotPassword, MailSent, ResetPassword};
-use crate::identity::recovery::mailed::{self, Purpose};
+use crate::identity::recovery::mailed::{self, Purpose, Removed};
 use crate::identity::sessions as session;
 use crate::identity::state::IdentityState;
 use serde_json::json;
@@ -157,16 +157,6 @@ pub async fn reset(state: &IdentityState, ip: &ClientIp, input: ResetPassword) -
     Ok(())
 }
 
-/// What a reset of an address nobody had proven took off the account.
-#[derive(Debug, Default)]
-pub struct Removed {
-    /// Each removed identity as `type:identifier` (`blockchain_address:0x…`).
-    pub identities: Vec<String>,
-    /// Whether a TOTP enrolment made after the address was linked (and its recovery codes) went
-    /// too.
-    pub second_factor: bool,
-}
-
 /// Removes every identity of `user_id` but `keep` (which becomes the primary sign-in), and any
 /// second factor, in the reset's transaction.
 async fn remove_unproven(
@@ -235,7 +225,7 @@ pub async fn change(
         }])
     })?;
     let db = state.db()?;
-    crate::auth::step_up::ensure_live_session(db, caller).await?;
+    crate::identity::step_up::ensure_live_session(db, caller).await?;
     let identity = sqlx::query!(
         "SELECT id, identifier, credential FROM identities
          WHERE user_id = $1 AND type = 'email_password'",

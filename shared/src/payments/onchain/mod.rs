@@ -37,10 +37,12 @@ use crate::chain::AlloyRpc;
 use crate::config::{ConfigError, Env};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::function::{FaasValue, Need, Var, optional};
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider};
+use alloy::rpc::types::TransactionReceipt;
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolCall;
+use alloy::sol_types::SolEvent;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -72,6 +74,29 @@ pub async fn payers_of(pool: &sqlx::PgPool, project_id: uuid::Uuid) -> AppResult
         Some(client) => crate::identity::facade::proven_wallets(pool, client).await,
         None => Ok(Vec::new()),
     }
+}
+
+alloy::sol! {
+    /// ERC-20's transfer event.
+    event Transfer(address indexed from, address indexed to, uint256 value);
+}
+
+/// The sum of `token`'s Transfer events to `receiver` in the receipt, from one of `payers` if
+/// given.
+pub(crate) fn transferred(
+    receipt: &TransactionReceipt,
+    token: Address,
+    receiver: Address,
+    payers: Option<&[Address]>,
+) -> U256 {
+    receipt
+        .logs()
+        .iter()
+        .filter(|log| log.address() == token)
+        .filter_map(|log| Transfer::decode_log(&log.inner).ok())
+        .filter(|event| event.to == receiver)
+        .filter(|event| payers.is_none_or(|payers| payers.contains(&event.from)))
+        .fold(U256::ZERO, |sum, event| sum.saturating_add(event.value))
 }
 
 /// The payments' `provider` for a chain: `evm:<chain_id>`.

@@ -26,7 +26,7 @@
 //! then, and a payout is never failed while it still could be.
 
 use super::payout::PayoutStatus;
-use super::{Chain, Chains, Finality, provider, submit::Watch};
+use super::{Chain, Chains, Finality, provider, submit::Watch, transferred};
 use crate::chain::AlloyRpc;
 use crate::db::Db;
 use crate::payments::lifecycle::{PaymentEvent, PaymentStatus};
@@ -38,15 +38,9 @@ use alloy::network::TransactionResponse as _;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{BlockNumberOrTag, TransactionReceipt};
-use alloy::sol_types::SolEvent;
 use async_trait::async_trait;
 use std::sync::Arc;
 use time::OffsetDateTime;
-
-alloy::sol! {
-    /// ERC-20's transfer event.
-    event Transfer(address indexed from, address indexed to, uint256 value);
-}
 
 /// What the chain says about a transaction, now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,24 +422,6 @@ fn judge(to_us: U256, from_payers: U256, mined_at: u64, not_before: OffsetDateTi
     } else {
         Seen::Paid(from_payers)
     }
-}
-
-/// The sum of `token`'s Transfer events to `receiver` in the receipt, from one of `payers` if
-/// given.
-pub(super) fn transferred(
-    receipt: &TransactionReceipt,
-    token: Address,
-    receiver: Address,
-    payers: Option<&[Address]>,
-) -> U256 {
-    receipt
-        .logs()
-        .iter()
-        .filter(|log| log.address() == token)
-        .filter_map(|log| Transfer::decode_log(&log.inner).ok())
-        .filter(|event| event.to == receiver)
-        .filter(|event| payers.is_none_or(|payers| payers.contains(&event.from)))
-        .fold(U256::ZERO, |sum, event| sum.saturating_add(event.value))
 }
 
 #[cfg(test)]

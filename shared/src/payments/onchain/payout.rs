@@ -244,7 +244,7 @@ pub async fn send(
     input: PayoutInput,
 ) -> AppResult<Payout> {
     // ADMIN now (not only in the token), and a second factor used minutes ago: 403 or 401.
-    crate::auth::step_up::for_money(pool, caller, &[crate::domain::Role::Admin]).await?;
+    crate::identity::facade::for_money(pool, caller, &[crate::domain::Role::Admin]).await?;
     let (amount, currency) = money(Some(&input.amount.0), Some(&input.currency))?;
     let (Some(amount), Some(currency)) = (amount, currency) else {
         return Err(AppError::internal(anyhow::anyhow!("money() gave nothing")));

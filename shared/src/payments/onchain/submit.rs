@@ -178,12 +178,10 @@ async fn refuse_a_known_strangers(
         Asset::Token(token) => match node.get_transaction_receipt(hash).await {
             Ok(Some(receipt))
                 if receipt.status()
-                    && !super::monitor::transferred(&receipt, token, chain.receiver, None)
-                        .is_zero() =>
+                    && !super::transferred(&receipt, token, chain.receiver, None).is_zero() =>
             {
                 let payers = super::payers_of(pool, project_id).await?;
-                !super::monitor::transferred(&receipt, token, chain.receiver, Some(&payers))
-                    .is_zero()
+                !super::transferred(&receipt, token, chain.receiver, Some(&payers)).is_zero()
             }
             _ => return Ok(()),
         },

@@ -4,7 +4,7 @@
 //! is at most [`SECOND_FACTOR_MAX_AGE`] old. Otherwise 403, or 401 with
 //! `WWW-Authenticate: Bearer error="insufficient_user_authentication"` and `max_age`.
 
-use super::Amr;
+use crate::auth::Amr;
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
