@@ -60,26 +60,47 @@ pub async fn ensure_live_session(db: impl PgExecutor<'_>, caller: &AuthUser) -> 
     }
 }
 
+/// The 403 of a second factor turned on too recently to approve money.
+pub const SECOND_FACTOR_TOO_NEW: AppError = AppError::Refused {
+    kind: "second-factor-too-new",
+    detail: "two-factor sign-in was turned on for this account too recently to approve this (PAYOUT_MFA_MIN_AGE_HOURS): the account's owner was mailed when it was turned on, and has that long to react",
+};
+
 /// Admits `caller` to a step that moves money: their role now (read from the database, not
-/// the token) is one of `allowed` (else 403), and they used a second factor within
-/// [`SECOND_FACTOR_MAX_AGE`] (else 401, step up).
-pub async fn for_money(db: &PgPool, caller: &AuthUser, allowed: &[Role]) -> AppResult<()> {
-    let role = sqlx::query_scalar!(
-        r#"SELECT role AS "role: Role" FROM users WHERE id = $1"#,
+/// the token) is one of `allowed` (else 403); they used a second factor within
+/// [`SECOND_FACTOR_MAX_AGE`] (else 401, step up), one that was turned on at least
+/// `min_enrolment_age` ago (else 403: a password thief could turn one on); and their session
+/// is live.
+pub async fn for_money(
+    db: &PgPool,
+    caller: &AuthUser,
+    allowed: &[Role],
+    min_enrolment_age: Duration,
+) -> AppResult<()> {
+    let account = sqlx::query!(
+        r#"SELECT u.role AS "role: Role", t.activated_at AS "activated_at?"
+           FROM users u LEFT JOIN mfa_totp t ON t.user_id = u.id WHERE u.id = $1"#,
         caller.user_id
     )
     .fetch_optional(db)
     .await?
     .ok_or(AppError::Unauthorized("the account no longer exists"))?;
-    if !allowed.contains(&role) {
+    if !allowed.contains(&account.role) {
         return Err(AppError::Forbidden);
     }
+    let now = OffsetDateTime::now_utc();
     ensure_recent_second_factor(
         &caller.amr,
         caller.auth_time,
-        OffsetDateTime::now_utc().unix_timestamp(),
+        now.unix_timestamp(),
         SECOND_FACTOR_MAX_AGE,
     )?;
+    let old_enough = account
+        .activated_at
+        .is_some_and(|at| now - at >= min_enrolment_age);
+    if !old_enough {
+        return Err(SECOND_FACTOR_TOO_NEW);
+    }
     ensure_live_session(db, caller).await
 }
 

@@ -283,7 +283,7 @@ pub async fn blockchain_payment(
     responses(
         (status = 202, description = "The payout, signed, stored and broadcast, PENDING until the chain monitor finds it final; the same payout for the same idempotency_key", body = onchain::payout::Payout),
         (status = 401, description = "No valid token, or no second factor (amr otp or rec) in the last 5 minutes: `WWW-Authenticate: Bearer error=\"insufficient_user_authentication\"` (RFC 9470), problem type urn:gantry:problem:step-up-required; sign in again through POST /login/mfa", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not ADMIN (the role is read from the database, not only the token)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not ADMIN (the role is read from the database, not only the token), or the second factor was turned on less than PAYOUT_MFA_MIN_AGE_HOURS ago (type urn:gantry:problem:second-factor-too-new)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It would exceed the currency's daily payout limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No payouts on chain_id or in currency, or the idempotency_key was used for another payout", body = Problem, content_type = "application/problem+json"),
     ))]

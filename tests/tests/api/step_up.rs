@@ -18,6 +18,11 @@ const ADMIN: &str = "treasurer@example.com";
 /// The app paying out ETH on anvil (`None` where anvil is missing on a developer's machine),
 /// and the chain, which must live as long as the test.
 async fn start(pool: PgPool) -> Option<(TestApp, Anvil)> {
+    start_with(pool, &[]).await
+}
+
+/// [`start`] with more variables (they win).
+async fn start_with(pool: PgPool, extra: &[(&str, &str)]) -> Option<(TestApp, Anvil)> {
     let anvil = Anvil::start_or_skip().await?;
     let accounts = anvil.accounts().await.unwrap();
     let chains = json!({CHAIN.to_string(): {
@@ -26,15 +31,14 @@ async fn start(pool: PgPool) -> Option<(TestApp, Anvil)> {
     .to_string();
     let urls = format!("{CHAIN}={}", anvil.url);
     let limits = json!({"ETH": (5 * ETH).to_string()}).to_string();
-    let app = TestApp::with(
-        pool,
-        &[
-            ("CHAIN_RPC_URLS", urls.as_str()),
-            ("PAYMENT_CHAINS", chains.as_str()),
-            ("PAYOUT_PRIVATE_KEY", PAYOUT_KEY),
-            ("PAYOUT_DAILY_LIMITS", limits.as_str()),
-        ],
-    );
+    let mut env = vec![
+        ("CHAIN_RPC_URLS", urls.as_str()),
+        ("PAYMENT_CHAINS", chains.as_str()),
+        ("PAYOUT_PRIVATE_KEY", PAYOUT_KEY),
+        ("PAYOUT_DAILY_LIMITS", limits.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    let app = TestApp::with(pool, &env);
     Some((app, anvil))
 }
 
@@ -161,4 +165,44 @@ async fn a_demoted_admin_cannot_pay_out_with_a_still_valid_token(pool: PgPool) {
     assert_eq!(claims_of(token)["role"], "ADMIN");
     payout(&app, token, "demoted").await.problem(403);
     assert_eq!(payouts(&app).await, 0);
+}
+
+/// The password thief's path: an ADMIN without TOTP, whose password leaked, turns TOTP on and
+/// steps up at once. The owner is mailed that TOTP was turned on, and the fresh factor approves
+/// no payout until `PAYOUT_MFA_MIN_AGE_HOURS` have passed (403 `second-factor-too-new`).
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_second_factor_turned_on_moments_ago_approves_no_payout(pool: PgPool) {
+    let Some((app, _anvil)) = start_with(pool, &[("PAYOUT_MFA_MIN_AGE_HOURS", "24")]).await else {
+        return;
+    };
+    let (admin_id, _) = app.user_with_role(ADMIN, "ADMIN").await;
+    let Some(signed_in) = app.sign_in_with_totp(ADMIN).await else {
+        return;
+    };
+    let fresh = signed_in["access_token"].as_str().unwrap().to_owned();
+    let refused = payout(&app, &fresh, "thief").await;
+    assert_eq!(
+        refused.problem(403)["type"],
+        "urn:gantry:problem:second-factor-too-new"
+    );
+    assert_eq!(payouts(&app).await, 0);
+    let mails: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM mail_outbox WHERE recipient = $1 AND subject = 'Two-factor sign-in was turned on'",
+    )
+    .bind(ADMIN)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(mails, 1, "the owner hears of it");
+
+    // A day later, the same factor approves it.
+    sqlx::query(
+        "UPDATE mfa_totp SET activated_at = now() - interval '25 hours' WHERE user_id = $1::uuid",
+    )
+    .bind(&admin_id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let sent = payout(&app, &fresh, "owner").await;
+    assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
 }

@@ -248,11 +248,38 @@ pub async fn activate(
         },
     )
     .await?;
+    mail_activation(&mut tx, caller.user_id).await?;
     tx.commit().await?;
     abuse::clear_failures(state, &lock_key(caller.user_id)).await?;
     Ok(RecoveryCodes {
         recovery_codes: codes,
     })
+}
+
+/// Tells the account's address, if it has one, that a second factor was turned on: whoever
+/// has only the password can turn one on too, and the owner should hear of it (payouts wait
+/// `PAYOUT_MFA_MIN_AGE_HOURS` after it for that reason).
+async fn mail_activation(tx: &mut sqlx::PgConnection, user_id: Uuid) -> AppResult<()> {
+    let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten();
+    let Some(email) = email else {
+        return Ok(());
+    };
+    let text = "Two-factor sign-in (an authenticator app) was turned on for your account, and every other session was signed out.\n\nIf this was not you, someone has your password: reset it now, and ask an administrator to remove the authenticator.\n";
+    let html = "<p>Two-factor sign-in (an authenticator app) was turned on for your account, and every other session was signed out.</p><p>If this was not you, someone has your password: reset it now, and ask an administrator to remove the authenticator.</p>";
+    crate::mail::send(
+        tx,
+        &crate::mail::Mail {
+            to: &email,
+            subject: "Two-factor sign-in was turned on",
+            text,
+            html,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Removes the authenticator and its recovery codes; needs a current code (used up by it).

@@ -46,6 +46,11 @@ alloy::sol! {
 }
 
 /// What the payouts function needs beyond the chains.
+/// How long a second factor must have been on before it approves a payout: a password thief who
+/// turns one on for an ADMIN without it waits that long, while the account's owner has the
+/// mail that says it was turned on.
+const MFA_MIN_AGE: &str = "PAYOUT_MFA_MIN_AGE_HOURS";
+
 pub const NEED: Need = Need {
     name: "payouts",
     can_be_unavailable: true,
@@ -76,6 +81,16 @@ pub const NEED: Need = Need {
                 "JSON object: currency -> most minor units paid out in any 24 hours; a currency not listed is never paid out",
             ),
             openfaas: FaasValue::Value { value: "{}" },
+        },
+        Var {
+            name: MFA_MIN_AGE,
+            sam: crate::need::SamValue::Parameter {
+                name: "PayoutMfaMinAgeHours",
+                secret: false,
+                default: Some("24"),
+                description: "Hours an ADMIN's authenticator must have been on before it may approve a payout (0 to 720)",
+            },
+            openfaas: FaasValue::Value { value: "24" },
         },
     ],
     aws: &[crate::need::AwsAccess::KmsSign {
@@ -118,6 +133,7 @@ pub struct Payouts {
     #[cfg(feature = "kms")]
     kms: kms::Kms,
     limits: HashMap<String, Minor>,
+    mfa_min_age: std::time::Duration,
 }
 
 impl Payouts {
@@ -146,7 +162,17 @@ impl Payouts {
                 ConfigError::invalid("PAYOUT_PRIVATE_KEY", "is not a hex secp256k1 key")
             })?;
         }
+        let hours: u64 = match env.get(MFA_MIN_AGE) {
+            Some(text) => text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|h| *h <= 720)
+                .ok_or_else(|| ConfigError::invalid(MFA_MIN_AGE, "must be 0 to 720 hours"))?,
+            None => 24,
+        };
         Ok(Self {
+            mfa_min_age: std::time::Duration::from_secs(hours * 3600),
             key,
             kms_key: env.get("PAYOUT_KMS_KEY_ID"),
             #[cfg(feature = "kms")]
@@ -243,8 +269,15 @@ pub async fn send(
     caller: &AuthUser,
     input: PayoutInput,
 ) -> AppResult<Payout> {
-    // ADMIN now (not only in the token), and a second factor used minutes ago: 403 or 401.
-    crate::identity::facade::for_money(pool, caller, &[crate::domain::Role::Admin]).await?;
+    // ADMIN now (not only in the token), and a second factor used minutes ago and turned on
+    // long enough ago: 403 or 401.
+    crate::identity::facade::for_money(
+        pool,
+        caller,
+        &[crate::domain::Role::Admin],
+        payouts.mfa_min_age,
+    )
+    .await?;
     let (amount, currency) = money(Some(&input.amount.0), Some(&input.currency))?;
     let (Some(amount), Some(currency)) = (amount, currency) else {
         return Err(AppError::internal(anyhow::anyhow!("money() gave nothing")));
