@@ -35,7 +35,6 @@ pub async fn link(
     input: LinkIdentity,
 ) -> AppResult<Identity> {
     let db = state.db()?;
-    crate::identity::step_up::ensure_live_session(db, caller).await?;
     let (identity_id, kind) = match input {
         LinkIdentity::EmailPassword { email, password } => {
             abuse::throttle(state, ip, Endpoint::Link, Some(email.trim())).await?;
@@ -47,7 +46,7 @@ pub async fn link(
             };
             let credential = state.hasher().hash(&password).await?;
             let mut tx = db.begin().await?;
-            lock_account(&mut tx, caller.user_id).await?;
+            live_and_locked(&mut tx, caller).await?;
             // One email identity per account: users.email mirrors it.
             let has_email = sqlx::query_scalar!(
                 r#"SELECT EXISTS (SELECT 1 FROM identities
@@ -96,6 +95,7 @@ pub async fn link(
             abuse::throttle(state, ip, Endpoint::Link, Some(&address)).await?;
             let (proof, nonce_expires) = prove(state, &message, &signature).await?;
             let mut tx = db.begin().await?;
+            live_and_locked(&mut tx, caller).await?;
             spend_nonce(&mut tx, &proof, nonce_expires).await?;
             let id = insert_wallet(&mut tx, caller.user_id, &proof, false).await?;
             record(
@@ -182,6 +182,15 @@ pub async fn unlink(
 }
 
 /// Serialises identity changes on one account (check-then-insert stays true under concurrency).
+/// Locks the caller's account for the rest of `conn`'s transaction, then checks that their
+/// session is live. A password reset holds the same lock while it revokes the sessions and
+/// removes what an unproven address's account had linked, so a link either commits first (and
+/// the reset removes it) or finds its session revoked (401).
+async fn live_and_locked(conn: &mut PgConnection, caller: &AuthUser) -> AppResult<()> {
+    lock_account(&mut *conn, caller.user_id).await?;
+    crate::identity::step_up::ensure_live_session(&mut *conn, caller).await
+}
+
 async fn lock_account(conn: &mut PgConnection, user_id: Uuid) -> AppResult<()> {
     sqlx::query!("SELECT id FROM users WHERE id = $1 FOR UPDATE", user_id)
         .fetch_optional(conn)
