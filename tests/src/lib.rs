@@ -516,22 +516,8 @@ impl TestApp {
             .as_str()
             .expect("TOTP is not on yet")
             .to_owned();
-        let enrolled = self
-            .post("/mfa/totp/enroll")
-            .bearer(&token)
-            .json(&json!({}))
-            .send()
-            .await;
-        assert_eq!(enrolled.status, StatusCode::CREATED, "{}", enrolled.body);
-        let secret = enrolled.str("secret");
         early_in_a_totp_step().await;
-        let activated = self
-            .post("/mfa/totp/activate")
-            .bearer(&token)
-            .json(&json!({"code": pyotp_code(&secret, -30)?}))
-            .send()
-            .await;
-        assert_eq!(activated.status, StatusCode::OK, "{}", activated.body);
+        let (secret, _) = self.turn_on_totp(&token).await?;
         let pending = password_login().await["mfa_token"].clone();
         let done = self
             .post("/login/mfa")
@@ -540,6 +526,34 @@ impl TestApp {
             .await;
         assert_eq!(done.status, StatusCode::OK, "{}", done.body);
         Some(done.body)
+    }
+
+    /// Enrols and activates TOTP for the account behind `token` with pyotp's code for the previous
+    /// step; returns the secret and the recovery codes (`None`: no pyotp, skipped outside CI).
+    pub async fn turn_on_totp(&self, token: &str) -> Option<(String, Vec<String>)> {
+        let enrolled = self
+            .post("/mfa/totp/enroll")
+            .bearer(token)
+            .json(&json!({}))
+            .send()
+            .await;
+        assert_eq!(enrolled.status, StatusCode::CREATED, "{}", enrolled.body);
+        let secret = enrolled.str("secret");
+        let code = pyotp_code(&secret, -30)?;
+        let activated = self
+            .post("/mfa/totp/activate")
+            .bearer(token)
+            .json(&json!({"code": code}))
+            .send()
+            .await;
+        assert_eq!(activated.status, StatusCode::OK, "{}", activated.body);
+        let codes = activated.body["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        Some((secret, codes))
     }
 
     /// A fresh SIWE nonce from `POST /auth/nonce`.

@@ -29,34 +29,6 @@ async fn finish(app: &TestApp, mfa_token: &Value, second: Value) -> TestResponse
     app.post("/login/mfa").json(&body).send().await
 }
 
-/// Enrols and activates TOTP for the account behind `token` with pyotp's code for the previous
-/// step; returns the secret and the recovery codes (`None`: no pyotp, skipped outside CI).
-async fn turn_on(app: &TestApp, token: &str) -> Option<(String, Vec<String>)> {
-    let enrolled = app
-        .post("/mfa/totp/enroll")
-        .bearer(token)
-        .json(&json!({}))
-        .send()
-        .await;
-    assert_eq!(enrolled.status, StatusCode::CREATED, "{}", enrolled.body);
-    let secret = enrolled.str("secret");
-    let code = pyotp_code(&secret, -30)?;
-    let activated = app
-        .post("/mfa/totp/activate")
-        .bearer(token)
-        .json(&json!({"code": code}))
-        .send()
-        .await;
-    assert_eq!(activated.status, StatusCode::OK, "{}", activated.body);
-    let codes = activated.body["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
-    Some((secret, codes))
-}
-
 /// The whole path: enrol (the secret is sealed at rest), a wrong code does not activate, a
 /// pyotp code does; then a password login answers an mfa_token, a used code is refused, the
 /// current code finishes with amr [pwd, otp], the token works once; a recovery code works once
@@ -201,7 +173,7 @@ async fn one_code_used_twice_at_once_signs_in_once(pool: PgPool) {
     let email = address();
     let token = access(&app.register(&email).await);
     early_in_a_totp_step().await;
-    let Some((secret, _)) = turn_on(&app, &token).await else {
+    let Some((secret, _)) = app.turn_on_totp(&token).await else {
         return;
     };
     let a = login(&app, &email).await.body["mfa_token"].clone();
@@ -223,7 +195,7 @@ async fn wrong_codes_lock_the_second_step(pool: PgPool) {
     let email = address();
     let token = access(&app.register(&email).await);
     early_in_a_totp_step().await;
-    let Some((secret, _)) = turn_on(&app, &token).await else {
+    let Some((secret, _)) = app.turn_on_totp(&token).await else {
         return;
     };
     let pending = login(&app, &email).await.body["mfa_token"].clone();
@@ -250,7 +222,7 @@ async fn a_wallet_sign_in_with_totp_needs_the_second_step(pool: PgPool) {
     let wallet = Wallet::random();
     let token = access(&app.register_wallet(&wallet).await);
     early_in_a_totp_step().await;
-    let Some((secret, _)) = turn_on(&app, &token).await else {
+    let Some((secret, _)) = app.turn_on_totp(&token).await else {
         return;
     };
     let body = app.siwe(&wallet).await;
@@ -292,7 +264,7 @@ async fn enrolment_needs_a_key_and_follows_its_order(pool: PgPool) {
         .await
         .problem(409);
     early_in_a_totp_step().await;
-    if turn_on(&app, &token).await.is_none() {
+    if app.turn_on_totp(&token).await.is_none() {
         return;
     }
     app.post("/mfa/totp/enroll")
@@ -320,7 +292,7 @@ async fn sixty_parallel_wrong_codes_check_five_and_burn_the_challenge(pool: PgPo
     let token = access(&app.register(&email).await);
     let user_id = user_of(&token);
     early_in_a_totp_step().await;
-    let Some((secret, _)) = turn_on(&app, &token).await else {
+    let Some((secret, _)) = app.turn_on_totp(&token).await else {
         return;
     };
     let pending = login(&app, &email).await.body["mfa_token"].clone();
@@ -380,7 +352,7 @@ async fn a_challenge_is_burnt_after_five_wrong_codes(pool: PgPool) {
     let email = address();
     let token = access(&app.register(&email).await);
     early_in_a_totp_step().await;
-    let Some((secret, _)) = turn_on(&app, &token).await else {
+    let Some((secret, _)) = app.turn_on_totp(&token).await else {
         return;
     };
     let pending = login(&app, &email).await.body["mfa_token"].clone();
@@ -440,7 +412,7 @@ async fn turning_totp_on_ends_the_accounts_other_sessions(pool: PgPool) {
     let other = app.register(&email).await;
     let current = login(&app, &email).await.body;
     early_in_a_totp_step().await;
-    if turn_on(&app, &access(&current)).await.is_none() {
+    if app.turn_on_totp(&access(&current)).await.is_none() {
         return;
     }
     let refresh = |token: Value| {
