@@ -23,7 +23,7 @@ fn webhooks(c: &mut Criterion) {
     let stripe_header = format!("t={t},v1={v1}");
     c.bench_function("webhooks/stripe_verify_and_parse", |b| {
         b.iter(|| {
-            let report = stripe::read_event(
+            let report = stripe::webhook::read_event(
                 Some(black_box(&stripe_header)),
                 black_box(STRIPE_EVENT.as_bytes()),
                 STRIPE_SECRET.as_bytes(),
@@ -39,7 +39,7 @@ fn webhooks(c: &mut Criterion) {
     );
     c.bench_function("webhooks/btcpay_verify_and_parse", |b| {
         b.iter(|| {
-            let delivery = btcpay::read_delivery(
+            let delivery = btcpay::webhook::read_delivery(
                 Some(black_box(&btcpay_header)),
                 black_box(BTCPAY_DELIVERY.as_bytes()),
                 BTCPAY_SECRET.as_bytes(),

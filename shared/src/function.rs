@@ -17,8 +17,6 @@ use utoipa::openapi::path::HttpMethod;
 use utoipa_axum::PathItemExt;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
-/// Builds an HTTP function's router from the platform.
-pub type BuildRouter = fn(&Platform) -> Result<Router, StartupError>;
 /// Builds a queue worker's handler from the platform.
 pub type BuildHandler = fn(&Platform) -> Result<Arc<dyn JobHandler>, StartupError>;
 
@@ -76,10 +74,20 @@ pub struct Endpoint<S: 'static> {
     pub openapi: fn() -> UtoipaMethodRouter<S>,
 }
 
-/// An [`Endpoint`] for a handler annotated with `#[utoipa::path]`, named with its module:
-/// `endpoint!(api::login)`.
+/// An [`Endpoint`] for a handler annotated with `#[utoipa::path]`, named alone where it is
+/// defined (`endpoint!(login)`) or with its module (`endpoint!(wallet_api::login)`).
 #[macro_export]
 macro_rules! endpoint {
+    ($handler:ident) => {
+        ::pastey::paste! {
+            $crate::function::Endpoint {
+                path: <[<__path_ $handler>] as ::utoipa::Path>::path,
+                methods: <[<__path_ $handler>] as ::utoipa::Path>::methods,
+                route: |filter| ::axum::routing::on(filter, $handler),
+                openapi: || ::utoipa_axum::routes!($handler),
+            }
+        }
+    };
     ($module:ident :: $handler:ident) => {
         ::pastey::paste! {
             $crate::function::Endpoint {
@@ -92,65 +100,83 @@ macro_rules! endpoint {
     };
 }
 
-/// An HTTP function: its handlers and the state they share. Each handler's method and path are
-/// written once, in its `#[utoipa::path]`: the router, the OpenAPI document, CORS, the SAM
-/// events and the 503 list are all read from there.
-pub trait HttpApi: 'static {
-    type State: Clone + Send + Sync + 'static;
-
-    /// The handlers, each made by [`endpoint!`](crate::endpoint).
-    const ENDPOINTS: &'static [Endpoint<Self::State>];
-
+/// An HTTP function's handlers and the state they share, declared beside its handlers:
+/// `Trigger::Http(&Http::new(State::new, &[endpoint!(handler)]))`. Each handler's method and
+/// path are written once, in its `#[utoipa::path]`: the router, the OpenAPI document, CORS, the
+/// SAM events and the 503 list are all read from there.
+pub struct Http<S: 'static> {
     /// Their shared state, from the platform (a missing setting is a [`StartupError`]).
-    fn state(platform: &Platform) -> Result<Self::State, StartupError>;
+    state: fn(&Platform) -> Result<S, StartupError>,
+    /// The handlers, each made by [`endpoint!`](crate::endpoint).
+    endpoints: &'static [Endpoint<S>],
+    /// Layers of the function's own (a body limit of its own, say).
+    layer: fn(Router<S>) -> Router<S>,
+}
 
-    /// Layers of this function's own (a body limit of its own, say).
-    fn layer(router: Router<Self::State>) -> Router<Self::State> {
-        router
+impl<S> Http<S> {
+    pub const fn new(
+        state: fn(&Platform) -> Result<S, StartupError>,
+        endpoints: &'static [Endpoint<S>],
+    ) -> Self {
+        Self {
+            state,
+            endpoints,
+            layer: |router| router,
+        }
+    }
+
+    /// The same function with layers of its own around its routes.
+    pub const fn layer(self, layer: fn(Router<S>) -> Router<S>) -> Self {
+        Self { layer, ..self }
     }
 }
 
-/// The trigger of an HTTP function made of `A`'s endpoints.
-pub const fn http<A: HttpApi>() -> Trigger {
-    Trigger::Http {
-        openapi: openapi_of::<A>,
-        routes: routes_of::<A>,
-        build: build_of::<A>,
-    }
+/// What the runtime, the gateway and the OpenAPI document ask of an HTTP function, whatever its
+/// state's type.
+pub trait HttpFunction: Sync {
+    /// Its part of the OpenAPI document: its paths and their schemas.
+    fn openapi(&self) -> utoipa::openapi::OpenApi;
+    /// Its public routes.
+    fn routes(&self) -> Vec<Route>;
+    /// Its router, with its state built from the platform.
+    fn build(&self, platform: &Platform) -> Result<Router, StartupError>;
 }
 
-fn openapi_of<A: HttpApi>() -> utoipa::openapi::OpenApi {
-    let router = A::ENDPOINTS
-        .iter()
-        .fold(OpenApiRouter::new(), |router, endpoint| {
-            router.routes((endpoint.openapi)())
-        });
-    router.into_openapi()
-}
-
-fn routes_of<A: HttpApi>() -> Vec<Route> {
-    let mut routes = Vec::new();
-    for endpoint in A::ENDPOINTS {
-        let path = (endpoint.path)();
-        for method in (endpoint.methods)().iter().filter_map(Method::of) {
-            routes.push(Route {
-                method,
-                path: path.clone(),
+impl<S: Clone + Send + Sync + 'static> HttpFunction for Http<S> {
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        let router = self
+            .endpoints
+            .iter()
+            .fold(OpenApiRouter::new(), |router, endpoint| {
+                router.routes((endpoint.openapi)())
             });
-        }
+        router.into_openapi()
     }
-    routes
-}
 
-fn build_of<A: HttpApi>(platform: &Platform) -> Result<Router, StartupError> {
-    let mut router = Router::new();
-    for endpoint in A::ENDPOINTS {
-        let path = (endpoint.path)();
-        for method in (endpoint.methods)() {
-            router = router.route(&path, (endpoint.route)(method.to_method_filter()));
+    fn routes(&self) -> Vec<Route> {
+        let mut routes = Vec::new();
+        for endpoint in self.endpoints {
+            let path = (endpoint.path)();
+            for method in (endpoint.methods)().iter().filter_map(Method::of) {
+                routes.push(Route {
+                    method,
+                    path: path.clone(),
+                });
+            }
         }
+        routes
     }
-    Ok(A::layer(router).with_state(A::state(platform)?))
+
+    fn build(&self, platform: &Platform) -> Result<Router, StartupError> {
+        let mut router = Router::new();
+        for endpoint in self.endpoints {
+            let path = (endpoint.path)();
+            for method in (endpoint.methods)() {
+                router = router.route(&path, (endpoint.route)(method.to_method_filter()));
+            }
+        }
+        Ok((self.layer)(router).with_state((self.state)(platform)?))
+    }
 }
 
 /// When a queue is fed on a schedule: every `minutes`, the message `body`.
@@ -163,13 +189,7 @@ pub struct Schedule {
 #[derive(Clone, Copy)]
 pub enum Trigger {
     /// API Gateway routes under Lambda; plain HTTP on `$PORT` otherwise.
-    /// (Made by [`http`].)
-    Http {
-        /// The function's part of the OpenAPI document: its paths and their schemas.
-        openapi: fn() -> utoipa::openapi::OpenApi,
-        routes: fn() -> Vec<Route>,
-        build: BuildRouter,
-    },
+    Http(&'static dyn HttpFunction),
     /// An SQS queue under Lambda; `POST /` per message over HTTP (OpenFaaS async); the Postgres
     /// queue in the local gateway. The queue has the function's name.
     Queue {
@@ -178,22 +198,20 @@ pub enum Trigger {
     },
 }
 
+/// A deployable function, declared by the module that holds its handlers (or its worker).
 #[derive(Clone, Copy)]
 pub struct FunctionSpec {
     /// As in `functions/<name>/` and both manifests.
     pub name: &'static str,
-    /// The CloudFormation resource name stem (`LoginBlockchain` → `LoginBlockchainFunction`).
-    pub resource: &'static str,
     pub trigger: Trigger,
     pub needs: &'static [&'static Need],
-    pub aws: &'static [AwsAccess],
 }
 
 impl FunctionSpec {
     /// The function's part of the OpenAPI document (empty for a queue worker).
     pub fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         match self.trigger {
-            Trigger::Http { openapi, .. } => Some(openapi()),
+            Trigger::Http(function) => Some(function.openapi()),
             Trigger::Queue { .. } => None,
         }
     }
@@ -201,32 +219,47 @@ impl FunctionSpec {
     /// Its public routes, read from its handlers' `#[utoipa::path]`s.
     pub fn routes(&self) -> Vec<Route> {
         match self.trigger {
-            Trigger::Http { routes, .. } => routes(),
+            Trigger::Http(function) => function.routes(),
             Trigger::Queue { .. } => Vec::new(),
         }
     }
 
     pub fn schedule(&self) -> Option<Schedule> {
         match self.trigger {
-            Trigger::Http { .. } => None,
+            Trigger::Http(_) => None,
             Trigger::Queue { schedule, .. } => schedule,
         }
+    }
+
+    /// The CloudFormation resource name stem, from the name: `login-blockchain` →
+    /// `LoginBlockchain` (→ `LoginBlockchainFunction`).
+    pub fn resource(&self) -> String {
+        self.name
+            .split('-')
+            .flat_map(|word| {
+                let mut chars = word.chars();
+                chars
+                    .next()
+                    .map(|first| first.to_ascii_uppercase())
+                    .into_iter()
+                    .chain(chars)
+            })
+            .collect()
     }
 
     /// The table entry as data, for `gantry manifests` and the deploy-agreement test.
     pub fn describe(&self) -> FunctionDescription {
         let (trigger, schedule) = match self.trigger {
-            Trigger::Http { .. } => ("http", None),
+            Trigger::Http(_) => ("http", None),
             Trigger::Queue { schedule, .. } => ("queue", schedule),
         };
         FunctionDescription {
             name: self.name,
-            resource: self.resource,
+            resource: self.resource(),
             trigger,
             routes: self.routes(),
             schedule,
             needs: self.needs,
-            aws: self.aws,
         }
     }
 }
@@ -234,10 +267,9 @@ impl FunctionSpec {
 #[derive(Debug, Clone, Serialize)]
 pub struct FunctionDescription {
     pub name: &'static str,
-    pub resource: &'static str,
+    pub resource: String,
     pub trigger: &'static str,
     pub routes: Vec<Route>,
     pub schedule: Option<Schedule>,
     pub needs: &'static [&'static Need],
-    pub aws: &'static [AwsAccess],
 }

@@ -31,6 +31,7 @@ pub mod payments;
 pub mod platform;
 pub mod queue;
 pub mod redact;
+pub mod relay;
 pub mod runtime;
 pub mod signature;
 pub mod store;

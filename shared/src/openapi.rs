@@ -3,6 +3,7 @@
 //! paths; `crate::app::openapi` merges them. `gantry openapi` writes the committed copy
 //! (`openapi.json`); a test fails when that copy is stale.
 
+use crate::function::FunctionSpec;
 use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::openapi::header::{Header, HeaderBuilder};
@@ -23,6 +24,45 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr};
     tags((name = "meta", description = "Health")),
 )]
 pub struct CoreApi;
+
+/// An area's part of the document besides its functions' paths: its tags (a
+/// `#[derive(utoipa::OpenApi)]`), and what the derive cannot say (links, byte bodies).
+pub struct AreaDoc {
+    pub tags: fn() -> OpenApi,
+    pub amend: fn(&mut OpenApi),
+}
+
+/// The OpenAPI document: the core's part (health, security scheme), every area's tags, every
+/// function's paths (read from its handlers' `#[utoipa::path]`s, as its router is), the
+/// statuses the edge answers (a function that needs the database, a key or a provider can
+/// answer 503) and each area's amendments.
+pub fn document(functions: &[&FunctionSpec], areas: &[AreaDoc]) -> OpenApi {
+    let mut doc = <CoreApi as utoipa::OpenApi>::openapi();
+    for area in areas {
+        doc.merge((area.tags)());
+    }
+    // (method, path) of every route whose function can answer 503.
+    let mut dependent = Vec::new();
+    for spec in functions {
+        let Some(paths) = spec.openapi() else {
+            continue;
+        };
+        if spec.needs.iter().any(|need| need.can_be_unavailable) {
+            dependent.extend(spec.routes());
+        }
+        doc.merge(paths);
+    }
+    add_edge_responses(&mut doc, |method, path| {
+        let dependent = dependent.iter().any(|route| {
+            route.path == path && route.method.http().as_str().eq_ignore_ascii_case(method)
+        });
+        EdgeFacts { dependent }
+    });
+    for area in areas {
+        (area.amend)(&mut doc);
+    }
+    finish(doc)
+}
 
 /// Adds what every document carries: the bearer security scheme and the crate version.
 pub fn finish(mut doc: OpenApi) -> OpenApi {

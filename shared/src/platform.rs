@@ -270,7 +270,8 @@ impl Stores {
     }
 }
 
-/// The queue producers send to, when configured (the Postgres queue today; SQS joins here).
+/// The queue producers send to, when configured: the Postgres queue (`queue_messages`). Under
+/// SQS and OpenFaaS too: the outbox relay moves what it holds onto the deployment's transport.
 #[derive(Clone, Default)]
 pub struct Queues(Option<Db>);
 

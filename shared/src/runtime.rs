@@ -59,11 +59,13 @@ pub fn function_router(
     spec: &FunctionSpec,
     platform: &Platform,
 ) -> Result<Option<Router>, crate::platform::StartupError> {
-    let Trigger::Http { build, routes, .. } = spec.trigger else {
+    let Trigger::Http(function) = spec.trigger else {
         return Ok(None);
     };
-    let router = build(platform)?.method_not_allowed_fallback(method_not_allowed);
-    let routes = routes();
+    let router = function
+        .build(platform)?
+        .method_not_allowed_fallback(method_not_allowed);
+    let routes = function.routes();
     let methods: Vec<_> = routes.iter().map(|route| route.method.http()).collect();
     Ok(Some(match edge::cors(&platform.edge_config, &methods) {
         Some(cors) => router.layer(cors),
@@ -190,7 +192,7 @@ async fn serve(spec: &'static FunctionSpec) -> ExitCode {
     let metrics = Metrics::for_transport(&platform.env, under_lambda(), spec.name);
     let edge_config = &platform.edge_config;
     let outcome = match spec.trigger {
-        Trigger::Http { .. } => match function_router(spec, &platform) {
+        Trigger::Http(_) => match function_router(spec, &platform) {
             Ok(Some(router)) if under_lambda() => {
                 lambda_http::run(finish(router, edge_config, &metrics))
                     .await

@@ -1,5 +1,5 @@
-//! POST /auth/nonce: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `auth-nonce` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::AUTH_NONCE)
+    gantry::runtime::start(&gantry::identity::wallet::api::AUTH_NONCE)
 }

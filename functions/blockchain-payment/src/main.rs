@@ -1,6 +1,5 @@
-//! POST /invoices/{id}/blockchain-payment: its entry in `gantry::app::FUNCTIONS`; the rules
-//! live in the area.
+//! The `blockchain-payment` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::BLOCKCHAIN_PAYMENT)
+    gantry::runtime::start(&gantry::payments::onchain::submit::BLOCKCHAIN_PAYMENT)
 }

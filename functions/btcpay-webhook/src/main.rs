@@ -1,6 +1,5 @@
-//! POST /btcpay-webhook: its entry in `gantry::app::FUNCTIONS`;
-//! the rules live in the area.
+//! The `btcpay-webhook` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::BTCPAY_WEBHOOK)
+    gantry::runtime::start(&gantry::payments::btcpay::webhook::BTCPAY_WEBHOOK)
 }

@@ -1,6 +1,5 @@
-//! The chain-monitor queue worker: watches on-chain payments until they are final
-//! (`gantry::payments::onchain::monitor`).
+//! The `chain-monitor` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::CHAIN_MONITOR)
+    gantry::runtime::start(&gantry::payments::onchain::monitor::CHAIN_MONITOR)
 }

@@ -1,6 +1,5 @@
-//! POST /invoices/{id}/create-btcpay-invoice: its entry in `gantry::app::FUNCTIONS`;
-//! the rules live in the area.
+//! The `create-btcpay-invoice` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::CREATE_BTCPAY_INVOICE)
+    gantry::runtime::start(&gantry::payments::btcpay::invoice::CREATE_BTCPAY_INVOICE)
 }

@@ -1,6 +1,5 @@
-//! POST /invoices/{id}/create-payment-intent: its entry in `gantry::app::FUNCTIONS`;
-//! the rules live in the area.
+//! The `create-payment-intent` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::CREATE_PAYMENT_INTENT)
+    gantry::runtime::start(&gantry::payments::stripe::intent::CREATE_PAYMENT_INTENT)
 }

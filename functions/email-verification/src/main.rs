@@ -1,5 +1,5 @@
-//! POST /email/verify, /email/verify/resend: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `email-verification` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::EMAIL_VERIFICATION)
+    gantry::runtime::start(&gantry::identity::recovery::api::EMAIL_VERIFICATION)
 }

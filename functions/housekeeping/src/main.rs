@@ -1,4 +1,4 @@
-//! The housekeeping queue worker: purges expired rows (`gantry::store::housekeeping`).
+//! The `housekeeping` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
     gantry::runtime::start(&gantry::app::HOUSEKEEPING)

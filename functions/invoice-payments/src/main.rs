@@ -1,6 +1,5 @@
-//! GET /invoices/{id}/payments: its entry in `gantry::app::FUNCTIONS`;
-//! the rules live in the area.
+//! The `invoice-payments` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::INVOICE_PAYMENTS)
+    gantry::runtime::start(&gantry::payments::invoices::api::INVOICE_PAYMENTS)
 }

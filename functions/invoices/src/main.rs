@@ -1,6 +1,5 @@
-//! GET, POST /invoices; GET, PUT /invoices/{id}: its entry in `gantry::app::FUNCTIONS`;
-//! the rules live in the area.
+//! The `invoices` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::INVOICES)
+    gantry::runtime::start(&gantry::payments::invoices::api::INVOICES)
 }

@@ -1,5 +1,5 @@
-//! GET /ipfs/{cid}: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `ipfs-get` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::IPFS_GET)
+    gantry::runtime::start(&gantry::work::documents::api::IPFS_GET)
 }

@@ -1,5 +1,5 @@
-//! GET /.well-known/jwks.json: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `jwks` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::JWKS)
+    gantry::runtime::start(&gantry::identity::sessions::api::JWKS)
 }

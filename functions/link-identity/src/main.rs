@@ -1,5 +1,5 @@
-//! POST /link-identity: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `link-identity` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::LINK_IDENTITY)
+    gantry::runtime::start(&gantry::identity::account::api::LINK_IDENTITY)
 }

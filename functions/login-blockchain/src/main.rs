@@ -1,5 +1,5 @@
-//! POST /login-blockchain: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `login-blockchain` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::LOGIN_BLOCKCHAIN)
+    gantry::runtime::start(&gantry::identity::wallet::api::LOGIN_BLOCKCHAIN)
 }

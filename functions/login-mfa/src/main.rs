@@ -1,5 +1,5 @@
-//! POST /login/mfa: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `login-mfa` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::LOGIN_MFA)
+    gantry::runtime::start(&gantry::identity::mfa::api::LOGIN_MFA)
 }

@@ -1,5 +1,5 @@
-//! POST /login-email-password: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `login` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::LOGIN)
+    gantry::runtime::start(&gantry::identity::account::api::LOGIN)
 }

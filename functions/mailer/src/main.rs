@@ -1,5 +1,5 @@
-//! The mailer queue worker: delivers the mail outbox (`gantry::mail`).
+//! The `mailer` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::MAILER)
+    gantry::runtime::start(&gantry::mail::worker::MAILER)
 }

@@ -1,5 +1,5 @@
-//! POST /mfa/totp/enroll, /mfa/totp/activate, DELETE /mfa/totp: its entry in `gantry::app::FUNCTIONS`.
+//! The `mfa` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::MFA_TOTP)
+    gantry::runtime::start(&gantry::identity::mfa::api::MFA)
 }

@@ -1,5 +1,5 @@
-//! The outbox relay queue worker (`gantry::queue::relay`); the one function built with SQS.
+//! The `outbox-relay` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::OUTBOX_RELAY)
+    gantry::runtime::start(&gantry::relay::OUTBOX_RELAY)
 }

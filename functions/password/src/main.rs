@@ -1,5 +1,5 @@
-//! POST /password/forgot, /password/reset, /password/change: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `password` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::PASSWORD)
+    gantry::runtime::start(&gantry::identity::recovery::api::PASSWORD)
 }

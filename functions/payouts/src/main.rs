@@ -1,5 +1,5 @@
-//! POST /payouts: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `payouts` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::PAYOUTS)
+    gantry::runtime::start(&gantry::payments::onchain::payout::PAYOUTS)
 }

@@ -1,6 +1,5 @@
-//! The pin-follow-up queue worker: follows pins a pinning service still had queued
-//! (`gantry::work::pins`).
+//! The `pin-follow-up` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::PIN_FOLLOW_UP)
+    gantry::runtime::start(&gantry::work::pins::PIN_FOLLOW_UP)
 }

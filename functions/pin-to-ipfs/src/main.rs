@@ -1,5 +1,5 @@
-//! POST /ipfs: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `pin-to-ipfs` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::PIN_TO_IPFS)
+    gantry::runtime::start(&gantry::work::documents::api::PIN_TO_IPFS)
 }

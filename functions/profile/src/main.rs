@@ -1,5 +1,5 @@
-//! GET /profile and /profile/login-history: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `profile` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::PROFILE)
+    gantry::runtime::start(&gantry::identity::account::api::PROFILE)
 }

@@ -1,6 +1,5 @@
-//! GET, POST /projects/{id}/tasks: its entry in `gantry::app::FUNCTIONS`;
-//! the rules live in the area.
+//! The `project-tasks` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::PROJECT_TASKS)
+    gantry::runtime::start(&gantry::work::items::api::PROJECT_TASKS)
 }

@@ -1,6 +1,5 @@
-//! GET, POST /projects/{id}/work-orders: its entry in `gantry::app::FUNCTIONS`;
-//! the rules live in the area.
+//! The `project-work-orders` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::PROJECT_WORK_ORDERS)
+    gantry::runtime::start(&gantry::work::items::api::PROJECT_WORK_ORDERS)
 }

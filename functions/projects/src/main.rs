@@ -1,6 +1,5 @@
-//! GET, POST /projects; GET, PUT, DELETE /projects/{id}: its entry in `gantry::app::FUNCTIONS`;
-//! the rules live in the area.
+//! The `projects` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::PROJECTS)
+    gantry::runtime::start(&gantry::work::projects::api::PROJECTS)
 }

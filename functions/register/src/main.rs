@@ -1,5 +1,5 @@
-//! POST /register-email-password, POST /register-blockchain: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `register` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::REGISTER)
+    gantry::runtime::start(&gantry::identity::account::api::REGISTER)
 }

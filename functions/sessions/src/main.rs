@@ -1,5 +1,5 @@
-//! GET /sessions, DELETE /sessions/{id}: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `sessions` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::SESSIONS)
+    gantry::runtime::start(&gantry::identity::sessions::api::SESSIONS)
 }

@@ -1,6 +1,5 @@
-//! POST /stripe-webhook: its entry in `gantry::app::FUNCTIONS`;
-//! the rules live in the area.
+//! The `stripe-webhook` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::STRIPE_WEBHOOK)
+    gantry::runtime::start(&gantry::payments::stripe::webhook::STRIPE_WEBHOOK)
 }

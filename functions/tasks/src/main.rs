@@ -1,6 +1,5 @@
-//! GET, PUT, DELETE /tasks/{id}: its entry in `gantry::app::FUNCTIONS`;
-//! the rules live in the area.
+//! The `tasks` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::TASKS)
+    gantry::runtime::start(&gantry::work::items::api::TASKS)
 }

@@ -1,5 +1,5 @@
-//! POST /token/refresh, POST /logout: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `token` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::TOKEN)
+    gantry::runtime::start(&gantry::identity::sessions::api::TOKEN)
 }

@@ -1,5 +1,5 @@
-//! GET /users, PUT /users/{id}/role: its entry in `gantry::app::FUNCTIONS`; the rules live in the area.
+//! The `users` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::USERS)
+    gantry::runtime::start(&gantry::identity::account::api::USERS)
 }

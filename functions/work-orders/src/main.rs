@@ -1,6 +1,5 @@
-//! GET, PUT, DELETE /work-orders/{id}: its entry in `gantry::app::FUNCTIONS`;
-//! the rules live in the area.
+//! The `work-orders` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::app::WORK_ORDERS)
+    gantry::runtime::start(&gantry::work::items::api::WORK_ORDERS)
 }

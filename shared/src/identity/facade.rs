@@ -1,6 +1,7 @@
 //! The identity area's public facade for the areas above it: what they may ask about accounts,
 //! without reaching into identity's tables or rules.
 
+use crate::domain::Role;
 use crate::error::AppResult;
 use alloy::primitives::Address;
 use sqlx::PgExecutor;
@@ -18,6 +19,17 @@ pub async fn proven_wallets(db: impl PgExecutor<'_>, user_id: Uuid) -> AppResult
     .await?;
     // Stored EIP-55; one that does not parse cannot pay anything.
     Ok(identifiers.iter().filter_map(|i| i.parse().ok()).collect())
+}
+
+/// The role of account `user_id` now, or `None` when there is no such account. What the work
+/// area asks before it makes someone a project's client or an item's assignee.
+pub async fn role_of(db: impl PgExecutor<'_>, user_id: Uuid) -> AppResult<Option<Role>> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT role AS "role: Role" FROM users WHERE id = $1"#,
+        user_id
+    )
+    .fetch_optional(db)
+    .await?)
 }
 
 /// Step-up for money: the caller's role now, a recent second factor, a live session (see

@@ -47,6 +47,13 @@ impl IdentityState {
         Self::with_chain(platform, Arc::new(NoChain))
     }
 
+    /// The state for routers that verify wallet proofs: with the chain RPC client
+    /// (`CHAIN_RPC_URLS`) for EIP-1271 contract wallets.
+    pub fn with_rpc(platform: &Platform) -> Result<Self, StartupError> {
+        let rpc = crate::chain::AlloyRpc::new(platform.config.chain_rpc_urls.clone());
+        Self::with_chain(platform, Arc::new(rpc))
+    }
+
     /// The state for routes that verify wallet proofs, with the chain RPC client they may
     /// need for EIP-1271. Only those routers name a real client, so other functions do not
     /// link it.

@@ -8,7 +8,7 @@
 //! recorded on the row and never retried. With no transport configured, the jobs wait.
 
 mod transport;
-mod worker;
+pub mod worker;
 
 #[cfg(feature = "smtp")]
 mod smtp;

@@ -6,11 +6,26 @@
 
 use super::transport::{MailTransport, OutboxMail};
 use crate::db::Db;
-use crate::queue::{Job, JobError, JobHandler};
+use crate::function::needs::DATABASE;
+use crate::function::{FunctionSpec, Trigger};
+use crate::queue::{Job, JobError, JobHandler, signing};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// Delivers the mail outbox (one job per mail).
+pub static MAILER: FunctionSpec = FunctionSpec {
+    name: super::QUEUE,
+    trigger: Trigger::Queue {
+        build: |platform| {
+            let transport = super::transport_from_env(&platform.env)?;
+            Ok(Arc::new(Mailer::new(platform.db.clone(), transport)))
+        },
+        schedule: None,
+    },
+    needs: &[&DATABASE, &super::NEED, &signing::NEED],
+};
 
 /// The body of a `mailer` job.
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -4,7 +4,6 @@
 
 use super::btcpay::Btcpay;
 use super::onchain::Chains;
-use super::onchain::payout::Payouts;
 use super::stripe::Stripe;
 use crate::chain::AlloyRpc;
 use crate::db::Db;
@@ -23,7 +22,6 @@ pub struct PaymentsState {
     chains: Arc<Chains>,
     /// The chains' RPC endpoints (`CHAIN_RPC_URLS`), each built on first use.
     rpc: Arc<AlloyRpc>,
-    payouts: Option<Arc<Payouts>>,
 }
 
 impl FromRef<PaymentsState> for Tokens {
@@ -42,7 +40,6 @@ impl PaymentsState {
             btcpay: None,
             chains: Arc::default(),
             rpc: Arc::new(AlloyRpc::new(Default::default())),
-            payouts: None,
         }
     }
 
@@ -69,22 +66,6 @@ impl PaymentsState {
             rpc: Arc::new(AlloyRpc::new(platform.config.chain_rpc_urls.clone())),
             ..Self::rows(platform)
         })
-    }
-
-    /// With the chains, the payout signer and limits, and the chains' RPC endpoints.
-    pub fn with_payouts(platform: &Platform) -> Result<Self, StartupError> {
-        Ok(Self {
-            payouts: Some(Arc::new(Payouts::from_env(&platform.env)?)),
-            ..Self::with_chains(platform)?
-        })
-    }
-
-    /// The payout signer and the RPC endpoints it sends through.
-    pub fn payouts(&self) -> AppResult<(&Payouts, &AlloyRpc)> {
-        self.payouts
-            .as_deref()
-            .map(|payouts| (payouts, &*self.rpc))
-            .ok_or_else(|| Self::built_without("payouts"))
     }
 
     /// The chains that take payments (none unless built [`Self::with_chains`]: a 503).

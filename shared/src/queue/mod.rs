@@ -6,16 +6,15 @@
 //!   ([`PgQueue`]: `FOR UPDATE SKIP LOCKED`, a visibility timeout, retries with back-off, and a
 //!   dead-letter state), as SQS with a redrive policy would.
 //!
-//! Producers depend only on the small [`Queue`] trait (Postgres now, SQS later). A job that a
+//! Producers depend only on the small [`Queue`] trait. A job that a
 //! database change starts is sent with [`enqueue`], inside that change's transaction: it
 //! exists if and only if the change commits.
 
 mod defer;
 mod postgres;
-pub mod relay;
 pub mod signing;
 #[cfg(feature = "sqs")]
-mod sqs;
+pub(crate) mod sqs;
 pub mod transport;
 mod worker;
 

@@ -7,8 +7,11 @@
 
 use crate::db::Db;
 use crate::error::AppResult;
+use crate::function::needs::DATABASE;
+use crate::function::{FunctionSpec, Trigger};
 use crate::ipfs::store::IpfsError;
-use crate::ipfs::{Cid, IpfsStore};
+use crate::ipfs::{Cid, IpfsConfig, IpfsStore};
+use crate::queue::signing;
 use crate::queue::{Job, JobError, JobHandler, enqueue};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -19,6 +22,22 @@ use time::OffsetDateTime;
 
 /// The worker's queue, and its function's name.
 pub const QUEUE: &str = "pin-follow-up";
+/// Follows pins that a pinning service still had queued when their upload answered.
+pub static PIN_FOLLOW_UP: FunctionSpec = FunctionSpec {
+    name: QUEUE,
+    trigger: Trigger::Queue {
+        build: |platform| {
+            let config = IpfsConfig::from_env(&platform.env, crate::runtime::under_lambda())?;
+            Ok(Arc::new(PinFollowUp::new(
+                platform.db.clone(),
+                config.build(&platform.env),
+            )))
+        },
+        schedule: None,
+    },
+    needs: &[&DATABASE, &crate::ipfs::config::NEED, &signing::NEED],
+};
+
 /// How soon a queued pin is asked about again.
 const AGAIN: Duration = Duration::from_secs(30);
 /// How long a pin may stay queued before it is given up.

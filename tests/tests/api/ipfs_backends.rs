@@ -256,7 +256,8 @@ async fn a_pinning_service_pins_what_the_backend_holds(pool: PgPool) {
 
 /// The pin-follow-up worker, as deployed from the function table, on `app`'s settings.
 fn follow_up(app: &TestApp) -> Arc<dyn gantry::queue::JobHandler> {
-    let gantry::function::Trigger::Queue { build, .. } = gantry::app::PIN_FOLLOW_UP.trigger else {
+    let gantry::function::Trigger::Queue { build, .. } = gantry::work::pins::PIN_FOLLOW_UP.trigger
+    else {
         panic!("pin-follow-up is a queue worker");
     };
     build(&app.platform).unwrap()

@@ -79,7 +79,9 @@ impl Chain {
         assert_eq!(payer.address().to_lowercase(), accounts[0].to_lowercase());
         let linked = app.link_wallet(&cast.owner, &payer).await;
         assert_eq!(linked.status, StatusCode::CREATED, "{}", linked.body);
-        let Trigger::Queue { build, .. } = gantry::app::CHAIN_MONITOR.trigger else {
+        let Trigger::Queue { build, .. } =
+            gantry::payments::onchain::monitor::CHAIN_MONITOR.trigger
+        else {
             panic!("chain-monitor is a queue worker");
         };
         let monitor = build(&app.platform).unwrap();

@@ -1585,7 +1585,7 @@ fn stripe_signatures_agree_with_stripe_node() {
     let stripe = &fixtures["stripe"];
     let secret = stripe["secret"].as_str().unwrap();
     for case in stripe["cases"].as_array().unwrap() {
-        let outcome = gantry::payments::stripe::verify(
+        let outcome = gantry::payments::stripe::webhook::verify(
             case["header"].as_str().unwrap(),
             case["body"].as_str().unwrap().as_bytes(),
             secret.as_bytes(),
@@ -1607,7 +1607,7 @@ fn btcpay_signatures_agree_with_node_crypto() {
     let btcpay = &fixtures["btcpay"];
     let secret = btcpay["secret"].as_str().unwrap();
     for case in btcpay["cases"].as_array().unwrap() {
-        let outcome = gantry::payments::btcpay::verify(
+        let outcome = gantry::payments::btcpay::webhook::verify(
             case["header"].as_str().unwrap(),
             case["body"].as_str().unwrap().as_bytes(),
             secret.as_bytes(),

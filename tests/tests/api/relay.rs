@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use gantry::config::Env;
 use gantry::db::Db;
-use gantry::queue::relay::Relay;
 use gantry::queue::{JobError, enqueue};
 use gantry::queue::{Outgoing, Sender};
+use gantry::relay::Relay;
 use sqlx::PgPool;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

@@ -132,7 +132,8 @@ async fn failing_watch(pool: PgPool, credentials: bool) {
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    let Trigger::Queue { build, .. } = gantry::app::CHAIN_MONITOR.trigger else {
+    let Trigger::Queue { build, .. } = gantry::payments::onchain::monitor::CHAIN_MONITOR.trigger
+    else {
         panic!("chain-monitor is a queue worker");
     };
     let monitor = build(&app.platform).unwrap();

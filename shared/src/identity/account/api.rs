@@ -3,11 +3,17 @@
 //! the status.
 
 use super::{self as account, links};
+use crate::endpoint;
 use crate::error::{AppResult, Problem};
 use crate::extract::{AdminOnly, AuthUser, Authorized, ClientInfo, ClientIp, Json, Path, Query};
+use crate::function::needs::{CHAIN_RPC, DATABASE, EPHEMERAL_TABLE, PRIVATE_KEY, PUBLIC_KEYS};
+use crate::function::{FunctionSpec, Http, Trigger};
+use crate::identity::config::{ACCOUNT_MAIL_NEED, SIWE_NEED};
 use crate::identity::dto::*;
 use crate::identity::model::{Identity, User};
+use crate::identity::sessions::api as sessions_api;
 use crate::identity::state::IdentityState;
+use crate::identity::wallet::api as wallet_api;
 use axum::extract::State;
 use axum::http::StatusCode;
 use uuid::Uuid;
@@ -127,3 +133,85 @@ pub async fn unlink_identity(
         links::unlink(&state, &caller, body.identity_id).await?,
     ))
 }
+
+/// `register`: a new account, by email and password or by wallet.
+pub static REGISTER: FunctionSpec = FunctionSpec {
+    name: "register",
+    trigger: Trigger::Http(&Http::new(
+        IdentityState::with_rpc,
+        &[
+            endpoint!(register_email_password),
+            endpoint!(wallet_api::register_blockchain),
+        ],
+    )),
+    needs: &[
+        &DATABASE,
+        &PRIVATE_KEY,
+        &SIWE_NEED,
+        &CHAIN_RPC,
+        &EPHEMERAL_TABLE,
+        &ACCOUNT_MAIL_NEED,
+    ],
+};
+
+/// `login`: sign in with email and password.
+pub static LOGIN: FunctionSpec = FunctionSpec {
+    name: "login",
+    trigger: Trigger::Http(&Http::new(
+        IdentityState::new,
+        &[endpoint!(login_email_password)],
+    )),
+    needs: &[
+        &DATABASE,
+        &PRIVATE_KEY,
+        &EPHEMERAL_TABLE,
+        &ACCOUNT_MAIL_NEED,
+    ],
+};
+
+/// `profile`: the caller's account and its login history.
+pub static PROFILE: FunctionSpec = FunctionSpec {
+    name: "profile",
+    trigger: Trigger::Http(&Http::new(
+        IdentityState::new,
+        &[endpoint!(profile), endpoint!(sessions_api::login_history)],
+    )),
+    needs: &[&DATABASE, &PUBLIC_KEYS],
+};
+
+/// `link-identity`: add an email or a wallet to the caller's account.
+pub static LINK_IDENTITY: FunctionSpec = FunctionSpec {
+    name: "link-identity",
+    trigger: Trigger::Http(&Http::new(
+        IdentityState::with_rpc,
+        &[endpoint!(link_identity)],
+    )),
+    needs: &[
+        &DATABASE,
+        &PUBLIC_KEYS,
+        &SIWE_NEED,
+        &CHAIN_RPC,
+        &EPHEMERAL_TABLE,
+        &ACCOUNT_MAIL_NEED,
+    ],
+};
+
+/// `unlink-identity`: remove one of the caller's identities.
+pub static UNLINK_IDENTITY: FunctionSpec = FunctionSpec {
+    name: "unlink-identity",
+    trigger: Trigger::Http(&Http::new(
+        IdentityState::new,
+        &[endpoint!(unlink_identity)],
+    )),
+    needs: &[&DATABASE, &PUBLIC_KEYS],
+};
+
+/// `users`: the account list and roles (ADMIN).
+pub static USERS: FunctionSpec = FunctionSpec {
+    name: "users",
+    trigger: Trigger::Http(&Http::new(
+        IdentityState::new,
+        &[endpoint!(list_users), endpoint!(set_role)],
+    )),
+    needs: &[&DATABASE, &PUBLIC_KEYS],
+};

@@ -2,8 +2,12 @@
 //! second login step. Thin: extract, call the rule, choose the status.
 
 use super::{self as mfa};
+use crate::endpoint;
 use crate::error::{AppResult, Problem};
 use crate::extract::{AuthUser, ClientInfo, Json};
+use crate::function::needs::{DATABASE, EPHEMERAL_TABLE, PRIVATE_KEY, PUBLIC_KEYS};
+use crate::function::{FunctionSpec, Http, Trigger};
+use crate::identity::config::MFA_NEED;
 use crate::identity::dto::*;
 use crate::identity::state::IdentityState;
 use axum::extract::State;
@@ -78,3 +82,24 @@ pub async fn mfa_remove(
     mfa::remove(&state, &caller, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `mfa`: TOTP enrolment, activation and removal.
+pub static MFA: FunctionSpec = FunctionSpec {
+    name: "mfa",
+    trigger: Trigger::Http(&Http::new(
+        IdentityState::new,
+        &[
+            endpoint!(mfa_enroll),
+            endpoint!(mfa_activate),
+            endpoint!(mfa_remove),
+        ],
+    )),
+    needs: &[&DATABASE, &PUBLIC_KEYS, &EPHEMERAL_TABLE, &MFA_NEED],
+};
+
+/// `login-mfa`: the second step of a sign-in with TOTP on.
+pub static LOGIN_MFA: FunctionSpec = FunctionSpec {
+    name: "login-mfa",
+    trigger: Trigger::Http(&Http::new(IdentityState::new, &[endpoint!(login_mfa)])),
+    needs: &[&DATABASE, &PRIVATE_KEY, &EPHEMERAL_TABLE, &MFA_NEED],
+};

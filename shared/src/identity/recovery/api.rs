@@ -2,8 +2,12 @@
 //! verification. Thin: extract, call the rule, choose the status.
 
 use super::{password, verification};
+use crate::endpoint;
 use crate::error::{AppResult, Problem};
 use crate::extract::{AuthUser, ClientIp, Json};
+use crate::function::needs::{DATABASE, EPHEMERAL_TABLE, PUBLIC_KEYS};
+use crate::function::{FunctionSpec, Http, Trigger};
+use crate::identity::config::ACCOUNT_MAIL_NEED;
 use crate::identity::dto::*;
 use crate::identity::state::IdentityState;
 use axum::extract::State;
@@ -98,3 +102,37 @@ pub async fn resend_verification(
     verification::resend(&state, &ip, &caller).await?;
     Ok((StatusCode::ACCEPTED, Json(MailSent { status: "sent" })))
 }
+
+/// `password`: forgot (a mailed reset link), reset, and change.
+pub static PASSWORD: FunctionSpec = FunctionSpec {
+    name: "password",
+    trigger: Trigger::Http(&Http::new(
+        IdentityState::new,
+        &[
+            endpoint!(password_forgot),
+            endpoint!(password_reset),
+            endpoint!(password_change),
+        ],
+    )),
+    needs: &[
+        &DATABASE,
+        &PUBLIC_KEYS,
+        &EPHEMERAL_TABLE,
+        &ACCOUNT_MAIL_NEED,
+    ],
+};
+
+/// `email-verification`: the mailed link's check, and a new link.
+pub static EMAIL_VERIFICATION: FunctionSpec = FunctionSpec {
+    name: "email-verification",
+    trigger: Trigger::Http(&Http::new(
+        IdentityState::new,
+        &[endpoint!(verify_email), endpoint!(resend_verification)],
+    )),
+    needs: &[
+        &DATABASE,
+        &PUBLIC_KEYS,
+        &EPHEMERAL_TABLE,
+        &ACCOUNT_MAIL_NEED,
+    ],
+};

@@ -3,8 +3,11 @@
 
 use super::{self as session, history};
 use crate::auth::keys::Jwks;
+use crate::endpoint;
 use crate::error::{AppResult, Problem};
 use crate::extract::{AuthUser, ClientInfo, Json, Path, Query};
+use crate::function::needs::{DATABASE, PRIVATE_KEY, PUBLIC_KEYS};
+use crate::function::{FunctionSpec, Http, Trigger};
 use crate::identity::dto::*;
 use crate::identity::state::IdentityState;
 use crate::platform::Tokens;
@@ -92,3 +95,33 @@ pub async fn login_history(
 ) -> AppResult<Json<LoginHistory>> {
     Ok(Json(history::page(&state, &caller, query).await?))
 }
+
+/// `token`: refresh-token rotation and logout.
+pub static TOKEN: FunctionSpec = FunctionSpec {
+    name: "token",
+    trigger: Trigger::Http(&Http::new(
+        IdentityState::new,
+        &[endpoint!(refresh), endpoint!(logout)],
+    )),
+    needs: &[&DATABASE, &PRIVATE_KEY],
+};
+
+/// `sessions`: the caller's live sessions, and ending one.
+pub static SESSIONS: FunctionSpec = FunctionSpec {
+    name: "sessions",
+    trigger: Trigger::Http(&Http::new(
+        IdentityState::new,
+        &[endpoint!(sessions), endpoint!(end_session)],
+    )),
+    needs: &[&DATABASE, &PUBLIC_KEYS],
+};
+
+/// `jwks`: the public keys; needs only the token keys.
+pub static JWKS: FunctionSpec = FunctionSpec {
+    name: "jwks",
+    trigger: Trigger::Http(&Http::new(
+        |platform| Ok(platform.tokens.clone()),
+        &[endpoint!(jwks)],
+    )),
+    needs: &[&PUBLIC_KEYS],
+};

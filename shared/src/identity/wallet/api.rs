@@ -2,8 +2,12 @@
 //! wallet login. Thin: extract, call the rule, choose the status.
 
 use super::{self as wallet};
+use crate::endpoint;
 use crate::error::{AppResult, Problem};
 use crate::extract::{ClientInfo, ClientIp, Json};
+use crate::function::needs::{CHAIN_RPC, DATABASE, EPHEMERAL_TABLE, PRIVATE_KEY};
+use crate::function::{FunctionSpec, Http, Trigger};
+use crate::identity::config::SIWE_NEED;
 use crate::identity::dto::*;
 use crate::identity::state::IdentityState;
 use axum::extract::State;
@@ -64,3 +68,26 @@ pub async fn login_blockchain(
 ) -> AppResult<Json<SignedIn>> {
     Ok(Json(wallet::login(&state, &client, body).await?))
 }
+
+/// `auth-nonce`: a single-use SIWE nonce.
+pub static AUTH_NONCE: FunctionSpec = FunctionSpec {
+    name: "auth-nonce",
+    trigger: Trigger::Http(&Http::new(IdentityState::new, &[endpoint!(auth_nonce)])),
+    needs: &[&SIWE_NEED],
+};
+
+/// `login-blockchain`: sign in with Ethereum.
+pub static LOGIN_BLOCKCHAIN: FunctionSpec = FunctionSpec {
+    name: "login-blockchain",
+    trigger: Trigger::Http(&Http::new(
+        IdentityState::with_rpc,
+        &[endpoint!(login_blockchain)],
+    )),
+    needs: &[
+        &DATABASE,
+        &PRIVATE_KEY,
+        &SIWE_NEED,
+        &CHAIN_RPC,
+        &EPHEMERAL_TABLE,
+    ],
+};

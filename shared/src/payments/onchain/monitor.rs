@@ -29,10 +29,12 @@ use super::payout::PayoutStatus;
 use super::{Chain, Chains, Finality, provider, submit::Watch, transferred};
 use crate::chain::AlloyRpc;
 use crate::db::Db;
+use crate::function::needs::{CHAIN_RPC, DATABASE};
+use crate::function::{FunctionSpec, Trigger};
 use crate::payments::lifecycle::{PaymentEvent, PaymentStatus};
 use crate::payments::money::{MAX_DIGITS, Minor};
 use crate::payments::settle::{self, Report};
-use crate::queue::{Job, JobError, JobHandler};
+use crate::queue::{Job, JobError, JobHandler, signing};
 use alloy::consensus::Transaction as _;
 use alloy::network::TransactionResponse as _;
 use alloy::primitives::{Address, B256, U256};
@@ -41,6 +43,22 @@ use alloy::rpc::types::{BlockNumberOrTag, TransactionReceipt};
 use async_trait::async_trait;
 use std::sync::Arc;
 use time::OffsetDateTime;
+
+/// Watches submitted on-chain payments until they are final (one job per payment).
+pub static CHAIN_MONITOR: FunctionSpec = FunctionSpec {
+    name: super::QUEUE,
+    trigger: Trigger::Queue {
+        build: |platform| {
+            Ok(Arc::new(ChainMonitor::new(
+                platform.db.clone(),
+                Arc::new(Chains::from_env(&platform.env)?),
+                Arc::new(AlloyRpc::new(platform.config.chain_rpc_urls.clone())),
+            )))
+        },
+        schedule: None,
+    },
+    needs: &[&DATABASE, &CHAIN_RPC, &super::NEED, &signing::NEED],
+};
 
 /// What the chain says about a transaction, now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

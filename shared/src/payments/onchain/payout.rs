@@ -16,14 +16,25 @@
 use super::{Asset, Chains, QUEUE, submit::Watch};
 use crate::chain::AlloyRpc;
 use crate::config::{ConfigError, Env};
+use crate::endpoint;
+use crate::error::Problem;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;
+use crate::extract::{AdminOnly, Authorized, Json};
+use crate::function::FunctionSpec;
+use crate::function::Http;
+use crate::function::Trigger;
+use crate::function::needs::{CHAIN_RPC, DATABASE, PUBLIC_KEYS};
 use crate::function::{FaasValue, Need, Var, optional, secret};
 use crate::payments::audit::{self, PaymentsAction};
 use crate::payments::dto::PayoutInput;
 use crate::payments::invoices::money;
 use crate::payments::model::stored;
 use crate::payments::money::{Currency, Minor};
+use crate::payments::state::PaymentsState;
+use crate::platform::{Platform, StartupError, Tokens};
+use axum::extract::FromRef;
+use std::sync::Arc;
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{Address, U256};
@@ -31,6 +42,8 @@ use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
+use axum::extract::State;
+use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -39,6 +52,66 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+/// `payouts`: on-chain payouts (ADMIN).
+pub static PAYOUTS: FunctionSpec = FunctionSpec {
+    name: "payouts",
+    trigger: Trigger::Http(&Http::new(
+        PayoutState::new,
+        &[endpoint!(create_payout)],
+    )),
+    needs: &[&DATABASE, &PUBLIC_KEYS, &CHAIN_RPC, &super::NEED, &NEED],
+};
+
+#[utoipa::path(post, path = "/payouts", tag = "payments", security(("bearer" = [])),
+    request_body = PayoutInput,
+    responses(
+        (status = 202, description = "The payout, signed, stored and broadcast, PENDING until the chain monitor finds it final; the same payout for the same idempotency_key", body = Payout),
+        (status = 401, description = "No valid token, or no second factor (amr otp or rec) in the last 5 minutes: `WWW-Authenticate: Bearer error=\"insufficient_user_authentication\"` (RFC 9470), problem type urn:gantry:problem:step-up-required; sign in again through POST /login/mfa", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not ADMIN (the role is read from the database, not only the token), or the second factor was turned on less than PAYOUT_MFA_MIN_AGE_HOURS ago (type urn:gantry:problem:second-factor-too-new)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It would exceed the currency's daily payout limit", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No payouts on chain_id or in currency, or the idempotency_key was used for another payout", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn create_payout(
+    State(state): State<PayoutState>,
+    Authorized(caller, _): Authorized<AdminOnly>,
+    Json(body): Json<PayoutInput>,
+) -> AppResult<(StatusCode, Json<Payout>)> {
+    let PayoutState { payments, payouts } = &state;
+    let payout = send(
+        payments.db()?,
+        payouts,
+        payments.chains(),
+        payments.rpc(),
+        &caller,
+        body,
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(payout)))
+}
+
+/// The `payouts` function's state: the chains and their RPC endpoints, with the payout signer
+/// and limits.
+#[derive(Clone)]
+pub struct PayoutState {
+    payments: PaymentsState,
+    payouts: Arc<Payouts>,
+}
+
+impl PayoutState {
+    fn new(platform: &Platform) -> Result<Self, StartupError> {
+        Ok(Self {
+            payments: PaymentsState::with_chains(platform)?,
+            payouts: Arc::new(Payouts::from_env(&platform.env)?),
+        })
+    }
+}
+
+impl FromRef<PayoutState> for Tokens {
+    fn from_ref(state: &PayoutState) -> Self {
+        Tokens::from_ref(&state.payments)
+    }
+}
 
 alloy::sol! {
     /// ERC-20's transfer.

@@ -7,19 +7,57 @@
 
 use super::{Asset, Chains, QUEUE, provider};
 use crate::chain::AlloyRpc;
+use crate::endpoint;
+use crate::error::Problem;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;
+use crate::extract::{Json, Path};
+use crate::function::needs::{CHAIN_RPC, DATABASE, PUBLIC_KEYS};
+use crate::function::{FunctionSpec, Http, Trigger};
 use crate::payments::dto::BlockchainPaymentInput;
 use crate::payments::invoices::{self, Recorded, Started};
 use crate::payments::model::{Payment, PaymentMethod};
+use crate::payments::state::PaymentsState;
 use alloy::consensus::Transaction as _;
 use alloy::network::TransactionResponse as _;
 use alloy::primitives::B256;
 use alloy::providers::{DynProvider, Provider};
+use axum::extract::State;
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+/// `blockchain-payment`: a transaction that pays an invoice on a chain, to be watched.
+pub static BLOCKCHAIN_PAYMENT: FunctionSpec = FunctionSpec {
+    name: "blockchain-payment",
+    trigger: Trigger::Http(&Http::new(
+        PaymentsState::with_chains,
+        &[endpoint!(blockchain_payment)],
+    )),
+    needs: &[&DATABASE, &PUBLIC_KEYS, &CHAIN_RPC, &super::NEED],
+};
+
+#[utoipa::path(post, path = "/invoices/{id}/blockchain-payment", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Invoice id")),
+    request_body = BlockchainPaymentInput,
+    responses(
+        (status = 202, description = "The payment, PENDING until the chain monitor finds the transaction final (the same payment if this transaction was submitted for this invoice before). It credits the invoice only if it was paid from a wallet linked (SIWE) to the invoice's client account, in a block no older than the invoice's issue; otherwise it ends FAILED", body = Payment),
+        (status = 404, description = crate::payments::NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The invoice is not SENT or is paid, its currency is not taken on that chain, 3 of its on-chain payments are still being checked, or the transaction is another invoice's payment (waiting or paid)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No payments are taken on chain_id", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "On-chain payments are not configured, or the currency's token cannot be taken: its decimals() could not be read, or differ from the currency's (the detail names PAYMENT_CHAINS)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn blockchain_payment(
+    State(state): State<PaymentsState>,
+    caller: AuthUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<BlockchainPaymentInput>,
+) -> AppResult<(StatusCode, Json<Payment>)> {
+    let payment = submit(state.db()?, state.chains(), state.rpc(), &caller, id, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(payment)))
+}
 
 /// The worker's message: watch this payment, or this payout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

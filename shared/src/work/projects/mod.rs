@@ -3,6 +3,8 @@
 //! unreferenced block), then writes the row, its `ipfs_objects` record and its audit row in one
 //! transaction.
 
+pub mod api;
+
 use super::access::{self, DELETERS, WRITERS};
 use super::audit::{self, WorkAction};
 use super::documents::record_object;
@@ -67,12 +69,7 @@ async fn ensure_client(state: &WorkState, client_id: Option<Uuid>) -> AppResult<
     let Some(id) = client_id else {
         return Ok(());
     };
-    let role = sqlx::query_scalar!(
-        r#"SELECT role AS "role: Role" FROM users WHERE id = $1"#,
-        id
-    )
-    .fetch_optional(state.db()?)
-    .await?;
+    let role = crate::identity::facade::role_of(state.db()?, id).await?;
     if role == Some(Role::Client) {
         return Ok(());
     }

@@ -18,8 +18,8 @@
 //! [`to_stripe`] and [`from_stripe`] convert exactly, or not at all: an amount one side cannot
 //! represent is refused, never rounded.
 
-use super::money::{Currency, Minor};
 use crate::error::FieldError;
+use crate::payments::money::{Currency, Minor};
 
 /// How Stripe counts one currency's amounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

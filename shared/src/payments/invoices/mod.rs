@@ -5,6 +5,8 @@
 //! An invoice out of sight is a 404 whatever the method. Every change writes its audit row in
 //! the same transaction, with the invoice row locked (as the payment paths lock it).
 
+pub mod api;
+
 use super::audit::{self, PaymentsAction};
 use super::dto::{InvoiceInput, InvoiceQuery, InvoiceUpdate};
 use super::lifecycle::{InvoiceStatus, PaymentStatus, Refused};

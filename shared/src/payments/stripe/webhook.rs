@@ -1,297 +1,59 @@
-//! Card payments through Stripe: a PaymentIntent per invoice payment, and the webhook that
-//! reports its fate.
-//!
-//! Why the REST API over the shared HTTP client and not async-stripe: async-stripe 1.0
-//! (rc.10, with only `async-stripe-core`'s `payment_intent` feature and rustls-ring) builds here,
-//! but its client alone makes a 12.2 MB binary (4.17 MB zipped) even with a narrow response
-//! type: its error type deserialises Stripe's whole error object, which embeds the full
-//! PaymentIntent, PaymentMethod, SetupIntent and Source types. Added to a function, that breaks
-//! the 5 MB zip budget. The two calls used here are small form posts; the webhook's signature
-//! scheme is Stripe's documented one (`signature::matches` does the HMAC).
+//! The `stripe-webhook` function: Stripe's event deliveries, verified by Stripe's documented
+//! signature scheme, read as reports and applied through [`settle`].
 
-use super::invoices;
-use super::lifecycle::PaymentEvent;
-use super::money::Currency;
-use super::settle::{Outcome, Report};
-use super::{signature, stripe_units, upstream};
-use crate::config::{ConfigError, Env};
-use crate::error::{AppError, AppResult};
-use crate::extract::AuthUser;
-use crate::tls::LazyHttp;
-use secrecy::{ExposeSecret, SecretString};
+use super::{PROVIDER, Stripe, TOLERANCE_SECS, WEBHOOK_NEED};
+use crate::endpoint;
+use crate::error::{AppError, AppResult, Problem};
+use crate::extract::{Json, RawBody};
+use crate::function::needs::DATABASE;
+use crate::function::{FunctionSpec, Http, Trigger};
+use crate::payments::dto::Received;
+use crate::payments::lifecycle::PaymentEvent;
+use crate::payments::money::Currency;
+use crate::payments::settle::{self, Outcome, Report};
+use crate::payments::signature;
+use crate::payments::state::PaymentsState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sqlx::PgPool;
 use std::borrow::Cow;
-use std::time::Duration;
-use uuid::Uuid;
 
-pub const PROVIDER: &str = "stripe";
-/// Stripe's default: a signature older (or newer) than this is refused.
-pub const TOLERANCE_SECS: i64 = 300;
-
-/// What a function that calls Stripe's API needs from its deployment.
-pub const API_NEED: crate::function::Need = {
-    use crate::function::{FaasValue, Need, SamValue, Var, optional, secret};
-    Need {
-        name: "stripe-api",
-        can_be_unavailable: true,
-        vars: &[
-            Var {
-                name: "STRIPE_SECRET_KEY",
-                sam: optional(
-                    "StripeSecretKey",
-                    true,
-                    "Stripe secret API key (sk_live_… or a restricted rk_… key with PaymentIntents write); empty turns card payments off (503)",
-                ),
-                openfaas: secret("gantry-stripe-secret-key"),
-            },
-            Var {
-                name: "STRIPE_API_BASE",
-                sam: SamValue::Unset,
-                openfaas: FaasValue::Unset,
-            },
-        ],
-        aws: &[],
-    }
+/// `stripe-webhook`: Stripe's event deliveries.
+pub static STRIPE_WEBHOOK: FunctionSpec = FunctionSpec {
+    name: "stripe-webhook",
+    trigger: Trigger::Http(&Http::new(
+        PaymentsState::with_stripe,
+        &[endpoint!(stripe_webhook)],
+    )),
+    needs: &[&DATABASE, &WEBHOOK_NEED],
 };
 
-/// What the function that receives Stripe's webhooks needs from its deployment.
-pub const WEBHOOK_NEED: crate::function::Need = {
-    use crate::function::{Need, Var, optional, secret};
-    Need {
-        name: "stripe-webhook",
-        can_be_unavailable: true,
-        vars: &[Var {
-            name: "STRIPE_WEBHOOK_SECRET",
-            sam: optional(
-                "StripeWebhookSecret",
-                true,
-                "The signing secret (whsec_…) of the Stripe webhook endpoint that points at /stripe-webhook",
-            ),
-            openfaas: secret("gantry-stripe-webhook-secret"),
-        }],
-        aws: &[],
-    }
-};
-
-/// `STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET`, `STRIPE_API_BASE`.
-pub struct Stripe {
-    secret_key: Option<SecretString>,
-    webhook_secret: Option<SecretString>,
-    api_base: String,
-    http: LazyHttp,
-}
-
-impl Stripe {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let api_base = env
-            .get("STRIPE_API_BASE")
-            .unwrap_or_else(|| "https://api.stripe.com".into());
-        if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
-            return Err(ConfigError::invalid(
-                "STRIPE_API_BASE",
-                "must be an http(s) URL",
-            ));
-        }
-        Ok(Self {
-            secret_key: env.get("STRIPE_SECRET_KEY").map(SecretString::from),
-            webhook_secret: env.get("STRIPE_WEBHOOK_SECRET").map(SecretString::from),
-            api_base: api_base.trim_end_matches('/').to_owned(),
-            http: LazyHttp::new(Duration::from_secs(8)),
-        })
-    }
-
-    fn secret_key(&self) -> AppResult<&SecretString> {
-        self.secret_key.as_ref().ok_or_else(|| {
-            AppError::Unavailable("Stripe is not configured (STRIPE_SECRET_KEY)".into())
-        })
-    }
-
-    fn webhook_secret(&self) -> AppResult<&SecretString> {
-        self.webhook_secret.as_ref().ok_or_else(|| {
-            AppError::Unavailable(
-                "Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET)".into(),
-            )
-        })
-    }
-
-    /// Sends a request with the secret key (see [`upstream::call`]); a refusal names only
-    /// Stripe's error code.
-    async fn call(&self, request: reqwest::RequestBuilder) -> AppResult<Intent> {
-        let request = request.bearer_auth(self.secret_key()?.expose_secret());
-        upstream::call("Stripe", request, |_, body| {
-            let code = serde_json::from_slice::<StripeError>(body)
-                .ok()
-                .and_then(|e| e.error.code)
-                .unwrap_or_else(|| "unknown".into());
-            format!("Stripe refused the request ({code})")
-        })
-        .await
-    }
-
-    /// `amount` is in Stripe's units of `currency` (see [`stripe_units`]).
-    async fn create_intent(
-        &self,
-        invoice_id: Uuid,
-        amount: u64,
-        currency: &str,
-        idempotency_key: &str,
-    ) -> AppResult<Intent> {
-        let invoice = invoice_id.to_string();
-        let form = [
-            ("amount", amount.to_string()),
-            ("currency", currency.to_ascii_lowercase()),
-            ("automatic_payment_methods[enabled]", "true".into()),
-            ("description", format!("Invoice {invoice}")),
-            ("metadata[invoice_id]", invoice),
-        ];
-        let request = self
-            .http
-            .get()
-            .post(format!("{}/v1/payment_intents", self.api_base))
-            .header("Idempotency-Key", idempotency_key)
-            .form(&form);
-        self.call(request).await
-    }
-
-    async fn retrieve_intent(&self, id: &str) -> AppResult<Intent> {
-        let request = self
-            .http
-            .get()
-            .get(format!("{}/v1/payment_intents/{id}", self.api_base));
-        self.call(request).await
-    }
-}
-
-/// The fields of a PaymentIntent this API reads.
-#[derive(Debug, Deserialize)]
-struct Intent {
-    id: String,
-    client_secret: Option<String>,
-    amount: u64,
-    currency: String,
-    status: String,
-}
-
-impl Intent {
-    /// Still payable with its client secret (not succeeded, not cancelled).
-    fn open(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "requires_payment_method" | "requires_confirmation" | "requires_action" | "processing"
-        )
-    }
-}
-
-#[derive(Deserialize)]
-struct StripeError {
-    error: StripeErrorBody,
-}
-
-#[derive(Deserialize)]
-struct StripeErrorBody {
-    code: Option<String>,
-}
-
-/// `POST /invoices/{id}/create-payment-intent`: the invoice's open PaymentIntent for what is
-/// left to pay, made once. Under the invoice's lock: an open intent of ours for the same amount
-/// is returned again; otherwise one is created with an `Idempotency-Key` derived from the
-/// invoice, the amount and the attempt, so a retry after a lost answer gets the same intent.
-/// Stripe is asked in its own units; an amount it cannot charge exactly (123.45 MGA) is a 422.
-#[tracing::instrument(name = "payments.create_payment_intent", skip_all)]
-pub async fn create_payment_intent(
-    pool: &PgPool,
-    stripe: &Stripe,
-    caller: &AuthUser,
-    invoice_id: Uuid,
-) -> AppResult<super::dto::PaymentIntentCreated> {
-    stripe.secret_key()?;
-    let mut tx = pool.begin().await?;
-    let payable = invoices::lock_payable(caller, invoice_id, &mut tx).await?;
-    if !payable.currency.is_fiat() {
-        return Err(AppError::Conflict(format!(
-            "a card cannot pay an invoice in {}",
-            payable.currency
-        )));
-    }
-    let in_stripe = stripe_units::to_stripe(payable.outstanding, &payable.currency)
-        .map_err(|e| AppError::Validation(vec![e.field("amount", &payable.currency)]))?;
-    let open = sqlx::query!(
-        r#"SELECT provider_ref, amount::text AS "amount!" FROM payments
-           WHERE invoice_id = $1 AND provider = $2 AND status = 'PENDING'
-           ORDER BY created_at DESC LIMIT 1"#,
-        invoice_id,
-        PROVIDER
+#[utoipa::path(post, path = "/stripe-webhook", tag = "payments",
+    params(("Stripe-Signature" = String, Header, description = "Stripe's signature: t=<unix time>,v1=<hex HMAC-SHA256>")),
+    request_body(content = String, content_type = "application/json", description = "A Stripe event, exactly as Stripe sent it"),
+    responses(
+        (status = 200, description = "Verified; applied, or a no-op (a redelivery, or a type this API does not act on)", body = Received),
+        (status = 400, description = "No valid signature within 300 seconds, or not a Stripe event", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn stripe_webhook(
+    State(state): State<PaymentsState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> AppResult<Json<Received>> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let outcome = webhook(
+        state.db()?,
+        state.stripe()?,
+        crate::payments::header(&headers, "stripe-signature"),
+        &body,
+        now,
     )
-    .fetch_optional(&mut *tx)
     .await?;
-    if let Some(open) = open {
-        let intent = stripe.retrieve_intent(&open.provider_ref).await?;
-        if intent.status == "succeeded" {
-            // Paid, and its webhook not yet here: a new intent would let the payer pay twice.
-            return Err(AppError::Conflict(
-                "a card payment of this invoice has succeeded and is being recorded".into(),
-            ));
-        }
-        // An intent made for another amount (or, before Stripe's units were used, in ISO
-        // units) is not reused; its success would not match our payment and never credits.
-        if intent.open()
-            && open.amount == payable.outstanding.to_string()
-            && intent.amount == in_stripe
-        {
-            return answer(intent, in_stripe, &payable);
-        }
-    }
-    let attempt = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM payments WHERE invoice_id = $1 AND provider = $2"#,
-        invoice_id,
-        PROVIDER
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    let key = format!(
-        "gantry-{invoice_id}-{}-{}-{attempt}",
-        payable.outstanding, payable.currency
-    );
-    let intent = stripe
-        .create_intent(invoice_id, in_stripe, payable.currency.code(), &key)
-        .await?;
-    let created = answer(intent, in_stripe, &payable)?;
-    let started = invoices::Started {
-        provider: PROVIDER,
-        provider_ref: &created.payment_intent_id,
-        method: super::model::PaymentMethod::CreditCard,
-    };
-    invoices::record_started(&mut tx, caller, &payable, &started)
-        .await?
-        .made_by_provider(&started)?;
-    tx.commit().await?;
-    Ok(created)
-}
-
-/// The intent as the API answers it, once it is checked to be what we asked for (`in_stripe`:
-/// the outstanding amount in Stripe's units).
-fn answer(
-    intent: Intent,
-    in_stripe: u64,
-    payable: &invoices::Payable,
-) -> AppResult<super::dto::PaymentIntentCreated> {
-    let same = intent.amount == in_stripe
-        && intent
-            .currency
-            .eq_ignore_ascii_case(payable.currency.code());
-    let Some(client_secret) = intent.client_secret.filter(|_| same) else {
-        tracing::error!(intent = %intent.id, "Stripe's PaymentIntent is not the one asked for");
-        return Err(AppError::BadGateway(
-            "Stripe answered with another PaymentIntent".into(),
-        ));
-    };
-    Ok(super::dto::PaymentIntentCreated {
-        payment_intent_id: intent.id,
-        client_secret,
-        amount: payable.outstanding,
-        currency: payable.currency.code().to_owned(),
-    })
+    Ok(Json(Received {
+        outcome: outcome.as_str(),
+    }))
 }
 
 /// Checks a `Stripe-Signature` header (`t=…,v1=…[,v1=…][,v0=…]`) against the raw body: one
@@ -399,7 +161,7 @@ fn report(event: Event<'_>) -> Result<Option<Report>, &'static str> {
     let minor = |units: u64| {
         let currency = currency.as_deref().ok_or("no currency")?;
         let currency = Currency::parse("currency", currency).map_err(|_| "unknown currency")?;
-        stripe_units::from_stripe(units, &currency).map_err(|_| "not a whole ISO amount")
+        super::units::from_stripe(units, &currency).map_err(|_| "not a whole ISO amount")
     };
     let id = || object.id.as_deref().map(str::to_owned).ok_or("no id");
     let (provider_ref, what, amount) = match &*event.kind {
@@ -500,7 +262,7 @@ pub async fn webhook(
     now: i64,
 ) -> AppResult<Outcome> {
     match parse(stripe, header, body, now)? {
-        Some(report) => super::settle::apply(pool, &report).await,
+        Some(report) => settle::apply(pool, &report).await,
         None => {
             tracing::info!("a Stripe event type this API does not act on");
             Ok(Outcome::Ignored)

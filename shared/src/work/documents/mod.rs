@@ -1,5 +1,7 @@
 //! Documents on IPFS: upload (optionally attached to a project) and read back, re-verified.
 
+pub mod api;
+
 use super::access::{self, WRITERS};
 use super::audit::{self, WorkAction};
 use super::dto::Pinned;

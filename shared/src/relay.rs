@@ -1,4 +1,4 @@
-//! The outbox relay. [`super::enqueue`] writes a job into `queue_messages` inside the change
+//! The outbox relay. [`crate::queue::enqueue`] writes a job into `queue_messages` inside the change
 //! that starts it, so the job exists if and only if the change commits. In the local gateway that
 //! table *is* the queue. Deployed, it is the outbox: the relay, a scheduled queue worker, moves
 //! its rows to the deployment's transport, and deletes each row only once the transport has
@@ -13,14 +13,37 @@
 //! every handler is idempotent. Rows are leased with `FOR UPDATE SKIP LOCKED`, so two relays at
 //! once never send a row twice.
 
-use super::transport::{OpenFaas, Sender};
-use super::{JobError, JobHandler, Outgoing};
 use crate::config::Env;
 use crate::db::Db;
+use crate::function::needs::DATABASE;
+use crate::function::{FunctionSpec, Schedule, Trigger};
 use crate::need::{AwsAccess, FaasValue, Need, SamValue, Var};
+use crate::queue::signing;
+use crate::queue::transport::{OpenFaas, Sender};
+use crate::queue::{JobError, JobHandler, Outgoing};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The outbox relay: every minute, moves the jobs that changes committed to `queue_messages`
+/// onto the deployment's transport (SQS, OpenFaaS); locally, where that table is the queue, it
+/// has nothing to do.
+pub static OUTBOX_RELAY: FunctionSpec = FunctionSpec {
+    name: QUEUE,
+    trigger: Trigger::Queue {
+        build: |platform| {
+            Ok(Arc::new(Relay::from_env(
+                platform.db.clone(),
+                &platform.env,
+            )?))
+        },
+        schedule: Some(Schedule {
+            minutes: 1,
+            body: RELAY,
+        }),
+    },
+    needs: &[&DATABASE, &NEED, &signing::NEED],
+};
 
 /// The relay's own queue (its schedule feeds it).
 pub const QUEUE: &str = "outbox-relay";
@@ -75,7 +98,7 @@ impl Relay {
         } else {
             match env.get("OPENFAAS_GATEWAY_URL") {
                 Some(url) => {
-                    let key = super::signing::JobKey::from_env(env)?.ok_or_else(|| {
+                    let key = crate::queue::signing::JobKey::from_env(env)?.ok_or_else(|| {
                         crate::config::ConfigError::invalid(
                             "JOB_SIGNING_KEY",
                             "must be set to send jobs to OpenFaaS (the workers refuse unsigned ones)",
@@ -153,7 +176,7 @@ impl Relay {
 #[async_trait]
 impl JobHandler for Relay {
     #[tracing::instrument(name = "outbox.relay", skip_all, fields(job = %job.id))]
-    async fn handle(&self, job: &super::Job) -> Result<(), JobError> {
+    async fn handle(&self, job: &crate::queue::Job) -> Result<(), JobError> {
         let sent = self.relay().await?;
         tracing::info!(sent, "outbox relayed");
         Ok(())
@@ -162,7 +185,7 @@ impl JobHandler for Relay {
 
 #[cfg(feature = "sqs")]
 fn sqs_sender(env: &Env, prefix: String) -> Result<Arc<dyn Sender>, crate::config::ConfigError> {
-    Ok(Arc::new(super::sqs::Sqs::from_env(env, prefix)))
+    Ok(Arc::new(crate::queue::sqs::Sqs::from_env(env, prefix)))
 }
 
 /// Built without the `sqs` feature: only `functions/outbox-relay` has it.

@@ -6,13 +6,16 @@
 //! projects whose `client_id` is theirs); STAFF and ADMIN create and replace items; only an
 //! ADMIN deletes one, as only an ADMIN deletes a project.
 
+pub mod api;
+
 use super::access::{self, DELETERS, WRITERS};
 use super::audit::{self, WorkAction};
 use super::dto::{ItemInput, ItemQuery};
+use super::facade;
 use super::model::{Item, Page};
 use super::projects::heading;
 use super::state::WorkState;
-use crate::domain::page_limit;
+use crate::domain::{Role, page_limit};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;
 use serde::Serialize;
@@ -137,15 +140,13 @@ async fn ensure_assignee(
     let Some(id) = assignee else {
         return Ok(());
     };
-    let sees = sqlx::query_scalar!(
-        r#"SELECT (u.role IN ('STAFF', 'ADMIN') OR p.client_id = u.id) AS "sees!"
-           FROM users u, projects p WHERE u.id = $1 AND p.id = $2"#,
-        id,
-        project_id,
-    )
-    .fetch_optional(state.db()?)
-    .await?;
-    if sees == Some(true) {
+    let role = crate::identity::facade::role_of(state.db()?, id).await?;
+    let sees = match role {
+        Some(Role::Staff | Role::Admin) => true,
+        Some(Role::Client) => facade::project_client(state.db()?, project_id).await? == Some(id),
+        None => false,
+    };
+    if sees {
         return Ok(());
     }
     Err(AppError::Validation(vec![FieldError::semantic(

@@ -1,0 +1,130 @@
+//! Stripe's REST API over the shared HTTP client: the configuration and the two PaymentIntent
+//! calls this API makes.
+
+use crate::config::{ConfigError, Env};
+use crate::error::{AppError, AppResult};
+use crate::payments::upstream;
+use crate::tls::LazyHttp;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// `STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET`, `STRIPE_API_BASE`.
+pub struct Stripe {
+    secret_key: Option<SecretString>,
+    webhook_secret: Option<SecretString>,
+    api_base: String,
+    http: LazyHttp,
+}
+
+impl Stripe {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let api_base = env
+            .get("STRIPE_API_BASE")
+            .unwrap_or_else(|| "https://api.stripe.com".into());
+        if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+            return Err(ConfigError::invalid(
+                "STRIPE_API_BASE",
+                "must be an http(s) URL",
+            ));
+        }
+        Ok(Self {
+            secret_key: env.get("STRIPE_SECRET_KEY").map(SecretString::from),
+            webhook_secret: env.get("STRIPE_WEBHOOK_SECRET").map(SecretString::from),
+            api_base: api_base.trim_end_matches('/').to_owned(),
+            http: LazyHttp::new(Duration::from_secs(8)),
+        })
+    }
+
+    pub(super) fn secret_key(&self) -> AppResult<&SecretString> {
+        self.secret_key.as_ref().ok_or_else(|| {
+            AppError::Unavailable("Stripe is not configured (STRIPE_SECRET_KEY)".into())
+        })
+    }
+
+    pub(super) fn webhook_secret(&self) -> AppResult<&SecretString> {
+        self.webhook_secret.as_ref().ok_or_else(|| {
+            AppError::Unavailable(
+                "Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET)".into(),
+            )
+        })
+    }
+
+    /// Sends a request with the secret key (see [`upstream::call`]); a refusal names only
+    /// Stripe's error code.
+    async fn call(&self, request: reqwest::RequestBuilder) -> AppResult<Intent> {
+        let request = request.bearer_auth(self.secret_key()?.expose_secret());
+        upstream::call("Stripe", request, |_, body| {
+            let code = serde_json::from_slice::<StripeError>(body)
+                .ok()
+                .and_then(|e| e.error.code)
+                .unwrap_or_else(|| "unknown".into());
+            format!("Stripe refused the request ({code})")
+        })
+        .await
+    }
+
+    /// `amount` is in Stripe's units of `currency` (see [`super::units`]).
+    pub(super) async fn create_intent(
+        &self,
+        invoice_id: Uuid,
+        amount: u64,
+        currency: &str,
+        idempotency_key: &str,
+    ) -> AppResult<Intent> {
+        let invoice = invoice_id.to_string();
+        let form = [
+            ("amount", amount.to_string()),
+            ("currency", currency.to_ascii_lowercase()),
+            ("automatic_payment_methods[enabled]", "true".into()),
+            ("description", format!("Invoice {invoice}")),
+            ("metadata[invoice_id]", invoice),
+        ];
+        let request = self
+            .http
+            .get()
+            .post(format!("{}/v1/payment_intents", self.api_base))
+            .header("Idempotency-Key", idempotency_key)
+            .form(&form);
+        self.call(request).await
+    }
+
+    pub(super) async fn retrieve_intent(&self, id: &str) -> AppResult<Intent> {
+        let request = self
+            .http
+            .get()
+            .get(format!("{}/v1/payment_intents/{id}", self.api_base));
+        self.call(request).await
+    }
+}
+
+/// The fields of a PaymentIntent this API reads.
+#[derive(Debug, Deserialize)]
+pub(super) struct Intent {
+    pub(super) id: String,
+    pub(super) client_secret: Option<String>,
+    pub(super) amount: u64,
+    pub(super) currency: String,
+    pub(super) status: String,
+}
+
+impl Intent {
+    /// Still payable with its client secret (not succeeded, not cancelled).
+    pub(super) fn open(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "requires_payment_method" | "requires_confirmation" | "requires_action" | "processing"
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct StripeError {
+    error: StripeErrorBody,
+}
+
+#[derive(Deserialize)]
+struct StripeErrorBody {
+    code: Option<String>,
+}
