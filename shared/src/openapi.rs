@@ -21,6 +21,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr};
         description = "The gantry HTTP API: identity (email/password and Sign-In with Ethereum), sessions and user administration. Errors are RFC 9457 problem+json."
     ),
     paths(crate::runtime::health),
+    components(schemas(crate::error::Problem)),
     tags((name = "meta", description = "Health")),
 )]
 pub struct CoreApi;
@@ -52,6 +53,7 @@ pub fn document(functions: &[&FunctionSpec], areas: &[AreaDoc]) -> OpenApi {
         }
         doc.merge(paths);
     }
+    add_problem_bodies(&mut doc);
     add_edge_responses(&mut doc, |method, path| {
         let dependent = dependent.iter().any(|route| {
             route.path == path && route.method.http().as_str().eq_ignore_ascii_case(method)
@@ -107,12 +109,13 @@ pub struct EdgeFacts {
 fn problem(description: &str) -> Response {
     ResponseBuilder::new()
         .description(description)
-        .content(
-            "application/problem+json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        )
+        .content("application/problem+json", problem_content())
+        .build()
+}
+
+fn problem_content() -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
         .build()
 }
 
@@ -140,6 +143,26 @@ fn operations(doc: &mut OpenApi) -> impl Iterator<Item = (&'static str, &String,
         .into_iter()
         .filter_map(move |(method, op)| op.map(|op| (method, path, op)))
     })
+}
+
+/// Gives every error response a route declares (`(status = 404, description = "...")`) the one
+/// body every error has: a problem+json [`Problem`](crate::error::Problem). So a handler's
+/// `#[utoipa::path]` says only which statuses it answers and why.
+fn add_problem_bodies(doc: &mut OpenApi) {
+    for (_, _, op) in operations(doc) {
+        for (status, response) in op.responses.responses.iter_mut() {
+            let error = status.starts_with('4') || status.starts_with('5');
+            if let RefOr::T(response) = response
+                && error
+                && response.content.is_empty()
+            {
+                response.content.insert(
+                    "application/problem+json".to_owned(),
+                    RefOr::T(problem_content()),
+                );
+            }
+        }
+    }
 }
 
 /// Adds the statuses the edge answers on its own, so no route can leave them out: 400, 413 and

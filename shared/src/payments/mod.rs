@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod btcpay;
 pub mod dto;
+pub mod error;
 pub mod invoices;
 pub mod ledger;
 pub mod lifecycle;
@@ -26,6 +27,7 @@ pub mod state;
 pub mod stripe;
 mod upstream;
 
+pub use error::PaymentsError;
 pub use state::PaymentsState;
 
 use axum::http::HeaderMap;

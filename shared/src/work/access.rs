@@ -8,8 +8,9 @@
 use super::model::{Project, ProjectStatus};
 use super::state::WorkState;
 use crate::domain::Role;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::extract::AuthUser;
+use crate::work::error::WorkError;
 use uuid::Uuid;
 
 /// The `client_id` a caller's queries are limited to: `None` for STAFF and ADMIN (all).
@@ -22,7 +23,7 @@ pub fn ensure_may(caller: &AuthUser, allowed: &[Role]) -> AppResult<()> {
     if allowed.contains(&caller.role) {
         Ok(())
     } else {
-        Err(AppError::Forbidden)
+        Err(WorkError::NotAllowed.into())
     }
 }
 
@@ -42,7 +43,7 @@ pub(crate) async fn visible_project(
     )
     .fetch_optional(state.db()?)
     .await?
-    .ok_or(AppError::NotFound)
+    .ok_or(WorkError::NotVisible.into())
 }
 
 pub const WRITERS: &[Role] = &[Role::Staff, Role::Admin];

@@ -11,6 +11,7 @@ pub mod access;
 pub mod audit;
 pub mod documents;
 pub mod dto;
+pub mod error;
 pub mod facade;
 pub mod items;
 pub mod model;
@@ -19,4 +20,5 @@ pub mod pins;
 pub mod projects;
 pub mod state;
 
+pub use error::WorkError;
 pub use state::WorkState;

@@ -4,7 +4,7 @@
 
 use super::{self as account, links};
 use crate::endpoint;
-use crate::error::{AppResult, Problem};
+use crate::error::AppResult;
 use crate::extract::{AdminOnly, AuthUser, Authorized, ClientInfo, ClientIp, Json, Path, Query};
 use crate::function::needs::{CHAIN_RPC, DATABASE, EPHEMERAL_TABLE, PRIVATE_KEY, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
@@ -22,9 +22,9 @@ use uuid::Uuid;
     request_body = RegisterEmailPassword,
     responses(
         (status = 201, description = "Account created and signed in", body = Registered),
-        (status = 409, description = "The email is already registered", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Well-formed but refused: the password is too common", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email is already registered"),
+        (status = 422, description = "Well-formed but refused: the password is too common"),
+        (status = 429, description = "Rate-limited; see Retry-After"),
     ))]
 pub async fn register_email_password(
     State(state): State<IdentityState>,
@@ -39,9 +39,9 @@ pub async fn register_email_password(
     request_body = LoginEmailPassword,
     responses(
         (status = 200, description = "Signed in (a TokenPair), or, with TOTP on, `{\"mfa_required\":true,\"mfa_token\"}` for POST /login/mfa", body = SignedIn),
-        (status = 401, description = "Wrong email or password (one answer for both)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "REQUIRE_VERIFIED_EMAIL is on and the address is not verified yet (type urn:gantry:problem:email-not-verified; only after a right password)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate-limited, or the account is locked out after failures; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong email or password (one answer for both)"),
+        (status = 403, description = "REQUIRE_VERIFIED_EMAIL is on and the address is not verified yet (type urn:gantry:problem:email-not-verified; only after a right password)"),
+        (status = 429, description = "Rate-limited, or the account is locked out after failures; see Retry-After"),
     ))]
 pub async fn login_email_password(
     State(state): State<IdentityState>,
@@ -66,7 +66,7 @@ pub async fn profile(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of users", body = UserPage),
-        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an ADMIN"),
     ))]
 pub async fn list_users(
     State(state): State<IdentityState>,
@@ -81,9 +81,9 @@ pub async fn list_users(
     request_body = SetRole,
     responses(
         (status = 200, description = "The updated user", body = User),
-        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Would leave no ADMIN", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an ADMIN"),
+        (status = 404, description = "No such user"),
+        (status = 409, description = "Would leave no ADMIN"),
     ))]
 pub async fn set_role(
     State(state): State<IdentityState>,
@@ -100,10 +100,10 @@ pub async fn set_role(
     request_body = LinkIdentity,
     responses(
         (status = 201, description = "The identity, now linked", body = Identity),
-        (status = 401, description = "No valid access token, or the proof failed", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The identity belongs to an account already", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Well-formed but refused: a common password, or a SIWE message that breaks the EIP-4361 grammar", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token, or the proof failed"),
+        (status = 409, description = "The identity belongs to an account already"),
+        (status = 422, description = "Well-formed but refused: a common password, or a SIWE message that breaks the EIP-4361 grammar"),
+        (status = 429, description = "Rate-limited; see Retry-After"),
     ))]
 pub async fn link_identity(
     State(state): State<IdentityState>,
@@ -121,8 +121,8 @@ pub async fn link_identity(
     request_body = UnlinkIdentity,
     responses(
         (status = 200, description = "The identities that remain", body = Identities),
-        (status = 404, description = "Not one of the caller's identities", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It is the last identity", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not one of the caller's identities"),
+        (status = 409, description = "It is the last identity"),
     ))]
 pub async fn unlink_identity(
     State(state): State<IdentityState>,

@@ -3,7 +3,7 @@
 
 use super::{self as mfa};
 use crate::endpoint;
-use crate::error::{AppResult, Problem};
+use crate::error::AppResult;
 use crate::extract::{AuthUser, ClientInfo, Json};
 use crate::function::needs::{DATABASE, EPHEMERAL_TABLE, PRIVATE_KEY, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
@@ -17,10 +17,10 @@ use axum::http::StatusCode;
     request_body = LoginMfa,
     responses(
         (status = 200, description = "Signed in; `amr` lists both methods, e.g. [\"pwd\",\"otp\"]", body = TokenPair),
-        (status = 400, description = "Not one of the two shapes (a code, or a recovery code)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "The mfa_token is invalid, expired or used, or the code is wrong or was already used", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked out after wrong codes; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not one of the two shapes (a code, or a recovery code)"),
+        (status = 401, description = "The mfa_token is invalid, expired or used, or the code is wrong or was already used"),
+        (status = 429, description = "Locked out after wrong codes; see Retry-After"),
+        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)"),
     ))]
 pub async fn login_mfa(
     State(state): State<IdentityState>,
@@ -34,8 +34,8 @@ pub async fn login_mfa(
     request_body = Empty,
     responses(
         (status = 201, description = "A pending authenticator (not active until activated)", body = TotpEnrolment),
-        (status = 409, description = "TOTP is already active", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "TOTP is already active"),
+        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)"),
     ))]
 pub async fn mfa_enroll(
     State(state): State<IdentityState>,
@@ -52,10 +52,10 @@ pub async fn mfa_enroll(
     request_body = TotpCode,
     responses(
         (status = 200, description = "TOTP is on; ten recovery codes, shown this once", body = RecoveryCodes),
-        (status = 409, description = "No pending enrolment", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The code is wrong", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked out after wrong codes; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No pending enrolment"),
+        (status = 422, description = "The code is wrong"),
+        (status = 429, description = "Locked out after wrong codes; see Retry-After"),
+        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)"),
     ))]
 pub async fn mfa_activate(
     State(state): State<IdentityState>,
@@ -69,10 +69,10 @@ pub async fn mfa_activate(
     request_body = TotpCode,
     responses(
         (status = 204, description = "TOTP and the recovery codes are removed"),
-        (status = 404, description = "TOTP is not active", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The code is wrong or was already used", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked out after wrong codes; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "TOTP is not active"),
+        (status = 422, description = "The code is wrong or was already used"),
+        (status = 429, description = "Locked out after wrong codes; see Retry-After"),
+        (status = 503, description = "TOTP MFA is not configured (MFA_ENCRYPTION_KEY)"),
     ))]
 pub async fn mfa_remove(
     State(state): State<IdentityState>,

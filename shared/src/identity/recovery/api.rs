@@ -3,7 +3,7 @@
 
 use super::{password, verification};
 use crate::endpoint;
-use crate::error::{AppResult, Problem};
+use crate::error::AppResult;
 use crate::extract::{AuthUser, ClientIp, Json};
 use crate::function::needs::{DATABASE, EPHEMERAL_TABLE, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
@@ -20,9 +20,9 @@ const INVALID_LINK: &str =
     request_body = ForgotPassword,
     responses(
         (status = 202, description = "The same answer, no sooner than 100 ms after the request, whether or not an account has the address; if one has, a reset link is mailed to it", body = MailSent),
-        (status = 400, description = "Not an email address", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate-limited (per address and per client); see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Account mail is not configured (PUBLIC_BASE_URL)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not an email address"),
+        (status = 429, description = "Rate-limited (per address and per client); see Retry-After"),
+        (status = 503, description = "Account mail is not configured (PUBLIC_BASE_URL)"),
     ))]
 pub async fn password_forgot(
     State(state): State<IdentityState>,
@@ -39,9 +39,9 @@ pub async fn password_forgot(
     request_body = ResetPassword,
     responses(
         (status = 204, description = "The password is set; every session of the account is revoked"),
-        (status = 400, description = INVALID_LINK, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The new password is too common", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = INVALID_LINK),
+        (status = 422, description = "The new password is too common"),
+        (status = 429, description = "Rate-limited; see Retry-After"),
     ))]
 pub async fn password_reset(
     State(state): State<IdentityState>,
@@ -56,9 +56,9 @@ pub async fn password_reset(
     request_body = ChangePassword,
     responses(
         (status = 204, description = "The password is changed; every other session is revoked"),
-        (status = 409, description = "The account has no password (a wallet-only account), or it changed meanwhile", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The current password is wrong, or the new one too common", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Locked out after wrong passwords; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The account has no password (a wallet-only account), or it changed meanwhile"),
+        (status = 422, description = "The current password is wrong, or the new one too common"),
+        (status = 429, description = "Locked out after wrong passwords; see Retry-After"),
     ))]
 pub async fn password_change(
     State(state): State<IdentityState>,
@@ -73,8 +73,8 @@ pub async fn password_change(
     request_body = VerifyEmail,
     responses(
         (status = 204, description = "The address is verified"),
-        (status = 400, description = INVALID_LINK, body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = INVALID_LINK),
+        (status = 429, description = "Rate-limited; see Retry-After"),
     ))]
 pub async fn verify_email(
     State(state): State<IdentityState>,
@@ -89,9 +89,9 @@ pub async fn verify_email(
     request_body = Empty,
     responses(
         (status = 202, description = "A new verification link is mailed; older ones no longer work", body = MailSent),
-        (status = 409, description = "The account has no email address, or it is verified already", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Account mail is not configured (PUBLIC_BASE_URL)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The account has no email address, or it is verified already"),
+        (status = 429, description = "Rate-limited; see Retry-After"),
+        (status = 503, description = "Account mail is not configured (PUBLIC_BASE_URL)"),
     ))]
 pub async fn resend_verification(
     State(state): State<IdentityState>,

@@ -4,7 +4,7 @@
 use super::{self as session, history};
 use crate::auth::keys::Jwks;
 use crate::endpoint;
-use crate::error::{AppResult, Problem};
+use crate::error::AppResult;
 use crate::extract::{AuthUser, ClientInfo, Json, Path, Query};
 use crate::function::needs::{DATABASE, PRIVATE_KEY, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
@@ -20,7 +20,7 @@ use uuid::Uuid;
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new pair; the presented refresh token is spent", body = TokenPair),
-        (status = 401, description = "Invalid, expired, revoked or reused token (reuse revokes the family)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid, expired, revoked or reused token (reuse revokes the family)"),
     ))]
 pub async fn refresh(
     State(state): State<IdentityState>,
@@ -69,7 +69,7 @@ pub async fn sessions(
     params(("id" = Uuid, Path, description = "Session id")),
     responses(
         (status = 204, description = "The session is ended: its refresh token no longer works"),
-        (status = 404, description = "Not one of the caller's live sessions", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not one of the caller's live sessions"),
     ))]
 pub async fn end_session(
     State(state): State<IdentityState>,
@@ -84,9 +84,9 @@ pub async fn end_session(
     params(HistoryQuery),
     responses(
         (status = 200, description = "Sign-in attempts, newest first", body = LoginHistory),
-        (status = 400, description = "A bad limit or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`user_id` names another account and the caller is not an ADMIN", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "An ADMIN named an account that does not exist", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A bad limit or cursor"),
+        (status = 403, description = "`user_id` names another account and the caller is not an ADMIN"),
+        (status = 404, description = "An ADMIN named an account that does not exist"),
     ))]
 pub async fn login_history(
     State(state): State<IdentityState>,

@@ -3,7 +3,7 @@
 
 use super::{self as wallet};
 use crate::endpoint;
-use crate::error::{AppResult, Problem};
+use crate::error::AppResult;
 use crate::extract::{ClientInfo, ClientIp, Json};
 use crate::function::needs::{CHAIN_RPC, DATABASE, EPHEMERAL_TABLE, PRIVATE_KEY};
 use crate::function::{FunctionSpec, Http, Trigger};
@@ -17,8 +17,8 @@ use axum::http::StatusCode;
     request_body = NonceRequest,
     responses(
         (status = 201, description = "A single-use nonce for a SIWE message", body = NonceIssued),
-        (status = 400, description = "Invalid address", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid address"),
+        (status = 429, description = "Rate-limited; see Retry-After"),
     ))]
 pub async fn auth_nonce(
     State(state): State<IdentityState>,
@@ -35,11 +35,11 @@ pub async fn auth_nonce(
     request_body = RegisterBlockchain,
     responses(
         (status = 201, description = "Account created with a wallet identity, and signed in", body = Registered),
-        (status = 400, description = "Not an EIP-4361 message, or bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "A check, the nonce or the signature failed (one answer for all)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The wallet is already registered", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The message has the EIP-4361 preamble but breaks the rest of its grammar", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate-limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not an EIP-4361 message, or bad input"),
+        (status = 401, description = "A check, the nonce or the signature failed (one answer for all)"),
+        (status = 409, description = "The wallet is already registered"),
+        (status = 422, description = "The message has the EIP-4361 preamble but breaks the rest of its grammar"),
+        (status = 429, description = "Rate-limited; see Retry-After"),
     ))]
 pub async fn register_blockchain(
     State(state): State<IdentityState>,
@@ -56,10 +56,10 @@ pub async fn register_blockchain(
     request_body = LoginBlockchain,
     responses(
         (status = 200, description = "Signed in (a TokenPair), or, with TOTP on, `{\"mfa_required\":true,\"mfa_token\"}` for POST /login/mfa", body = SignedIn),
-        (status = 400, description = "Not an EIP-4361 message, or bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "A check, the nonce, the signature or the account failed (one answer for all)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The message has the EIP-4361 preamble but breaks the rest of its grammar", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate-limited or locked out; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not an EIP-4361 message, or bad input"),
+        (status = 401, description = "A check, the nonce, the signature or the account failed (one answer for all)"),
+        (status = 422, description = "The message has the EIP-4361 preamble but breaks the rest of its grammar"),
+        (status = 429, description = "Rate-limited or locked out; see Retry-After"),
     ))]
 pub async fn login_blockchain(
     State(state): State<IdentityState>,

@@ -4,11 +4,12 @@
 use super::client::{Btcpay, Invoice};
 use super::{API_NEED, PROVIDER};
 use crate::endpoint;
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::extract::{AuthUser, Json, Path};
 use crate::function::needs::{DATABASE, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
 use crate::payments::dto::BtcpayInvoiceCreated;
+use crate::payments::error::PaymentsError;
 use crate::payments::invoices;
 use crate::payments::model::PaymentMethod;
 use crate::payments::state::PaymentsState;
@@ -32,9 +33,9 @@ pub static CREATE_BTCPAY_INVOICE: FunctionSpec = FunctionSpec {
     params(("id" = Uuid, Path, description = "Invoice id")),
     responses(
         (status = 201, description = "The open BTCPay invoice for what is left to pay (the same one on every call while it is open)", body = BtcpayInvoiceCreated),
-        (status = 404, description = crate::payments::NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The invoice is not SENT, is paid, or a bitcoin payment of it is being confirmed", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "BTCPay Server refused the request or answered with something else", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = crate::payments::NOT_VISIBLE),
+        (status = 409, description = "The invoice is not SENT, is paid, or a bitcoin payment of it is being confirmed"),
+        (status = 502, description = "BTCPay Server refused the request or answered with something else"),
     ))]
 pub async fn create_btcpay_invoice(
     State(state): State<PaymentsState>,
@@ -74,9 +75,7 @@ pub async fn create_invoice(
         if matches!(open.status.as_str(), "Processing" | "Settled") {
             // Paid, and its settlement not yet recorded: a new invoice would let the payer pay
             // twice.
-            return Err(AppError::Conflict(
-                "a bitcoin payment of this invoice is being confirmed".into(),
-            ));
+            return Err(PaymentsError::BitcoinPaymentBeingConfirmed.into());
         }
         if open.reusable_for(invoice_id, amount, currency) {
             return answer(open);

@@ -4,7 +4,7 @@
 use super::client::Btcpay;
 use super::{API_NEED, PROVIDER, WEBHOOK_NEED};
 use crate::endpoint;
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::extract::{Json, RawBody};
 use crate::function::needs::DATABASE;
 use crate::function::{FunctionSpec, Http, Trigger};
@@ -35,8 +35,8 @@ pub static BTCPAY_WEBHOOK: FunctionSpec = FunctionSpec {
     request_body(content = String, content_type = "application/json", description = "A BTCPay Server webhook delivery, exactly as sent"),
     responses(
         (status = 200, description = "Verified; applied, or a no-op (a redelivery, or an event this API does not act on)", body = Received),
-        (status = 400, description = "No valid signature, or not a BTCPay delivery", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "BTCPay Server's invoice could not be read back", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "No valid signature, or not a BTCPay delivery"),
+        (status = 502, description = "BTCPay Server's invoice could not be read back"),
     ))]
 pub async fn btcpay_webhook(
     State(state): State<PaymentsState>,

@@ -4,7 +4,7 @@
 use super as invoices;
 use crate::domain::Page;
 use crate::endpoint;
-use crate::error::{AppResult, Problem};
+use crate::error::AppResult;
 use crate::extract::{AuthUser, Authorized, Json, Path, Query, StaffOrAdmin};
 use crate::function::needs::{CHAIN_RPC, DATABASE, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
@@ -64,8 +64,8 @@ pub async fn list_invoices(
     request_body = InvoiceInput,
     responses(
         (status = 201, description = "The invoice, as DRAFT", body = Invoice),
-        (status = 403, description = "Not STAFF or ADMIN", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "project_id names no project, or the currency is unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not STAFF or ADMIN"),
+        (status = 422, description = "project_id names no project, or the currency is unknown"),
     ))]
 pub async fn create_invoice(
     State(state): State<PaymentsState>,
@@ -82,7 +82,7 @@ pub async fn create_invoice(
     params(("id" = Uuid, Path, description = "Invoice id")),
     responses(
         (status = 200, description = "The invoice", body = Invoice),
-        (status = 404, description = crate::payments::NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = crate::payments::NOT_VISIBLE),
     ))]
 pub async fn get_invoice(
     State(state): State<PaymentsState>,
@@ -100,10 +100,10 @@ pub async fn get_invoice(
     request_body = InvoiceUpdate,
     responses(
         (status = 200, description = "The invoice, changed", body = Invoice),
-        (status = 403, description = "A CLIENT", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = crate::payments::NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The status cannot move that way, or the amount is fixed once SENT", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The currency is unknown", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A CLIENT"),
+        (status = 404, description = crate::payments::NOT_VISIBLE),
+        (status = 409, description = "The status cannot move that way, or the amount is fixed once SENT"),
+        (status = 422, description = "The currency is unknown"),
     ))]
 pub async fn update_invoice(
     State(state): State<PaymentsState>,
@@ -121,7 +121,7 @@ pub async fn update_invoice(
     params(("id" = Uuid, Path, description = "Invoice id")),
     responses(
         (status = 200, description = "Every payment of the invoice, oldest first", body = Payments),
-        (status = 404, description = crate::payments::NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = crate::payments::NOT_VISIBLE),
     ))]
 pub async fn list_payments(
     State(state): State<PaymentsState>,

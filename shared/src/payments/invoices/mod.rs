@@ -16,6 +16,7 @@ use super::settle::paid;
 use crate::domain::{Page, Role, page_limit};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;
+use crate::payments::error::PaymentsError;
 use crate::work::facade;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
@@ -291,14 +292,11 @@ pub(crate) async fn lock_payable(
         .await?;
     let invoice = visible_on(tx, caller, id).await?;
     if !invoice.status.payable() {
-        return Err(AppError::Conflict(format!(
-            "only a SENT invoice can be paid; this one is {:?}",
-            invoice.status
-        )));
+        return Err(PaymentsError::NotPayable(invoice.status).into());
     }
     let outstanding = invoice.amount.saturating_sub(invoice.amount_paid);
     if outstanding == Minor::ZERO {
-        return Err(AppError::Conflict("nothing is left to pay".into()));
+        return Err(PaymentsError::NothingLeftToPay.into());
     }
     let currency = Currency::parse("currency", &invoice.currency)
         .map_err(|e| AppError::internal(anyhow::anyhow!("a stored currency: {e}")))?;
@@ -383,9 +381,7 @@ pub(crate) async fn record_started(
         )
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or_else(|| {
-            AppError::Conflict("this payment changed while it was recorded; try again".into())
-        })?;
+        .ok_or(PaymentsError::PaymentChanged)?;
         return Ok(if owner.invoice_id == payable.invoice.id {
             Recorded::Payment(owner.id)
         } else {

@@ -17,7 +17,6 @@ use super::{Asset, Chains, QUEUE, submit::Watch};
 use crate::chain::AlloyRpc;
 use crate::config::{ConfigError, Env};
 use crate::endpoint;
-use crate::error::Problem;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;
 use crate::extract::{AdminOnly, Authorized, Json};
@@ -28,13 +27,12 @@ use crate::function::needs::{CHAIN_RPC, DATABASE, PUBLIC_KEYS};
 use crate::function::{FaasValue, Need, Var, optional, secret};
 use crate::payments::audit::{self, PaymentsAction};
 use crate::payments::dto::PayoutInput;
+use crate::payments::error::PaymentsError;
 use crate::payments::invoices::money;
 use crate::payments::model::stored;
 use crate::payments::money::{Currency, Minor};
 use crate::payments::state::PaymentsState;
 use crate::platform::{Platform, StartupError, Tokens};
-use axum::extract::FromRef;
-use std::sync::Arc;
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{Address, U256};
@@ -42,6 +40,7 @@ use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
+use axum::extract::FromRef;
 use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
@@ -49,6 +48,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgPool;
 use std::collections::HashMap;
+use std::sync::Arc;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -56,10 +56,7 @@ use uuid::Uuid;
 /// `payouts`: on-chain payouts (ADMIN).
 pub static PAYOUTS: FunctionSpec = FunctionSpec {
     name: "payouts",
-    trigger: Trigger::Http(&Http::new(
-        PayoutState::new,
-        &[endpoint!(create_payout)],
-    )),
+    trigger: Trigger::Http(&Http::new(PayoutState::new, &[endpoint!(create_payout)])),
     needs: &[&DATABASE, &PUBLIC_KEYS, &CHAIN_RPC, &super::NEED, &NEED],
 };
 
@@ -67,10 +64,10 @@ pub static PAYOUTS: FunctionSpec = FunctionSpec {
     request_body = PayoutInput,
     responses(
         (status = 202, description = "The payout, signed, stored and broadcast, PENDING until the chain monitor finds it final; the same payout for the same idempotency_key", body = Payout),
-        (status = 401, description = "No valid token, or no second factor (amr otp or rec) in the last 5 minutes: `WWW-Authenticate: Bearer error=\"insufficient_user_authentication\"` (RFC 9470), problem type urn:gantry:problem:step-up-required; sign in again through POST /login/mfa", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not ADMIN (the role is read from the database, not only the token), or the second factor was turned on less than PAYOUT_MFA_MIN_AGE_HOURS ago (type urn:gantry:problem:second-factor-too-new)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It would exceed the currency's daily payout limit", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No payouts on chain_id or in currency, or the idempotency_key was used for another payout", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token, or no second factor (amr otp or rec) in the last 5 minutes: `WWW-Authenticate: Bearer error=\"insufficient_user_authentication\"` (RFC 9470), problem type urn:gantry:problem:step-up-required; sign in again through POST /login/mfa"),
+        (status = 403, description = "Not ADMIN (the role is read from the database, not only the token), or the second factor was turned on less than PAYOUT_MFA_MIN_AGE_HOURS ago (type urn:gantry:problem:second-factor-too-new)"),
+        (status = 409, description = "It would exceed the currency's daily payout limit"),
+        (status = 422, description = "No payouts on chain_id or in currency, or the idempotency_key was used for another payout"),
     ))]
 pub async fn create_payout(
     State(state): State<PayoutState>,
@@ -447,9 +444,12 @@ pub async fn send(
     .await?;
     let spent = stored(&spent)?;
     if spent.saturating_add(amount) > limit {
-        return Err(AppError::Conflict(format!(
-            "this payout would exceed the daily limit for {currency}: {spent} of {limit} paid out in the last 24 hours"
-        )));
+        return Err(PaymentsError::DailyLimit {
+            currency: currency.clone(),
+            spent,
+            limit,
+        }
+        .into());
     }
     let last_nonce = sqlx::query_scalar!(
         "SELECT max(nonce) FROM payouts WHERE chain_id = $1 AND sender = $2",

@@ -8,13 +8,13 @@
 use super::{Asset, Chains, QUEUE, provider};
 use crate::chain::AlloyRpc;
 use crate::endpoint;
-use crate::error::Problem;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;
 use crate::extract::{Json, Path};
 use crate::function::needs::{CHAIN_RPC, DATABASE, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
 use crate::payments::dto::BlockchainPaymentInput;
+use crate::payments::error::PaymentsError;
 use crate::payments::invoices::{self, Recorded, Started};
 use crate::payments::model::{Payment, PaymentMethod};
 use crate::payments::state::PaymentsState;
@@ -44,10 +44,10 @@ pub static BLOCKCHAIN_PAYMENT: FunctionSpec = FunctionSpec {
     request_body = BlockchainPaymentInput,
     responses(
         (status = 202, description = "The payment, PENDING until the chain monitor finds the transaction final (the same payment if this transaction was submitted for this invoice before). It credits the invoice only if it was paid from a wallet linked (SIWE) to the invoice's client account, in a block no older than the invoice's issue; otherwise it ends FAILED", body = Payment),
-        (status = 404, description = crate::payments::NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The invoice is not SENT or is paid, its currency is not taken on that chain, 3 of its on-chain payments are still being checked, or the transaction is another invoice's payment (waiting or paid)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No payments are taken on chain_id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "On-chain payments are not configured, or the currency's token cannot be taken: its decimals() could not be read, or differ from the currency's (the detail names PAYMENT_CHAINS)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = crate::payments::NOT_VISIBLE),
+        (status = 409, description = "The invoice is not SENT or is paid, its currency is not taken on that chain, 3 of its on-chain payments are still being checked, or the transaction is another invoice's payment (waiting or paid)"),
+        (status = 422, description = "No payments are taken on chain_id"),
+        (status = 503, description = "On-chain payments are not configured, or the currency's token cannot be taken: its decimals() could not be read, or differ from the currency's (the detail names PAYMENT_CHAINS)"),
     ))]
 pub async fn blockchain_payment(
     State(state): State<PaymentsState>,
@@ -116,11 +116,11 @@ pub async fn submit(
     let mut tx = pool.begin().await?;
     let payable = invoices::lock_payable(caller, invoice_id, &mut tx).await?;
     let Some(asset) = chain.asset(payable.currency.code()) else {
-        return Err(AppError::Conflict(format!(
-            "this invoice's currency ({}) is not taken on chain {}",
-            payable.currency.code(),
-            chain.id
-        )));
+        return Err(PaymentsError::NotTakenOnChain {
+            currency: payable.currency.clone(),
+            chain_id: chain.id,
+        }
+        .into());
     };
     let provider = provider(chain.id);
     let hash = format!("{hash:#x}");
@@ -134,10 +134,7 @@ pub async fn submit(
     .fetch_one(&mut *tx)
     .await?;
     if waiting.waiting >= MAX_WAITING {
-        return Err(AppError::Conflict(format!(
-            "{MAX_WAITING} on-chain payments of this invoice are still being checked; submit \
-             another once one of them has settled"
-        )));
+        return Err(PaymentsError::TooManyWaiting(MAX_WAITING).into());
     }
     // An invoice that is payable has been SENT; one from before sent_at was kept is as old as
     // its last change (the migration's choice).
@@ -150,9 +147,7 @@ pub async fn submit(
     let payment_id = match invoices::record_started(&mut tx, caller, &payable, &started).await? {
         Recorded::Payment(id) => id,
         Recorded::OfAnotherInvoice => {
-            return Err(AppError::Conflict(
-                "this transaction is already another invoice's payment".into(),
-            ));
+            return Err(PaymentsError::AnotherInvoicesTransaction.into());
         }
     };
     let token = match asset {

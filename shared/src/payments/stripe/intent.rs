@@ -4,11 +4,12 @@
 use super::client::{Intent, Stripe};
 use super::{API_NEED, PROVIDER, units};
 use crate::endpoint;
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::extract::{AuthUser, Json, Path};
 use crate::function::needs::{DATABASE, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
 use crate::payments::dto::PaymentIntentCreated;
+use crate::payments::error::PaymentsError;
 use crate::payments::invoices;
 use crate::payments::state::PaymentsState;
 use axum::extract::State;
@@ -30,10 +31,10 @@ pub static CREATE_PAYMENT_INTENT: FunctionSpec = FunctionSpec {
     params(("id" = Uuid, Path, description = "Invoice id")),
     responses(
         (status = 201, description = "The invoice's open PaymentIntent for what is left to pay (the same one on every call while it is open)", body = PaymentIntentCreated),
-        (status = 404, description = crate::payments::NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The invoice is not SENT, is paid, is not in a card currency, or a card payment of it succeeded and is being recorded", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Stripe cannot charge what is left to pay exactly in its units (123.45 MGA, 5.124 KWD): `amount` is named, and nothing is rounded", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Stripe refused the request or answered with something else", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = crate::payments::NOT_VISIBLE),
+        (status = 409, description = "The invoice is not SENT, is paid, is not in a card currency, or a card payment of it succeeded and is being recorded"),
+        (status = 422, description = "Stripe cannot charge what is left to pay exactly in its units (123.45 MGA, 5.124 KWD): `amount` is named, and nothing is rounded"),
+        (status = 502, description = "Stripe refused the request or answered with something else"),
     ))]
 pub async fn create_payment_intent(
     State(state): State<PaymentsState>,
@@ -60,10 +61,7 @@ pub async fn start(
     let mut tx = pool.begin().await?;
     let payable = invoices::lock_payable(caller, invoice_id, &mut tx).await?;
     if !payable.currency.is_fiat() {
-        return Err(AppError::Conflict(format!(
-            "a card cannot pay an invoice in {}",
-            payable.currency
-        )));
+        return Err(PaymentsError::NotACardCurrency(payable.currency.clone()).into());
     }
     let in_stripe = units::to_stripe(payable.outstanding, &payable.currency)
         .map_err(|e| AppError::Validation(vec![e.field("amount", &payable.currency)]))?;
@@ -80,9 +78,7 @@ pub async fn start(
         let intent = stripe.retrieve_intent(&open.provider_ref).await?;
         if intent.status == "succeeded" {
             // Paid, and its webhook not yet here: a new intent would let the payer pay twice.
-            return Err(AppError::Conflict(
-                "a card payment of this invoice has succeeded and is being recorded".into(),
-            ));
+            return Err(PaymentsError::CardPaymentBeingRecorded.into());
         }
         // An intent made for another amount (or, before Stripe's units were used, in ISO
         // units) is not reused; its success would not match our payment and never credits.

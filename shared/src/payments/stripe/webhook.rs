@@ -3,7 +3,7 @@
 
 use super::{PROVIDER, Stripe, TOLERANCE_SECS, WEBHOOK_NEED};
 use crate::endpoint;
-use crate::error::{AppError, AppResult, Problem};
+use crate::error::{AppError, AppResult};
 use crate::extract::{Json, RawBody};
 use crate::function::needs::DATABASE;
 use crate::function::{FunctionSpec, Http, Trigger};
@@ -35,7 +35,7 @@ pub static STRIPE_WEBHOOK: FunctionSpec = FunctionSpec {
     request_body(content = String, content_type = "application/json", description = "A Stripe event, exactly as Stripe sent it"),
     responses(
         (status = 200, description = "Verified; applied, or a no-op (a redelivery, or a type this API does not act on)", body = Received),
-        (status = 400, description = "No valid signature within 300 seconds, or not a Stripe event", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "No valid signature within 300 seconds, or not a Stripe event"),
     ))]
 pub async fn stripe_webhook(
     State(state): State<PaymentsState>,

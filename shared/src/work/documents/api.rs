@@ -3,7 +3,7 @@
 
 use super::{self as documents, MAX_DOCUMENT_BYTES};
 use crate::endpoint;
-use crate::error::{AppResult, Problem};
+use crate::error::AppResult;
 use crate::extract::{AuthUser, Json, Path, Query, RawBody};
 use crate::function::needs::{DATABASE, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
@@ -36,10 +36,10 @@ pub static IPFS_GET: FunctionSpec = FunctionSpec {
         description = "The document's bytes, in any content type (recorded and served back)"),
     responses(
         (status = 201, description = "Stored and pinned", body = Pinned),
-        (status = 403, description = "Attaching to a project needs STAFF or ADMIN", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such project, or not the caller's to see", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Larger than 5 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The IPFS backend answered with another CID; nothing is recorded", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Attaching to a project needs STAFF or ADMIN"),
+        (status = 404, description = "No such project, or not the caller's to see"),
+        (status = 413, description = "Larger than 5 MiB"),
+        (status = 502, description = "The IPFS backend answered with another CID; nothing is recorded"),
     ))]
 pub async fn pin(
     State(state): State<WorkState>,
@@ -62,8 +62,8 @@ pub async fn pin(
     responses(
         (status = 200, description = "The bytes, verified against the CID, in the content type they were uploaded with",
             content((String = "*/*"))),
-        (status = 404, description = "Not a CID this API stored, or not the caller's to see", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The backend's bytes do not match the CID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not a CID this API stored, or not the caller's to see"),
+        (status = 502, description = "The backend's bytes do not match the CID"),
     ))]
 pub async fn ipfs_get(
     State(state): State<WorkState>,

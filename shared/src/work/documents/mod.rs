@@ -9,6 +9,7 @@ use super::state::WorkState;
 use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
 use crate::ipfs::store::Stored;
+use crate::work::error::WorkError;
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -111,7 +112,7 @@ pub async fn get(state: &WorkState, caller: &AuthUser, text: &str) -> AppResult<
             "is not a CIDv1 in base32, nor a CIDv0",
         ));
     }
-    let cid = crate::ipfs::parse_cid(text).ok_or(AppError::NotFound)?;
+    let cid = crate::ipfs::parse_cid(text).ok_or(WorkError::NotVisible)?;
     let canonical = cid.to_string();
     let content_type = sqlx::query_scalar!(
         "SELECT o.content_type FROM ipfs_objects o
@@ -126,7 +127,7 @@ pub async fn get(state: &WorkState, caller: &AuthUser, text: &str) -> AppResult<
     )
     .fetch_optional(state.db()?)
     .await?
-    .ok_or(AppError::NotFound)?;
+    .ok_or(WorkError::NotVisible)?;
     let bytes = crate::ipfs::store::read(state.ipfs()?, &cid)
         .await?
         .ok_or_else(|| {

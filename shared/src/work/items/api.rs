@@ -4,7 +4,7 @@
 
 use super::{self as items, Tasks, WorkOrders};
 use crate::endpoint;
-use crate::error::{AppResult, Problem};
+use crate::error::AppResult;
 use crate::extract::{AuthUser, Json, Path, Query};
 use crate::function::needs::{DATABASE, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
@@ -81,7 +81,7 @@ macro_rules! item_handlers {
             params(("id" = Uuid, Path, description = "Project id"), ItemQuery<$status>),
             responses(
                 (status = 200, description = "A page of the project's items of this kind", body = Page<Item<$status>>),
-                (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
+                (status = 404, description = NOT_VISIBLE),
             ))]
         pub async fn $list(
             State(state): State<WorkState>,
@@ -97,9 +97,9 @@ macro_rules! item_handlers {
             request_body = ItemInput<$status>,
             responses(
                 (status = 201, description = $noun, body = Item<$status>),
-                (status = 403, description = NOT_A_WRITER, body = Problem, content_type = "application/problem+json"),
-                (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
-                (status = 422, description = BAD_ASSIGNEE, body = Problem, content_type = "application/problem+json"),
+                (status = 403, description = NOT_A_WRITER),
+                (status = 404, description = NOT_VISIBLE),
+                (status = 422, description = BAD_ASSIGNEE),
             ))]
         pub async fn $create(
             State(state): State<WorkState>,
@@ -115,7 +115,7 @@ macro_rules! item_handlers {
             params(("id" = Uuid, Path, description = "Item id")),
             responses(
                 (status = 200, description = $noun, body = Item<$status>),
-                (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
+                (status = 404, description = NOT_VISIBLE),
             ))]
         pub async fn $get(
             State(state): State<WorkState>,
@@ -130,9 +130,9 @@ macro_rules! item_handlers {
             request_body = ItemInput<$status>,
             responses(
                 (status = 200, description = $noun, body = Item<$status>),
-                (status = 403, description = NOT_A_WRITER, body = Problem, content_type = "application/problem+json"),
-                (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
-                (status = 422, description = BAD_ASSIGNEE, body = Problem, content_type = "application/problem+json"),
+                (status = 403, description = NOT_A_WRITER),
+                (status = 404, description = NOT_VISIBLE),
+                (status = 422, description = BAD_ASSIGNEE),
             ))]
         pub async fn $update(
             State(state): State<WorkState>,
@@ -147,8 +147,8 @@ macro_rules! item_handlers {
             params(("id" = Uuid, Path, description = "Item id")),
             responses(
                 (status = 204, description = "Deleted"),
-                (status = 403, description = "Not an ADMIN (as for deleting its project)", body = Problem, content_type = "application/problem+json"),
-                (status = 404, description = NOT_VISIBLE, body = Problem, content_type = "application/problem+json"),
+                (status = 403, description = "Not an ADMIN (as for deleting its project)"),
+                (status = 404, description = NOT_VISIBLE),
             ))]
         pub async fn $delete(
             State(state): State<WorkState>,

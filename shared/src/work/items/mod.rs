@@ -16,8 +16,9 @@ use super::model::{Item, Page};
 use super::projects::heading;
 use super::state::WorkState;
 use crate::domain::{Role, page_limit};
-use crate::error::{AppError, AppResult, FieldError};
+use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
+use crate::work::error::WorkError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -149,10 +150,7 @@ async fn ensure_assignee(
     if sees {
         return Ok(());
     }
-    Err(AppError::Validation(vec![FieldError::semantic(
-        "assignee_id",
-        "is not STAFF, ADMIN or this project's client",
-    )]))
+    Err(WorkError::NotAnAssignee.into())
 }
 
 /// The item if the caller may see its project; 404 otherwise.
@@ -169,7 +167,7 @@ async fn visible_item<K: Kind>(state: &WorkState, caller: &AuthUser, id: Uuid) -
     )
     .fetch_optional(state.db()?)
     .await?
-    .ok_or(AppError::NotFound)
+    .ok_or(WorkError::NotVisible.into())
 }
 
 #[tracing::instrument(name = "work.get_item", skip_all)]
@@ -286,7 +284,7 @@ pub async fn update<K: Kind>(
     )
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(AppError::NotFound)?;
+    .ok_or(WorkError::NotVisible)?;
     audit::record(
         &mut tx,
         K::UPDATED,
@@ -313,7 +311,7 @@ pub async fn delete<K: Kind>(state: &WorkState, caller: &AuthUser, id: Uuid) -> 
     .await?
     .rows_affected();
     if deleted == 0 {
-        return Err(AppError::NotFound);
+        return Err(WorkError::NotVisible.into());
     }
     audit::record(
         &mut tx,

@@ -2,7 +2,7 @@
 //! ([`super`]), choose the status.
 
 use crate::endpoint;
-use crate::error::{AppResult, Problem};
+use crate::error::AppResult;
 use crate::extract::{AuthUser, Authorized, Json, Path, Query, StaffOrAdmin};
 use crate::function::needs::{DATABASE, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
@@ -47,9 +47,9 @@ pub async fn list_projects(
     request_body = ProjectInput,
     responses(
         (status = 201, description = "The project, with its metadata document's CID", body = Project),
-        (status = 403, description = "Not STAFF or ADMIN", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "client_id does not name a CLIENT", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The IPFS backend answered with another CID", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not STAFF or ADMIN"),
+        (status = 422, description = "client_id does not name a CLIENT"),
+        (status = 502, description = "The IPFS backend answered with another CID"),
     ))]
 pub async fn create_project(
     State(state): State<WorkState>,
@@ -66,7 +66,7 @@ pub async fn create_project(
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
         (status = 200, description = "The project", body = Project),
-        (status = 404, description = "No such project, or not the caller's to see", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such project, or not the caller's to see"),
     ))]
 pub async fn get_project(
     State(state): State<WorkState>,
@@ -81,10 +81,10 @@ pub async fn get_project(
     request_body = ProjectInput,
     responses(
         (status = 200, description = "The project, replaced, with its new metadata CID", body = Project),
-        (status = 403, description = "A CLIENT (on their own project)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such project, or not the caller's to see", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "client_id does not name a CLIENT", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The IPFS backend answered with another CID", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A CLIENT (on their own project)"),
+        (status = 404, description = "No such project, or not the caller's to see"),
+        (status = 422, description = "client_id does not name a CLIENT"),
+        (status = 502, description = "The IPFS backend answered with another CID"),
     ))]
 pub async fn update_project(
     State(state): State<WorkState>,
@@ -99,9 +99,9 @@ pub async fn update_project(
     params(("id" = Uuid, Path, description = "Project id")),
     responses(
         (status = 204, description = "Deleted, with its tasks, work orders and document records"),
-        (status = 403, description = "Not an ADMIN", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such project, or not the caller's to see", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Other records (its invoices) still refer to it; the books never lose a row", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an ADMIN"),
+        (status = 404, description = "No such project, or not the caller's to see"),
+        (status = 409, description = "Other records (its invoices) still refer to it; the books never lose a row"),
     ))]
 pub async fn delete_project(
     State(state): State<WorkState>,

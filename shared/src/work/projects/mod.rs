@@ -15,6 +15,7 @@ use crate::domain::{Role, page_limit, parse_line, parse_text};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;
 use crate::ipfs::store::Stored;
+use crate::work::error::WorkError;
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -73,10 +74,7 @@ async fn ensure_client(state: &WorkState, client_id: Option<Uuid>) -> AppResult<
     if role == Some(Role::Client) {
         return Ok(());
     }
-    Err(AppError::Validation(vec![FieldError::semantic(
-        "client_id",
-        "is not a CLIENT user",
-    )]))
+    Err(WorkError::NotAClient.into())
 }
 
 /// Stores the metadata document on IPFS.
@@ -189,7 +187,7 @@ pub async fn update(
     )
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(AppError::NotFound)?;
+    .ok_or(WorkError::NotVisible)?;
     audit::record(
         &mut tx,
         WorkAction::ProjectUpdated,
@@ -213,7 +211,7 @@ pub async fn delete(state: &WorkState, caller: &AuthUser, id: Uuid) -> AppResult
         .await?
         .rows_affected();
     if deleted == 0 {
-        return Err(AppError::NotFound);
+        return Err(WorkError::NotVisible.into());
     }
     audit::record(&mut tx, WorkAction::ProjectDeleted, caller, id, json!({})).await?;
     tx.commit().await?;

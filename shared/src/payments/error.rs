@@ -1,0 +1,47 @@
+//! The payments area's own refusals. Each is a conflict with the invoice's or the payment's
+//! state (409); it becomes the HTTP problem only by `From<PaymentsError> for AppError`, at the
+//! edge.
+
+use super::lifecycle::InvoiceStatus;
+use super::money::{Currency, Minor};
+use crate::error::AppError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentsError {
+    #[error("only a SENT invoice can be paid; this one is {0:?}")]
+    NotPayable(InvoiceStatus),
+    #[error("nothing is left to pay")]
+    NothingLeftToPay,
+    #[error("this payment changed while it was recorded; try again")]
+    PaymentChanged,
+    #[error("a card cannot pay an invoice in {0}")]
+    NotACardCurrency(Currency),
+    #[error("a card payment of this invoice has succeeded and is being recorded")]
+    CardPaymentBeingRecorded,
+    #[error("a bitcoin payment of this invoice is being confirmed")]
+    BitcoinPaymentBeingConfirmed,
+    #[error("this invoice's currency ({currency}) is not taken on chain {chain_id}")]
+    NotTakenOnChain { currency: Currency, chain_id: u64 },
+    #[error(
+        "{0} on-chain payments of this invoice are still being checked; submit another once one \
+         of them has settled"
+    )]
+    TooManyWaiting(i64),
+    #[error("this transaction is already another invoice's payment")]
+    AnotherInvoicesTransaction,
+    #[error(
+        "this payout would exceed the daily limit for {currency}: {spent} of {limit} paid out in \
+         the last 24 hours"
+    )]
+    DailyLimit {
+        currency: Currency,
+        spent: Minor,
+        limit: Minor,
+    },
+}
+
+impl From<PaymentsError> for AppError {
+    fn from(err: PaymentsError) -> Self {
+        AppError::Conflict(err.to_string())
+    }
+}
