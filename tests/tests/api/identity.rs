@@ -25,6 +25,27 @@ async fn registering_returns_the_user_and_a_token_pair(pool: PgPool) {
     assert_eq!(res.str("refresh_token").len(), 43);
     assert_eq!(res.headers["cache-control"], "no-store");
     assert_eq!(app.audit_count("user.registered").await, 1);
+
+    // The access token is one: signed by the app's key, for this user, for 15 minutes, and it
+    // opens an authenticated route as them.
+    let access = res.str("access_token");
+    let claims = app.state.verifier().verify(&access).unwrap();
+    assert_eq!(claims.sub.to_string(), user["id"].as_str().unwrap());
+    assert_eq!(claims.role, gantry::domain::Role::Client);
+    assert_eq!(claims.amr, vec![gantry::auth::Amr::Pwd]);
+    assert_eq!(claims.exp - claims.iat, 900);
+    let profile = app.get("/profile").bearer(&access).send().await;
+    assert_eq!(profile.status, StatusCode::OK, "{}", profile.body);
+    assert_eq!(&profile.body["user"], user);
+    // So is the refresh token: it buys a new pair for the same user and session.
+    let refreshed = crate::tokens::refresh(&app, &res.str("refresh_token")).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    let again = app
+        .state
+        .verifier()
+        .verify(&refreshed.str("access_token"))
+        .unwrap();
+    assert_eq!((again.sub, again.sid), (claims.sub, claims.sid));
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]

@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-async fn refresh(app: &TestApp, token: &str) -> gantry_tests::TestResponse {
+pub(crate) async fn refresh(app: &TestApp, token: &str) -> gantry_tests::TestResponse {
     app.post("/token/refresh")
         .json(&json!({"refresh_token": token}))
         .send()

@@ -179,6 +179,10 @@ async fn a_wallet_login_writes_its_session_and_audit_row_and_nothing_else(pool: 
     );
 }
 
+/// A message whose nonce was spent (here by registering) is refused because of the nonce: the
+/// log says it was spent, and no `siwe.rejected` or `login.failed` row is written, which a bad
+/// signature, an expired or foreign nonce, or an unknown wallet would leave. The same wallet
+/// signs in with a fresh nonce.
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_reused_nonce_is_rejected(pool: PgPool) {
     let app = TestApp::new(pool);
@@ -186,7 +190,15 @@ async fn a_reused_nonce_is_rejected(pool: PgPool) {
     let body = app.siwe(&wallet).await;
     let first = app.post("/register-blockchain").json(&body).send().await;
     assert_eq!(first.status, StatusCode::CREATED);
+    let (logs, guard) = crate::secrets::Logs::capture();
     login(&app, &body).await.problem(401);
+    drop(guard);
+    let logged = logs.text();
+    assert!(logged.contains("SIWE nonce already spent"), "{logged}");
+    assert_eq!(app.audit_count("siwe.rejected").await, 0);
+    assert_eq!(app.audit_count("login.failed").await, 0);
+    let fresh = login(&app, &app.siwe(&wallet).await).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
