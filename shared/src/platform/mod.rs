@@ -1,26 +1,28 @@
 //! What a cold start builds once and every area shares: the database pool, token keys, the
 //! password hasher, the ephemeral store, the queue. Each is a narrow, cheaply cloned sub-state,
 //! so an area's state holds only the parts it uses and axum extractors reach them through
-//! `FromRef`. This is also the one place where the implementations behind the seams (ephemeral
-//! store, queue) are chosen.
+//! `FromRef`. The token keys are [`tokens`]; the ephemeral store, and the choice of its
+//! implementation, [`stores`].
 //!
 //! Construction is async ([`Platform::load`]), so clients that need asynchronous set-up (the AWS
 //! SDK's `aws_config`) are built here once, before the first request, without blocking. Nothing
 //! here connects: the pool is lazy, so a cold start does no network I/O.
 
+mod stores;
+mod tokens;
+
+pub use stores::Stores;
+pub use tokens::Tokens;
+
+use crate::auth::PasswordHasher;
 use crate::auth::keys::{Jwks, KeyError, SigningKey, parse_public_keys};
-use crate::auth::{PasswordHasher, TokenSigner, TokenVerifier};
-use crate::config::{ConfigError, CoreConfig, Env, JwtConfig, PoolDefault};
+use crate::config::{ConfigError, CoreConfig, Env, PoolDefault};
 use crate::db::Db;
 use crate::edge::EdgeConfig;
 use crate::error::{AppError, AppResult};
-use crate::need::needs;
 use crate::queue::{PgQueue, Queue};
-use crate::store::{IdempotencyStore, Lockouts, PgEphemeral, RateLimiter};
-use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -30,244 +32,10 @@ pub enum StartupError {
     Key(#[from] KeyError),
 }
 
-/// Access-token keys: the verifier always, the signer only where `JWT_PRIVATE_KEY` is given.
-///
-/// A private key is read when first needed, not at cold start: deriving its public half (for
-/// the `kid`, and so the verifier trusts tokens this function signs) is an Ed25519 scalar
-/// multiplication, which requests that never sign or verify (health checks, logout, bad input)
-/// should not pay for. `from_env` checks the key's PEM shape up front; a key that then fails to
-/// parse is logged and answered with a 503 that names `JWT_PRIVATE_KEY`.
-#[derive(Clone)]
-pub struct Tokens {
-    inner: Arc<TokenKeys>,
-}
-
-struct TokenKeys {
-    private_key: Option<SecretString>,
-    published: Jwks,
-    issuer: String,
-    audience: String,
-    access_ttl: Duration,
-    built: OnceLock<Built>,
-}
-
-struct Built {
-    signer: Option<TokenSigner>,
-    verifier: TokenVerifier,
-}
-
-const PEM_LABEL: &str = "-----BEGIN PRIVATE KEY-----";
-
-impl Tokens {
-    /// Keys from configuration; the private key is parsed on first use.
-    pub fn from_config(jwt: &JwtConfig, published: Jwks) -> Result<Self, KeyError> {
-        if let Some(pem) = &jwt.private_key
-            && !pem.expose_secret().trim_start().starts_with(PEM_LABEL)
-        {
-            return Err(KeyError::BadPrivateKey);
-        }
-        // Fail fast on a JWKS that cannot verify anything.
-        TokenVerifier::new(published.clone(), &jwt.issuer, &jwt.audience)?;
-        Ok(Self::lazy(jwt, published, jwt.private_key.clone()))
-    }
-
-    /// Keys already parsed (tests, tools): the verifier trusts `published` plus the signing
-    /// key's own public half.
-    pub fn new(
-        signing_key: Option<&SigningKey>,
-        published: Jwks,
-        jwt: &JwtConfig,
-    ) -> Result<Self, KeyError> {
-        let tokens = Self::lazy(jwt, published.clone(), None);
-        let built = Built::from(signing_key, published, jwt)?;
-        let _ = tokens.inner.built.set(built);
-        Ok(tokens)
-    }
-
-    fn lazy(jwt: &JwtConfig, published: Jwks, private_key: Option<SecretString>) -> Self {
-        Self {
-            inner: Arc::new(TokenKeys {
-                private_key,
-                published,
-                issuer: jwt.issuer.clone(),
-                audience: jwt.audience.clone(),
-                access_ttl: jwt.access_ttl,
-                built: OnceLock::new(),
-            }),
-        }
-    }
-
-    fn built(&self) -> &Built {
-        let keys = &self.inner;
-        keys.built.get_or_init(|| {
-            let jwt = JwtConfig {
-                issuer: keys.issuer.clone(),
-                audience: keys.audience.clone(),
-                access_ttl: keys.access_ttl,
-                private_key: None,
-                public_keys: None,
-            };
-            let key = keys.private_key.as_ref().map(SigningKey::from_pem);
-            let outcome = match key {
-                Some(Err(err)) => Err(err),
-                Some(Ok(key)) => Built::from(Some(&key), keys.published.clone(), &jwt),
-                None => Built::from(None, keys.published.clone(), &jwt),
-            };
-            outcome.unwrap_or_else(|err| {
-                tracing::error!(error = %err, "the token keys are unusable; signing is off");
-                Built {
-                    signer: None,
-                    verifier: TokenVerifier::empty(&jwt.issuer, &jwt.audience),
-                }
-            })
-        })
-    }
-
-    pub fn signer(&self) -> AppResult<&TokenSigner> {
-        self.built().signer.as_ref().ok_or_else(|| {
-            let reason = if self.inner.private_key.is_some() {
-                "token signing is misconfigured (JWT_PRIVATE_KEY)"
-            } else {
-                "token signing is not configured (JWT_PRIVATE_KEY)"
-            };
-            AppError::Unavailable(reason.into())
-        })
-    }
-
-    pub fn verifier(&self) -> &TokenVerifier {
-        &self.built().verifier
-    }
-}
-
-impl Built {
-    fn from(
-        signing_key: Option<&SigningKey>,
-        mut published: Jwks,
-        jwt: &JwtConfig,
-    ) -> Result<Self, KeyError> {
-        let signer = signing_key
-            .map(|key| TokenSigner::new(key, &jwt.issuer, &jwt.audience, jwt.access_ttl))
-            .transpose()?;
-        if let Some(key) = signing_key {
-            let own = key.public_jwk();
-            if !published.keys.iter().any(|k| k.kid == own.kid) {
-                published.keys.insert(0, own);
-            }
-        }
-        Ok(Self {
-            signer,
-            verifier: TokenVerifier::new(published, &jwt.issuer, &jwt.audience)?,
-        })
-    }
-}
-
 /// How the HTTP edge sees clients.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Edge {
     pub trust_forwarded_for: bool,
-}
-
-/// The shared ephemeral store, one object per trait.
-///
-/// The DynamoDB store is built on first use, inside [`Stores::parts`]: only the functions that
-/// call the store's getters reach its code, so a build that enables the `dynamodb` feature for
-/// several functions at once (features unify across one build) still leaves the SDK out of the
-/// others.
-#[derive(Clone, Default)]
-pub struct Stores {
-    source: Source,
-}
-
-#[derive(Clone, Default)]
-enum Source {
-    #[default]
-    Unconfigured,
-    Built(StoreParts),
-    #[cfg(feature = "dynamodb")]
-    Dynamo(Arc<LazyDynamo>),
-}
-
-#[cfg(feature = "dynamodb")]
-struct LazyDynamo {
-    env: Env,
-    table: String,
-    built: OnceLock<StoreParts>,
-}
-
-#[derive(Clone)]
-struct StoreParts {
-    rate: Arc<dyn RateLimiter>,
-    lockouts: Arc<dyn Lockouts>,
-    idempotency: Arc<dyn IdempotencyStore>,
-}
-
-impl StoreParts {
-    fn of<T: RateLimiter + Lockouts + IdempotencyStore + 'static>(store: Arc<T>) -> Self {
-        Self {
-            rate: store.clone(),
-            lockouts: store.clone(),
-            idempotency: store,
-        }
-    }
-}
-
-impl Stores {
-    /// Every trait served by one implementation.
-    pub fn of<T: RateLimiter + Lockouts + IdempotencyStore + 'static>(store: Arc<T>) -> Self {
-        Self {
-            source: Source::Built(StoreParts::of(store)),
-        }
-    }
-
-    /// The DynamoDB store on `table`, built on first use; a startup error in a function built
-    /// without it, so a deployment that asks for it never counts somewhere else unnoticed.
-    fn dynamo(env: &Env, table: String) -> Result<Self, StartupError> {
-        #[cfg(feature = "dynamodb")]
-        return Ok(Self {
-            source: Source::Dynamo(Arc::new(LazyDynamo {
-                env: env.clone(),
-                table,
-                built: OnceLock::new(),
-            })),
-        });
-        #[cfg(not(feature = "dynamodb"))]
-        {
-            let _ = (env, table);
-            Err(ConfigError::invalid(
-                needs::EPHEMERAL_TABLE_VAR,
-                "this function was built without the `dynamodb` feature of gantry",
-            )
-            .into())
-        }
-    }
-
-    fn parts(&self) -> AppResult<&StoreParts> {
-        match &self.source {
-            Source::Built(parts) => Ok(parts),
-            #[cfg(feature = "dynamodb")]
-            Source::Dynamo(lazy) => Ok(lazy.built.get_or_init(|| {
-                StoreParts::of(Arc::new(crate::store::DynamoEphemeral::new(
-                    &lazy.env,
-                    lazy.table.clone(),
-                )))
-            })),
-            Source::Unconfigured => Err(AppError::Unavailable(
-                "the ephemeral store is not configured (DATABASE_URL)".into(),
-            )),
-        }
-    }
-
-    pub fn rate_limiter(&self) -> AppResult<&dyn RateLimiter> {
-        Ok(self.parts()?.rate.as_ref())
-    }
-
-    pub fn lockouts(&self) -> AppResult<&dyn Lockouts> {
-        Ok(self.parts()?.lockouts.as_ref())
-    }
-
-    pub fn idempotency(&self) -> AppResult<&dyn IdempotencyStore> {
-        Ok(self.parts()?.idempotency.as_ref())
-    }
 }
 
 /// The queue producers send to, when configured: the Postgres queue (`queue_messages`). Under
@@ -346,13 +114,8 @@ impl Platform {
         tokens: Tokens,
     ) -> Result<Self, StartupError> {
         let edge_config = Arc::new(EdgeConfig::from_env(&env)?);
-        // The one place the ephemeral store is chosen: DynamoDB where a table is configured,
-        // else Postgres. (Jobs always enter through the Postgres queue or outbox.)
-        let stores = match env.get(needs::EPHEMERAL_TABLE_VAR) {
-            Some(table) => Stores::dynamo(&env, table)?,
-            None if db.configured() => Stores::of(Arc::new(PgEphemeral::on(db.clone()))),
-            None => Stores::default(),
-        };
+        // Jobs always enter through the Postgres queue or outbox.
+        let stores = Stores::choose(&env, &db)?;
         let queues = Queues(db.configured().then(|| db.clone()));
         Ok(Self {
             edge: Edge {
@@ -376,6 +139,7 @@ mod tests {
     use crate::auth::Amr;
     use crate::auth::jwt::Subject;
     use crate::domain::Role;
+    use secrecy::ExposeSecret;
     use uuid::Uuid;
 
     async fn load(pairs: &[(&str, &str)]) -> Result<Platform, StartupError> {
