@@ -20,6 +20,7 @@ pub mod mfa;
 pub mod model;
 pub mod openapi;
 pub mod recovery;
+pub mod refresh;
 pub mod sessions;
 pub mod state;
 pub mod step_up;
@@ -243,21 +244,11 @@ impl HttpApi for Users {
     }
 }
 
-/// What expires in identity's tables, for the housekeeping job: spent SIWE nonces (a nonce past
-/// its expiry is refused on its own, so its row no longer guards anything), mailed tokens a day
-/// past their expiry or use, and MFA challenges a day past their expiry.
+/// What expires in identity's tables, for the housekeeping job: spent SIWE nonces
+/// ([`wallet::nonce::PURGE`]), mailed tokens a day past their expiry or use, and MFA challenges a
+/// day past their expiry.
 pub const PURGES: &[crate::store::housekeeping::Purge] = &[
-    crate::store::housekeeping::Purge {
-        name: "spent_nonces",
-        run: |pool| {
-            Box::pin(async move {
-                sqlx::query!("DELETE FROM spent_nonces WHERE expires_at < now()")
-                    .execute(pool)
-                    .await
-                    .map(|done| done.rows_affected())
-            })
-        },
-    },
+    wallet::nonce::PURGE,
     crate::store::housekeeping::Purge {
         name: "account_tokens",
         run: |pool| {
