@@ -7,9 +7,9 @@ use crate::function::{FunctionSpec, Schedule, Trigger, http};
 use crate::identity;
 use crate::platform::{Platform, StartupError};
 use crate::queue::JobHandler;
+use crate::queue::housekeeping::{self, Housekeeping};
 use crate::queue::relay::{self, Relay};
 use crate::queue::signing;
-use crate::store::housekeeping::{self, Housekeeping};
 use crate::{payments, work};
 use axum::Router;
 use std::sync::Arc;
@@ -362,7 +362,7 @@ pub static MAILER: FunctionSpec = FunctionSpec {
 };
 
 /// Every owner's purges, for the housekeeping job.
-pub fn purges() -> impl Iterator<Item = housekeeping::Purge> {
+pub fn purges() -> impl Iterator<Item = crate::purge::Purge> {
     [
         crate::store::PURGES,
         crate::queue::PURGES,

@@ -1,4 +1,4 @@
-//! The housekeeping queue worker: purges expired rows (`gantry::store::housekeeping`).
+//! The housekeeping queue worker: purges expired rows (`gantry::queue::housekeeping`).
 
 fn main() -> std::process::ExitCode {
     gantry::runtime::start(&gantry::app::HOUSEKEEPING)

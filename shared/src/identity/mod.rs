@@ -247,9 +247,9 @@ impl HttpApi for Users {
 /// What expires in identity's tables, for the housekeeping job: spent SIWE nonces
 /// ([`wallet::nonce::PURGE`]), mailed tokens a day past their expiry or use, and MFA challenges a
 /// day past their expiry.
-pub const PURGES: &[crate::store::housekeeping::Purge] = &[
+pub const PURGES: &[crate::purge::Purge] = &[
     wallet::nonce::PURGE,
-    crate::store::housekeeping::Purge {
+    crate::purge::Purge {
         name: "account_tokens",
         run: |pool| {
             Box::pin(async move {
@@ -263,7 +263,7 @@ pub const PURGES: &[crate::store::housekeeping::Purge] = &[
             })
         },
     },
-    crate::store::housekeeping::Purge {
+    crate::purge::Purge {
         name: "mfa_challenges",
         run: |pool| {
             Box::pin(async move {

@@ -11,7 +11,7 @@
 //! (`identity::wallet::login`); both are covered by the concurrent-submission tests. [`PURGE`]
 //! deletes the rows of expired nonces.
 
-use crate::store::housekeeping::Purge;
+use crate::purge::Purge;
 use alloy::primitives::{Address, hex};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
