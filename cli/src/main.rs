@@ -4,11 +4,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use gantry::auth::SigningKey;
 use gantry::auth::keys::Jwks;
-use gantry::auth::nonce::NonceKey;
 use gantry::config::{Env, PoolDefault};
 use gantry::domain::Email;
 use gantry::identity::IdentityState;
 use gantry::identity::account::{self as service, NewAccount};
+use gantry::identity::wallet::nonce::NonceKey;
 use gantry::payments::ledger::Verdict;
 use gantry::{AppError, Platform};
 use secrecy::ExposeSecret;
@@ -201,7 +201,7 @@ fn keygen() -> Result<()> {
     println!("SIWE_NONCE_SECRET='{}'", NonceKey::generate_secret());
     println!(
         "MFA_ENCRYPTION_KEY='{}'",
-        gantry::auth::totp::SealingKey::generate_base64()
+        gantry::identity::mfa::totp::SealingKey::generate_base64()
     );
     Ok(())
 }

@@ -2,7 +2,7 @@
 //!   scripts/bench-siwe   (also times ethers.js verifyMessage on the same message)
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gantry::auth::siwe::{SiweMessage, SiwePolicy};
+use gantry::identity::wallet::siwe::{SiweMessage, SiwePolicy};
 use std::hint::black_box;
 use std::time::Duration;
 

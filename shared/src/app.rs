@@ -7,8 +7,9 @@
 use crate::function::needs::DATABASE;
 use crate::function::{FunctionSpec, Schedule, Trigger};
 use crate::openapi::AreaDoc;
+use crate::purge::Purge;
+use crate::queue::housekeeping::{self, Housekeeping};
 use crate::queue::signing;
-use crate::store::housekeeping::{self, Housekeeping, Purge};
 use crate::{identity, mail, payments, relay, work};
 use axum::Router;
 use identity::{account, mfa, recovery, sessions, wallet};

@@ -1,8 +1,8 @@
 //! gantry: the one library every function is built from.
 //!
 //! - The **core** (`config`, `platform`, `runtime`, `function`, `need`, `error`, `extract`,
-//!   `auth`, `store`, `queue`, `chain`, `redact`, `signature`, `db`, `audit`, `aws`, `domain`, `edge`,
-//!   `openapi`) never imports an area.
+//!   `auth`, `store`, `queue`, `chain`, `redact`, `signature`, `db`, `purge`, `audit`, `aws`, `domain`,
+//!   `edge`, `openapi`) never imports an area.
 //! - Each **area** (`identity`, `work`, `payments`; stacked in that order) owns its routes and their
 //!   OpenAPI paths, its errors, its audit actions and its configuration section.
 //! - [`app`] is the composition root: the table of deployable functions, the gateway and the
@@ -29,6 +29,7 @@ pub mod need;
 pub mod openapi;
 pub mod payments;
 pub mod platform;
+pub mod purge;
 pub mod queue;
 pub mod redact;
 pub mod relay;

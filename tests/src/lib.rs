@@ -220,7 +220,8 @@ pub fn platform(
 
 /// A nonce issued with the tests' key a minute ago, valid for a second: expired.
 pub fn expired_nonce() -> String {
-    let key = gantry::auth::nonce::NonceKey::new(NONCE_SECRET.to_owned().into()).expect("key");
+    let key = gantry::identity::wallet::nonce::NonceKey::new(NONCE_SECRET.to_owned().into())
+        .expect("key");
     let then = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
     key.issue(None, std::time::Duration::from_secs(1), then)
         .nonce

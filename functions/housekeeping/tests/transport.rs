@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use gantry::store::housekeeping::PURGE_EXPIRED;
+use gantry::queue::housekeeping::PURGE_EXPIRED;
 use gantry_tests::lambda::{RuntimeApi, runtime_env, spawn, spawn_http, sqs_event};
 use serde_json::{Value, json};
 use sqlx::PgPool;

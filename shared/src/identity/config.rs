@@ -1,9 +1,9 @@
 //! Identity's configuration section, read from the same [`Env`] as the core's.
 
-use crate::auth::nonce::{MIN_SECRET_BYTES, NonceKey};
-use crate::auth::siwe::SiwePolicy;
-use crate::auth::totp::SealingKey;
 use crate::config::{ConfigError, Env};
+use crate::identity::mfa::totp::SealingKey;
+use crate::identity::wallet::nonce::{MIN_SECRET_BYTES, NonceKey};
+use crate::identity::wallet::siwe::SiwePolicy;
 use crate::store::LockoutPolicy;
 use secrecy::SecretString;
 use std::time::Duration;

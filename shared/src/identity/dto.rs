@@ -83,7 +83,7 @@ pub struct PageQuery {
 pub struct NonceRequest {
     /// Optionally binds the nonce to this wallet address (any case).
     #[serde(default)]
-    #[schema(schema_with = crate::auth::siwe::schema::address)]
+    #[schema(schema_with = crate::identity::wallet::siwe::schema::address)]
     pub address: Option<String>,
 }
 
@@ -98,9 +98,9 @@ pub struct NonceIssued {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBlockchain {
-    #[schema(schema_with = crate::auth::siwe::schema::message)]
+    #[schema(schema_with = crate::identity::wallet::siwe::schema::message)]
     pub message: String,
-    #[schema(schema_with = crate::auth::siwe::schema::signature)]
+    #[schema(schema_with = crate::identity::wallet::siwe::schema::signature)]
     pub signature: String,
     #[serde(default)]
     #[schema(schema_with = crate::domain::DisplayName::schema)]
@@ -110,9 +110,9 @@ pub struct RegisterBlockchain {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBlockchain {
-    #[schema(schema_with = crate::auth::siwe::schema::message)]
+    #[schema(schema_with = crate::identity::wallet::siwe::schema::message)]
     pub message: String,
-    #[schema(schema_with = crate::auth::siwe::schema::signature)]
+    #[schema(schema_with = crate::identity::wallet::siwe::schema::signature)]
     pub signature: String,
 }
 
@@ -127,9 +127,9 @@ pub enum LinkIdentity {
         password: String,
     },
     BlockchainAddress {
-        #[schema(schema_with = crate::auth::siwe::schema::message)]
+        #[schema(schema_with = crate::identity::wallet::siwe::schema::message)]
         message: String,
-        #[schema(schema_with = crate::auth::siwe::schema::signature)]
+        #[schema(schema_with = crate::identity::wallet::siwe::schema::signature)]
         signature: String,
     },
 }
@@ -163,7 +163,7 @@ pub struct MailSent {
 #[serde(deny_unknown_fields)]
 pub struct ResetPassword {
     /// The `token` of the reset link.
-    #[schema(schema_with = crate::auth::refresh::schema)]
+    #[schema(schema_with = crate::identity::refresh::schema)]
     pub token: String,
     #[schema(schema_with = crate::domain::Password::schema)]
     pub password: String,
@@ -181,7 +181,7 @@ pub struct ChangePassword {
 #[serde(deny_unknown_fields)]
 pub struct VerifyEmail {
     /// The `token` of the verification link.
-    #[schema(schema_with = crate::auth::refresh::schema)]
+    #[schema(schema_with = crate::identity::refresh::schema)]
     pub token: String,
 }
 
@@ -268,14 +268,14 @@ pub enum SignedIn {
 #[serde(untagged, deny_unknown_fields)]
 pub enum LoginMfa {
     Code {
-        #[schema(schema_with = crate::auth::refresh::schema)]
+        #[schema(schema_with = crate::identity::refresh::schema)]
         mfa_token: String,
         /// The authenticator's current 6-digit code.
         #[schema(pattern = "^[0-9]{6}$")]
         code: String,
     },
     RecoveryCode {
-        #[schema(schema_with = crate::auth::refresh::schema)]
+        #[schema(schema_with = crate::identity::refresh::schema)]
         mfa_token: String,
         /// One of the recovery codes shown at activation.
         recovery_code: String,

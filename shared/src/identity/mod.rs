@@ -20,6 +20,7 @@ pub mod mfa;
 pub mod model;
 pub mod openapi;
 pub mod recovery;
+pub mod refresh;
 pub mod sessions;
 pub mod state;
 pub mod step_up;
@@ -29,22 +30,12 @@ pub use config::IdentityConfig;
 pub use error::IdentityError;
 pub use state::IdentityState;
 
-/// What expires in identity's tables, for the housekeeping job: spent SIWE nonces (a nonce past
-/// its expiry is refused on its own, so its row no longer guards anything), mailed tokens a day
-/// past their expiry or use, and MFA challenges a day past their expiry.
-pub const PURGES: &[crate::store::housekeeping::Purge] = &[
-    crate::store::housekeeping::Purge {
-        name: "spent_nonces",
-        run: |pool| {
-            Box::pin(async move {
-                sqlx::query!("DELETE FROM spent_nonces WHERE expires_at < now()")
-                    .execute(pool)
-                    .await
-                    .map(|done| done.rows_affected())
-            })
-        },
-    },
-    crate::store::housekeeping::Purge {
+/// What expires in identity's tables, for the housekeeping job: spent SIWE nonces
+/// ([`wallet::nonce::PURGE`]), mailed tokens a day past their expiry or use, and MFA challenges a
+/// day past their expiry.
+pub const PURGES: &[crate::purge::Purge] = &[
+    wallet::nonce::PURGE,
+    crate::purge::Purge {
         name: "account_tokens",
         run: |pool| {
             Box::pin(async move {
@@ -58,7 +49,7 @@ pub const PURGES: &[crate::store::housekeeping::Purge] = &[
             })
         },
     },
-    crate::store::housekeeping::Purge {
+    crate::purge::Purge {
         name: "mfa_challenges",
         run: |pool| {
             Box::pin(async move {

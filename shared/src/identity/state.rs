@@ -4,12 +4,12 @@
 
 use super::config::IdentityConfig;
 use crate::auth::PasswordHasher;
-use crate::auth::nonce::NonceKey;
-use crate::auth::siwe::SiwePolicy;
 use crate::auth::{TokenSigner, TokenVerifier};
 use crate::chain::{ChainRpc, NoChain};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
+use crate::identity::wallet::nonce::NonceKey;
+use crate::identity::wallet::siwe::SiwePolicy;
 use crate::platform::{Edge, Platform, StartupError, Stores, Tokens};
 use crate::store::MemoryEphemeral;
 use axum::extract::FromRef;
@@ -108,7 +108,7 @@ impl IdentityState {
         })
     }
 
-    pub fn mfa_key(&self) -> AppResult<&crate::auth::totp::SealingKey> {
+    pub fn mfa_key(&self) -> AppResult<&crate::identity::mfa::totp::SealingKey> {
         self.config.mfa.key.as_deref().ok_or_else(|| {
             AppError::Unavailable("TOTP MFA is not configured (MFA_ENCRYPTION_KEY)".into())
         })

@@ -161,7 +161,7 @@ pub async fn send(conn: &mut PgConnection, mail: &Mail<'_>) -> AppResult<Uuid> {
 }
 
 /// What expires in the outbox, for the housekeeping job: mail delivered or refused a week ago.
-pub const PURGES: &[crate::store::housekeeping::Purge] = &[crate::store::housekeeping::Purge {
+pub const PURGES: &[crate::purge::Purge] = &[crate::purge::Purge {
     name: "mail_outbox",
     run: |pool| {
         Box::pin(async move {

@@ -11,6 +11,7 @@
 //! exists if and only if the change commits.
 
 mod defer;
+pub mod housekeeping;
 mod postgres;
 pub mod signing;
 #[cfg(feature = "sqs")]

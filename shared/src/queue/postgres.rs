@@ -192,8 +192,8 @@ impl Queue for PgQueue {
 
 /// SQS keeps a dead-letter queue's messages at most 14 days; so does the local queue (the
 /// housekeeping job runs this).
-pub const PURGES: &[crate::store::housekeeping::Purge] = &[
-    crate::store::housekeeping::Purge {
+pub const PURGES: &[crate::purge::Purge] = &[
+    crate::purge::Purge {
         name: "dead_letters",
         run: |pool| {
             Box::pin(async move {
@@ -207,7 +207,7 @@ pub const PURGES: &[crate::store::housekeeping::Purge] = &[
         },
     },
     // Signed deliveries' ids (super::signing): their signatures went stale long before.
-    crate::store::housekeeping::Purge {
+    crate::purge::Purge {
         name: "job_receipts",
         run: |pool| {
             Box::pin(async move {

@@ -11,7 +11,6 @@
 pub mod conformance;
 #[cfg(feature = "dynamodb")]
 mod dynamo;
-pub mod housekeeping;
 mod memory;
 mod postgres;
 

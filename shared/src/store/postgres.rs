@@ -202,8 +202,8 @@ impl IdempotencyStore for PgEphemeral {
 /// What expires in this store's tables, for the housekeeping job. Rate windows are at most an
 /// hour long, so an older row counts nothing any more. A day without failures forgets an
 /// identifier's streak, unless it is locked.
-pub const PURGES: &[crate::store::housekeeping::Purge] = &[
-    crate::store::housekeeping::Purge {
+pub const PURGES: &[crate::purge::Purge] = &[
+    crate::purge::Purge {
         name: "rate_windows",
         run: |pool| {
             Box::pin(async move {
@@ -216,7 +216,7 @@ pub const PURGES: &[crate::store::housekeeping::Purge] = &[
             })
         },
     },
-    crate::store::housekeeping::Purge {
+    crate::purge::Purge {
         name: "lockouts",
         run: |pool| {
             Box::pin(async move {
@@ -230,7 +230,7 @@ pub const PURGES: &[crate::store::housekeeping::Purge] = &[
             })
         },
     },
-    crate::store::housekeeping::Purge {
+    crate::purge::Purge {
         name: "idempotency_keys",
         run: |pool| {
             Box::pin(async move {

@@ -189,7 +189,7 @@ async fn measure(runs: usize, targets: &[Target]) -> Result<()> {
             ("SIWE_DOMAINS", "app.example.com".into()),
             (
                 "SIWE_NONCE_SECRET",
-                gantry::auth::nonce::NonceKey::generate_secret(),
+                gantry::identity::wallet::nonce::NonceKey::generate_secret(),
             ),
             ("CHAIN_RPC_URLS", "1=https://rpc.example.com".into()),
             // Under Lambda the disk blockstore is refused; a deployment names a Kubo node.

@@ -1,8 +1,8 @@
 //! Our SIWE verifier against messages signed by an independent implementation (ethers.js):
 //! `tests/fixtures/siwe-ethers.json`, made by `scripts/siwe-fixtures`.
 
-use gantry::auth::siwe::{SiweMessage, SiwePolicy};
 use gantry::chain::NoChain;
+use gantry::identity::wallet::siwe::{SiweMessage, SiwePolicy};
 use serde_json::Value;
 use std::time::Duration;
 

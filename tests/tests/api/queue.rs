@@ -3,8 +3,8 @@
 //! come back later; and the built-in housekeeping job.
 
 use async_trait::async_trait;
+use gantry::queue::housekeeping::{self, Housekeeping, PURGE_EXPIRED};
 use gantry::queue::{Job, JobError, JobHandler, PgQueue, Worker, WorkerPolicy, enqueue};
-use gantry::store::housekeeping::{self, Housekeeping, PURGE_EXPIRED};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,6 @@
 //! Linking and unlinking identities on a signed-in account.
 
 use crate::audit::{self, Entry};
-use crate::auth::siwe::SiweMessage;
 use crate::domain::{Email, Password};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::{AuthUser, ClientIp};
@@ -13,6 +12,7 @@ use crate::identity::error::{self, IdentityError};
 use crate::identity::model::{Identity, IdentityType};
 use crate::identity::recovery::verification;
 use crate::identity::state::IdentityState;
+use crate::identity::wallet::siwe::SiweMessage;
 use crate::identity::wallet::{insert_wallet, prove, spend_nonce};
 use serde_json::json;
 use sqlx::PgConnection;

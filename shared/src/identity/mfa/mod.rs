@@ -7,14 +7,14 @@
 //! challenge: after [`ATTEMPTS_PER_CHALLENGE`] the challenge is burnt, so however many guesses
 //! arrive at once, only that many are ever checked. Wrong codes also count toward the
 //! account's lockout (`mfa:<user id>`), and POST /login/mfa has a per-IP limit. The secret is
-//! sealed at rest ([`crate::auth::totp`]) and never logged.
+//! sealed at rest ([`totp`]) and never logged.
 
 pub mod api;
+pub mod totp;
 
 use crate::audit::{self, Entry};
 use crate::auth::jwt::Subject;
-use crate::auth::totp::TotpSecret;
-use crate::auth::{Amr, Methods, refresh};
+use crate::auth::{Amr, Methods};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::{AuthUser, ClientInfo};
@@ -23,6 +23,8 @@ use crate::identity::audit::IdentityAction as Action;
 use crate::identity::dto::{
     LoginMfa, MfaRequired, RecoveryCodes, TokenPair, TotpCode, TotpEnrolment,
 };
+use crate::identity::mfa::totp::TotpSecret;
+use crate::identity::refresh;
 use crate::identity::sessions as session;
 use crate::identity::state::IdentityState;
 use rand::Rng;

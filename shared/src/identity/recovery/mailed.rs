@@ -4,8 +4,8 @@
 //! concurrent uses exactly one finds it unspent. Issuing one voids the older ones of the same
 //! purpose. The mail that carries it goes into the outbox in the caller's transaction.
 
-use crate::auth::refresh;
 use crate::error::{AppError, AppResult};
+use crate::identity::refresh;
 use crate::identity::state::IdentityState;
 use crate::mail::{self, Mail};
 use sqlx::{PgConnection, PgPool};

@@ -5,12 +5,13 @@ pub mod history;
 
 use crate::audit::{self, Entry};
 use crate::auth::jwt::Subject;
-use crate::auth::{Amr, Methods, TokenSigner, refresh};
+use crate::auth::{Amr, Methods, TokenSigner};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::extract::{AuthUser, ClientInfo};
 use crate::identity::audit::IdentityAction as Action;
 use crate::identity::dto::{Session, Sessions, TokenPair};
+use crate::identity::refresh;
 use crate::identity::state::IdentityState;
 use serde_json::json;
 use sqlx::PgConnection;

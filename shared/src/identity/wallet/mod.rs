@@ -1,12 +1,12 @@
 //! Wallet identities: nonces, and registration and login with Sign-In with Ethereum.
 
 pub mod api;
+pub mod nonce;
+pub mod siwe;
 
 use crate::audit::{self, Entry};
 use crate::auth::Amr;
 use crate::auth::jwt::Subject;
-use crate::auth::nonce;
-use crate::auth::siwe::{Proof, REJECTED, SiweError, SiweMessage};
 use crate::domain::{DisplayName, Role};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ClientInfo, ClientIp};
@@ -21,6 +21,7 @@ use crate::identity::mfa::mint_challenge;
 use crate::identity::model::User;
 use crate::identity::sessions as session;
 use crate::identity::state::IdentityState;
+use crate::identity::wallet::siwe::{Proof, REJECTED, SiweError, SiweMessage};
 use serde_json::json;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -38,7 +39,7 @@ pub async fn issue_nonce(
         .address
         .as_deref()
         .map(|a| {
-            crate::auth::siwe::parse_address(a)
+            siwe::parse_address(a)
                 .ok_or_else(|| AppError::invalid("address", "is not an Ethereum address"))
         })
         .transpose()?;
@@ -180,11 +181,12 @@ pub async fn register(
 }
 
 /// Logs a wallet in. After the proof is checked (pure computation), everything the database
-/// does is one statement, so one round trip and one atomic commit: spend the nonce, find the
-/// wallet's account, store the new refresh token and write the audit row. A nonce spent before
-/// finds nothing and writes nothing; of concurrent submissions of one nonce, the later ones wait
-/// on its primary key and then find it spent. An unknown wallet spends the nonce and records
-/// the failure, and gets the same 401 as any other failure.
+/// does is one statement, so one round trip and one atomic commit: spend the nonce (through
+/// `spend_nonce`, [`nonce`]'s one writer of `spent_nonces`), find the wallet's account, store the
+/// new refresh token and write the audit row. A nonce spent before finds nothing and writes
+/// nothing; of concurrent submissions of one nonce, the later ones wait on its primary key and
+/// then find it spent. An unknown wallet spends the nonce and records the failure, and gets the
+/// same 401 as any other failure.
 #[tracing::instrument(name = "identity.login_wallet", skip_all)]
 pub async fn login(
     state: &IdentityState,
@@ -202,9 +204,7 @@ pub async fn login(
     let mfa_expires = OffsetDateTime::now_utc() + state.config().mfa.challenge_ttl;
     let extra = json!({ "chain_id": proof.chain_id });
     let row = sqlx::query!(
-        r#"WITH spent AS (
-               INSERT INTO spent_nonces (nonce, expires_at) VALUES ($1, $2)
-               ON CONFLICT DO NOTHING RETURNING nonce),
+        r#"WITH spent AS (SELECT 1 WHERE spend_nonce($1, $2)),
            found AS (
                SELECT i.id, i.user_id, u.role, u.email_verified,
                       EXISTS (SELECT 1 FROM mfa_totp m

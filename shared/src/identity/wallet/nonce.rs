@@ -4,11 +4,14 @@
 //! `SIWE_NONCE_SECRET`: `hex(expiry_be32 ‖ random_96 ‖ tag_96)`, 56 lowercase hex characters
 //! (alphanumeric, as EIP-4361 requires, with 96 random bits). A nonce bound to an address has
 //! the address in its tag. Issuing is pure computation; single use is enforced when a nonce is
-//! spent: [`spend`] inserts it into `spent_nonces` inside the transaction that opens the session,
-//! so of concurrent submissions exactly one commits. Wallet login does the same insert as the
-//! first step of its one-statement sign-in (`identity::wallet::login`), with the same
-//! `ON CONFLICT DO NOTHING`; both are covered by the concurrent-submission tests.
+//! spent: it is inserted into `spent_nonces` inside the transaction that opens the session, so of
+//! concurrent submissions exactly one commits. This module owns that table: a nonce is spent only
+//! by the database function `spend_nonce` (migration `20261208000001`), which [`spend`] calls and
+//! so does wallet login as the first step of its one-statement sign-in
+//! (`identity::wallet::login`); both are covered by the concurrent-submission tests. [`PURGE`]
+//! deletes the rows of expired nonces.
 
+use crate::purge::Purge;
 use alloy::primitives::{Address, hex};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -142,16 +145,28 @@ pub async fn spend(
     nonce: &str,
     expires_at: OffsetDateTime,
 ) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query!(
-        "INSERT INTO spent_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    sqlx::query_scalar!(
+        r#"SELECT spend_nonce($1, $2) AS "spent!""#,
         nonce,
-        expires_at,
+        expires_at
     )
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    .fetch_one(conn)
+    .await
 }
+
+/// Spent nonces for the housekeeping job: a nonce past its expiry is refused on its own, so its
+/// row no longer guards anything.
+pub const PURGE: Purge = Purge {
+    name: "spent_nonces",
+    run: |pool| {
+        Box::pin(async move {
+            sqlx::query!("DELETE FROM spent_nonces WHERE expires_at < now()")
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+    },
+};
 
 #[cfg(test)]
 mod tests {

@@ -6,11 +6,10 @@
 //! the local gateway.
 
 use crate::db::Db;
+use crate::purge::{Purge, Purged};
 use crate::queue::{Job, JobError, JobHandler};
 use async_trait::async_trait;
-use futures_util::future::BoxFuture;
 use serde::Deserialize;
-use sqlx::PgPool;
 
 /// The queue (and function) name.
 pub const QUEUE: &str = "housekeeping";
@@ -21,28 +20,6 @@ pub const PURGE_EXPIRED: &str = r#"{"task":"purge-expired"}"#;
 #[serde(tag = "task", rename_all = "kebab-case", deny_unknown_fields)]
 enum Task {
     PurgeExpired,
-}
-
-/// One kind of expired row, registered by the module that owns its table: a name for the logs,
-/// and the statement that deletes what has expired (returning how many rows it deleted).
-#[derive(Clone, Copy)]
-pub struct Purge {
-    pub name: &'static str,
-    pub run: for<'c> fn(&'c PgPool) -> BoxFuture<'c, sqlx::Result<u64>>,
-}
-
-/// Rows deleted by one run, per purge.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Purged(pub Vec<(&'static str, u64)>);
-
-impl Purged {
-    /// Rows the purge called `name` deleted (0 when none ran by that name).
-    pub fn of(&self, name: &str) -> u64 {
-        self.0
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(0, |(_, count)| *count)
-    }
 }
 
 pub struct Housekeeping {
