@@ -2,5 +2,5 @@
 //! what `scripts/dev` runs.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start_gateway(gantry::app::FUNCTIONS, gantry::app::openapi_route)
+    gantry::runtime::gateway::start(gantry::app::FUNCTIONS, gantry::app::openapi_route)
 }

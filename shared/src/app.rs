@@ -124,5 +124,5 @@ pub fn openapi_route() -> Router {
 /// The gateway's routes (every HTTP function's, plus `GET /openapi.json`), not yet finished
 /// with the shared stack: what the tests drive.
 pub fn gateway_router(platform: &crate::Platform) -> Result<Router, crate::platform::StartupError> {
-    Ok(crate::runtime::gateway_router(platform, FUNCTIONS)?.merge(openapi_route()))
+    Ok(crate::runtime::gateway::router(platform, FUNCTIONS)?.merge(openapi_route()))
 }

@@ -2,22 +2,25 @@
 //! on `$PORT` (OpenFaaS of-watchdog http mode, local runs). An HTTP function serves its router;
 //! a queue worker serves its [`JobHandler`] (an SQS event under Lambda, `POST /` per message over
 //! HTTP). The local gateway serves every HTTP function on one port and runs every queue worker
-//! in-process against the Postgres queue.
+//! in-process against the Postgres queue ([`gateway`]). A queue worker's adapters, HTTP and
+//! SQS, are [`jobs`].
+
+pub mod gateway;
+pub mod jobs;
+
+pub use jobs::{handle_sqs, job_router};
 
 use crate::config::{Env, PoolDefault};
 use crate::edge::{self, EdgeConfig, Metrics};
 use crate::error::AppError;
-use crate::function::{FunctionSpec, Schedule, Trigger};
+use crate::function::{FunctionSpec, Trigger};
 use crate::platform::Platform;
-use crate::queue::signing::{self, JobGuard, JobKey};
-use crate::queue::{Deferring, Job, JobHandler, PgQueue, Worker, WorkerPolicy};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use crate::queue::signing::{JobGuard, JobKey};
+use crate::queue::{Deferring, JobHandler};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Serialize;
 use std::any::Any;
 use std::process::ExitCode;
@@ -154,15 +157,10 @@ pub fn start(spec: &'static FunctionSpec) -> ExitCode {
     block_on(serve(spec), under_lambda())
 }
 
-/// Runs the local gateway (see [`serve_gateway`]).
-pub fn start_gateway(
-    functions: &'static [&'static FunctionSpec],
-    extra: fn() -> Router,
+pub(super) fn block_on(
+    main: impl std::future::Future<Output = ExitCode>,
+    current_thread: bool,
 ) -> ExitCode {
-    block_on(serve_gateway(functions, extra), false)
-}
-
-fn block_on(main: impl std::future::Future<Output = ExitCode>, current_thread: bool) -> ExitCode {
     let mut builder = if current_thread {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -177,7 +175,7 @@ fn block_on(main: impl std::future::Future<Output = ExitCode>, current_thread: b
     }
 }
 
-fn failed(what: &str, err: impl std::fmt::Display) -> ExitCode {
+pub(super) fn failed(what: &str, err: impl std::fmt::Display) -> ExitCode {
     tracing::error!(error = %err, "{what}");
     ExitCode::FAILURE
 }
@@ -207,7 +205,7 @@ async fn serve(spec: &'static FunctionSpec) -> ExitCode {
                 let handler: Arc<dyn JobHandler> =
                     Arc::new(Deferring::new(handler, platform.db.clone(), spec.name));
                 if under_lambda() {
-                    serve_sqs(handler).await
+                    jobs::serve_sqs(handler).await
                 } else {
                     // Over HTTP anyone who reaches the function could post a job: every one
                     // must be signed by the relay (crate::queue::signing).
@@ -234,197 +232,7 @@ async fn serve(spec: &'static FunctionSpec) -> ExitCode {
     }
 }
 
-/// Every HTTP function's routes on one port (plus `extra`), and every queue worker in-process:
-/// a [`Worker`] per queue on the Postgres queue, and a timer for each scheduled queue.
-async fn serve_gateway(
-    functions: &'static [&'static FunctionSpec],
-    extra: fn() -> Router,
-) -> ExitCode {
-    init_tracing();
-    let platform = match Platform::load(Env::process(), PoolDefault::Gateway).await {
-        Ok(platform) => platform,
-        Err(err) => return failed("start-up error", err),
-    };
-    let router = match gateway_router(&platform, functions) {
-        Ok(router) => router.merge(extra()),
-        Err(err) => return failed("start-up error", err),
-    };
-    let jobs = match platform.on_own_pool(jobs_pool_size(functions)) {
-        Ok(jobs) => jobs,
-        Err(err) => return failed("start-up error", err),
-    };
-    match jobs.db.get() {
-        Some(pool) => {
-            for spec in functions {
-                if let Err(err) = spawn_worker(spec, &jobs, PgQueue::new(pool.clone())) {
-                    return failed("start-up error", err);
-                }
-            }
-        }
-        None => tracing::warn!("no DATABASE_URL: the queue workers are not running"),
-    }
-    let metrics = Metrics::prometheus();
-    let app = finish(router, &platform.edge_config, &metrics);
-    match serve_http(app, platform.config.port).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => failed("server stopped", err),
-    }
-}
-
-/// The queue workers' own pool: one connection per worker (each handles one job at a time),
-/// plus one for the timers' sends.
-fn jobs_pool_size(functions: &[&FunctionSpec]) -> u32 {
-    let workers = functions
-        .iter()
-        .filter(|spec| matches!(spec.trigger, Trigger::Queue { .. }))
-        .count();
-    u32::try_from(workers).map_or(u32::MAX, |n| n.saturating_add(1))
-}
-
-/// Every HTTP function's router, merged (not yet [`finish`]ed).
-pub fn gateway_router(
-    platform: &Platform,
-    functions: &[&FunctionSpec],
-) -> Result<Router, crate::platform::StartupError> {
-    functions.iter().try_fold(Router::new(), |app, spec| {
-        Ok(match function_router(spec, platform)? {
-            Some(router) => app.merge(router),
-            None => app,
-        })
-    })
-}
-
-fn spawn_worker(
-    spec: &FunctionSpec,
-    platform: &Platform,
-    queue: PgQueue,
-) -> Result<(), crate::platform::StartupError> {
-    let Trigger::Queue { build, schedule } = spec.trigger else {
-        return Ok(());
-    };
-    let name = spec.name;
-    let worker = Worker::new(
-        queue.clone(),
-        name,
-        build(platform)?,
-        WorkerPolicy::default(),
-    );
-    tokio::spawn(worker.run());
-    if let Some(schedule) = schedule {
-        let every = std::time::Duration::from_secs(u64::from(schedule.minutes.max(1)) * 60);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            loop {
-                ticks.tick().await;
-                if let Err(err) = queue.send_with(name, schedule.body, 1).await {
-                    tracing::error!(queue = name, error = %err, "scheduled send failed");
-                }
-            }
-        });
-    }
-    Ok(())
-}
-
-/// A queue worker over plain HTTP: `POST /` with one message as the body (what OpenFaaS's queue
-/// worker sends for an async invocation; `X-Call-Id` names it). An empty body is the function's
-/// scheduled message, if it has one (the cron connector's tick, which cannot sign and needs
-/// not: it can only start the scheduled run). Any other message must be signed by the outbox
-/// relay, once ([`JobGuard`]): 401 otherwise. 204 when done; a 503 problem to retry later; a
-/// 422 problem when the message can never succeed.
-pub fn job_router(
-    handler: Arc<dyn JobHandler>,
-    schedule: Option<Schedule>,
-    guard: JobGuard,
-) -> Router {
-    Router::new()
-        .route("/", post(run_job))
-        .with_state(JobState {
-            handler,
-            schedule,
-            guard,
-        })
-}
-
-#[derive(Clone)]
-struct JobState {
-    handler: Arc<dyn JobHandler>,
-    schedule: Option<Schedule>,
-    guard: JobGuard,
-}
-
-async fn run_job(
-    State(JobState {
-        handler,
-        schedule,
-        guard,
-    }): State<JobState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<StatusCode, AppError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let call_id = header("x-call-id");
-    let (body, taken) = match schedule {
-        Some(schedule) if body.is_empty() => (schedule.body.to_owned(), None),
-        _ => {
-            let taken = guard.admit(call_id, header(signing::HEADER), &body).await?;
-            let text = String::from_utf8(body.to_vec())
-                .map_err(|_| AppError::Unprocessable("the message is not UTF-8 text".into()))?;
-            (text, Some(taken))
-        }
-    };
-    let job = Job {
-        id: call_id.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned),
-        body,
-        attempt: 1,
-    };
-    let done = handler.handle(&job).await;
-    if let (Err(_), Some(taken)) = (&done, taken) {
-        guard.release(taken).await;
-    }
-    done?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Handles one SQS batch: every message that fails is reported by id, so SQS redelivers only
-/// those (and, after the queue's `maxReceiveCount`, moves them to its dead-letter queue). A
-/// message that can never succeed is reported too: the redrive policy dead-letters it. (A job
-/// that is not done yet never fails here: [`crate::queue::Deferring`] sends it again, delayed.)
-pub async fn handle_sqs(handler: &dyn JobHandler, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let attempt = record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1);
-        let job = Job {
-            id: id.clone(),
-            body: record.body.unwrap_or_default(),
-            attempt,
-        };
-        if let Err(err) = handler.handle(&job).await {
-            tracing::warn!(message_id = %id, error = %err, "SQS message failed");
-            response.add_failure(id);
-        }
-    }
-    response
-}
-
-async fn serve_sqs(handler: Arc<dyn JobHandler>) -> Result<(), String> {
-    let service =
-        lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
-            let handler = handler.clone();
-            async move {
-                Ok::<_, lambda_runtime::Error>(handle_sqs(handler.as_ref(), event.payload).await)
-            }
-        });
-    lambda_runtime::run(service)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-async fn serve_http(app: Router, port: u16) -> Result<(), String> {
+pub(super) async fn serve_http(app: Router, port: u16) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
         .await
         .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
