@@ -13,6 +13,7 @@ use gantry::payments::ledger::Verdict;
 use gantry::{AppError, Platform};
 use secrecy::ExposeSecret;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -35,8 +36,18 @@ enum Command {
     Admin(AdminCommand),
     /// Print the OpenAPI document.
     Openapi,
-    /// Print the table of deployable functions as JSON (what `scripts/gen-manifests` reads).
+    /// Print the table of deployable functions as JSON (what `gantry manifests` writes from).
     Functions,
+    /// Write template.yaml (AWS SAM) and stack.yml (OpenFaaS) from the function table, at the
+    /// root of the checkout this CLI was built from, or in --out.
+    Manifests {
+        /// The directory to write them in.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write nothing; exit 1 naming each file that is not what the table gives.
+        #[arg(long)]
+        check: bool,
+    },
     /// Print the CID of FILE, exactly as `ipfs add --cid-version=1` would give it in Kubo.
     Cid { file: std::path::PathBuf },
     /// The payment ledger (DATABASE_URL).
@@ -95,6 +106,10 @@ async fn run(cli: Cli) -> Result<()> {
                 .collect();
             println!("{}", serde_json::to_string_pretty(&table)?);
             Ok(())
+        }
+        Command::Manifests { out, check } => {
+            let dir = out.unwrap_or_else(checkout);
+            manifests(&dir, check)
         }
         Command::Cid { file } => {
             let bytes =
@@ -184,6 +199,46 @@ fn read_password(from_stdin: bool) -> Result<String> {
     }
     std::env::var("GANTRY_ADMIN_PASSWORD")
         .context("set GANTRY_ADMIN_PASSWORD or pass --password-stdin")
+}
+
+/// The root of the checkout this CLI was built from, where the deploy files are committed.
+fn checkout() -> PathBuf {
+    let cli = Path::new(env!("CARGO_MANIFEST_DIR"));
+    cli.parent().unwrap_or(cli).to_path_buf()
+}
+
+/// Writes (or with `check`, compares) the deploy files in `dir`.
+fn manifests(dir: &Path, check: bool) -> Result<()> {
+    let functions = gantry::app::FUNCTIONS;
+    let files = [
+        ("template.yaml", gantry::manifests::template_yaml(functions)),
+        ("stack.yml", gantry::manifests::stack_yml(functions)),
+    ];
+    let mut stale = Vec::new();
+    for (name, text) in &files {
+        let path = dir.join(name);
+        if check {
+            let committed = match std::fs::read_to_string(&path) {
+                Ok(committed) => Some(committed),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+                Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+            };
+            if committed.as_ref() != Some(text) {
+                stale.push(*name);
+            }
+        } else {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "stale in {}: {} (run `cargo run -p gantry-cli -- manifests`)",
+            dir.display(),
+            stale.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn keygen() -> Result<()> {

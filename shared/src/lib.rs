@@ -2,7 +2,7 @@
 //!
 //! - The **core** (`config`, `platform`, `runtime`, `function`, `need`, `error`, `extract`,
 //!   `auth`, `store`, `queue`, `chain`, `redact`, `signature`, `db`, `purge`, `audit`, `aws`, `domain`,
-//!   `edge`, `openapi`) never imports an area.
+//!   `edge`, `openapi`, `manifests`) never imports an area.
 //! - Each **area** (`identity`, `work`, `payments`; stacked in that order) owns its routes and their
 //!   OpenAPI paths, its errors, its audit actions and its configuration section.
 //! - [`app`] is the composition root: the table of deployable functions, the gateway and the
@@ -25,6 +25,7 @@ pub mod function;
 pub mod identity;
 pub mod ipfs;
 pub mod mail;
+pub mod manifests;
 pub mod need;
 pub mod openapi;
 pub mod payments;

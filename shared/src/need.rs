@@ -8,7 +8,7 @@ use serde::Serialize;
 /// A secret or setting group a function's deployment must provide, declared as data by the
 /// module that reads it (the core, or an area): its variables, how each is given under SAM and
 /// under OpenFaaS, the AWS access it brings, and whether its routes answer 503 while it is down
-/// or missing. `scripts/gen-manifests` (through `gantry functions`), the OpenAPI 503s and the
+/// or missing. `gantry manifests` (`crate::manifests`), the OpenAPI 503s and the
 /// cold-start benchmark read these declarations; none of them branches on a need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Need {

@@ -1,5 +1,7 @@
 //! The three lists of functions (functions/, template.yaml, stack.yml) and the routes agree.
 
+use gantry::function::needs::CHAIN_RPC;
+use gantry::function::{FunctionSpec, Need};
 use std::collections::BTreeSet;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -140,4 +142,102 @@ fn the_functions_that_use_the_ephemeral_table_link_dynamodb_and_only_they() {
         )),
         "{table}"
     );
+}
+
+#[test]
+fn the_committed_manifests_are_current() {
+    let functions = gantry::app::FUNCTIONS;
+    for (name, generated) in [
+        ("template.yaml", gantry::manifests::template_yaml(functions)),
+        ("stack.yml", gantry::manifests::stack_yml(functions)),
+    ] {
+        assert!(
+            read(name) == generated,
+            "{name} is stale: run `cargo run -p gantry-cli -- manifests`"
+        );
+    }
+}
+
+/// A need (and the variable it brings) that no function has.
+static EXTRA: Need = Need {
+    name: "extra",
+    can_be_unavailable: false,
+    vars: &[gantry::function::Var {
+        name: "EXTRA_SETTING",
+        sam: gantry::function::required("ExtraSetting", false, "A setting no function reads"),
+        openfaas: gantry::function::secret("gantry-extra-setting"),
+    }],
+    aws: &[],
+};
+
+/// The deploy files of the table with `login` replaced by a copy that also needs `need`.
+fn manifests_with_login_also_needing(need: &'static Need) -> (String, String) {
+    let table = gantry::app::FUNCTIONS;
+    let login = **table.iter().find(|f| f.name == "login").unwrap();
+    assert!(!login.needs.contains(&need), "{}", need.name);
+    let needs: Vec<&'static Need> = login.needs.iter().copied().chain([need]).collect();
+    let login = FunctionSpec {
+        needs: Box::leak(needs.into_boxed_slice()),
+        ..login
+    };
+    let functions: Vec<&FunctionSpec> = table
+        .iter()
+        .map(|f| if f.name == login.name { &login } else { *f })
+        .collect();
+    (
+        gantry::manifests::template_yaml(&functions),
+        gantry::manifests::stack_yml(&functions),
+    )
+}
+
+/// The text after `start`, up to the next `end`.
+fn section<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let rest = text.split_once(start).map_or("", |(_, rest)| rest);
+    rest.split(end).next().unwrap_or(rest)
+}
+
+/// What makes the staleness test able to fail: when a function gains a need (a variable, with
+/// its parameter and secret), the files no longer match until they are regenerated.
+#[test]
+fn a_changed_need_changes_the_manifests() {
+    let (template, stack) = (read("template.yaml"), read("stack.yml"));
+    let login = |template: &str, stack: &str| {
+        (
+            section(template, "\n  LoginFunction:\n", "\n\n").to_owned(),
+            section(stack, "\n  login:\n", "\n  # ").to_owned(),
+        )
+    };
+    let (sam, faas) = login(&template, &stack);
+    assert!(sam.contains("DATABASE_URL: !Ref DatabaseUrl"), "{sam}");
+    assert!(!sam.contains("CHAIN_RPC_URLS") && !faas.contains("CHAIN_RPC_URLS"));
+
+    let (new_template, new_stack) = manifests_with_login_also_needing(&CHAIN_RPC);
+    assert_ne!(new_template, template);
+    assert_ne!(new_stack, stack);
+    let (sam, faas) = login(&new_template, &new_stack);
+    assert!(sam.contains("CHAIN_RPC_URLS: !Ref ChainRpcUrls"), "{sam}");
+    assert!(
+        faas.contains("CHAIN_RPC_URLS_FILE: /var/openfaas/secrets/gantry-chain-rpc-urls"),
+        "{faas}"
+    );
+    assert!(faas.contains("      - gantry-chain-rpc-urls\n"), "{faas}");
+
+    let (new_template, new_stack) = manifests_with_login_also_needing(&EXTRA);
+    let parameter =
+        "  ExtraSetting:\n    Type: String\n    Description: \"A setting no function reads\"\n";
+    assert!(!template.contains(parameter) && new_template.contains(parameter));
+    let (sam, faas) = login(&new_template, &new_stack);
+    assert!(sam.contains("EXTRA_SETTING: !Ref ExtraSetting"), "{sam}");
+    assert!(faas.contains("      - gantry-extra-setting\n"), "{faas}");
+}
+
+#[test]
+fn the_manifests_do_not_depend_on_the_table_order() {
+    let mut reversed = gantry::app::FUNCTIONS.to_vec();
+    reversed.reverse();
+    assert_eq!(
+        gantry::manifests::template_yaml(&reversed),
+        read("template.yaml")
+    );
+    assert_eq!(gantry::manifests::stack_yml(&reversed), read("stack.yml"));
 }
