@@ -231,22 +231,6 @@ impl FunctionSpec {
         }
     }
 
-    /// The CloudFormation resource name stem, from the name: `login-blockchain` →
-    /// `LoginBlockchain` (→ `LoginBlockchainFunction`).
-    pub fn resource(&self) -> String {
-        self.name
-            .split('-')
-            .flat_map(|word| {
-                let mut chars = word.chars();
-                chars
-                    .next()
-                    .map(|first| first.to_ascii_uppercase())
-                    .into_iter()
-                    .chain(chars)
-            })
-            .collect()
-    }
-
     /// The table entry as data, for `gantry manifests` and the deploy-agreement test.
     pub fn describe(&self) -> FunctionDescription {
         let (trigger, schedule) = match self.trigger {
@@ -255,7 +239,6 @@ impl FunctionSpec {
         };
         FunctionDescription {
             name: self.name,
-            resource: self.resource(),
             trigger,
             routes: self.routes(),
             schedule,
@@ -267,7 +250,6 @@ impl FunctionSpec {
 #[derive(Debug, Clone, Serialize)]
 pub struct FunctionDescription {
     pub name: &'static str,
-    pub resource: String,
     pub trigger: &'static str,
     pub routes: Vec<Route>,
     pub schedule: Option<Schedule>,

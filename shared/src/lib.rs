@@ -1,13 +1,15 @@
 //! gantry: the one library every function is built from.
 //!
 //! - The **core** (`config`, `platform`, `runtime`, `function`, `need`, `error`, `extract`,
-//!   `auth`, `store`, `queue`, `chain`, `redact`, `signature`, `db`, `purge`, `audit`, `aws`, `domain`,
-//!   `edge`, `openapi`, `manifests`) never imports an area.
-//! - Each **area** (`identity`, `work`, `payments`; stacked in that order) owns its routes and their
-//!   OpenAPI paths, its errors, its audit actions and its configuration section.
-//! - [`app`] is the composition root: the table of deployable functions, the gateway and the
-//!   merged OpenAPI document. `functions/<name>/src/main.rs` hands its entry of that table to
-//!   [`runtime::start`], which runs it under Lambda or plain HTTP.
+//!   `auth`, `store`, `queue`, `relay`, `mail`, `ipfs`, `chain`, `redact`, `signature`, `db`,
+//!   `purge`, `audit`, `aws`, `domain`, `edge`, `tls`, `openapi`, `manifests`) never imports an
+//!   area.
+//! - Each **area** (`identity`, `work`, `payments`; stacked in that order) owns its functions
+//!   (each declared beside its handlers or worker), its rules and tables, its errors, its audit
+//!   actions and its configuration section.
+//! - [`app`] is the composition root: the list of deployable functions, area by area.
+//!   `functions/<name>/src/main.rs` names the function's declaration in its area and hands it
+//!   to [`runtime::start`], which runs it under Lambda or plain HTTP.
 
 pub mod app;
 pub mod audit;

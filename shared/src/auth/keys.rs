@@ -20,7 +20,7 @@ pub struct PublicJwk {
     pub use_: String,
 }
 
-/// `GET /.well-known/jwks.json`.
+/// A JSON Web Key Set (RFC 7517): the public keys that verify access tokens.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Jwks {
     pub keys: Vec<PublicJwk>,

@@ -48,16 +48,14 @@ impl IdentityState {
     }
 
     /// The state for routers that verify wallet proofs: with the chain RPC client
-    /// (`CHAIN_RPC_URLS`) for EIP-1271 contract wallets.
-    pub fn with_rpc(platform: &Platform) -> Result<Self, StartupError> {
+    /// (`CHAIN_RPC_URLS`) for EIP-1271 contract wallets. Only those routers name a real client,
+    /// so other functions do not link it.
+    pub(crate) fn with_rpc(platform: &Platform) -> Result<Self, StartupError> {
         let rpc = crate::chain::AlloyRpc::new(platform.config.chain_rpc_urls.clone());
         Self::with_chain(platform, Arc::new(rpc))
     }
 
-    /// The state for routes that verify wallet proofs, with the chain RPC client they may
-    /// need for EIP-1271. Only those routers name a real client, so other functions do not
-    /// link it.
-    pub fn with_chain(platform: &Platform, chain: Arc<dyn ChainRpc>) -> Result<Self, StartupError> {
+    fn with_chain(platform: &Platform, chain: Arc<dyn ChainRpc>) -> Result<Self, StartupError> {
         Ok(Self {
             db: platform.db.clone(),
             tokens: platform.tokens.clone(),

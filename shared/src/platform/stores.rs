@@ -65,7 +65,7 @@ impl Stores {
     /// The one place the ephemeral store is chosen: DynamoDB where a table is configured
     /// (`EPHEMERAL_STORE_TABLE`), else Postgres where there is a database, else none (its
     /// routes answer 503).
-    pub fn choose(env: &Env, db: &Db) -> Result<Self, ConfigError> {
+    pub(super) fn choose(env: &Env, db: &Db) -> Result<Self, ConfigError> {
         Ok(match env.get(needs::EPHEMERAL_TABLE_VAR) {
             Some(table) => Self::dynamo(env, table)?,
             None if db.configured() => Self::of(Arc::new(PgEphemeral::on(db.clone()))),

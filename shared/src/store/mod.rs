@@ -6,7 +6,7 @@
 //! [`PgEphemeral`] (shared by every instance; the default), `DynamoEphemeral` (the `dynamodb`
 //! feature, chosen by `EPHEMERAL_STORE_TABLE`) and [`MemoryEphemeral`] (one process: unit tests,
 //! and per-instance limits). All three pass [`conformance`]. The implementation is chosen in one
-//! place, `crate::platform::Platform::load`.
+//! place, `crate::platform::Stores::choose`.
 
 pub mod conformance;
 #[cfg(feature = "dynamodb")]

@@ -5,6 +5,8 @@
 
 use crate::error::{AppError, FieldError};
 
+/// (A 404 and a 403 carry the core's fixed texts, so that an answer says no more than its
+/// status; the texts here are for logs and tests.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WorkError {
     #[error("no such project, item or document, or not the caller's to see")]

@@ -727,6 +727,39 @@ async fn invalid_items_are_refused_and_nothing_is_written(pool: PgPool) {
     assert_eq!(rows, 2, "only the two valid items were written");
 }
 
+/// A project without a client has no CLIENT who may be assigned in it: a 422 naming the field
+/// (the one-statement check this replaced answered 500, as its NULL comparison fell through).
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_project_without_a_client_takes_no_client_as_assignee(pool: PgPool) {
+    let world = World::new(pool.clone()).await;
+    let project = world
+        .app
+        .post("/projects")
+        .bearer(&world.staff)
+        .json(&json!({"name": "In-house"}))
+        .send()
+        .await;
+    assert_eq!(project.status, StatusCode::CREATED, "{}", project.body);
+    assert_eq!(project.body["client_id"], Value::Null);
+    let project_id = project.body["id"].as_str().unwrap();
+    for (kind, _, _, _, _) in KINDS {
+        let res = world
+            .app
+            .post(&format!("/projects/{project_id}/{kind}"))
+            .bearer(&world.staff)
+            .json(&json!({"title": "x", "assignee_id": world.owner_id}))
+            .send()
+            .await;
+        res.problem(422);
+        assert_eq!(res.fields(), vec!["assignee_id"], "{kind}");
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM work_items")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+}
+
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn deleting_a_project_deletes_its_items(pool: PgPool) {
     let world = World::new(pool.clone()).await;

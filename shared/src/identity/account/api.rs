@@ -1,6 +1,6 @@
-//! The account's HTTP handlers and their OpenAPI paths: registration and password login, the
-//! profile, linked identities, and user administration. Thin: extract, call the rule, choose
-//! the status.
+//! The account's functions (`register`, `login`, `profile`, `link-identity`, `unlink-identity`,
+//! `users`) and their handlers: registration and password login, the profile, linked
+//! identities, and user administration. Thin: extract, call the rule, choose the status.
 
 use super::{self as account, links};
 use crate::endpoint;

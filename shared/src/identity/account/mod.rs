@@ -385,7 +385,7 @@ pub async fn set_role(
     Ok(user)
 }
 
-/// `PUT /users/{id}/role`, by an ADMIN.
+/// An ADMIN changes an account's role (never the last ADMIN's).
 #[tracing::instrument(name = "identity.change_role", skip_all)]
 pub async fn change_role(
     state: &IdentityState,

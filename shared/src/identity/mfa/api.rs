@@ -1,5 +1,5 @@
-//! TOTP MFA's HTTP handlers and their OpenAPI paths: enrolment, activation, removal and the
-//! second login step. Thin: extract, call the rule, choose the status.
+//! TOTP MFA's functions (`mfa`, `login-mfa`) and their handlers: enrolment, activation, removal
+//! and the second login step. Thin: extract, call the rule, choose the status.
 
 use super::{self as mfa};
 use crate::endpoint;

@@ -1,5 +1,5 @@
-//! Recovery HTTP handlers and their OpenAPI paths: password forgot/reset/change and email
-//! verification. Thin: extract, call the rule, choose the status.
+//! Recovery's functions (`password`, `email-verification`) and their handlers: password
+//! forgot/reset/change and email verification. Thin: extract, call the rule, choose the status.
 
 use super::{password, verification};
 use crate::endpoint;

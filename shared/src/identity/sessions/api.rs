@@ -1,5 +1,5 @@
-//! Session HTTP handlers and their OpenAPI paths: refresh-token rotation, logout, the signing
-//! keys, the live sessions and the login history. Thin: extract, call the rule, choose the status.
+//! The session functions (`token`, `sessions`, `jwks`) and their handlers: refresh-token
+//! rotation, logout, the signing keys, the live sessions and the login history. Thin: extract, call the rule, choose the status.
 
 use super::{self as session, history};
 use crate::auth::keys::Jwks;

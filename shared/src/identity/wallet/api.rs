@@ -1,5 +1,5 @@
-//! Sign-In with Ethereum's HTTP handlers and their OpenAPI paths: nonces, wallet registration and
-//! wallet login. Thin: extract, call the rule, choose the status.
+//! Sign-In with Ethereum's functions (`auth-nonce`, `login-blockchain`) and their handlers:
+//! nonces, wallet registration (served by `register`) and wallet login. Thin: extract, call the rule, choose the status.
 
 use super::{self as wallet};
 use crate::endpoint;

@@ -203,6 +203,9 @@ pub async fn login(
     let (mfa_token, mfa_hash) = mint_challenge();
     let mfa_expires = OffsetDateTime::now_utc() + state.config().mfa.challenge_ttl;
     let extra = json!({ "chain_id": proof.chain_id });
+    // `spent` is a plain SELECT, which runs only if something reads it: the `spent!` column is
+    // what spends the nonce, whatever else the statement finds. (A volatile CTE runs once,
+    // however often it is read.)
     let row = sqlx::query!(
         r#"WITH spent AS (SELECT 1 WHERE spend_nonce($1, $2)),
            found AS (

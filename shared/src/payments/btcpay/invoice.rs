@@ -46,7 +46,7 @@ pub async fn create_btcpay_invoice(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// `POST /invoices/{id}/create-btcpay-invoice`: the open BTCPay invoice for what is left to
+/// The open BTCPay invoice for what is left to
 /// pay, made once. Under our invoice's lock: the open one we recorded is returned again, then
 /// an open one BTCPay holds for our `orderId` (made before an answer was lost), and only then
 /// a new one.

@@ -186,7 +186,7 @@ async fn report(btcpay: &Btcpay, header: Option<&str>, body: &[u8]) -> AppResult
     Ok(Some(report))
 }
 
-/// `POST /btcpay-webhook`.
+/// Verifies a delivery and applies its report, confirmed with BTCPay (see [`report`]).
 #[tracing::instrument(name = "payments.btcpay_webhook", skip_all)]
 pub async fn webhook(
     pool: &PgPool,

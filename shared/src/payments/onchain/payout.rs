@@ -1,4 +1,4 @@
-//! `POST /payouts` (ADMIN): an on-chain transfer of a configured asset, sent at most once per
+//! The `payouts` function (ADMIN): an on-chain transfer of a configured asset, sent at most once per
 //! idempotency key.
 //!
 //! Under one lock (a transaction-scoped advisory lock: payouts are few, and one at a time keeps
@@ -115,12 +115,12 @@ alloy::sol! {
     function transfer(address to, uint256 value) external returns (bool);
 }
 
-/// What the payouts function needs beyond the chains.
 /// How long a second factor must have been on before it approves a payout: a password thief who
 /// turns one on for an ADMIN without it waits that long, while the account's owner has the
 /// mail that says it was turned on.
 const MFA_MIN_AGE: &str = "PAYOUT_MFA_MIN_AGE_HOURS";
 
+/// What the payouts function needs beyond the chains.
 pub const NEED: Need = Need {
     name: "payouts",
     can_be_unavailable: true,

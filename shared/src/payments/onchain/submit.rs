@@ -1,4 +1,4 @@
-//! `POST /invoices/{id}/blockchain-payment`: a client says which transaction pays an invoice.
+//! The `blockchain-payment` function: a client says which transaction pays an invoice.
 //! Nothing is believed yet: the payment is recorded as PENDING for the outstanding amount, and a
 //! watch job for the `chain-monitor` worker is enqueued in the same transaction, so the payment
 //! exists if and only if it is watched. At most [`MAX_WAITING`] may wait per invoice. Whether the

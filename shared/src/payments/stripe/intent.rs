@@ -45,7 +45,7 @@ pub async fn create_payment_intent(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// `POST /invoices/{id}/create-payment-intent`: the invoice's open PaymentIntent for what is
+/// The invoice's open PaymentIntent for what is
 /// left to pay, made once. Under the invoice's lock: an open intent of ours for the same amount
 /// is returned again; otherwise one is created with an `Idempotency-Key` derived from the
 /// invoice, the amount and the attempt, so a retry after a lost answer gets the same intent.

@@ -252,7 +252,7 @@ pub fn read_event(
     })
 }
 
-/// `POST /stripe-webhook`.
+/// Verifies a delivery and applies its report (a type this API does not act on is a no-op).
 #[tracing::instrument(name = "payments.stripe_webhook", skip_all)]
 pub async fn webhook(
     pool: &PgPool,
