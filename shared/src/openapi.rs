@@ -1,6 +1,6 @@
 //! The core's part of the OpenAPI 3.1 document (health, the bearer scheme, the document's
-//! metadata) and how a merged document is finished and served. Each area describes its own
-//! paths; `crate::app::openapi` merges them. `gantry openapi` writes the committed copy
+//! metadata), how the document is merged from the functions' paths and the areas' tags and
+//! links ([`document`]; `crate::app::openapi` names the parts), and how it is served. `gantry openapi` writes the committed copy
 //! (`openapi.json`); a test fails when that copy is stale.
 
 use crate::function::FunctionSpec;
