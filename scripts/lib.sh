@@ -153,6 +153,43 @@ ensure_pyotp() { # a python3 that imports pyotp, exported as PYOTP_PYTHON
   PYOTP_PYTHON=$(command -v python3)
   export PYOTP_PYTHON
 }
+
+# factur-x (the reference library's EN 16931 XSD check and attachment extractor) and pypdf, for
+# the invoice document tests.
+FACTURX_VERSION=7.8
+PYPDF_VERSION=7.1.1
+
+ensure_facturx() { # a python3 that imports facturx and pypdf, exported as FACTURX_PYTHON
+  if ! python3 -c 'import facturx, pypdf' 2>/dev/null; then
+    log "installing factur-x $FACTURX_VERSION and pypdf $PYPDF_VERSION from PyPI"
+    python3 -m pip install -q "factur-x==$FACTURX_VERSION" "pypdf==$PYPDF_VERSION" >&2 \
+      || python3 -m pip install -q --user "factur-x==$FACTURX_VERSION" "pypdf==$PYPDF_VERSION" >&2 || true
+  fi
+  python3 -c 'import facturx, pypdf' 2>/dev/null || return 1
+  FACTURX_PYTHON=$(command -v python3)
+  export FACTURX_PYTHON
+}
+
+# pdftotext, from Debian's poppler-utils when it is missing: the invoice PDF tests read its text.
+ensure_pdftotext() {
+  command -v pdftotext >/dev/null && return 0
+  log "installing poppler-utils (pdftotext) from Debian"
+  apt_install poppler-utils >&2 || return 1
+  command -v pdftotext >/dev/null
+}
+
+# Saxon HE (Debian's, with a Java runtime) runs the EN 16931 schematron that factur-x ships as
+# XSLT 2, exported as SAXON_JAR.
+ensure_saxon() {
+  SAXON_JAR=/usr/share/java/Saxon-HE.jar
+  if [ ! -f "$SAXON_JAR" ] || ! command -v java >/dev/null; then
+    log "installing Saxon HE (libsaxonhe-java) from Debian"
+    apt_install libsaxonhe-java default-jre-headless >&2 || return 1
+  fi
+  [ -f "$SAXON_JAR" ] && command -v java >/dev/null || return 1
+  export SAXON_JAR
+}
+
 ensure_schemathesis() {
   local venv=${GANTRY_VENV:-$HOME/.cache/gantry/venv}
   export SCHEMATHESIS="$venv/bin/st"

@@ -13,7 +13,7 @@ use crate::queue::signing;
 use crate::{identity, mail, payments, relay, work};
 use axum::Router;
 use identity::{account, mfa, recovery, sessions, wallet};
-use payments::{btcpay, invoices, onchain, stripe};
+use payments::{billing, btcpay, invoices, onchain, stripe};
 use std::sync::Arc;
 use utoipa::OpenApi;
 use work::{documents, items, pins, projects};
@@ -50,6 +50,10 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &pins::PIN_FOLLOW_UP,
     &projects::api::PROJECTS,
     // payments, above work
+    &billing::api::BILLING_DETAILS,
+    &billing::api::CREDIT_NOTES,
+    &billing::api::INVOICE_DOCUMENTS,
+    &billing::reminders::BILLING_REMINDERS,
     &btcpay::invoice::CREATE_BTCPAY_INVOICE,
     &btcpay::webhook::BTCPAY_WEBHOOK,
     &invoices::api::INVOICE_PAYMENTS,
@@ -82,6 +86,7 @@ pub static HOUSEKEEPING: FunctionSpec = FunctionSpec {
         schedule: Some(Schedule {
             minutes: 15,
             body: housekeeping::PURGE_EXPIRED,
+            local_every: None,
         }),
     },
     needs: &[&DATABASE, &signing::NEED],

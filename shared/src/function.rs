@@ -26,6 +26,7 @@ pub enum Method {
     Get,
     Post,
     Put,
+    Patch,
     Delete,
 }
 
@@ -35,6 +36,7 @@ impl Method {
             Self::Get => axum::http::Method::GET,
             Self::Post => axum::http::Method::POST,
             Self::Put => axum::http::Method::PUT,
+            Self::Patch => axum::http::Method::PATCH,
             Self::Delete => axum::http::Method::DELETE,
         }
     }
@@ -46,6 +48,7 @@ impl Method {
             HttpMethod::Get => Some(Self::Get),
             HttpMethod::Post => Some(Self::Post),
             HttpMethod::Put => Some(Self::Put),
+            HttpMethod::Patch => Some(Self::Patch),
             HttpMethod::Delete => Some(Self::Delete),
             _ => None,
         }
@@ -184,6 +187,9 @@ impl<S: Clone + Send + Sync + 'static> HttpFunction for Http<S> {
 pub struct Schedule {
     pub minutes: u32,
     pub body: &'static str,
+    /// A variable of whole seconds that replaces `minutes` in the local gateway (so a local run
+    /// can make a daily job run every few seconds); deployed schedules keep `minutes`.
+    pub local_every: Option<&'static str>,
 }
 
 #[derive(Clone, Copy)]

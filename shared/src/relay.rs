@@ -40,6 +40,7 @@ pub static OUTBOX_RELAY: FunctionSpec = FunctionSpec {
         schedule: Some(Schedule {
             minutes: 1,
             body: RELAY,
+            local_every: None,
         }),
     },
     needs: &[&DATABASE, &NEED, &signing::NEED],

@@ -52,6 +52,36 @@ fn missing<T>(var: &str, tests: &str) -> Option<T> {
     None
 }
 
+/// The text of a PDF as poppler's `pdftotext` reads it (`scripts/test` installs poppler-utils).
+/// Without it a test fails in CI and is skipped, loudly, elsewhere: `None` means skip.
+pub fn pdf_text(pdf: &[u8]) -> Option<String> {
+    let found = std::process::Command::new("pdftotext")
+        .arg("-v")
+        .output()
+        .is_ok();
+    if !found {
+        return missing(
+            "pdftotext",
+            "the PDF tests (scripts/test installs poppler-utils)",
+        );
+    }
+    let file = std::env::temp_dir().join(format!("gantry-{}.pdf", uuid::Uuid::new_v4()));
+    std::fs::write(&file, pdf).expect("the PDF written");
+    let out = std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8", "-layout"])
+        .arg(&file)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).expect("UTF-8 text"))
+}
+
 /// The moto server's endpoint (`scripts/test` starts it and sets `AWS_ENDPOINT_URL`, with
 /// `AWS_REGION` and dummy credentials). Without it a test that needs AWS fails in CI
 /// (`CI=true`) and is skipped, loudly, elsewhere: `None` means skip.

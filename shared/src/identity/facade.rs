@@ -35,3 +35,24 @@ pub async fn role_of(db: impl PgExecutor<'_>, user_id: Uuid) -> AppResult<Option
 /// Step-up for money: the caller's role now, a recent second factor, a live session (see
 /// [`super::step_up`]).
 pub use super::step_up::for_money;
+
+/// How to address account `user_id`: its name and, if it has an email identity, its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub name: String,
+    pub email: Option<String>,
+}
+
+/// The contact of account `user_id`, or `None` when there is no such account: what the books
+/// print for a client without billing details and where they mail its invoices.
+pub async fn contact(db: impl PgExecutor<'_>, user_id: Uuid) -> AppResult<Option<Contact>> {
+    Ok(
+        sqlx::query!("SELECT name, email FROM users WHERE id = $1", user_id)
+            .fetch_optional(db)
+            .await?
+            .map(|row| Contact {
+                name: row.name,
+                email: row.email,
+            }),
+    )
+}

@@ -16,7 +16,7 @@ mod smtp;
 #[cfg(feature = "ses")]
 mod ses;
 
-pub use transport::{MailTransport, OutboxMail, Refusal};
+pub use transport::{MailTransport, OutboxAttachment, OutboxMail, Refusal};
 use worker::Delivery;
 pub use worker::Mailer;
 
@@ -141,17 +141,38 @@ fn ses_from_env(_: &Env) -> Result<Arc<dyn MailTransport>, ConfigError> {
     ))
 }
 
+/// A file sent with a mail.
+#[derive(Debug, Clone, Copy)]
+pub struct Attachment<'a> {
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub bytes: &'a [u8],
+}
+
 /// Puts `mail` in the outbox with its delivery job, in the caller's transaction.
 pub async fn send(conn: &mut PgConnection, mail: &Mail<'_>) -> AppResult<Uuid> {
+    send_with(conn, mail, None).await
+}
+
+/// As [`send`], with an attachment.
+pub async fn send_with(
+    conn: &mut PgConnection,
+    mail: &Mail<'_>,
+    attachment: Option<&Attachment<'_>>,
+) -> AppResult<Uuid> {
     let id = Uuid::now_v7();
     sqlx::query!(
-        "INSERT INTO mail_outbox (id, recipient, subject, text_body, html_body)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO mail_outbox (id, recipient, subject, text_body, html_body,
+                                  attachment_name, attachment_type, attachment)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         id,
         mail.to,
         mail.subject,
         mail.text,
         mail.html,
+        attachment.map(|a| a.filename),
+        attachment.map(|a| a.content_type),
+        attachment.map(|a| a.bytes),
     )
     .execute(&mut *conn)
     .await?;

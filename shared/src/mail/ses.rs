@@ -7,7 +7,9 @@ use super::transport::{MailTransport, OutboxMail, Refusal};
 use crate::config::{ConfigError, Env};
 use async_trait::async_trait;
 use aws_sdk_sesv2::error::ProvideErrorMetadata;
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message, MessageTag};
+use aws_sdk_sesv2::types::{
+    Attachment, Body, Content, Destination, EmailContent, Message, MessageTag,
+};
 
 pub struct Ses {
     client: aws_sdk_sesv2::Client,
@@ -43,15 +45,23 @@ fn content(data: &str) -> Result<Content, Refusal> {
 
 /// The message (plain text and HTML) and the tag that names its outbox row.
 fn message_of(mail: &OutboxMail) -> Result<(Message, MessageTag), Refusal> {
-    let message = Message::builder()
-        .subject(content(&mail.subject)?)
-        .body(
-            Body::builder()
-                .text(content(&mail.text)?)
-                .html(content(&mail.html)?)
-                .build(),
-        )
-        .build();
+    let mut message = Message::builder().subject(content(&mail.subject)?).body(
+        Body::builder()
+            .text(content(&mail.text)?)
+            .html(content(&mail.html)?)
+            .build(),
+    );
+    if let Some(file) = &mail.attachment {
+        message = message.attachments(
+            Attachment::builder()
+                .file_name(&file.filename)
+                .content_type(&file.content_type)
+                .raw_content(aws_sdk_sesv2::primitives::Blob::new(file.bytes.clone()))
+                .build()
+                .map_err(cannot_build)?,
+        );
+    }
+    let message = message.build();
     let tag = MessageTag::builder()
         .name("outbox-id")
         .value(mail.id.to_string())

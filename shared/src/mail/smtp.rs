@@ -4,10 +4,11 @@
 //! secrets), TLS through rustls on the ring provider. Each message is plain text and HTML
 //! (`multipart/alternative`) with the outbox row's id as its `Message-ID`.
 
-use super::transport::{MailTransport, OutboxMail, Refusal};
+use super::transport::{MailTransport, OutboxAttachment, OutboxMail, Refusal};
 use crate::config::{ConfigError, Env};
 use async_trait::async_trait;
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment as LettreAttachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
@@ -42,6 +43,21 @@ impl Smtp {
     }
 }
 
+/// The body, inside `multipart/mixed` with the attachment when there is one.
+fn with_attachment(
+    body: MultiPart,
+    attachment: Option<&OutboxAttachment>,
+) -> Result<MultiPart, Refusal> {
+    let Some(file) = attachment else {
+        return Ok(body);
+    };
+    let content_type = ContentType::parse(&file.content_type)
+        .map_err(|e| Refusal(format!("the attachment's content type: {e}")))?;
+    Ok(MultiPart::mixed().multipart(body).singlepart(
+        LettreAttachment::new(file.filename.clone()).body(file.bytes.clone(), content_type),
+    ))
+}
+
 #[async_trait]
 impl MailTransport for Smtp {
     async fn deliver(&self, mail: &OutboxMail) -> anyhow::Result<Result<(), Refusal>> {
@@ -50,15 +66,19 @@ impl MailTransport for Smtp {
             Err(e) => return Ok(Err(Refusal(format!("not a mailbox: {e}")))),
         };
         let domain = self.from.email.domain();
+        let body = match with_attachment(
+            MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()),
+            mail.attachment.as_ref(),
+        ) {
+            Ok(body) => body,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject.as_str())
             .message_id(Some(format!("<{}@{domain}>", mail.id)))
-            .multipart(MultiPart::alternative_plain_html(
-                mail.text.clone(),
-                mail.html.clone(),
-            ));
+            .multipart(body);
         let message = match message {
             Ok(message) => message,
             Err(e) => return Ok(Err(Refusal(format!("cannot be built: {e}")))),

@@ -11,6 +11,15 @@ pub struct OutboxMail {
     pub subject: String,
     pub text: String,
     pub html: String,
+    pub attachment: Option<OutboxAttachment>,
+}
+
+/// A file a mail carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
 }
 
 /// Why a delivery failed for good (the server refused the message or its recipient).

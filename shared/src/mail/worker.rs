@@ -4,7 +4,7 @@
 //! server's acceptance and the commit can send a row twice; its `Message-ID` is the row's id, so
 //! the receiving side can tell.
 
-use super::transport::{MailTransport, OutboxMail};
+use super::transport::{MailTransport, OutboxAttachment, OutboxMail};
 use crate::db::Db;
 use crate::function::needs::DATABASE;
 use crate::function::{FunctionSpec, Trigger};
@@ -61,7 +61,8 @@ impl JobHandler for Mailer {
         let pool = self.db.pool().map_err(|e| JobError::Retry(e.into()))?;
         let mut tx = pool.begin().await?;
         let Some(row) = sqlx::query!(
-            "SELECT recipient, subject, text_body, html_body FROM mail_outbox
+            "SELECT recipient, subject, text_body, html_body, attachment_name, attachment_type,
+                    attachment FROM mail_outbox
              WHERE id = $1 AND sent_at IS NULL AND failed_at IS NULL
              FOR UPDATE SKIP LOCKED",
             mail_id
@@ -78,6 +79,14 @@ impl JobHandler for Mailer {
             subject: row.subject,
             text: row.text_body,
             html: row.html_body,
+            attachment: match (row.attachment_name, row.attachment_type, row.attachment) {
+                (Some(filename), Some(content_type), Some(bytes)) => Some(OutboxAttachment {
+                    filename,
+                    content_type,
+                    bytes,
+                }),
+                _ => None,
+            },
         };
         match transport.deliver(&mail).await.map_err(JobError::Retry)? {
             Ok(()) => {

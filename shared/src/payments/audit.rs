@@ -9,6 +9,11 @@ pub enum PaymentsAction {
     InvoiceUpdated,
     PaymentStarted,
     PayoutSent,
+    InvoiceIssued,
+    CreditNoteIssued,
+    BillingDetailsChanged,
+    InvoiceOverdue,
+    ReminderSent,
 }
 
 impl Action for PaymentsAction {
@@ -18,6 +23,11 @@ impl Action for PaymentsAction {
             Self::InvoiceUpdated => "invoice.updated",
             Self::PaymentStarted => "payment.started",
             Self::PayoutSent => "payout.sent",
+            Self::InvoiceIssued => "invoice.issued",
+            Self::CreditNoteIssued => "credit_note.issued",
+            Self::BillingDetailsChanged => "billing_details.changed",
+            Self::InvoiceOverdue => "invoice.overdue",
+            Self::ReminderSent => "invoice.reminder_sent",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Request and response bodies of the payments area.
 
+use super::billing::items::LineItem;
 use super::lifecycle::InvoiceStatus;
 use super::model::date_format;
 use super::money::AmountText;
@@ -15,8 +16,11 @@ use uuid::Uuid;
 pub struct InvoiceInput {
     /// A project (else 422).
     pub project_id: Uuid,
-    /// Minor units of `currency`, as an integer string greater than zero.
-    pub amount: AmountText,
+    /// The total in minor units of `currency`, as an integer string greater than zero. With
+    /// `items` it may be left out (it is their total; if given, it must equal it); without
+    /// them it is one line, "Services", with no tax.
+    #[serde(default)]
+    pub amount: Option<AmountText>,
     /// An ISO 4217 code (`USD`, `JPY`) or `BTC`, `ETH`, `USDC`, `USDT`, `DAI`.
     #[schema(pattern = "^[A-Z][A-Z0-9]{2,9}$", example = "USD")]
     pub currency: String,
@@ -24,11 +28,21 @@ pub struct InvoiceInput {
     #[serde(default, with = "date_format::option")]
     #[schema(value_type = Option<Date>)]
     pub due_date: Option<Date>,
+    /// 1 to 200 lines. Each line's total is round_half_even(quantity × unit_price); each tax
+    /// rate's tax is round_half_even(the sum of its lines × rate / 100).
+    #[serde(default)]
+    #[schema(min_items = 1, max_items = 200)]
+    pub items: Option<Vec<LineItem>>,
+    /// Printed on the invoice (up to 2000 characters, no NUL).
+    #[serde(default)]
+    #[schema(max_length = 2000, pattern = "^[^\\x00]*$")]
+    pub notes: Option<String>,
 }
 
-/// A change to an invoice (STAFF, ADMIN): only the fields given change. `amount` and
-/// `currency` only while DRAFT; `status` only forward (DRAFT → SENT, DRAFT or SENT → VOID);
-/// `due_date: null` clears it.
+/// A change to an invoice (STAFF, ADMIN): only the fields given change. `amount`, `currency`,
+/// `items` and `notes` only while DRAFT (after that, issue a credit note); `status` only forward
+/// (DRAFT → SENT issues it: a number, the PDF, the mail to the client; DRAFT, SENT or OVERDUE →
+/// VOID); `due_date: null` clears it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvoiceUpdate {
@@ -39,10 +53,25 @@ pub struct InvoiceUpdate {
     pub currency: Option<String>,
     #[serde(default)]
     pub status: Option<InvoiceStatus>,
+    /// Replaces the lines (and `amount` becomes their total).
+    #[serde(default)]
+    #[schema(min_items = 1, max_items = 200)]
+    pub items: Option<Vec<LineItem>>,
+    /// null clears them; absent leaves them.
+    #[serde(default, deserialize_with = "present_text")]
+    #[schema(value_type = Option<String>, max_length = 2000, pattern = "^[^\\x00]*$")]
+    pub notes: Option<Option<String>>,
     /// `YYYY-MM-DD`; null clears it; absent leaves it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Date>)]
     pub due_date: Option<Option<Date>>,
+}
+
+/// A text that is present (null or a string) as `Some`, absent as `None` (the `default`).
+fn present_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 /// A field that is present (null or a date) as `Some`, absent as `None` (the `default`).

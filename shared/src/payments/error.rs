@@ -8,10 +8,16 @@ use crate::error::AppError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PaymentsError {
-    #[error("only a SENT invoice can be paid; this one is {0:?}")]
+    #[error("only a SENT or OVERDUE invoice can be paid; this one is {0:?}")]
     NotPayable(InvoiceStatus),
     #[error("nothing is left to pay")]
     NothingLeftToPay,
+    #[error(
+        "a credit note needs an invoice issued with a number (SENT, OVERDUE or PAID); this one is {0:?}"
+    )]
+    NotIssued(InvoiceStatus),
+    #[error("this credit note ({total}) exceeds what is left to credit on the invoice ({left})")]
+    CreditExceedsInvoice { total: Minor, left: Minor },
     #[error("this payment changed while it was recorded; try again")]
     PaymentChanged,
     #[error("a card cannot pay an invoice in {0}")]

@@ -13,9 +13,12 @@
 //!   reported for a payment whose success has not been checked yet is remembered and takes
 //!   effect with that success, so a dispute never credits what a success would not.
 //!   Every dimension only grows, so any order of the same events ends in the same state.
-//! - An invoice moves DRAFT → SENT → PAID, or to VOID. It becomes PAID when its confirmed
-//!   payments, net of refunds, cover its amount; only a refund or a dispute moves it back
-//!   (PAID → SENT), and PAID and VOID are otherwise final.
+//! - An invoice moves DRAFT → SENT → PAID, or to VOID; a SENT invoice past its due date is
+//!   OVERDUE (set by the `billing-reminders` worker, never by a user), which can still be paid
+//!   or voided. It becomes PAID when its confirmed payments, net of refunds, cover what is due
+//!   (its amount less its credit notes); only a refund or a dispute moves it back (PAID →
+//!   SENT; the worker marks it OVERDUE again if it is late), and PAID and VOID are otherwise
+//!   final.
 
 use super::money::Minor;
 use serde::{Deserialize, Serialize};
@@ -27,6 +30,8 @@ use utoipa::ToSchema;
 pub enum InvoiceStatus {
     Draft,
     Sent,
+    /// SENT and past its due date.
+    Overdue,
     Paid,
     Void,
 }
@@ -75,6 +80,10 @@ pub enum Refused {
     HasPayments,
     #[error("amount and currency are fixed once an invoice is SENT")]
     AmountFixed,
+    #[error("OVERDUE is set by the schedule, when a SENT invoice is past its due date")]
+    OverdueBySchedule,
+    #[error("items, notes and parties are fixed once an invoice is SENT; issue a credit note")]
+    ItemsFixed,
 }
 
 impl InvoiceStatus {
@@ -85,10 +94,11 @@ impl InvoiceStatus {
             (from, to) if from == to => Ok(from),
             (Paid | Void, _) => Err(Refused::Final),
             (_, Paid) => Err(Refused::PaidBySomeone),
+            (_, Overdue) => Err(Refused::OverdueBySchedule),
             (Draft, Sent) => Ok(Sent),
-            (Draft | Sent, Void) if paid > Minor::ZERO => Err(Refused::HasPayments),
-            (Draft | Sent, Void) => Ok(Void),
-            (Sent, Draft) => Err(Refused::Backwards),
+            (Draft | Sent | Overdue, Void) if paid > Minor::ZERO => Err(Refused::HasPayments),
+            (Draft | Sent | Overdue, Void) => Ok(Void),
+            (Sent | Overdue, Draft) | (Overdue, Sent) => Err(Refused::Backwards),
             // Every pair is listed above; a new status must be placed deliberately.
             (Draft, Draft) | (Sent, Sent) => Ok(self),
         }
@@ -99,7 +109,7 @@ impl InvoiceStatus {
     /// here.
     pub fn settle(self, amount: Minor, paid: Minor) -> Self {
         match self {
-            Self::Sent if paid >= amount => Self::Paid,
+            Self::Sent | Self::Overdue if paid >= amount => Self::Paid,
             Self::Paid if paid < amount => Self::Sent,
             other => other,
         }
@@ -107,7 +117,12 @@ impl InvoiceStatus {
 
     /// Whether a payment may be started for it.
     pub fn payable(self) -> bool {
-        self == Self::Sent
+        matches!(self, Self::Sent | Self::Overdue)
+    }
+
+    /// Whether it has been issued (it has a number, a PDF and frozen items).
+    pub fn issued(self) -> bool {
+        self != Self::Draft
     }
 }
 
@@ -417,6 +432,15 @@ mod tests {
         assert_eq!(Void.request(Sent, none), Err(Refused::Final));
         assert_eq!(Paid.request(Paid, none), Ok(Paid));
         assert_eq!(Sent.request(Void, Minor::new(1)), Err(Refused::HasPayments));
+        assert_eq!(Sent.request(Overdue, none), Err(Refused::OverdueBySchedule));
+        assert_eq!(Overdue.request(Void, none), Ok(Void));
+        assert_eq!(
+            Overdue.request(Void, Minor::new(1)),
+            Err(Refused::HasPayments)
+        );
+        assert_eq!(Overdue.request(Sent, none), Err(Refused::Backwards));
+        assert_eq!(Overdue.request(Overdue, none), Ok(Overdue));
+        assert!(Overdue.payable() && Sent.payable() && !Draft.payable());
     }
 
     #[test]
@@ -425,6 +449,8 @@ mod tests {
         let (amount, less, more) = (Minor::new(100), Minor::new(99), Minor::new(150));
         assert_eq!(Sent.settle(amount, less), Sent);
         assert_eq!(Sent.settle(amount, amount), Paid);
+        assert_eq!(Overdue.settle(amount, amount), Paid);
+        assert_eq!(Overdue.settle(amount, less), Overdue);
         assert_eq!(Sent.settle(amount, more), Paid, "over-payment still pays");
         assert_eq!(Paid.settle(amount, less), Sent);
         assert_eq!(Draft.settle(amount, more), Draft);

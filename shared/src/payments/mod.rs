@@ -10,6 +10,7 @@
 //! payments and invoices through the one pair of state machines in [`lifecycle`].
 
 pub mod audit;
+pub mod billing;
 pub mod btcpay;
 pub mod dto;
 pub mod error;

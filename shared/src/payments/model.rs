@@ -1,5 +1,6 @@
 //! The payments area's records, as the contract shows them.
 
+use super::billing::items::LineItem;
 use super::lifecycle::{InvoiceStatus, PaymentStatus};
 use super::money::Minor;
 use crate::error::{AppError, AppResult};
@@ -24,9 +25,27 @@ time::serde::format_description!(pub(crate) date_format, Date, "[year]-[month]-[
 pub struct Invoice {
     pub id: Uuid,
     pub project_id: Uuid,
-    /// Minor units of `currency`, as an integer string.
+    /// Null while DRAFT; assigned when it is issued (SENT), gap-free in its series
+    /// (`INVOICE_NUMBER_FORMAT`).
+    #[schema(example = "INV-2027-0001")]
+    pub number: Option<String>,
+    /// The total (subtotal + tax), in minor units of `currency`, as an integer string.
     #[schema(value_type = String, pattern = "^[0-9]{1,38}$", example = "12345")]
     pub amount: Minor,
+    /// The lines (an invoice made with a bare `amount` has one, "Services", with no tax).
+    pub items: Vec<LineItem>,
+    /// The sum of the line totals, in minor units.
+    #[schema(value_type = String, pattern = "^[0-9]{1,38}$", example = "10374")]
+    pub subtotal: Minor,
+    /// The sum of the taxes (one per rate, each rounded half to even), in minor units.
+    #[schema(value_type = String, pattern = "^[0-9]{1,38}$", example = "1971")]
+    pub tax: Minor,
+    /// The sum of its credit notes, in minor units: what is due is `amount - credited`.
+    #[schema(value_type = String, pattern = "^[0-9]{1,38}$", example = "0")]
+    pub credited: Minor,
+    pub notes: Option<String>,
+    /// The CID of its PDF/A-3 (with the e-invoice embedded); null until SENT.
+    pub pdf_cid: Option<String>,
     #[schema(example = "USD")]
     pub currency: String,
     pub status: InvoiceStatus,
@@ -54,11 +73,30 @@ pub struct Invoice {
     pub updated_at: OffsetDateTime,
 }
 
+impl Invoice {
+    /// What payments must cover: the total less its credit notes.
+    pub fn due(&self) -> Minor {
+        self.amount.saturating_sub(self.credited)
+    }
+
+    /// What is left to pay.
+    pub fn outstanding(&self) -> Minor {
+        self.due().saturating_sub(self.amount_paid)
+    }
+}
+
 /// An `invoice_view` row as Postgres gives it (amounts as text).
 pub(crate) struct InvoiceRow {
     pub id: Uuid,
     pub project_id: Uuid,
+    pub number: Option<String>,
     pub amount: String,
+    pub items: serde_json::Value,
+    pub subtotal: String,
+    pub tax: String,
+    pub credited: String,
+    pub notes: Option<String>,
+    pub pdf_cid: Option<String>,
     pub currency: String,
     pub status: InvoiceStatus,
     pub due_date: Option<Date>,
@@ -78,10 +116,19 @@ pub(crate) fn stored(amount: &str) -> AppResult<Minor> {
 impl TryFrom<InvoiceRow> for Invoice {
     type Error = AppError;
     fn try_from(row: InvoiceRow) -> AppResult<Self> {
+        let items = serde_json::from_value(row.items)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("stored invoice items: {e}")))?;
         Ok(Self {
             id: row.id,
             project_id: row.project_id,
+            number: row.number,
             amount: stored(&row.amount)?,
+            items,
+            subtotal: stored(&row.subtotal)?,
+            tax: stored(&row.tax)?,
+            credited: stored(&row.credited)?,
+            notes: row.notes,
+            pdf_cid: row.pdf_cid,
             currency: row.currency,
             status: row.status,
             due_date: row.due_date,

@@ -177,7 +177,7 @@ impl Serialize for Currency {
 
 /// Amounts as they arrive: strings of minor units greater than zero, checked by
 /// [`Minor::parse`].
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(value_type = String, pattern = "^0*[1-9][0-9]*$", max_length = 38, example = "12345")]
 #[serde(transparent)]
 pub struct AmountText(pub String);

@@ -4,7 +4,10 @@
 /// The payments area's tag in the OpenAPI document; its paths come from its functions' endpoints.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    tags((name = "payments", description = "Invoices and their payments: cards (Stripe) and bitcoin (BTCPay Server)")),
+    tags(
+        (name = "payments", description = "Invoices and their payments: cards (Stripe) and bitcoin (BTCPay Server)"),
+        (name = "billing", description = "The books: issued invoices' PDFs and e-invoices, credit notes, billing details"),
+    ),
 )]
 pub struct PaymentsApi;
 

@@ -66,6 +66,7 @@ struct Locked {
     invoice_id: Uuid,
     currency: String,
     state: PaymentState,
+    /// What its payments must cover (its total less its credit notes).
     invoice_amount: Minor,
     invoice_status: InvoiceStatus,
 }
@@ -99,7 +100,7 @@ async fn lock(conn: &mut PgConnection, report: &Report) -> AppResult<Option<Lock
         return Ok(None);
     };
     let invoice = sqlx::query!(
-        r#"SELECT amount::text AS "amount!", status AS "status: InvoiceStatus"
+        r#"SELECT (amount - credited)::text AS "amount!", status AS "status: InvoiceStatus"
            FROM invoices WHERE id = $1 FOR UPDATE"#,
         found.invoice_id
     )

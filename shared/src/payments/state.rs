@@ -2,12 +2,14 @@
 //! function talks to (each read from its own variables; a function built without one answers
 //! 503 if asked).
 
+use super::billing::config::BillingConfig;
 use super::btcpay::Btcpay;
 use super::onchain::Chains;
 use super::stripe::Stripe;
 use crate::chain::AlloyRpc;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
+use crate::ipfs::{IpfsConfig, IpfsStore};
 use crate::platform::{Platform, StartupError, Tokens};
 use axum::extract::FromRef;
 use sqlx::PgPool;
@@ -22,6 +24,13 @@ pub struct PaymentsState {
     chains: Arc<Chains>,
     /// The chains' RPC endpoints (`CHAIN_RPC_URLS`), each built on first use.
     rpc: Arc<AlloyRpc>,
+    books: Option<Arc<Books>>,
+}
+
+/// What issuing documents needs: the seller and numbering, and where the PDFs are kept.
+pub struct Books {
+    pub config: BillingConfig,
+    pub ipfs: Arc<dyn IpfsStore>,
 }
 
 impl FromRef<PaymentsState> for Tokens {
@@ -40,7 +49,28 @@ impl PaymentsState {
             btcpay: None,
             chains: Arc::default(),
             rpc: Arc::new(AlloyRpc::new(Default::default())),
+            books: None,
         }
+    }
+
+    /// With the books (`SELLER_*`, the number formats) and the IPFS store the documents go to.
+    pub fn with_books(platform: &Platform) -> Result<Self, StartupError> {
+        let ipfs = IpfsConfig::from_env(&platform.env, crate::runtime::under_lambda())?;
+        Ok(Self {
+            books: Some(Arc::new(Books {
+                config: BillingConfig::from_env(&platform.env)?,
+                ipfs: ipfs.build(&platform.env),
+            })),
+            ..Self::rows(platform)
+        })
+    }
+
+    /// With the books and the chains (the `invoices` function: issuing, and payment URIs).
+    pub fn with_books_and_chains(platform: &Platform) -> Result<Self, StartupError> {
+        Ok(Self {
+            books: Self::with_books(platform)?.books,
+            ..Self::with_chains(platform)?
+        })
     }
 
     /// With Stripe, from `STRIPE_*`.
@@ -90,6 +120,12 @@ impl PaymentsState {
         self.stripe
             .as_deref()
             .ok_or_else(|| Self::built_without("Stripe"))
+    }
+
+    pub fn books(&self) -> AppResult<&Books> {
+        self.books
+            .as_deref()
+            .ok_or_else(|| Self::built_without("the books"))
     }
 
     pub fn btcpay(&self) -> AppResult<&Btcpay> {

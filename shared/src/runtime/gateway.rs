@@ -89,7 +89,11 @@ fn spawn_worker(
     );
     tokio::spawn(worker.run());
     if let Some(schedule) = schedule {
-        let every = std::time::Duration::from_secs(u64::from(schedule.minutes.max(1)) * 60);
+        let minutes = u64::from(schedule.minutes.max(1)) * 60;
+        let every = match schedule.local_every {
+            Some(var) => platform.env.seconds_in(var, minutes, 1..=31_536_000)?,
+            None => std::time::Duration::from_secs(minutes),
+        };
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             loop {

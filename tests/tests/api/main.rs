@@ -4,6 +4,7 @@
 
 mod abuse;
 mod account;
+mod billing;
 mod btcpay;
 mod contract;
 mod deploy;

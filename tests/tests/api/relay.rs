@@ -172,6 +172,7 @@ fn worker(pool: &PgPool, handler: Arc<Counting>, key: &str, scheduled: bool) -> 
     let schedule = scheduled.then_some(gantry::function::Schedule {
         minutes: 1,
         body: "scheduled",
+        local_every: None,
     });
     gantry::runtime::job_router(handler, schedule, guard)
 }

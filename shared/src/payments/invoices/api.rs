@@ -10,8 +10,8 @@ use crate::function::needs::{CHAIN_RPC, DATABASE, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
 use crate::payments::dto::{InvoiceInput, InvoiceQuery, InvoiceUpdate};
 use crate::payments::model::{Invoice, Payments};
-use crate::payments::onchain;
 use crate::payments::state::PaymentsState;
+use crate::payments::{billing, onchain};
 use axum::extract::State;
 use axum::http::StatusCode;
 use uuid::Uuid;
@@ -20,7 +20,7 @@ use uuid::Uuid;
 pub static INVOICES: FunctionSpec = FunctionSpec {
     name: "invoices",
     trigger: Trigger::Http(&Http::new(
-        PaymentsState::with_chains,
+        PaymentsState::with_books_and_chains,
         &[
             endpoint!(list_invoices),
             endpoint!(create_invoice),
@@ -28,7 +28,14 @@ pub static INVOICES: FunctionSpec = FunctionSpec {
             endpoint!(update_invoice),
         ],
     )),
-    needs: &[&DATABASE, &PUBLIC_KEYS, &CHAIN_RPC, &onchain::NEED],
+    needs: &[
+        &DATABASE,
+        &PUBLIC_KEYS,
+        &CHAIN_RPC,
+        &onchain::NEED,
+        &billing::config::NEED,
+        &crate::ipfs::config::NEED,
+    ],
 };
 
 /// `invoice-payments`: the payments made against an invoice.
@@ -111,7 +118,7 @@ pub async fn update_invoice(
     Path(id): Path<Uuid>,
     Json(body): Json<InvoiceUpdate>,
 ) -> AppResult<Json<Invoice>> {
-    let invoice = invoices::update(state.db()?, &caller, id, body).await?;
+    let invoice = invoices::update(&state, &caller, id, body).await?;
     Ok(Json(
         state.chains().with_payment_uri(state.rpc(), invoice).await,
     ))

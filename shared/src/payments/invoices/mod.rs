@@ -8,11 +8,14 @@
 pub mod api;
 
 use super::audit::{self, PaymentsAction};
+use super::billing;
+use super::billing::items::{LineItem, Totals};
 use super::dto::{InvoiceInput, InvoiceQuery, InvoiceUpdate};
 use super::lifecycle::{InvoiceStatus, PaymentStatus, Refused};
 use super::model::{Invoice, InvoiceRow, Payment, PaymentMethod, Payments, stored};
-use super::money::{Currency, Minor};
+use super::money::{AmountText, Currency, Minor};
 use super::settle::paid;
+use super::state::PaymentsState;
 use crate::domain::{Page, Role, page_limit};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;
@@ -64,7 +67,9 @@ pub(crate) fn money(
 async fn fetch(conn: &mut PgConnection, id: Uuid) -> AppResult<Option<Invoice>> {
     let row = sqlx::query_as!(
         InvoiceRow,
-        r#"SELECT id AS "id!", project_id AS "project_id!", amount AS "amount!",
+        r#"SELECT id AS "id!", project_id AS "project_id!", number, amount AS "amount!",
+                  items AS "items!", subtotal AS "subtotal!", tax AS "tax!",
+                  credited AS "credited!", notes, pdf_cid,
                   currency AS "currency!", status AS "status!: InvoiceStatus", due_date,
                   blockchain_tx_hash, amount_paid AS "amount_paid!", created_at AS "created_at!",
                   updated_at AS "updated_at!"
@@ -102,7 +107,9 @@ pub async fn list(
     let scope = facade::visible_projects(pool, caller).await?;
     let rows = sqlx::query_as!(
         InvoiceRow,
-        r#"SELECT id AS "id!", project_id AS "project_id!", amount AS "amount!",
+        r#"SELECT id AS "id!", project_id AS "project_id!", number, amount AS "amount!",
+                  items AS "items!", subtotal AS "subtotal!", tax AS "tax!",
+                  credited AS "credited!", notes, pdf_cid,
                   currency AS "currency!", status AS "status!: InvoiceStatus", due_date,
                   blockchain_tx_hash, amount_paid AS "amount_paid!", created_at AS "created_at!",
                   updated_at AS "updated_at!"
@@ -127,14 +134,79 @@ pub async fn list(
     Ok(Page::of(invoices, limit, |i| i.id))
 }
 
+/// The lines an invoice is priced with: `items` (and `amount`, if given, must be their total),
+/// else one line of `amount`. Every bad field in one answer.
+fn priced(
+    amount: Option<&AmountText>,
+    items: Option<&[LineItem]>,
+    required: bool,
+) -> AppResult<Option<Totals>> {
+    let totals = match (items, amount) {
+        (Some(items), amount) => {
+            let totals = billing::items::compute(items).map_err(AppError::Validation)?;
+            if let Some(amount) = amount {
+                let given =
+                    Minor::parse("amount", &amount.0).map_err(|e| AppError::Validation(vec![e]))?;
+                if given != totals.total {
+                    return Err(AppError::Validation(vec![FieldError::semantic(
+                        "amount",
+                        format!(
+                            "must equal the items' total ({}) or be left out",
+                            totals.total
+                        ),
+                    )]));
+                }
+            }
+            totals
+        }
+        (None, Some(amount)) => {
+            let (Some(amount), _) = money(Some(&amount.0), None)? else {
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "validated money went missing"
+                )));
+            };
+            billing::items::single(amount)
+        }
+        (None, None) if required => {
+            return Err(AppError::Validation(vec![FieldError::new(
+                "amount",
+                "give amount, or items",
+            )]));
+        }
+        (None, None) => return Ok(None),
+    };
+    if totals.total == Minor::ZERO {
+        return Err(AppError::Validation(vec![FieldError::semantic(
+            "items",
+            "the total must be greater than zero",
+        )]));
+    }
+    Ok(Some(totals))
+}
+
+/// Notes of at most 2000 characters without NUL; blank is none.
+fn notes(text: Option<String>) -> AppResult<Option<String>> {
+    let Some(text) = text else { return Ok(None) };
+    let text = crate::domain::parse_text("notes", &text, 2000)
+        .map_err(|e| AppError::Validation(vec![e]))?;
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+fn items_json(totals: &Totals) -> AppResult<serde_json::Value> {
+    serde_json::to_value(totals.items()).map_err(AppError::internal)
+}
+
 #[tracing::instrument(name = "payments.create_invoice", skip_all)]
 pub async fn create(pool: &PgPool, caller: &AuthUser, input: InvoiceInput) -> AppResult<Invoice> {
-    let (amount, currency) = money(Some(&input.amount.0), Some(&input.currency))?;
-    let (Some(amount), Some(currency)) = (amount, currency) else {
+    let currency =
+        Currency::parse("currency", &input.currency).map_err(|e| AppError::Validation(vec![e]))?;
+    let Some(totals) = priced(input.amount.as_ref(), input.items.as_deref(), true)? else {
         return Err(AppError::internal(anyhow::anyhow!(
-            "validated money went missing"
+            "validated items went missing"
         )));
     };
+    let notes = notes(input.notes)?;
     if !facade::project_visible(pool, caller, input.project_id).await? {
         return Err(AppError::Validation(vec![FieldError::semantic(
             "project_id",
@@ -144,14 +216,21 @@ pub async fn create(pool: &PgPool, caller: &AuthUser, input: InvoiceInput) -> Ap
     let id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
     sqlx::query!(
-        r#"INSERT INTO invoices (id, project_id, amount, currency, due_date, created_by)
-           VALUES ($1, $2, $3::text::numeric, $4, $5, $6)"#,
+        r#"INSERT INTO invoices (id, project_id, amount, currency, due_date, created_by, items,
+                                 subtotal, tax, taxes, notes)
+           VALUES ($1, $2, $3::text::numeric, $4, $5, $6, $7, $8::text::numeric,
+                   $9::text::numeric, $10, $11)"#,
         id,
         input.project_id,
-        amount.to_string(),
+        totals.total.to_string(),
         currency.code(),
         input.due_date,
         caller.user_id,
+        items_json(&totals)?,
+        totals.subtotal.to_string(),
+        totals.tax().to_string(),
+        totals.taxes_json(),
+        notes,
     )
     .execute(&mut *tx)
     .await?;
@@ -160,7 +239,7 @@ pub async fn create(pool: &PgPool, caller: &AuthUser, input: InvoiceInput) -> Ap
         PaymentsAction::InvoiceCreated,
         caller,
         id,
-        json!({"project_id": input.project_id, "amount": amount.to_string(), "currency": currency.code()}),
+        json!({"project_id": input.project_id, "amount": totals.total.to_string(), "currency": currency.code()}),
     )
     .await?;
     tx.commit().await?;
@@ -169,50 +248,77 @@ pub async fn create(pool: &PgPool, caller: &AuthUser, input: InvoiceInput) -> Ap
 
 #[tracing::instrument(name = "payments.update_invoice", skip_all)]
 pub async fn update(
-    pool: &PgPool,
+    state: &PaymentsState,
     caller: &AuthUser,
     id: Uuid,
     input: InvoiceUpdate,
 ) -> AppResult<Invoice> {
+    let pool = state.db()?;
     visible(pool, caller, id).await?;
     if !WRITERS.contains(&caller.role) {
         return Err(AppError::Forbidden);
     }
-    let (amount, currency) = money(
-        input.amount.as_ref().map(|a| a.0.as_str()),
-        input.currency.as_deref(),
-    )?;
+    let (_, currency) = money(None, input.currency.as_deref())?;
+    let totals = priced(input.amount.as_ref(), input.items.as_deref(), false)?;
+    let new_notes = input.notes.map(notes).transpose()?;
     let mut tx = pool.begin().await?;
     let current = sqlx::query!(
-        r#"SELECT amount::text AS "amount!", currency, status AS "status: InvoiceStatus", due_date
+        r#"SELECT amount::text AS "amount!", currency, status AS "status: InvoiceStatus", due_date,
+                  items, notes
            FROM invoices WHERE id = $1 FOR UPDATE"#,
         id
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(AppError::NotFound)?;
-    let money_changes = amount.is_some_and(|a| a != stored(&current.amount).unwrap_or_default())
-        || currency
+    if current.status != InvoiceStatus::Draft {
+        let amount_changes = totals
             .as_ref()
-            .is_some_and(|c| c.code() != current.currency);
-    if money_changes && current.status != InvoiceStatus::Draft {
-        return Err(Refused::AmountFixed.into());
+            .is_some_and(|t| t.total != stored(&current.amount).unwrap_or_default())
+            || currency
+                .as_ref()
+                .is_some_and(|c| c.code() != current.currency);
+        if amount_changes {
+            return Err(Refused::AmountFixed.into());
+        }
+        let items_change = match (&totals, &input.items) {
+            (Some(t), Some(_)) => items_json(t)? != current.items,
+            _ => false,
+        };
+        let notes_change = new_notes.as_ref().is_some_and(|n| *n != current.notes);
+        if items_change || notes_change {
+            return Err(Refused::ItemsFixed.into());
+        }
     }
     let status = match input.status {
         Some(target) => current.status.request(target, paid(&mut tx, id).await?)?,
         None => current.status,
     };
     let due_date = input.due_date.unwrap_or(current.due_date);
+    let priced_now = totals.filter(|_| current.status == InvoiceStatus::Draft);
+    let (items, taxes) = match &priced_now {
+        Some(t) => (Some(items_json(t)?), Some(t.taxes_json())),
+        None => (None, None),
+    };
     sqlx::query!(
         r#"UPDATE invoices SET amount = COALESCE($2::text::numeric, amount),
                   currency = COALESCE($3, currency), status = $4, due_date = $5, updated_at = now(),
-                  sent_at = CASE WHEN $4::invoice_status <> 'DRAFT' THEN COALESCE(sent_at, now()) END
+                  sent_at = CASE WHEN $4::invoice_status <> 'DRAFT' THEN COALESCE(sent_at, now()) END,
+                  items = COALESCE($6, items), subtotal = COALESCE($7::text::numeric, subtotal),
+                  tax = COALESCE($8::text::numeric, tax), taxes = COALESCE($9, taxes),
+                  notes = CASE WHEN $10 THEN $11 ELSE notes END
            WHERE id = $1"#,
         id,
-        amount.map(|a| a.to_string()),
+        priced_now.as_ref().map(|t| t.total.to_string()),
         currency.as_ref().map(Currency::code),
         status as InvoiceStatus,
         due_date,
+        items,
+        priced_now.as_ref().map(|t| t.subtotal.to_string()),
+        priced_now.as_ref().map(|t| t.tax().to_string()),
+        taxes,
+        new_notes.is_some() && current.status == InvoiceStatus::Draft,
+        new_notes.flatten(),
     )
     .execute(&mut *tx)
     .await?;
@@ -224,8 +330,31 @@ pub async fn update(
         json!({"from": current.status, "to": status}),
     )
     .await?;
+    if current.status == InvoiceStatus::Draft && status == InvoiceStatus::Sent {
+        let links = pay_links(state, &mut tx, id).await?;
+        billing::issue::issue_invoice(&mut tx, state.books()?, caller, id, &links).await?;
+    }
     tx.commit().await?;
     visible(pool, caller, id).await
+}
+
+/// How the client can pay a just-issued invoice, for its mail: the app's page when
+/// `PUBLIC_BASE_URL` is set, and the EIP-681 URI when a chain takes its currency.
+async fn pay_links(state: &PaymentsState, tx: &mut PgConnection, id: Uuid) -> AppResult<String> {
+    let invoice = fetch(&mut *tx, id).await?.ok_or(AppError::NotFound)?;
+    let mut links = String::new();
+    if let Some(base) = &state.books()?.config.pay_base_url {
+        links.push_str(&format!(
+            "Pay by card or in bitcoin: {base}/invoices/{id}\n"
+        ));
+    }
+    let invoice = state.chains().with_payment_uri(state.rpc(), invoice).await;
+    if let Some(uri) = invoice.payment_uri {
+        links.push_str(&format!(
+            "Pay on chain from a wallet linked to your account: {uri}\n"
+        ));
+    }
+    Ok(links)
 }
 
 #[tracing::instrument(name = "payments.list_payments", skip_all)]
@@ -294,7 +423,7 @@ pub(crate) async fn lock_payable(
     if !invoice.status.payable() {
         return Err(PaymentsError::NotPayable(invoice.status).into());
     }
-    let outstanding = invoice.amount.saturating_sub(invoice.amount_paid);
+    let outstanding = invoice.outstanding();
     if outstanding == Minor::ZERO {
         return Err(PaymentsError::NothingLeftToPay.into());
     }

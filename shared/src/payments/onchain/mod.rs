@@ -361,7 +361,7 @@ impl Chains {
     /// `decimals()` is known to be its currency's (read from the chain once per process): never
     /// an amount in the wrong units. Without an answer from the chain, no URI.
     pub async fn with_payment_uri(&self, rpc: &AlloyRpc, mut invoice: Invoice) -> Invoice {
-        let left = invoice.amount.saturating_sub(invoice.amount_paid);
+        let left = invoice.outstanding();
         invoice.payment_uri = None;
         if !invoice.status.payable() || left == Minor::ZERO {
             return invoice;

@@ -1,0 +1,245 @@
+//! Issuing: an invoice leaves DRAFT with a number from its series, the parties frozen as they
+//! are now, and its PDF/A-3 (the e-invoice embedded) in the IPFS store, all in the transaction
+//! that moves it to SENT; the client is mailed the PDF through the outbox in the same
+//! transaction. A credit note is issued the same way. An issued document is rebuilt from its
+//! frozen rows only, so the e-invoice served later is the one the PDF carries.
+
+use super::document::{self, Document, Kind, Party, Seller};
+use super::items::{self, LineItem};
+use super::parties;
+use crate::error::{AppError, AppResult};
+use crate::extract::AuthUser;
+use crate::ipfs::{self, IpfsStore};
+use crate::mail::{self, Attachment, Mail};
+use crate::payments::audit::{self, PaymentsAction};
+use crate::payments::money::{Currency, Minor};
+use crate::payments::state::Books;
+use serde_json::json;
+use sqlx::PgConnection;
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+fn corrupt(what: &str, err: impl std::fmt::Display) -> AppError {
+    AppError::internal(anyhow::anyhow!("a stored {what} does not read back: {err}"))
+}
+
+/// The lines and totals of stored items (written by [`items::compute`], so they compute again).
+pub(crate) fn totals_of(items: serde_json::Value) -> AppResult<items::Totals> {
+    let items: Vec<LineItem> = serde_json::from_value(items).map_err(|e| corrupt("item", e))?;
+    items::compute(&items).map_err(|e| corrupt("item", format!("{e:?}")))
+}
+
+fn party<T: serde::de::DeserializeOwned>(value: Option<serde_json::Value>) -> AppResult<T> {
+    let value = value.ok_or_else(|| corrupt("party", "missing"))?;
+    serde_json::from_value(value).map_err(|e| corrupt("party", e))
+}
+
+fn currency(code: &str) -> AppResult<Currency> {
+    Currency::parse("currency", code).map_err(|e| corrupt("currency", e))
+}
+
+/// An issued invoice as a document (`None` while it is a DRAFT or does not exist).
+pub(crate) async fn invoice_document(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> AppResult<Option<Document>> {
+    let Some(row) = sqlx::query!(
+        r#"SELECT number AS "number!", (sent_at AT TIME ZONE 'UTC')::date AS "issue_date!",
+                  due_date, currency, items, seller, buyer, notes
+           FROM invoices WHERE id = $1 AND number IS NOT NULL"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let totals = totals_of(row.items)?;
+    let seller: Seller = party(row.seller)?;
+    let buyer: Party = party(row.buyer)?;
+    Ok(Some(Document {
+        kind: Kind::Invoice,
+        number: row.number,
+        issue_date: row.issue_date,
+        due_date: row.due_date,
+        currency: currency(&row.currency)?,
+        seller,
+        buyer,
+        subtotal: totals.subtotal,
+        taxes: totals.taxes,
+        total: totals.total,
+        lines: totals.lines,
+        paid: Minor::ZERO,
+        notes: row.notes,
+    }))
+}
+
+/// A credit note as a document (`None` when there is no such credit note).
+pub(crate) async fn credit_note_document(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> AppResult<Option<Document>> {
+    let Some(row) = sqlx::query!(
+        r#"SELECT c.number, (c.created_at AT TIME ZONE 'UTC')::date AS "issue_date!", c.items,
+                  c.reason, i.number AS "invoice_number!", i.currency, i.seller, i.buyer
+           FROM credit_notes c JOIN invoices i ON i.id = c.invoice_id WHERE c.id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let totals = totals_of(row.items)?;
+    Ok(Some(Document {
+        kind: Kind::CreditNote {
+            invoice_number: row.invoice_number,
+        },
+        number: row.number,
+        issue_date: row.issue_date,
+        due_date: None,
+        currency: currency(&row.currency)?,
+        seller: party(row.seller)?,
+        buyer: party(row.buyer)?,
+        subtotal: totals.subtotal,
+        taxes: totals.taxes,
+        total: totals.total,
+        lines: totals.lines,
+        paid: Minor::ZERO,
+        notes: Some(row.reason),
+    }))
+}
+
+/// The PDF of `doc` (with its e-invoice), stored: its CID and bytes.
+pub(crate) async fn store_pdf(
+    ipfs: &dyn IpfsStore,
+    doc: &Document,
+) -> AppResult<(String, Vec<u8>)> {
+    let pdf = document::render_pdf(doc).map_err(AppError::internal)?;
+    let stored = ipfs::store::store(ipfs, &pdf).await?;
+    Ok((ipfs::to_text(&stored.file.root), pdf))
+}
+
+/// Reads a stored PDF back, checked against its CID.
+pub(crate) async fn read_pdf(ipfs: &dyn IpfsStore, cid: &str) -> AppResult<Vec<u8>> {
+    let cid = ipfs::parse_cid(cid).ok_or_else(|| corrupt("CID", cid))?;
+    ipfs::store::read(ipfs, &cid)
+        .await?
+        .ok_or_else(|| AppError::Unavailable("the document is not in the IPFS store".into()))
+}
+
+/// Issues invoice `id` (DRAFT → SENT), in `tx`, which holds the invoice's row lock and has
+/// already set its status and `sent_at`. The number is taken last but for the PDF, so the
+/// series' counter stays locked as briefly as it can.
+pub(crate) async fn issue_invoice(
+    tx: &mut PgConnection,
+    books: &Books,
+    caller: &AuthUser,
+    id: Uuid,
+    payment_links: &str,
+) -> AppResult<()> {
+    let row = sqlx::query!(
+        r#"SELECT project_id, (sent_at AT TIME ZONE 'UTC')::date AS "issue_date!" FROM invoices WHERE id = $1"#,
+        id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let seller = &books.config.seller;
+    let (buyer, email) = parties::buyer_of(&mut *tx, row.project_id, &seller.party.country).await?;
+    let number = books
+        .config
+        .invoice_numbers
+        .next(&mut *tx, row.issue_date)
+        .await?;
+    sqlx::query!(
+        "UPDATE invoices SET number = $2, seller = $3, buyer = $4 WHERE id = $1",
+        id,
+        number,
+        serde_json::to_value(seller).map_err(AppError::internal)?,
+        serde_json::to_value(&buyer).map_err(AppError::internal)?,
+    )
+    .execute(&mut *tx)
+    .await?;
+    let doc = invoice_document(&mut *tx, id)
+        .await?
+        .ok_or_else(|| corrupt("invoice", "not issued"))?;
+    let (cid, pdf) = store_pdf(&*books.ipfs, &doc).await?;
+    sqlx::query!("UPDATE invoices SET pdf_cid = $2 WHERE id = $1", id, cid)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut *tx,
+        PaymentsAction::InvoiceIssued,
+        caller,
+        id,
+        json!({"number": number, "pdf_cid": cid}),
+    )
+    .await?;
+    if let Some(to) = email {
+        mail_document(&mut *tx, &to, &doc, &pdf, payment_links).await?;
+    }
+    Ok(())
+}
+
+/// Mails `doc` with its PDF attached, in `tx`.
+pub(crate) async fn mail_document(
+    tx: &mut PgConnection,
+    to: &str,
+    doc: &Document,
+    pdf: &[u8],
+    extra: &str,
+) -> AppResult<()> {
+    let exponent = doc.currency.exponent();
+    let money = |m: Minor| format!("{} {}", m.to_decimal(exponent), doc.currency.code());
+    let (title, subject) = match &doc.kind {
+        Kind::Invoice => (
+            "Invoice",
+            format!("Invoice {} from {}", doc.number, doc.seller.party.name),
+        ),
+        Kind::CreditNote { invoice_number } => (
+            "Credit note",
+            format!("Credit note {} for invoice {invoice_number}", doc.number),
+        ),
+    };
+    let due = doc
+        .due_date
+        .map(|d| format!("Due: {d}\n"))
+        .unwrap_or_default();
+    let text = format!(
+        "{title} {number}\nIssued: {issued}\n{due}Total: {total}\n\n{extra}\nThe {lower} is attached as a PDF with its e-invoice (Factur-X) embedded.\n",
+        number = doc.number,
+        issued = doc.issue_date,
+        total = money(doc.total),
+        lower = title.to_lowercase(),
+    );
+    let html = format!("<pre>{}</pre>", html_escape(&text));
+    let filename = format!("{}.pdf", doc.number.replace('/', "-"));
+    mail::send_with(
+        tx,
+        &Mail {
+            to,
+            subject: &subject,
+            text: &text,
+            html: &html,
+        },
+        Some(&Attachment {
+            filename: &filename,
+            content_type: "application/pdf",
+            bytes: pdf,
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Today, in UTC: the date documents carry.
+pub(crate) fn today() -> Date {
+    OffsetDateTime::now_utc().date()
+}

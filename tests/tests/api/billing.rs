@@ -1,0 +1,743 @@
+//! The books: line items priced by the contract's rule, gap-free numbers when an invoice is
+//! issued (also under concurrent issues and rolled-back ones), the issued PDF and e-invoice,
+//! credit notes, billing details, reminders with the clock moved by the test, and the
+//! authorization matrix of every billing route.
+
+use axum::http::{Method, StatusCode};
+use gantry::payments::billing::config::BillingConfig;
+use gantry::payments::billing::reminders::Reminders;
+use gantry_tests::{Cast, EVERYONE, TestApp, TestResponse, Who, pdf_text};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+const FORMAT: &str = "T-{YYYY}-{SEQ:4}";
+
+struct World {
+    app: TestApp,
+    cast: Cast,
+}
+
+impl std::ops::Deref for World {
+    type Target = Cast;
+    fn deref(&self) -> &Cast {
+        &self.cast
+    }
+}
+
+/// Three lines, two rates: 1.5 × 333 = 499.5 → 500 (half to even) and 0.5 × 1001 = 500.5 →
+/// 500 at 19 %; 2 × 1000 = 2000 at 7.7 %. Tax 190 + 154; total 3344.
+fn three_lines() -> Value {
+    json!([
+        {"description": "Design workshop", "quantity": "1.5", "unit_price": "333", "tax_rate": "19"},
+        {"description": "Травел (Ελληνικά)", "quantity": "2", "unit_price": "1000", "tax_rate": "7.7"},
+        {"description": "Report & <summary>", "quantity": "0.5", "unit_price": "1001", "tax_rate": "19.0"},
+    ])
+}
+
+impl World {
+    async fn new(pool: PgPool) -> Self {
+        let app = TestApp::with(
+            pool,
+            &[
+                ("INVOICE_NUMBER_FORMAT", FORMAT),
+                ("SELLER_NAME", "Gantry Services GmbH"),
+                ("SELLER_ADDRESS", "Hauptstraße 1"),
+                ("SELLER_POSTAL_CODE", "10115"),
+                ("SELLER_CITY", "Berlin"),
+                ("SELLER_COUNTRY", "DE"),
+                ("SELLER_TAX_ID", "DE123456789"),
+                ("SELLER_IBAN", "DE89370400440532013000"),
+            ],
+        );
+        let cast = Cast::on(&app).await;
+        Self { app, cast }
+    }
+
+    async fn call(
+        &self,
+        who: Who,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> TestResponse {
+        self.cast.call(&self.app, who, method, path, body).await
+    }
+
+    async fn staff(&self, method: Method, path: &str, body: Option<&Value>) -> TestResponse {
+        self.call(Who::Staff, &method, path, body).await
+    }
+
+    /// A DRAFT invoice with `items` on a fresh project of the owner client's: its id.
+    async fn draft(&self, items: &Value) -> String {
+        let project = self
+            .staff(
+                Method::POST,
+                "/projects",
+                Some(&json!({"name": "Billed", "client_id": self.owner_id})),
+            )
+            .await;
+        assert_eq!(project.status, StatusCode::CREATED, "{}", project.body);
+        let res = self
+            .staff(
+                Method::POST,
+                "/invoices",
+                Some(&json!({"project_id": project.str("id"), "currency": "EUR",
+                             "due_date": "2027-01-31", "items": items, "notes": "Thank you"})),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        res.str("id")
+    }
+
+    async fn issue(&self, id: &str) -> TestResponse {
+        self.staff(
+            Method::PUT,
+            &format!("/invoices/{id}"),
+            Some(&json!({"status": "SENT"})),
+        )
+        .await
+    }
+
+    async fn issued(&self, items: &Value) -> Value {
+        let id = self.draft(items).await;
+        let res = self.issue(&id).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        res.body
+    }
+
+    async fn bill_owner(&self, name: &str) {
+        let res = self
+            .call(
+                Who::OwnerClient,
+                &Method::PATCH,
+                &format!("/users/{}/billing", self.owner_id),
+                Some(
+                    &json!({"name": name, "address_lines": ["Kundenweg 5"], "postal_code": "80331",
+                             "city": "München", "country": "DE", "tax_id": "DE987654321"}),
+                ),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    }
+}
+
+fn year() -> i32 {
+    OffsetDateTime::now_utc().year()
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn lines_and_rates_are_priced_by_the_contracts_rule(pool: PgPool) {
+    let world = World::new(pool).await;
+    let id = world.draft(&three_lines()).await;
+    let invoice = world
+        .staff(Method::GET, &format!("/invoices/{id}"), None)
+        .await
+        .body;
+    assert_eq!(invoice["subtotal"], "3000");
+    assert_eq!(invoice["tax"], "344");
+    assert_eq!(invoice["amount"], "3344");
+    assert_eq!(invoice["number"], Value::Null, "a draft has no number");
+    assert_eq!(invoice["pdf_cid"], Value::Null);
+    assert_eq!(invoice["items"][2]["tax_rate"], "19", "rates are canonical");
+    assert_eq!(invoice["notes"], "Thank you");
+
+    // A bare amount is one line without tax, as before items.
+    let project = invoice["project_id"].as_str().unwrap();
+    let bare = world
+        .staff(
+            Method::POST,
+            "/invoices",
+            Some(&json!({"project_id": project, "amount": "1500", "currency": "EUR"})),
+        )
+        .await;
+    assert_eq!(bare.status, StatusCode::CREATED, "{}", bare.body);
+    assert_eq!(bare.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(bare.body["tax"], "0");
+    assert_eq!(bare.body["subtotal"], "1500");
+
+    // An amount given with items must be their total.
+    let wrong = world
+        .staff(
+            Method::POST,
+            "/invoices",
+            Some(&json!({"project_id": project, "amount": "3000", "currency": "EUR", "items": three_lines()})),
+        )
+        .await;
+    assert_eq!(wrong.problem(422)["errors"][0]["field"], "amount");
+    // Every bad field is named, at its index.
+    let bad = world
+        .staff(
+            Method::POST,
+            "/invoices",
+            Some(&json!({"project_id": project, "currency": "EUR", "items": [
+                {"description": "", "quantity": "0", "unit_price": "-1", "tax_rate": "101"}]})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let fields: Vec<&str> = bad.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "items[0].description",
+            "items[0].quantity",
+            "items[0].unit_price",
+            "items[0].tax_rate"
+        ]
+    );
+    let neither = world
+        .staff(
+            Method::POST,
+            "/invoices",
+            Some(&json!({"project_id": project, "currency": "EUR"})),
+        )
+        .await;
+    assert_eq!(neither.status, StatusCode::BAD_REQUEST, "{}", neither.body);
+
+    // While DRAFT, items change and the amount follows.
+    let res = world
+        .staff(
+            Method::PUT,
+            &format!("/invoices/{id}"),
+            Some(&json!({"items": [{"description": "One", "quantity": "3", "unit_price": "25", "tax_rate": "10"}]})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    // 75 × 10 % = 7.5 → 8 (half to even: 7 is odd)
+    assert_eq!(res.body["amount"], "83");
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn issuing_numbers_the_invoice_freezes_it_and_mails_its_pdf(pool: PgPool) {
+    let world = World::new(pool).await;
+    world.bill_owner("Kunde Кириллица GmbH").await;
+    let invoice = world.issued(&three_lines()).await;
+    let id = invoice["id"].as_str().unwrap();
+    let number = format!("T-{}-0001", year());
+    assert_eq!(invoice["number"], number.as_str());
+    assert_eq!(invoice["status"], "SENT");
+    let cid = invoice["pdf_cid"]
+        .as_str()
+        .expect("a PDF once SENT")
+        .to_owned();
+
+    // Frozen: items, notes and money cannot change; a credit note corrects it.
+    for change in [
+        json!({"items": [{"description": "x", "quantity": "1", "unit_price": "1"}]}),
+        json!({"notes": "changed"}),
+        json!({"amount": "1"}),
+    ] {
+        let res = world
+            .staff(Method::PUT, &format!("/invoices/{id}"), Some(&change))
+            .await;
+        assert_eq!(res.status, StatusCode::CONFLICT, "{change}: {}", res.body);
+    }
+    // The buyer's details change later; the issued documents keep the old ones.
+    world.bill_owner("Renamed Client AG").await;
+
+    let pdf = world
+        .staff(Method::GET, &format!("/invoices/{id}/pdf"), None)
+        .await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert_eq!(pdf.headers["content-type"], "application/pdf");
+    assert!(pdf.raw.starts_with(b"%PDF-"), "a PDF");
+    let cid_of_bytes = gantry::ipfs::to_text(&gantry::ipfs::import(&pdf.raw).root);
+    assert_eq!(cid_of_bytes, cid, "the bytes are the CID's");
+    if let Some(text) = pdf_text(&pdf.raw) {
+        for expected in [
+            number.as_str(),
+            "Gantry Services GmbH",
+            "Kunde Кириллица GmbH",
+            "Design workshop",
+            "Ελληνικά",
+            "33.44",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{expected:?} in the PDF text:\n{text}"
+            );
+        }
+        assert!(!text.contains("Renamed Client AG"));
+    }
+    let xml = world
+        .staff(Method::GET, &format!("/invoices/{id}/e-invoice"), None)
+        .await;
+    assert_eq!(xml.status, StatusCode::OK);
+    assert_eq!(xml.headers["content-type"], "application/xml");
+    let xml = String::from_utf8(xml.raw).unwrap();
+    assert!(xml.contains(&number), "{xml}");
+    assert!(xml.contains("33.44"), "the grand total: {xml}");
+    assert!(xml.contains("Kunde Кириллица GmbH"));
+    assert!(xml.contains("Report &amp; &lt;summary&gt;"), "escaped");
+
+    // The client is mailed the invoice with the PDF attached, in the outbox with the issue.
+    let (subject, name, attachment): (String, Option<String>, Option<Vec<u8>>) = sqlx::query_as(
+        "SELECT subject, attachment_name, attachment FROM mail_outbox WHERE recipient = 'owner@client.example'
+         ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&world.app.pool)
+    .await
+    .unwrap();
+    assert!(subject.contains(&number), "{subject}");
+    assert_eq!(name.as_deref(), Some(format!("{number}.pdf").as_str()));
+    assert_eq!(attachment.as_deref(), Some(pdf.raw.as_slice()));
+    assert_eq!(world.app.audit_count("invoice.issued").await, 1);
+
+    // A draft has neither document.
+    let draft = world.draft(&three_lines()).await;
+    for doc in ["pdf", "e-invoice"] {
+        let res = world
+            .staff(Method::GET, &format!("/invoices/{draft}/{doc}"), None)
+            .await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{doc}");
+    }
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn twenty_invoices_issued_at_once_get_twenty_consecutive_numbers(pool: PgPool) {
+    let world = World::new(pool).await;
+    let mut drafts = Vec::new();
+    for _ in 0..20 {
+        drafts.push(world.draft(&three_lines()).await);
+    }
+    let issued = futures::future::join_all(drafts.iter().map(|id| world.issue(id))).await;
+    let mut numbers: Vec<String> = issued
+        .iter()
+        .map(|res| {
+            assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+            res.str("number")
+        })
+        .collect();
+    numbers.sort();
+    let expected: Vec<String> = (1..=20).map(|n| format!("T-{}-{n:04}", year())).collect();
+    assert_eq!(numbers, expected);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_rolled_back_issue_gives_its_number_back(pool: PgPool) {
+    let world = World::new(pool).await;
+    let failing = world.draft(&three_lines()).await;
+    // The issue fails after its number was taken (as a crash or a failed write would).
+    sqlx::raw_sql(
+        "CREATE TABLE fail_issue_of (id uuid PRIMARY KEY);
+         CREATE FUNCTION fail_issue() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF EXISTS (SELECT 1 FROM fail_issue_of WHERE id = NEW.id) THEN
+                 RAISE EXCEPTION 'injected';
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER fail_issue BEFORE UPDATE OF pdf_cid ON invoices FOR EACH ROW
+         EXECUTE FUNCTION fail_issue();",
+    )
+    .execute(&world.app.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO fail_issue_of VALUES ($1::uuid)")
+        .bind(&failing)
+        .execute(&world.app.pool)
+        .await
+        .unwrap();
+    let res = world.issue(&failing).await;
+    assert!(res.status.is_server_error(), "{}", res.body);
+    let still = world
+        .staff(Method::GET, &format!("/invoices/{failing}"), None)
+        .await
+        .body;
+    assert_eq!(still["status"], "DRAFT");
+    assert_eq!(still["number"], Value::Null);
+    let next = world.issued(&three_lines()).await;
+    assert_eq!(next["number"], format!("T-{}-0001", year()), "no gap");
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn credit_notes_lower_what_is_due_in_their_own_series(pool: PgPool) {
+    let world = World::new(pool).await;
+    let draft = world.draft(&three_lines()).await;
+    let note = json!({"items": [{"description": "Workshop shortened", "quantity": "1", "unit_price": "500", "tax_rate": "19"}],
+                      "reason": "Half a day less"});
+    let res = world
+        .staff(
+            Method::POST,
+            &format!("/invoices/{draft}/credit-notes"),
+            Some(&note),
+        )
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::CONFLICT,
+        "a draft is corrected, not credited: {}",
+        res.body
+    );
+
+    let invoice = world.issued(&three_lines()).await;
+    let id = invoice["id"].as_str().unwrap();
+    let res = world
+        .call(
+            Who::OwnerClient,
+            &Method::POST,
+            &format!("/invoices/{id}/credit-notes"),
+            Some(&note),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let res = world
+        .staff(
+            Method::POST,
+            &format!("/invoices/{id}/credit-notes"),
+            Some(&note),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    assert_eq!(res.body["number"], format!("CN-{}-0001", year()));
+    assert_eq!(res.body["total"], "595", "500 + 19 % tax");
+    let note_id = res.str("id");
+    let after = world
+        .staff(Method::GET, &format!("/invoices/{id}"), None)
+        .await
+        .body;
+    assert_eq!(after["credited"], "595");
+    assert_eq!(after["amount"], "3344", "the invoice itself is unchanged");
+    assert_eq!(after["status"], "SENT");
+
+    // Never more than the invoice: 3344 - 595 = 2749 is left to credit.
+    let too_much = json!({"items": [{"description": "All", "quantity": "1", "unit_price": "2750"}], "reason": "x"});
+    let res = world
+        .staff(
+            Method::POST,
+            &format!("/invoices/{id}/credit-notes"),
+            Some(&too_much),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.body);
+    // The rest, exactly: nothing is left to pay, so it is settled.
+    let rest = json!({"items": [{"description": "All", "quantity": "1", "unit_price": "2749"}], "reason": "Cancelled"});
+    let res = world
+        .staff(
+            Method::POST,
+            &format!("/invoices/{id}/credit-notes"),
+            Some(&rest),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    assert_eq!(res.body["number"], format!("CN-{}-0002", year()));
+    let after = world
+        .staff(Method::GET, &format!("/invoices/{id}"), None)
+        .await
+        .body;
+    assert_eq!(after["credited"], "3344");
+    assert_eq!(after["status"], "PAID");
+
+    let list = world
+        .call(
+            Who::OwnerClient,
+            &Method::GET,
+            &format!("/invoices/{id}/credit-notes"),
+            None,
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.body["items"].as_array().unwrap().len(), 2);
+    let pdf = world
+        .call(
+            Who::OwnerClient,
+            &Method::GET,
+            &format!("/credit-notes/{note_id}/pdf"),
+            None,
+        )
+        .await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    if let Some(text) = pdf_text(&pdf.raw) {
+        for expected in [
+            format!("CN-{}-0001", year()),
+            invoice["number"].as_str().unwrap().to_owned(),
+            "Half a day less".into(),
+            "5.95".into(),
+        ] {
+            assert!(text.contains(&expected), "{expected:?} in:\n{text}");
+        }
+    }
+    assert_eq!(world.app.audit_count("credit_note.issued").await, 2);
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn billing_details_are_the_users_own_and_need_a_name_and_country_first(pool: PgPool) {
+    let world = World::new(pool).await;
+    let path = format!("/users/{}/billing", world.owner_id);
+    let res = world
+        .call(Who::OwnerClient, &Method::GET, &path, None)
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "none yet");
+    let res = world
+        .call(
+            Who::OwnerClient,
+            &Method::PATCH,
+            &path,
+            Some(&json!({"city": "Berlin"})),
+        )
+        .await;
+    let fields: Vec<&str> = res.problem(400)["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["name", "country"]);
+    let res = world
+        .call(
+            Who::OwnerClient,
+            &Method::PATCH,
+            &path,
+            Some(&json!({"name": "Me", "country": "Germany"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
+    world.bill_owner("Me Ltd").await;
+    let res = world
+        .call(
+            Who::Staff,
+            &Method::PATCH,
+            &path,
+            Some(&json!({"tax_id": null, "city": "Köln"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.body["tax_id"], Value::Null);
+    assert_eq!(res.body["city"], "Köln");
+    assert_eq!(res.body["name"], "Me Ltd", "the rest stays");
+    // Someone else's, or nobody's: the same 404.
+    let res = world
+        .call(Who::OtherClient, &Method::GET, &path, None)
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    let nobody = format!("/users/{}/billing", uuid::Uuid::now_v7());
+    let res = world.call(Who::Staff, &Method::GET, &nobody, None).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(world.app.audit_count("billing_details.changed").await, 2);
+}
+
+/// An OVERDUE invoice of the owner client's, due `days_ago` days before `now`.
+async fn overdue_at(world: &World, due: time::Date) -> String {
+    let id = world.issued(&three_lines()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sqlx::query("UPDATE invoices SET due_date = $2 WHERE id = $1::uuid")
+        .bind(&id)
+        .bind(due)
+        .execute(&world.app.pool)
+        .await
+        .unwrap();
+    id
+}
+
+fn reminders(world: &World, days: &str) -> Reminders {
+    let env = gantry_tests::test_env(&[("BILLING_REMINDER_DAYS", days)]);
+    Reminders::new(
+        gantry::db::Db::new(Some(world.app.pool.clone())),
+        BillingConfig::from_env(&env).unwrap(),
+    )
+}
+
+async fn stages(pool: &PgPool, id: &str) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT stage FROM invoice_reminders WHERE invoice_id = $1::uuid ORDER BY stage",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn each_reminder_stage_goes_out_once_even_under_two_concurrent_workers(pool: PgPool) {
+    let world = World::new(pool).await;
+    let now = OffsetDateTime::now_utc();
+    let today = now.date();
+    let id = overdue_at(&world, today - time::Duration::days(1)).await;
+    let mails_before = world.app.outbox_count("owner@client.example").await;
+    let (a, b) = (reminders(&world, "0,7,14"), reminders(&world, "0,7,14"));
+    let (ran_a, ran_b) = tokio::join!(a.run(now), b.run(now));
+    let (ran_a, ran_b) = (ran_a.unwrap(), ran_b.unwrap());
+    assert_eq!(ran_a.overdue + ran_b.overdue, 1, "marked OVERDUE once");
+    assert_eq!(ran_a.reminded + ran_b.reminded, 1, "stage 0 once");
+    let invoice = world
+        .staff(Method::GET, &format!("/invoices/{id}"), None)
+        .await
+        .body;
+    assert_eq!(invoice["status"], "OVERDUE");
+    assert_eq!(stages(&world.app.pool, &id).await, [0]);
+    assert_eq!(
+        world.app.outbox_count("owner@client.example").await,
+        mails_before + 1
+    );
+    // The same day again: nothing. A week later: stage 7, once.
+    assert_eq!(a.run(now).await.unwrap().reminded, 0);
+    let week = now + time::Duration::days(7);
+    let (x, y) = tokio::join!(a.run(week), b.run(week));
+    assert_eq!(x.unwrap().reminded + y.unwrap().reminded, 1);
+    assert_eq!(stages(&world.app.pool, &id).await, [0, 7]);
+    // An OVERDUE invoice is still paid or voided; a voided one gets no more reminders.
+    let res = world
+        .staff(
+            Method::PUT,
+            &format!("/invoices/{id}"),
+            Some(&json!({"status": "VOID"})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(
+        a.run(now + time::Duration::days(30))
+            .await
+            .unwrap()
+            .reminded,
+        0
+    );
+    assert_eq!(world.app.audit_count("invoice.overdue").await, 1);
+    assert_eq!(world.app.audit_count("invoice.reminder_sent").await, 2);
+
+    // Mailed through the real mailer over SMTP to the catcher.
+    if let Some(mail) = world.app.mailed("owner@client.example").await {
+        assert!(
+            mail["subject"].as_str().unwrap().contains("Reminder"),
+            "{mail}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_stage_passed_before_the_invoice_became_overdue_is_not_sent_late(pool: PgPool) {
+    let world = World::new(pool).await;
+    let now = OffsetDateTime::now_utc();
+    let id = overdue_at(&world, now.date() - time::Duration::days(20)).await;
+    let ran = reminders(&world, "0,7,14").run(now).await.unwrap();
+    assert_eq!((ran.overdue, ran.reminded), (1, 1));
+    assert_eq!(
+        stages(&world.app.pool, &id).await,
+        [14],
+        "only the latest stage due"
+    );
+    // Not yet due: neither OVERDUE nor reminded.
+    let later = overdue_at(&world, now.date() + time::Duration::days(3)).await;
+    reminders(&world, "0,7,14").run(now).await.unwrap();
+    let invoice = world
+        .staff(Method::GET, &format!("/invoices/{later}"), None)
+        .await
+        .body;
+    assert_eq!(invoice["status"], "SENT");
+    assert!(stages(&world.app.pool, &later).await.is_empty());
+}
+
+/// One row per billing route: method, path (`{id}` an issued invoice of the owner client's,
+/// `{note}` its credit note, `{user}` the owner client), body, and the status for anonymous,
+/// owner client, other client, staff, admin.
+fn matrix() -> Vec<(Method, &'static str, Option<Value>, [u16; 5])> {
+    let note = json!({"items": [{"description": "x", "quantity": "1", "unit_price": "1"}], "reason": "matrix"});
+    vec![
+        (
+            Method::GET,
+            "/invoices/{id}/pdf",
+            None,
+            [401, 200, 404, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/invoices/{id}/e-invoice",
+            None,
+            [401, 200, 404, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/invoices/{id}/credit-notes",
+            None,
+            [401, 200, 404, 200, 200],
+        ),
+        (
+            Method::POST,
+            "/invoices/{id}/credit-notes",
+            Some(note),
+            [401, 403, 404, 201, 201],
+        ),
+        (
+            Method::GET,
+            "/credit-notes/{id}/pdf",
+            None,
+            [401, 200, 404, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/users/{id}/billing",
+            None,
+            [401, 200, 404, 200, 200],
+        ),
+        (
+            Method::PATCH,
+            "/users/{id}/billing",
+            Some(json!({"city": "Berlin"})),
+            [401, 200, 404, 200, 200],
+        ),
+    ]
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn the_authorization_matrix_holds_for_every_billing_route_and_caller(pool: PgPool) {
+    let world = World::new(pool).await;
+    world.bill_owner("Owner").await;
+    for (method, template, body, expected) in matrix() {
+        for (who, want) in EVERYONE.iter().zip(expected) {
+            let invoice = world.issued(&three_lines()).await;
+            let invoice = invoice["id"].as_str().unwrap();
+            let note = world
+                .staff(
+                    Method::POST,
+                    &format!("/invoices/{invoice}/credit-notes"),
+                    Some(&json!({"items": [{"description": "y", "quantity": "1", "unit_price": "1"}], "reason": "r"})),
+                )
+                .await
+                .str("id");
+            let path = match template {
+                t if t.starts_with("/users") => t.replace("{id}", &world.owner_id),
+                t if t.starts_with("/credit-notes") => t.replace("{id}", &note),
+                t => t.replace("{id}", invoice),
+            };
+            let res = world.call(*who, &method, &path, body.as_ref()).await;
+            assert_eq!(
+                res.status.as_u16(),
+                want,
+                "{method} {template} as {who:?}: {}",
+                res.body
+            );
+        }
+    }
+}
+
+/// The matrix has one row for each route the OpenAPI document files under `billing`.
+#[test]
+fn every_billing_route_has_a_row() {
+    let mut rows: Vec<(String, String)> = matrix()
+        .into_iter()
+        .map(|(m, p, _, _)| (m.as_str().to_owned(), p.to_owned()))
+        .collect();
+    let mut routes = Vec::new();
+    for spec in gantry::app::FUNCTIONS {
+        let doc = serde_json::to_value(spec.openapi()).unwrap();
+        for route in spec.routes() {
+            let method = route.method.http().as_str().to_owned();
+            let tags = doc["paths"][&route.path][method.to_lowercase()]["tags"].clone();
+            if tags
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("billing")))
+            {
+                routes.push((method, route.path.replace("{user_id}", "{id}")));
+            }
+        }
+    }
+    rows.sort();
+    routes.sort();
+    assert_eq!(rows, routes);
+}
