@@ -53,6 +53,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &billing::api::BILLING_DETAILS,
     &billing::api::CREDIT_NOTES,
     &billing::api::INVOICE_DOCUMENTS,
+    &billing::refunds::REFUNDS,
     &billing::reminders::BILLING_REMINDERS,
     &btcpay::invoice::CREATE_BTCPAY_INVOICE,
     &btcpay::webhook::BTCPAY_WEBHOOK,

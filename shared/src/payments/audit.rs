@@ -14,6 +14,8 @@ pub enum PaymentsAction {
     BillingDetailsChanged,
     InvoiceOverdue,
     ReminderSent,
+    RefundStarted,
+    RefundChanged,
 }
 
 impl Action for PaymentsAction {
@@ -28,6 +30,8 @@ impl Action for PaymentsAction {
             Self::BillingDetailsChanged => "billing_details.changed",
             Self::InvoiceOverdue => "invoice.overdue",
             Self::ReminderSent => "invoice.reminder_sent",
+            Self::RefundStarted => "refund.started",
+            Self::RefundChanged => "refund.changed",
         }
     }
 }

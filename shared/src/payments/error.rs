@@ -12,6 +12,14 @@ pub enum PaymentsError {
     NotPayable(InvoiceStatus),
     #[error("nothing is left to pay")]
     NothingLeftToPay,
+    #[error("only a confirmed payment can be refunded")]
+    NotRefundable,
+    #[error("this refund ({amount}) exceeds what the payment paid net of its refunds ({left})")]
+    RefundExceedsPaid { amount: Minor, left: Minor },
+    #[error(
+        "refunds of on-chain payments are not started here yet: pay it back with POST /payouts"
+    )]
+    OnChainRefund,
     #[error(
         "a credit note needs an invoice issued with a number (SENT, OVERDUE or PAID); this one is {0:?}"
     )]

@@ -65,6 +65,15 @@ impl PaymentsState {
         })
     }
 
+    /// With the books and every provider a refund may go back through (the `refunds` function).
+    pub fn for_refunds(platform: &Platform) -> Result<Self, StartupError> {
+        Ok(Self {
+            stripe: Some(Arc::new(Stripe::from_env(&platform.env)?)),
+            btcpay: Some(Arc::new(Btcpay::from_env(&platform.env)?)),
+            ..Self::with_books(platform)?
+        })
+    }
+
     /// With the books and the chains (the `invoices` function: issuing, and payment URIs).
     pub fn with_books_and_chains(platform: &Platform) -> Result<Self, StartupError> {
         Ok(Self {

@@ -10,12 +10,23 @@ use gantry_tests::{Cast, EVERYONE, TestApp, TestResponse, Who, pdf_text};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+/// A form-encoded request body, decoded.
+fn form_of(request: &Request) -> std::collections::HashMap<String, String> {
+    form_urlencoded::parse(&request.body).into_owned().collect()
+}
 
 const FORMAT: &str = "T-{YYYY}-{SEQ:4}";
+
+const WHSEC: &str = "whsec_billing_tests";
 
 struct World {
     app: TestApp,
     cast: Cast,
+    /// Stripe's API, as far as payments and refunds use it.
+    stub: MockServer,
 }
 
 impl std::ops::Deref for World {
@@ -37,9 +48,27 @@ fn three_lines() -> Value {
 
 impl World {
     async fn new(pool: PgPool) -> Self {
+        let stub = MockServer::start().await;
+        let uri = stub.uri();
+        // A PaymentIntent per invoice: `pi_<invoice, simple>`, for the amount asked.
+        Mock::given(method("POST"))
+            .and(path("/v1/payment_intents"))
+            .respond_with(|request: &Request| {
+                let form = form_of(request);
+                let invoice = form["metadata[invoice_id]"].replace('-', "");
+                ResponseTemplate::new(200).set_body_json(json!({
+                    "id": format!("pi_{invoice}"), "object": "payment_intent",
+                    "amount": form["amount"].parse::<u64>().unwrap(), "currency": form["currency"],
+                    "client_secret": format!("pi_{invoice}_secret_x"), "status": "requires_payment_method"}))
+            })
+            .mount(&stub)
+            .await;
         let app = TestApp::with(
             pool,
             &[
+                ("STRIPE_SECRET_KEY", "sk_test_billing"),
+                ("STRIPE_WEBHOOK_SECRET", WHSEC),
+                ("STRIPE_API_BASE", uri.as_str()),
                 ("INVOICE_NUMBER_FORMAT", FORMAT),
                 ("SELLER_NAME", "Gantry Services GmbH"),
                 ("SELLER_ADDRESS", "Hauptstraße 1"),
@@ -51,7 +80,95 @@ impl World {
             ],
         );
         let cast = Cast::on(&app).await;
-        Self { app, cast }
+        Self { app, cast, stub }
+    }
+
+    /// Invoice `id` paid in full by card: a PaymentIntent, then Stripe's signed
+    /// `payment_intent.succeeded`. The payment's id and the intent's.
+    async fn pay_by_card(&self, id: &str) -> (String, String) {
+        let res = self
+            .call(
+                Who::OwnerClient,
+                &Method::POST,
+                &format!("/invoices/{id}/create-payment-intent"),
+                None,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        let intent = res.str("payment_intent_id");
+        let amount: u64 = res.str("amount").parse().unwrap();
+        let object = json!({"id": intent, "object": "payment_intent", "amount": amount,
+                            "amount_received": amount, "currency": "eur", "status": "succeeded",
+                            "metadata": {"invoice_id": id}});
+        let res = self
+            .stripe_event(
+                &format!("evt_paid_{intent}"),
+                "payment_intent.succeeded",
+                &object,
+            )
+            .await;
+        assert_eq!(res.body["outcome"], "applied", "{}", res.body);
+        let payments = self
+            .staff(Method::GET, &format!("/invoices/{id}/payments"), None)
+            .await;
+        (
+            payments.body["items"][0]["id"].as_str().unwrap().to_owned(),
+            intent,
+        )
+    }
+
+    /// Stripe's event `event_id` of `kind` about `object`, signed now.
+    async fn stripe_event(&self, event_id: &str, kind: &str, object: &Value) -> TestResponse {
+        let body = json!({"id": event_id, "object": "event", "type": kind, "created": OffsetDateTime::now_utc().unix_timestamp(),
+                          "livemode": false, "data": {"object": object}})
+        .to_string();
+        let t = OffsetDateTime::now_utc().unix_timestamp().to_string();
+        let v1 = gantry::payments::signature::sign(
+            WHSEC.as_bytes(),
+            &[t.as_bytes(), b".", body.as_bytes()],
+        );
+        self.app
+            .post("/stripe-webhook")
+            .header("stripe-signature", &format!("t={t},v1={v1}"))
+            .raw(Some("application/json"), body)
+            .send()
+            .await
+    }
+
+    /// Stripe's refunds API answering every refund in `status`, as `re_<our refund id>`.
+    async fn stripe_refunds(&self, status: &'static str) {
+        Mock::given(method("POST"))
+            .and(path("/v1/refunds"))
+            .and(header("authorization", "Bearer sk_test_billing"))
+            .respond_with(move |request: &Request| {
+                let form = form_of(request);
+                let key = request
+                    .headers
+                    .get("idempotency-key")
+                    .unwrap()
+                    .to_str()
+                    .unwrap();
+                assert_eq!(
+                    key,
+                    format!("gantry-refund-{}", form["metadata[refund_id]"])
+                );
+                ResponseTemplate::new(200).set_body_json(json!({
+                    "id": format!("re_{}", form["metadata[refund_id]"].replace('-', "")),
+                    "object": "refund", "amount": form["amount"].parse::<u64>().unwrap(),
+                    "payment_intent": form["payment_intent"], "status": status,
+                    "metadata": {"refund_id": form["metadata[refund_id]"]}}))
+            })
+            .mount(&self.stub)
+            .await;
+    }
+
+    async fn refund(&self, invoice: &str, payment: &str, amount: &str, key: &str) -> TestResponse {
+        self.staff(
+            Method::POST,
+            &format!("/invoices/{invoice}/refunds"),
+            Some(&json!({"payment_id": payment, "amount": amount, "reason": "Partly cancelled", "idempotency_key": key})),
+        )
+        .await
     }
 
     async fn call(
@@ -481,7 +598,7 @@ async fn billing_details_are_the_users_own_and_need_a_name_and_country_first(poo
             Some(&json!({"city": "Berlin"})),
         )
         .await;
-    let fields: Vec<&str> = res.problem(400)["errors"]
+    let fields: Vec<&str> = res.problem(422)["errors"]
         .as_array()
         .unwrap()
         .iter()
@@ -671,6 +788,20 @@ fn matrix() -> Vec<(Method, &'static str, Option<Value>, [u16; 5])> {
         ),
         (
             Method::GET,
+            "/invoices/{id}/refunds",
+            None,
+            [401, 200, 404, 200, 200],
+        ),
+        (
+            Method::POST,
+            "/invoices/{id}/refunds",
+            Some(
+                json!({"payment_id": "{payment}", "amount": "1", "reason": "matrix", "idempotency_key": "{key}"}),
+            ),
+            [401, 403, 404, 202, 202],
+        ),
+        (
+            Method::GET,
             "/users/{id}/billing",
             None,
             [401, 200, 404, 200, 200],
@@ -688,10 +819,19 @@ fn matrix() -> Vec<(Method, &'static str, Option<Value>, [u16; 5])> {
 async fn the_authorization_matrix_holds_for_every_billing_route_and_caller(pool: PgPool) {
     let world = World::new(pool).await;
     world.bill_owner("Owner").await;
+    world.stripe_refunds("succeeded").await;
     for (method, template, body, expected) in matrix() {
-        for (who, want) in EVERYONE.iter().zip(expected) {
+        for (n, (who, want)) in EVERYONE.iter().zip(expected).enumerate() {
             let invoice = world.issued(&three_lines()).await;
             let invoice = invoice["id"].as_str().unwrap();
+            let (payment, _) = world.pay_by_card(invoice).await;
+            let body = body.as_ref().map(|b| {
+                let text = b.to_string().replace("{payment}", &payment);
+                serde_json::from_str::<Value>(
+                    &text.replace("{key}", &format!("matrix-{n}-{invoice}")),
+                )
+                .unwrap()
+            });
             let note = world
                 .staff(
                     Method::POST,
@@ -740,4 +880,251 @@ fn every_billing_route_has_a_row() {
     rows.sort();
     routes.sort();
     assert_eq!(rows, routes);
+}
+
+async fn ledger_rows(pool: &PgPool, event_type: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM payment_events WHERE event_type = $1")
+        .bind(event_type)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_card_refund_returns_money_once_and_comes_with_its_credit_note(pool: PgPool) {
+    let world = World::new(pool).await;
+    world.stripe_refunds("succeeded").await;
+    let invoice = world.issued(&three_lines()).await;
+    let id = invoice["id"].as_str().unwrap();
+    let (payment, intent) = world.pay_by_card(id).await;
+    assert_eq!(
+        world
+            .staff(Method::GET, &format!("/invoices/{id}"), None)
+            .await
+            .body["status"],
+        "PAID"
+    );
+
+    // The client cannot refund; staff can, on the rail the money came in on.
+    let body =
+        json!({"payment_id": payment, "amount": "1000", "reason": "x", "idempotency_key": "k1"});
+    let res = world
+        .call(
+            Who::OwnerClient,
+            &Method::POST,
+            &format!("/invoices/{id}/refunds"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let res = world.refund(id, &payment, "1000", "k1").await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    assert_eq!(res.body["status"], "SUCCEEDED");
+    assert_eq!(res.body["currency"], "EUR");
+    assert_eq!(res.body["claim_link"], Value::Null);
+    let refund = res.str("id");
+    assert_eq!(
+        res.str("provider_ref"),
+        format!("re_{}", refund.replace('-', ""))
+    );
+    // The same key answers the same refund, and Stripe is not asked again.
+    let again = world.refund(id, &payment, "1000", "k1").await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    assert_eq!(again.str("id"), refund);
+    let asked = world.stub.received_requests().await.unwrap();
+    assert_eq!(
+        asked
+            .iter()
+            .filter(|r| r.url.path() == "/v1/refunds")
+            .count(),
+        1
+    );
+    // The key for another refund, or more than is left: refused, Stripe not asked.
+    assert_eq!(
+        world.refund(id, &payment, "999", "k1").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let res = world.refund(id, &payment, "2345", "k2").await;
+    assert_eq!(
+        res.status,
+        StatusCode::CONFLICT,
+        "3344 - 1000 = 2344 left: {}",
+        res.body
+    );
+
+    // The credit note of the refund lowers what is due, so Stripe's charge.refunded keeps the
+    // invoice PAID.
+    let notes = world
+        .staff(Method::GET, &format!("/invoices/{id}/credit-notes"), None)
+        .await
+        .body;
+    assert_eq!(notes["items"].as_array().unwrap().len(), 1);
+    assert_eq!(notes["items"][0]["total"], "1000");
+    let charge = json!({"id": "ch_1", "object": "charge", "amount": 3344, "amount_refunded": 1000,
+                        "currency": "eur", "payment_intent": intent, "metadata": {"invoice_id": id}});
+    let res = world
+        .stripe_event("evt_refunded_1", "charge.refunded", &charge)
+        .await;
+    assert_eq!(res.body["outcome"], "applied", "{}", res.body);
+    let after = world
+        .staff(Method::GET, &format!("/invoices/{id}"), None)
+        .await
+        .body;
+    assert_eq!(after["status"], "PAID");
+    assert_eq!(after["amount_paid"], "2344");
+    assert_eq!(after["credited"], "1000");
+    // Stripe's refund.updated for it changes nothing more.
+    let object = json!({"id": format!("re_{}", refund.replace('-', "")), "object": "refund", "status": "succeeded",
+                        "amount": 1000, "currency": "eur", "metadata": {"refund_id": refund}});
+    let res = world
+        .stripe_event("evt_refund_updated", "refund.updated", &object)
+        .await;
+    assert_eq!(res.body["outcome"], "ignored");
+    assert_eq!(ledger_rows(&world.app.pool, "refund.started").await, 1);
+    assert_eq!(ledger_rows(&world.app.pool, "refund.succeeded").await, 1);
+    assert_eq!(world.app.audit_count("refund.started").await, 1);
+
+    // The refunds list shows it to the client.
+    let list = world
+        .call(
+            Who::OwnerClient,
+            &Method::GET,
+            &format!("/invoices/{id}/refunds"),
+            None,
+        )
+        .await;
+    assert_eq!(list.body["items"][0]["id"], refund.as_str());
+
+    // A refund made in Stripe's dashboard (no credit note) leaves the invoice owed again.
+    let charge = json!({"id": "ch_1", "object": "charge", "amount": 3344, "amount_refunded": 1500,
+                        "currency": "eur", "payment_intent": intent, "metadata": {"invoice_id": id}});
+    world
+        .stripe_event("evt_refunded_2", "charge.refunded", &charge)
+        .await;
+    let after = world
+        .staff(Method::GET, &format!("/invoices/{id}"), None)
+        .await
+        .body;
+    assert_eq!(after["status"], "SENT");
+    assert_eq!(after["amount_paid"], "1844");
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn ten_concurrent_refunds_of_one_payment_never_exceed_what_it_paid(pool: PgPool) {
+    let world = World::new(pool).await;
+    world.stripe_refunds("succeeded").await;
+    let id = world.issued(&three_lines()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (payment, _) = world.pay_by_card(&id).await;
+    let keys: Vec<String> = (0..10).map(|n| format!("concurrent-{n}")).collect();
+    let answers = futures::future::join_all(
+        keys.iter()
+            .map(|key| world.refund(&id, &payment, "500", key)),
+    )
+    .await;
+    let accepted = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::ACCEPTED)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::CONFLICT)
+        .count();
+    assert_eq!(
+        (accepted, refused),
+        (6, 4),
+        "6 × 500 fit in 3344, a seventh does not"
+    );
+    let refunded: i64 =
+        sqlx::query_scalar("SELECT sum(amount)::bigint FROM refunds WHERE payment_id = $1::uuid")
+            .bind(&payment)
+            .fetch_one(&world.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(refunded, 3000);
+    let after = world
+        .staff(Method::GET, &format!("/invoices/{id}"), None)
+        .await
+        .body;
+    assert_eq!(after["credited"], "3000", "one credit note per refund");
+    let asked = world.stub.received_requests().await.unwrap();
+    assert_eq!(
+        asked
+            .iter()
+            .filter(|r| r.url.path() == "/v1/refunds")
+            .count(),
+        6
+    );
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_pending_card_refund_settles_once_when_stripe_reports_it(pool: PgPool) {
+    let world = World::new(pool).await;
+    world.stripe_refunds("pending").await;
+    let id = world.issued(&three_lines()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (payment, _) = world.pay_by_card(&id).await;
+    let res = world.refund(&id, &payment, "3344", "all").await;
+    assert_eq!(res.body["status"], "PENDING", "{}", res.body);
+    let refund = res.str("id");
+    let object = |status: &str| {
+        json!({"id": format!("re_{}", refund.replace('-', "")), "object": "refund", "status": status,
+               "amount": 3344, "currency": "eur", "metadata": {"refund_id": refund}})
+    };
+    // Still pending: nothing moves. Succeeded: once, whatever comes after or again.
+    let res = world
+        .stripe_event("evt_r1", "refund.updated", &object("pending"))
+        .await;
+    assert_eq!(res.body["outcome"], "ignored");
+    let res = world
+        .stripe_event("evt_r2", "refund.updated", &object("succeeded"))
+        .await;
+    assert_eq!(res.body["outcome"], "applied", "{}", res.body);
+    for (event, status) in [("evt_r2", "succeeded"), ("evt_r3", "failed")] {
+        let res = world
+            .stripe_event(event, "refund.updated", &object(status))
+            .await;
+        assert_eq!(res.body["outcome"], "ignored", "{event}");
+    }
+    let list = world
+        .staff(Method::GET, &format!("/invoices/{id}/refunds"), None)
+        .await
+        .body;
+    assert_eq!(list["items"][0]["status"], "SUCCEEDED");
+    assert_eq!(ledger_rows(&world.app.pool, "refund.succeeded").await, 1);
+    // A refund that fails releases its amount; its credit note is used by the next one.
+    let id = world.issued(&three_lines()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (payment, _) = world.pay_by_card(&id).await;
+    let first = world.refund(&id, &payment, "1000", "f1").await.str("id");
+    let failed = json!({"id": format!("re_{}", first.replace('-', "")), "object": "refund", "status": "failed",
+                        "amount": 1000, "currency": "eur", "metadata": {"refund_id": first}});
+    assert_eq!(
+        world
+            .stripe_event("evt_f1", "refund.failed", &failed)
+            .await
+            .body["outcome"],
+        "applied"
+    );
+    let second = world.refund(&id, &payment, "3344", "f2").await;
+    assert_eq!(
+        second.status,
+        StatusCode::ACCEPTED,
+        "the failed 1000 is released: {}",
+        second.body
+    );
+    let after = world
+        .staff(Method::GET, &format!("/invoices/{id}"), None)
+        .await
+        .body;
+    assert_eq!(
+        after["credited"], "3344",
+        "1000 from the failed refund's note, 2344 new"
+    );
 }

@@ -154,7 +154,7 @@ pub async fn create(
         )]));
     }
     let mut tx = pool.begin().await?;
-    let id = issue_credit_note(&mut tx, state, caller, invoice_id, &totals, &reason).await?;
+    let id = issue_credit_note(&mut tx, state, caller, invoice_id, &totals, &reason, None).await?;
     let note = rows(&mut tx, invoice_id, Some(id))
         .await?
         .pop()
@@ -174,6 +174,7 @@ pub(crate) async fn issue_credit_note(
     invoice_id: Uuid,
     totals: &Totals,
     reason: &str,
+    refund_id: Option<Uuid>,
 ) -> AppResult<Uuid> {
     let books = state.books()?;
     let invoice = sqlx::query!(
@@ -209,9 +210,9 @@ pub(crate) async fn issue_credit_note(
     let id = Uuid::now_v7();
     sqlx::query!(
         r#"INSERT INTO credit_notes (id, invoice_id, number, items, subtotal, tax, taxes, total,
-                                     reason, created_by)
+                                     reason, created_by, refund_id)
            VALUES ($1, $2, $3, $4, $5::text::numeric, $6::text::numeric, $7, $8::text::numeric,
-                   $9, $10)"#,
+                   $9, $10, $11)"#,
         id,
         invoice_id,
         number,
@@ -222,6 +223,7 @@ pub(crate) async fn issue_credit_note(
         totals.total.to_string(),
         reason,
         caller.user_id,
+        refund_id,
     )
     .execute(&mut *tx)
     .await?;

@@ -149,7 +149,7 @@ fn line(index: usize, item: &LineItem, errors: &mut Vec<FieldError>) -> Option<L
     let quantity = Fixed::parse(&item.quantity, 12, QUANTITY_DECIMALS);
     match quantity {
         Some(q) if q.units > 0 => {}
-        Some(_) => errors.push(FieldError::new(
+        Some(_) => errors.push(FieldError::semantic(
             field("quantity"),
             "must be greater than zero",
         )),

@@ -10,4 +10,5 @@ pub mod issue;
 pub mod items;
 pub mod numbering;
 pub mod parties;
+pub mod refunds;
 pub mod reminders;

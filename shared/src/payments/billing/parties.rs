@@ -214,10 +214,13 @@ pub async fn patch(
     if current.is_none() {
         let mut missing = Vec::new();
         if name.is_none() {
-            missing.push(FieldError::new("name", "is required the first time"));
+            missing.push(FieldError::semantic("name", "is required the first time"));
         }
         if country.is_none() {
-            missing.push(FieldError::new("country", "is required the first time"));
+            missing.push(FieldError::semantic(
+                "country",
+                "is required the first time",
+            ));
         }
         if !missing.is_empty() {
             return Err(AppError::Validation(missing));

@@ -90,6 +90,29 @@ impl Btcpay {
         .await
     }
 
+    /// Greenfield's invoice refund (`POST …/invoices/{id}/refund`): a pull payment of `amount`
+    /// (major units, as a decimal string) of `currency`, which the payer claims at its
+    /// `viewLink`.
+    pub(crate) async fn refund(
+        &self,
+        id: &str,
+        amount: &str,
+        currency: &str,
+        name: &str,
+        description: &str,
+    ) -> AppResult<PullPayment> {
+        let body = serde_json::json!({
+            "name": name,
+            "description": description,
+            "refundVariant": "Custom",
+            "customAmount": amount,
+            "customCurrency": currency,
+        });
+        let id = id.to_owned();
+        self.call(move |http, endpoint| http.post(format!("{endpoint}/{id}/refund")).json(&body))
+            .await
+    }
+
     pub(super) async fn fetch(&self, id: &str) -> AppResult<Invoice> {
         let id = id.to_owned();
         self.call(move |http, endpoint| http.get(format!("{endpoint}/{id}")))
@@ -270,4 +293,12 @@ mod tests {
         assert_eq!(decimal("12"), Some((12, 0)));
         assert_eq!(decimal("1.2.3"), None);
     }
+}
+
+/// The fields of a Greenfield pull payment this API reads.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PullPayment {
+    pub(crate) id: String,
+    pub(crate) view_link: String,
 }

@@ -53,7 +53,10 @@ impl Stripe {
 
     /// Sends a request with the secret key (see [`upstream::call`]); a refusal names only
     /// Stripe's error code.
-    async fn call(&self, request: reqwest::RequestBuilder) -> AppResult<Intent> {
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> AppResult<T> {
         let request = request.bearer_auth(self.secret_key()?.expose_secret());
         upstream::call("Stripe", request, |_, body| {
             let code = serde_json::from_slice::<StripeError>(body)
@@ -90,6 +93,30 @@ impl Stripe {
         self.call(request).await
     }
 
+    /// `POST /v1/refunds` of `amount` (Stripe's units) of PaymentIntent `intent`, under
+    /// `idempotency_key` (a retry answers the same refund, never a second one).
+    pub(crate) async fn create_refund(
+        &self,
+        intent: &str,
+        amount: u64,
+        refund_id: Uuid,
+        idempotency_key: &str,
+    ) -> AppResult<StripeRefund> {
+        let form = [
+            ("payment_intent", intent.to_owned()),
+            ("amount", amount.to_string()),
+            ("reason", "requested_by_customer".to_owned()),
+            ("metadata[refund_id]", refund_id.to_string()),
+        ];
+        let request = self
+            .http
+            .get()
+            .post(format!("{}/v1/refunds", self.api_base))
+            .header("Idempotency-Key", idempotency_key)
+            .form(&form);
+        self.call(request).await
+    }
+
     pub(super) async fn retrieve_intent(&self, id: &str) -> AppResult<Intent> {
         let request = self
             .http
@@ -107,6 +134,14 @@ pub(super) struct Intent {
     pub(super) amount: u64,
     pub(super) currency: String,
     pub(super) status: String,
+}
+
+/// The fields of a Stripe Refund this API reads.
+#[derive(Debug, Deserialize)]
+pub(crate) struct StripeRefund {
+    pub(crate) id: String,
+    /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
+    pub(crate) status: String,
 }
 
 impl Intent {

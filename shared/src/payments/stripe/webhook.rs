@@ -149,6 +149,40 @@ fn whole_or_none<'de, D: serde::Deserializer<'de>>(
 struct Metadata<'a> {
     #[serde(default, borrow)]
     invoice_id: Option<Cow<'a, str>>,
+    /// A Refund's: the refund this API started (`POST /invoices/{id}/refunds`).
+    #[serde(default, borrow)]
+    refund_id: Option<Cow<'a, str>>,
+}
+
+/// What a Refund event says of a refund: its id, ours, and whether it settled (`Some(true)`),
+/// failed (`Some(false)`) or is still on its way (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundReport {
+    pub provider_ref: String,
+    pub refund_id: Option<uuid::Uuid>,
+    pub settled: Option<bool>,
+}
+
+/// A verified event's refund, if it is a Refund event (`refund.created`, `refund.updated`,
+/// `refund.failed`).
+fn refund_report(body: &[u8]) -> Option<RefundReport> {
+    let event: Event = serde_json::from_slice(body).ok()?;
+    if !matches!(
+        &*event.kind,
+        "refund.created" | "refund.updated" | "refund.failed"
+    ) {
+        return None;
+    }
+    let object = event.data.object;
+    Some(RefundReport {
+        provider_ref: object.id?.into_owned(),
+        refund_id: object.metadata.refund_id.and_then(|id| id.parse().ok()),
+        settled: match object.status.as_deref() {
+            Some("succeeded") => Some(true),
+            Some("failed" | "canceled") => Some(false),
+            _ => None,
+        },
+    })
 }
 
 /// A verified event as a [`Report`], or `None` for a type this API does not act on; `Err` when
@@ -263,10 +297,33 @@ pub async fn webhook(
 ) -> AppResult<Outcome> {
     match parse(stripe, header, body, now)? {
         Some(report) => settle::apply(pool, &report).await,
-        None => {
-            tracing::info!("a Stripe event type this API does not act on");
-            Ok(Outcome::Ignored)
-        }
+        None => match refund_report(body) {
+            Some(RefundReport {
+                provider_ref,
+                refund_id,
+                settled: Some(succeeded),
+            }) => {
+                let moved = crate::payments::billing::refunds::provider_settled(
+                    pool,
+                    PROVIDER,
+                    &provider_ref,
+                    refund_id,
+                    succeeded,
+                )
+                .await?;
+                // Not moved: a redelivery, a refund already settled, or one made in Stripe's
+                // dashboard (whose money `charge.refunded` reports).
+                Ok(if moved {
+                    Outcome::Applied
+                } else {
+                    Outcome::Ignored
+                })
+            }
+            _ => {
+                tracing::info!("a Stripe event type this API does not act on");
+                Ok(Outcome::Ignored)
+            }
+        },
     }
 }
 
