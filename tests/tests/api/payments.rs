@@ -1536,6 +1536,118 @@ async fn a_btcpay_settlement_is_confirmed_with_btcpay_before_it_credits(pool: Pg
     assert_eq!(world.count("SELECT count(*) FROM payment_events").await, 1);
 }
 
+/// A payout event of BTCPay's for payout `payout` (delivery `id`).
+fn payout_delivery(id: &str, kind: &str, payout: &str) -> String {
+    json!({
+        "deliveryId": id, "webhookId": "Wh1", "originalDeliveryId": id, "isRedelivery": false,
+        "type": kind, "timestamp": now(), "storeId": STORE, "payoutId": payout,
+        "pullPaymentId": "ignored: BTCPay's API is read instead", "payoutState": "Completed",
+    })
+    .to_string()
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_bitcoin_refund_is_a_claim_link_mailed_to_the_client_and_settles_when_paid_out(
+    pool: PgPool,
+) {
+    let world = World::new(pool).await;
+    let id = bitcoin_payment(&world, "BtcRefund", "Settled").await;
+    let settled = delivery("DlvR1", "DlvR1", "InvoiceSettled", "BtcRefund");
+    assert_eq!(
+        world.btcpay_delivery(&settled).await.body["outcome"],
+        "applied"
+    );
+    let payment: String =
+        sqlx::query_scalar("SELECT id::text FROM payments WHERE invoice_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&world.app.pool)
+            .await
+            .unwrap();
+    // Greenfield's invoice refund: a pull payment of 4.00 USD, claimed at its view link.
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/api/v1/stores/{STORE}/invoices/BtcRefund/refund"
+        )))
+        .and(header("authorization", "token btcpay-key"))
+        .and(body_string_contains(r#""customAmount":"4.00""#))
+        .and(body_string_contains(r#""refundVariant":"Custom""#))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "PpRefund1", "name": "Refund", "currency": "USD", "amount": "4.00",
+            "viewLink": "https://btcpay.example.com/pull-payments/PpRefund1", "archived": false})))
+        .expect(1)
+        .mount(&world.stub)
+        .await;
+    let body = json!({"payment_id": payment, "amount": "400", "reason": "Half a day less",
+                      "idempotency_key": "btc-refund-1"});
+    let res = world
+        .call(
+            Who::Staff,
+            &Method::POST,
+            &format!("/invoices/{id}/refunds"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    assert_eq!(res.body["status"], "PENDING");
+    assert_eq!(res.body["provider_ref"], "PpRefund1");
+    let link = "https://btcpay.example.com/pull-payments/PpRefund1";
+    assert_eq!(res.body["claim_link"], link);
+    let refund = res.str("id");
+    let mailed: String = sqlx::query_scalar(
+        "SELECT text_body FROM mail_outbox WHERE recipient = 'owner@client.example' AND subject LIKE 'Your refund%'",
+    )
+    .fetch_one(&world.app.pool)
+    .await
+    .unwrap();
+    assert!(mailed.contains(link), "{mailed}");
+    // A payout still on its way changes nothing; once BTCPay's API says Completed, it settles.
+    for (payout, state) in [("PoWaiting", "AwaitingPayment"), ("PoDone", "Completed")] {
+        Mock::given(method("GET"))
+            .and(path(format!("/api/v1/stores/{STORE}/payouts/{payout}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": payout, "pullPaymentId": "PpRefund1", "state": state, "amount": "4.00"})))
+            .mount(&world.stub)
+            .await;
+    }
+    let res = world
+        .btcpay_delivery(&payout_delivery("DlvP1", "PayoutUpdated", "PoWaiting"))
+        .await;
+    assert_eq!(res.body["outcome"], "ignored", "{}", res.body);
+    let res = world
+        .btcpay_delivery(&payout_delivery("DlvP2", "PayoutUpdated", "PoDone"))
+        .await;
+    assert_eq!(res.body["outcome"], "applied", "{}", res.body);
+    let res = world
+        .btcpay_delivery(&payout_delivery("DlvP3", "PayoutUpdated", "PoDone"))
+        .await;
+    assert_eq!(res.body["outcome"], "ignored", "settled once");
+    let list = world
+        .call(
+            Who::Staff,
+            &Method::GET,
+            &format!("/invoices/{id}/refunds"),
+            None,
+        )
+        .await;
+    assert_eq!(list.body["items"][0]["id"], refund.as_str());
+    assert_eq!(list.body["items"][0]["status"], "SUCCEEDED");
+    // Its credit note lowered what is due: the invoice stays PAID.
+    assert_eq!(world.get(&id).await["credited"], "400");
+    assert_eq!(world.get(&id).await["status"], "PAID");
+    // A forged payout delivery (no valid signature) is refused.
+    let forged = world
+        .app
+        .post("/btcpay-webhook")
+        .header("btcpay-sig", "sha256=00")
+        .raw(
+            Some("application/json"),
+            payout_delivery("DlvP4", "PayoutUpdated", "PoDone"),
+        )
+        .send()
+        .await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+}
+
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_settlement_btcpay_does_not_confirm_credits_nothing(pool: PgPool) {
     let world = World::new(pool).await;

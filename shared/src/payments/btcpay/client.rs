@@ -113,6 +113,16 @@ impl Btcpay {
             .await
     }
 
+    /// A payout of the store (`GET …/stores/{store}/payouts/{id}`).
+    pub(super) async fn payout(&self, id: &str) -> AppResult<Payout> {
+        let id = id.to_owned();
+        self.call(move |http, endpoint| {
+            let store = endpoint.trim_end_matches("/invoices");
+            http.get(format!("{store}/payouts/{id}"))
+        })
+        .await
+    }
+
     pub(super) async fn fetch(&self, id: &str) -> AppResult<Invoice> {
         let id = id.to_owned();
         self.call(move |http, endpoint| http.get(format!("{endpoint}/{id}")))
@@ -301,4 +311,13 @@ mod tests {
 pub(crate) struct PullPayment {
     pub(crate) id: String,
     pub(crate) view_link: String,
+}
+
+/// The fields of a Greenfield payout this API reads.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Payout {
+    pub(super) pull_payment_id: String,
+    /// `AwaitingApproval`, `AwaitingPayment`, `InProgress`, `Completed` or `Cancelled`.
+    pub(super) state: String,
 }

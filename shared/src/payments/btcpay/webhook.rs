@@ -83,6 +83,35 @@ pub struct Delivery {
     /// `InvoiceExpired`: the invoice received some payments before it expired.
     #[serde(default)]
     partially_paid: bool,
+    /// A payout event's (`PayoutCreated`, `PayoutApproved`, `PayoutUpdated`): the payout a
+    /// refund's claim made.
+    #[serde(default)]
+    payout_id: Option<String>,
+}
+
+/// A payout event: a refund's pull payment paid out (`Completed`, as BTCPay's API says, not
+/// the delivery) settles the refund once.
+async fn payout(pool: &PgPool, btcpay: &Btcpay, delivery: &Delivery) -> AppResult<Outcome> {
+    let Some(payout_id) = delivery.payout_id.as_deref() else {
+        return Ok(Outcome::Ignored);
+    };
+    let payout = btcpay.payout(payout_id).await?;
+    if payout.state != "Completed" {
+        return Ok(Outcome::Ignored);
+    }
+    let moved = crate::payments::billing::refunds::provider_settled(
+        pool,
+        PROVIDER,
+        &payout.pull_payment_id,
+        None,
+        true,
+    )
+    .await?;
+    Ok(if moved {
+        Outcome::Applied
+    } else {
+        Outcome::Ignored
+    })
 }
 
 /// [`verify`], then the delivery's fields; any failure is a 400. What a webhook delivery costs
@@ -97,9 +126,7 @@ pub fn read_delivery(header: Option<&str>, body: &[u8], secret: &[u8]) -> AppRes
 
 /// Verifies a delivery and turns it into a [`Report`] (`None`: nothing this API acts on). A
 /// settlement is confirmed with BTCPay before it can credit.
-async fn report(btcpay: &Btcpay, header: Option<&str>, body: &[u8]) -> AppResult<Option<Report>> {
-    let secret = btcpay.webhook_secret()?;
-    let delivery = read_delivery(header, body, secret.expose_secret().as_bytes())?;
+async fn report(btcpay: &Btcpay, delivery: Delivery) -> AppResult<Option<Report>> {
     let Some(btcpay_invoice) = delivery.invoice_id else {
         return Ok(None);
     };
@@ -194,7 +221,16 @@ pub async fn webhook(
     header: Option<&str>,
     body: &[u8],
 ) -> AppResult<Outcome> {
-    match report(btcpay, header, body).await? {
+    let secret = btcpay.webhook_secret()?;
+    let delivery = read_delivery(header, body, secret.expose_secret().as_bytes())?;
+    if delivery.kind.starts_with("Payout") {
+        if btcpay.store_id.as_deref() != Some(delivery.store_id.as_str()) {
+            tracing::warn!(store = %delivery.store_id, "a BTCPay delivery for another store");
+            return Ok(Outcome::Ignored);
+        }
+        return payout(pool, btcpay, &delivery).await;
+    }
+    match report(btcpay, delivery).await? {
         Some(report) => settle::apply(pool, &report).await,
         None => Ok(Outcome::Ignored),
     }
