@@ -58,8 +58,16 @@ enum Command {
 #[derive(Subcommand)]
 enum LedgerCommand {
     /// Recompute every payment event's hash from the first: exits 1 and names the first row
-    /// whose content or link was changed, or where rows were removed.
-    Verify,
+    /// whose content or link was changed, or where rows were removed. With --anchor, also
+    /// checks that the chain still leads to a head anchored by a reconcile run (its CID, read
+    /// through the IPFS store the functions use).
+    Verify {
+        #[arg(long)]
+        anchor: Option<String>,
+    },
+    /// Run the reconciliation once (as the `reconcile` worker does) and print its findings and
+    /// the ledger head's new anchor as JSON.
+    Reconcile,
 }
 
 #[derive(Subcommand)]
@@ -117,10 +125,27 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", gantry::ipfs::import(&bytes).root);
             Ok(())
         }
-        Command::Ledger(LedgerCommand::Verify) => {
+        Command::Ledger(LedgerCommand::Reconcile) => {
+            let platform = platform().await?;
+            let reconciler = gantry::payments::reconcile::Reconciler::from_platform(&platform)?;
+            let ran = reconciler.run().await.map_err(describe)?;
+            println!("{}", serde_json::to_string_pretty(&ran)?);
+            Ok(())
+        }
+        Command::Ledger(LedgerCommand::Verify { anchor }) => {
             let platform = platform().await?;
             let mut conn = platform.db.pool().map_err(describe)?.acquire().await?;
-            match gantry::payments::ledger::verify(&mut conn).await? {
+            let verdict = match anchor {
+                None => gantry::payments::ledger::verify(&mut conn).await?,
+                Some(cid) => {
+                    let config = gantry::ipfs::IpfsConfig::from_env(&platform.env, false)?;
+                    let store = config.build(&platform.env);
+                    gantry::payments::reconcile::verify_anchor(&mut conn, &*store, &cid)
+                        .await
+                        .map_err(describe)?
+                }
+            };
+            match verdict {
                 Verdict::Intact { rows } => {
                     println!("ledger intact: {rows} events");
                     Ok(())

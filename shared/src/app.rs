@@ -62,6 +62,8 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &onchain::monitor::CHAIN_MONITOR,
     &onchain::payout::PAYOUTS,
     &onchain::submit::BLOCKCHAIN_PAYMENT,
+    &payments::reconcile::RECONCILE,
+    &payments::reconcile::RECONCILIATION,
     &stripe::intent::CREATE_PAYMENT_INTENT,
     &stripe::webhook::STRIPE_WEBHOOK,
 ];

@@ -16,6 +16,7 @@ pub enum PaymentsAction {
     ReminderSent,
     RefundStarted,
     RefundChanged,
+    ReconciliationFinding,
 }
 
 impl Action for PaymentsAction {
@@ -32,6 +33,7 @@ impl Action for PaymentsAction {
             Self::ReminderSent => "invoice.reminder_sent",
             Self::RefundStarted => "refund.started",
             Self::RefundChanged => "refund.changed",
+            Self::ReconciliationFinding => "reconciliation.finding",
         }
     }
 }

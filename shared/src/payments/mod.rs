@@ -21,6 +21,7 @@ pub mod model;
 pub mod money;
 pub mod onchain;
 pub mod openapi;
+pub mod reconcile;
 pub mod settle;
 /// The HMAC signatures of Stripe and BTCPay webhooks (a core module: jobs are signed alike).
 pub use crate::signature;

@@ -1128,3 +1128,226 @@ async fn a_pending_card_refund_settles_once_when_stripe_reports_it(pool: PgPool)
         "1000 from the failed refund's note, 2344 new"
     );
 }
+
+/// Stripe's event list answering `events` (newest first) on one page, whatever is asked.
+async fn stripe_lists(world: &World, events: Vec<Value>) {
+    Mock::given(method("GET"))
+        .and(path("/v1/events"))
+        .and(header("authorization", "Bearer sk_test_billing"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"object": "list", "url": "/v1/events", "has_more": false, "data": events}),
+        ))
+        .mount(&world.stub)
+        .await;
+}
+
+fn event(id: &str, kind: &str, object: &Value) -> Value {
+    json!({"id": id, "object": "event", "type": kind, "created": OffsetDateTime::now_utc().unix_timestamp(),
+           "livemode": false, "data": {"object": object}})
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_stripe_event_that_never_arrived_is_applied_by_the_reconcile_run(pool: PgPool) {
+    let world = World::new(pool).await;
+    // One invoice paid and delivered; another whose payment's webhook never came.
+    let delivered = world.issued(&three_lines()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, delivered_intent) = world.pay_by_card(&delivered).await;
+    let lost = world.issued(&three_lines()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = world
+        .call(
+            Who::OwnerClient,
+            &Method::POST,
+            &format!("/invoices/{lost}/create-payment-intent"),
+            None,
+        )
+        .await;
+    let lost_intent = res.str("payment_intent_id");
+    let succeeded = |intent: &str, invoice: &str| {
+        json!({"id": intent, "object": "payment_intent", "amount": 3344, "amount_received": 3344,
+               "currency": "eur", "status": "succeeded", "metadata": {"invoice_id": invoice}})
+    };
+    stripe_lists(
+        &world,
+        vec![
+            event(
+                "evt_lost",
+                "payment_intent.succeeded",
+                &succeeded(&lost_intent, &lost),
+            ),
+            event(
+                &format!("evt_paid_{delivered_intent}"),
+                "payment_intent.succeeded",
+                &succeeded(&delivered_intent, &delivered),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        world
+            .staff(Method::GET, &format!("/invoices/{lost}"), None)
+            .await
+            .body["status"],
+        "SENT"
+    );
+
+    let reconciler =
+        gantry::payments::reconcile::Reconciler::from_platform(&world.app.platform).unwrap();
+    let ran = reconciler.run().await.unwrap();
+    assert_eq!(ran.events, 2);
+    assert_eq!(ran.findings.len(), 1, "{:?}", ran.findings);
+    assert_eq!(ran.findings[0].provider_ref, "evt_lost");
+    assert_eq!(ran.findings[0].kind, "missing");
+    assert!(ran.anchor.is_some());
+    assert_eq!(
+        world
+            .staff(Method::GET, &format!("/invoices/{lost}"), None)
+            .await
+            .body["status"],
+        "PAID"
+    );
+    // Again: nothing new, and the listing starts from where the last one left off.
+    let again = reconciler.run().await.unwrap();
+    assert!(again.findings.is_empty());
+    let lists: Vec<_> = world
+        .stub
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == "/v1/events")
+        .collect();
+    assert_eq!(lists.len(), 2);
+    let since = |r: &Request| -> i64 {
+        r.url
+            .query_pairs()
+            .find(|(k, _)| k == "created[gte]")
+            .unwrap()
+            .1
+            .parse()
+            .unwrap()
+    };
+    assert!(since(&lists[1]) > since(&lists[0]), "the cursor moved");
+    assert!(
+        lists[0]
+            .url
+            .query_pairs()
+            .any(|(k, v)| k == "types[]" && v == "charge.refunded")
+    );
+
+    // Findings are the ADMIN's to read, audited.
+    let res = world
+        .call(Who::Admin, &Method::GET, "/reconciliation", None)
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.body["items"][0]["provider_ref"], "evt_lost");
+    assert_eq!(res.body["items"][0]["kind"], "missing");
+    for who in [Who::Staff, Who::OwnerClient] {
+        let res = world.call(who, &Method::GET, "/reconciliation", None).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{who:?}");
+    }
+    assert_eq!(
+        world
+            .call(Who::Anonymous, &Method::GET, "/reconciliation", None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(world.app.audit_count("reconciliation.finding").await, 1);
+}
+
+/// A ledger row's content: provider, event id and type, invoice, payment, amount, currency,
+/// outcome.
+type LedgerRow = (
+    String,
+    String,
+    String,
+    Option<uuid::Uuid>,
+    Option<uuid::Uuid>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_ledger_rewritten_after_its_anchor_fails_verification_against_it(pool: PgPool) {
+    use gantry::payments::ledger::{self, Verdict};
+    let world = World::new(pool).await;
+    for _ in 0..2 {
+        let id = world.issued(&three_lines()).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        world.pay_by_card(&id).await;
+    }
+    let store = gantry::ipfs::IpfsConfig::from_env(&world.app.platform.env, false)
+        .unwrap()
+        .build(&world.app.platform.env);
+    let cid = gantry::payments::reconcile::anchor(&world.app.pool, &*store)
+        .await
+        .unwrap();
+    let mut conn = world.app.pool.acquire().await.unwrap();
+    let verdict = gantry::payments::reconcile::verify_anchor(&mut conn, &*store, &cid)
+        .await
+        .unwrap();
+    assert_eq!(verdict, Verdict::Intact { rows: 2 });
+
+    // Someone who can turn the append-only trigger off rewrites history, consistently: every
+    // hash recomputed, one amount changed.
+    let rows: Vec<LedgerRow> =
+        sqlx::query_as(
+            "SELECT provider, event_id, event_type, invoice_id, payment_id, amount::text, currency, outcome
+             FROM payment_events ORDER BY seq",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "ALTER TABLE payment_events DISABLE TRIGGER payment_events_append_only;
+         DELETE FROM payment_events;
+         UPDATE ledger_head SET seq = 0, hash = '\\x0000000000000000000000000000000000000000000000000000000000000000';",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let mut tx = world.app.pool.begin().await.unwrap();
+    for (n, (provider, event_id, event_type, invoice_id, payment_id, amount, currency, outcome)) in
+        rows.into_iter().enumerate()
+    {
+        let head = ledger::lock_head(&mut tx).await.unwrap();
+        let amount = if n == 0 {
+            Some(gantry::payments::money::Minor::new(1))
+        } else {
+            amount.map(|a| a.parse().unwrap())
+        };
+        let entry = ledger::Entry {
+            provider,
+            event_id,
+            event_type,
+            invoice_id,
+            payment_id,
+            amount,
+            currency,
+            outcome,
+        };
+        ledger::append(&mut tx, head, &entry).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(
+        ledger::verify(&mut conn).await.unwrap(),
+        Verdict::Intact { rows: 2 },
+        "consistent on its own"
+    );
+    let verdict = gantry::payments::reconcile::verify_anchor(&mut conn, &*store, &cid)
+        .await
+        .unwrap();
+    assert!(
+        matches!(verdict, Verdict::Broken { seq: 2, .. }),
+        "{verdict:?}"
+    );
+}

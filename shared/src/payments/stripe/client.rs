@@ -37,7 +37,7 @@ impl Stripe {
         })
     }
 
-    pub(super) fn secret_key(&self) -> AppResult<&SecretString> {
+    pub(crate) fn secret_key(&self) -> AppResult<&SecretString> {
         self.secret_key.as_ref().ok_or_else(|| {
             AppError::Unavailable("Stripe is not configured (STRIPE_SECRET_KEY)".into())
         })
@@ -117,6 +117,28 @@ impl Stripe {
         self.call(request).await
     }
 
+    /// One page of `GET /v1/events` (newest first): events of `types` created at or after
+    /// `since` (unix seconds), after event `after` when paging on.
+    pub(crate) async fn list_events(
+        &self,
+        types: &[&str],
+        since: i64,
+        after: Option<&str>,
+    ) -> AppResult<EventPage> {
+        let mut query: Vec<(&str, String)> =
+            vec![("limit", "100".into()), ("created[gte]", since.to_string())];
+        query.extend(types.iter().map(|t| ("types[]", (*t).to_owned())));
+        if let Some(after) = after {
+            query.push(("starting_after", after.to_owned()));
+        }
+        let request = self
+            .http
+            .get()
+            .get(format!("{}/v1/events", self.api_base))
+            .query(&query);
+        self.call(request).await
+    }
+
     pub(super) async fn retrieve_intent(&self, id: &str) -> AppResult<Intent> {
         let request = self
             .http
@@ -134,6 +156,14 @@ pub(super) struct Intent {
     pub(super) amount: u64,
     pub(super) currency: String,
     pub(super) status: String,
+}
+
+/// A page of Stripe's event list: the events as Stripe sent them (read again as webhook
+/// bodies), and whether older ones follow.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EventPage {
+    pub(crate) data: Vec<serde_json::Value>,
+    pub(crate) has_more: bool,
 }
 
 /// The fields of a Stripe Refund this API reads.

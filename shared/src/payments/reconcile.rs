@@ -1,0 +1,381 @@
+//! Reconciliation: the `reconcile` worker (daily when deployed, every `BILLING_SCHEDULE_SECONDS`
+//! in the local gateway) and `gantry ledger reconcile`, which runs it once and prints what it
+//! found.
+//!
+//! - **Stripe**: lists the events of the types this API handles since the last run (`GET
+//!   /v1/events`, from a cursor kept in `reconcile_cursors`) and replays each through the same
+//!   path as its webhook delivery, whose ledger dedup makes a known event a no-op. An event
+//!   that changed something never arrived: a `missing` finding; one whose amount does not match
+//!   our payment: an `amount` finding.
+//! - **The ledger head** is anchored outside the database: a small JSON document of its
+//!   sequence number and hash, stored through the IPFS store; its CID goes to
+//!   `ledger_anchors` and the log. `gantry ledger verify --anchor <CID>` fails when the chain no
+//!   longer leads to it.
+//!
+//! Every finding is written to `reconciliation_findings` with its audit row, in one
+//! transaction, and listed at `GET /reconciliation` (ADMIN). Nothing is "fixed" but by
+//! replaying the provider's own event.
+
+use super::ledger::{self, Verdict};
+use super::settle::Outcome;
+use super::stripe::{self, Stripe};
+use crate::audit::{self, Entry};
+use crate::db::Db;
+use crate::domain::{Page, page_limit};
+use crate::endpoint;
+use crate::error::{AppError, AppResult};
+use crate::extract::{Authorized, Json, Query};
+use crate::function::needs::{DATABASE, PUBLIC_KEYS};
+use crate::function::{FunctionSpec, Http, Schedule, Trigger};
+use crate::ipfs::{self, IpfsConfig, IpfsStore};
+use crate::payments::audit::PaymentsAction;
+use crate::payments::state::PaymentsState;
+use crate::queue::{Job, JobError, JobHandler, signing};
+use async_trait::async_trait;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// The queue (and function) name.
+pub const QUEUE: &str = "reconcile";
+/// The message a schedule sends.
+pub const RUN: &str = r#"{"task":"reconcile"}"#;
+/// How far back the first run lists Stripe's events (Stripe keeps 30 days).
+const FIRST_LOOKBACK_SECS: i64 = 30 * 24 * 3600;
+/// How far before the cursor each later run starts again: an event created while the previous
+/// run was listing is listed now (its dedup makes the overlap free).
+const OVERLAP_SECS: i64 = 3600;
+
+/// `reconcile`: daily, on a schedule.
+pub static RECONCILE: FunctionSpec = FunctionSpec {
+    name: QUEUE,
+    trigger: Trigger::Queue {
+        build: |platform| Ok(Arc::new(Reconciler::from_platform(platform)?)),
+        schedule: Some(Schedule {
+            minutes: 24 * 60,
+            body: RUN,
+            local_every: Some("BILLING_SCHEDULE_SECONDS"),
+        }),
+    },
+    needs: &[
+        &DATABASE,
+        &signing::NEED,
+        &stripe::API_NEED,
+        &crate::ipfs::config::NEED,
+    ],
+};
+
+/// `reconciliation`: the findings (ADMIN).
+pub static RECONCILIATION: FunctionSpec = FunctionSpec {
+    name: "reconciliation",
+    trigger: Trigger::Http(&Http::new(
+        |platform| Ok(PaymentsState::rows(platform)),
+        &[endpoint!(list_findings)],
+    )),
+    needs: &[&DATABASE, &PUBLIC_KEYS],
+};
+
+/// A difference between our books and a provider's.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct Finding {
+    pub id: Uuid,
+    /// `stripe`, `btcpay`, a chain (`evm:<id>`), or `ledger`.
+    pub provider: String,
+    /// The provider's object or event.
+    pub provider_ref: String,
+    /// `missing` (the provider has it, we did not), `extra` (we have it, the provider does
+    /// not), `amount` or `status` (both have it, differently).
+    #[schema(example = "missing")]
+    pub kind: String,
+    pub detail: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub found_at: OffsetDateTime,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FindingQuery {
+    /// 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+}
+
+#[utoipa::path(get, path = "/reconciliation", tag = "billing", security(("bearer" = [])),
+    params(FindingQuery),
+    responses(
+        (status = 200, description = "What reconciliation runs found, oldest first", body = Page<Finding>),
+        (status = 403, description = "Not an ADMIN"),
+    ))]
+pub async fn list_findings(
+    State(state): State<PaymentsState>,
+    Authorized(_, _): Authorized<crate::extract::AdminOnly>,
+    Query(query): Query<FindingQuery>,
+) -> AppResult<Json<Page<Finding>>> {
+    let limit = page_limit(query.limit).map_err(|e| AppError::Validation(vec![e]))?;
+    let rows = sqlx::query_as!(
+        Finding,
+        "SELECT id, provider, provider_ref, kind, detail, found_at FROM reconciliation_findings
+         WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
+        query.cursor,
+        i64::from(limit) + 1,
+    )
+    .fetch_all(state.db()?)
+    .await?;
+    Ok(Json(Page::of(rows, limit, |f| f.id)))
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Ran {
+    /// Provider events read.
+    pub events: usize,
+    pub findings: Vec<Finding>,
+    /// The ledger head's anchor, when an IPFS store is configured.
+    pub anchor: Option<String>,
+}
+
+pub struct Reconciler {
+    db: Db,
+    stripe: Option<Arc<Stripe>>,
+    ipfs: Arc<dyn IpfsStore>,
+}
+
+fn retry(err: impl std::fmt::Display) -> JobError {
+    JobError::Retry(anyhow::anyhow!("{err}"))
+}
+
+impl Reconciler {
+    pub fn new(db: Db, stripe: Option<Arc<Stripe>>, ipfs: Arc<dyn IpfsStore>) -> Self {
+        Self { db, stripe, ipfs }
+    }
+
+    /// From the platform's environment (what the worker and the CLI use).
+    pub fn from_platform(
+        platform: &crate::platform::Platform,
+    ) -> Result<Self, crate::platform::StartupError> {
+        let stripe = Stripe::from_env(&platform.env)?;
+        let ipfs = IpfsConfig::from_env(&platform.env, crate::runtime::under_lambda())?;
+        Ok(Self::new(
+            platform.db.clone(),
+            stripe.secret_key().is_ok().then(|| Arc::new(stripe)),
+            ipfs.build(&platform.env),
+        ))
+    }
+
+    /// One run: every provider, then the anchor.
+    pub async fn run(&self) -> AppResult<Ran> {
+        let pool = self.db.pool()?;
+        let run_id = Uuid::now_v7();
+        let mut ran = Ran::default();
+        if let Some(stripe) = &self.stripe {
+            self.stripe_events(pool, stripe, run_id, &mut ran).await?;
+        }
+        ran.anchor = Some(anchor(pool, &*self.ipfs).await?);
+        Ok(ran)
+    }
+
+    async fn stripe_events(
+        &self,
+        pool: &PgPool,
+        stripe: &Stripe,
+        run_id: Uuid,
+        ran: &mut Ran,
+    ) -> AppResult<()> {
+        let cursor =
+            sqlx::query_scalar!("SELECT position FROM reconcile_cursors WHERE provider = 'stripe'")
+                .fetch_optional(pool)
+                .await?;
+        let since = match cursor {
+            Some(position) => position - OVERLAP_SECS,
+            None => OffsetDateTime::now_utc().unix_timestamp() - FIRST_LOOKBACK_SECS,
+        };
+        let mut newest = cursor.unwrap_or(since);
+        let mut after: Option<String> = None;
+        loop {
+            let page = stripe
+                .list_events(stripe::webhook::HANDLED, since, after.as_deref())
+                .await?;
+            for event in &page.data {
+                ran.events += 1;
+                let id = event["id"].as_str().unwrap_or("?").to_owned();
+                let kind = event["type"].as_str().unwrap_or("?").to_owned();
+                newest = newest.max(event["created"].as_i64().unwrap_or(newest));
+                let body = serde_json::to_vec(event).map_err(AppError::internal)?;
+                let finding = match stripe::webhook::replay(pool, &body).await {
+                    Ok(Outcome::Applied) => Some((
+                        "missing",
+                        format!("{kind} never arrived as a webhook; replayed from Stripe's events"),
+                    )),
+                    Ok(Outcome::Rejected) => Some((
+                        "amount",
+                        format!("{kind} does not match our payment (amount, currency or invoice)"),
+                    )),
+                    Ok(Outcome::Duplicate | Outcome::Ignored) => None,
+                    Err(err) => Some(("status", format!("{kind} could not be applied: {err}"))),
+                };
+                if let Some((kind, detail)) = finding {
+                    ran.findings
+                        .push(record(pool, run_id, "stripe", &id, kind, &detail).await?);
+                }
+                after = Some(id);
+            }
+            if !page.has_more || page.data.is_empty() {
+                break;
+            }
+        }
+        sqlx::query!(
+            "INSERT INTO reconcile_cursors (provider, position) VALUES ('stripe', $1)
+             ON CONFLICT (provider) DO UPDATE SET position = $1, updated_at = now()",
+            newest
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Writes a finding and its audit row, in one transaction.
+async fn record(
+    pool: &PgPool,
+    run_id: Uuid,
+    provider: &str,
+    provider_ref: &str,
+    kind: &str,
+    detail: &str,
+) -> AppResult<Finding> {
+    let mut tx = pool.begin().await?;
+    let finding = sqlx::query_as!(
+        Finding,
+        "INSERT INTO reconciliation_findings (id, run_id, provider, provider_ref, kind, detail)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id, provider, provider_ref, kind, detail, found_at",
+        Uuid::now_v7(),
+        run_id,
+        provider,
+        provider_ref,
+        kind,
+        detail,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        Entry {
+            action: PaymentsAction::ReconciliationFinding,
+            actor_id: None,
+            subject_id: Some(finding.id),
+            details: json!({"provider": provider, "provider_ref": provider_ref, "kind": kind}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::warn!(
+        provider,
+        provider_ref,
+        kind,
+        detail,
+        "reconciliation finding"
+    );
+    Ok(finding)
+}
+
+/// The anchor document of a ledger head.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct AnchorDoc {
+    ledger: String,
+    seq: i64,
+    /// Hex of the head row's hash.
+    hash: String,
+}
+
+/// Stores the ledger head as a document through the IPFS store and records its CID.
+pub async fn anchor(pool: &PgPool, store: &dyn IpfsStore) -> AppResult<String> {
+    let head = sqlx::query!("SELECT seq, hash FROM ledger_head")
+        .fetch_one(pool)
+        .await?;
+    let doc = AnchorDoc {
+        ledger: "gantry payment_events".into(),
+        seq: head.seq,
+        hash: hex(&head.hash),
+    };
+    let bytes = serde_json::to_vec(&doc).map_err(AppError::internal)?;
+    let stored = ipfs::store::store(store, &bytes).await?;
+    let cid = ipfs::to_text(&stored.file.root);
+    sqlx::query!(
+        "INSERT INTO ledger_anchors (id, seq, hash, cid) VALUES ($1, $2, $3, $4)",
+        Uuid::now_v7(),
+        head.seq,
+        head.hash,
+        cid,
+    )
+    .execute(pool)
+    .await?;
+    tracing::info!(seq = head.seq, cid = %cid, "ledger head anchored");
+    Ok(cid)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The chain checked end to end, and then against the anchor `cid`: its row must still carry
+/// the anchored hash. A chain rewritten consistently after the anchor passes the first check
+/// and fails this one.
+pub async fn verify_anchor(
+    conn: &mut PgConnection,
+    store: &dyn IpfsStore,
+    cid: &str,
+) -> AppResult<Verdict> {
+    let verdict = ledger::verify(&mut *conn).await?;
+    if matches!(verdict, Verdict::Broken { .. }) {
+        return Ok(verdict);
+    }
+    let parsed = ipfs::parse_cid(cid).ok_or_else(|| AppError::invalid("anchor", "is not a CID"))?;
+    let bytes = ipfs::store::read(store, &parsed)
+        .await?
+        .ok_or_else(|| AppError::invalid("anchor", "is not in the IPFS store"))?;
+    let doc: AnchorDoc = serde_json::from_slice(&bytes)
+        .map_err(|_| AppError::invalid("anchor", "is not a ledger anchor"))?;
+    if doc.seq == 0 {
+        return Ok(verdict);
+    }
+    let row = sqlx::query_scalar!("SELECT hash FROM payment_events WHERE seq = $1", doc.seq)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(match row {
+        Some(hash) if hex(&hash) == doc.hash => verdict,
+        Some(_) => Verdict::Broken {
+            seq: doc.seq,
+            reason: "the row's hash is not the anchored one (history was rewritten)".into(),
+        },
+        None => Verdict::Broken {
+            seq: doc.seq,
+            reason: "the anchored row is gone".into(),
+        },
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "task", rename_all = "kebab-case", deny_unknown_fields)]
+enum Task {
+    Reconcile,
+}
+
+#[async_trait]
+impl JobHandler for Reconciler {
+    #[tracing::instrument(name = "reconcile", skip_all, fields(job = %job.id))]
+    async fn handle(&self, job: &Job) -> Result<(), JobError> {
+        let Task::Reconcile = serde_json::from_str(&job.body)
+            .map_err(|e| JobError::drop(format!("not a reconcile task: {e}")))?;
+        let ran = self.run().await.map_err(retry)?;
+        tracing::info!(events = ran.events, findings = ran.findings.len(), anchor = ?ran.anchor, "reconciled");
+        Ok(())
+    }
+}
