@@ -7,6 +7,11 @@
 //!   path as its webhook delivery, whose ledger dedup makes a known event a no-op. An event
 //!   that changed something never arrived: a `missing` finding; one whose amount does not match
 //!   our payment: an `amount` finding.
+//! - **BTCPay**: re-reads each of our bitcoin payments still PENDING (made in the last 30 days)
+//!   from BTCPay's API and applies what changed as its webhook would have: a settled or ended
+//!   invoice whose delivery never came is a `missing` finding.
+//! - **Chains**: every PENDING on-chain payment and payout is handed to the `chain-monitor`
+//!   again, which re-reads it from its chain.
 //! - **The ledger head** is anchored outside the database: a small JSON document of its
 //!   sequence number and hash, stored through the IPFS store; its CID goes to
 //!   `ledger_anchors` and the log. `gantry ledger verify --anchor <CID>` fails when the chain no
@@ -16,7 +21,9 @@
 //! transaction, and listed at `GET /reconciliation` (ADMIN). Nothing is "fixed" but by
 //! replaying the provider's own event.
 
+use super::btcpay::{self, Btcpay};
 use super::ledger::{self, Verdict};
+use super::onchain::submit::Watch;
 use super::settle::Outcome;
 use super::stripe::{self, Stripe};
 use crate::audit::{self, Entry};
@@ -66,6 +73,7 @@ pub static RECONCILE: FunctionSpec = FunctionSpec {
         &DATABASE,
         &signing::NEED,
         &stripe::API_NEED,
+        &btcpay::API_NEED,
         &crate::ipfs::config::NEED,
     ],
 };
@@ -136,6 +144,8 @@ pub async fn list_findings(
 pub struct Ran {
     /// Provider events read.
     pub events: usize,
+    /// Objects re-read from their provider (BTCPay invoices) or handed to the chain monitor.
+    pub rechecked: usize,
     pub findings: Vec<Finding>,
     /// The ledger head's anchor, when an IPFS store is configured.
     pub anchor: Option<String>,
@@ -144,6 +154,7 @@ pub struct Ran {
 pub struct Reconciler {
     db: Db,
     stripe: Option<Arc<Stripe>>,
+    btcpay: Option<Arc<Btcpay>>,
     ipfs: Arc<dyn IpfsStore>,
 }
 
@@ -152,8 +163,19 @@ fn retry(err: impl std::fmt::Display) -> JobError {
 }
 
 impl Reconciler {
-    pub fn new(db: Db, stripe: Option<Arc<Stripe>>, ipfs: Arc<dyn IpfsStore>) -> Self {
-        Self { db, stripe, ipfs }
+    /// Each provider that is `None` (not configured) is skipped.
+    pub fn new(
+        db: Db,
+        stripe: Option<Arc<Stripe>>,
+        btcpay: Option<Arc<Btcpay>>,
+        ipfs: Arc<dyn IpfsStore>,
+    ) -> Self {
+        Self {
+            db,
+            stripe,
+            btcpay,
+            ipfs,
+        }
     }
 
     /// From the platform's environment (what the worker and the CLI use).
@@ -161,10 +183,12 @@ impl Reconciler {
         platform: &crate::platform::Platform,
     ) -> Result<Self, crate::platform::StartupError> {
         let stripe = Stripe::from_env(&platform.env)?;
+        let btcpay = Btcpay::from_env(&platform.env)?;
         let ipfs = IpfsConfig::from_env(&platform.env, crate::runtime::under_lambda())?;
         Ok(Self::new(
             platform.db.clone(),
             stripe.secret_key().is_ok().then(|| Arc::new(stripe)),
+            btcpay.configured().then(|| Arc::new(btcpay)),
             ipfs.build(&platform.env),
         ))
     }
@@ -177,6 +201,10 @@ impl Reconciler {
         if let Some(stripe) = &self.stripe {
             self.stripe_events(pool, stripe, run_id, &mut ran).await?;
         }
+        if let Some(btcpay) = &self.btcpay {
+            bitcoin(pool, btcpay, run_id, &mut ran).await?;
+        }
+        chains(pool, &mut ran).await?;
         ran.anchor = Some(anchor(pool, &*self.ipfs).await?);
         Ok(ran)
     }
@@ -239,6 +267,68 @@ impl Reconciler {
         .await?;
         Ok(())
     }
+}
+
+/// Each bitcoin payment still PENDING, as BTCPay's API has it now.
+async fn bitcoin(pool: &PgPool, btcpay: &Btcpay, run_id: Uuid, ran: &mut Ran) -> AppResult<()> {
+    let open = sqlx::query_scalar!(
+        "SELECT provider_ref FROM payments WHERE provider = 'btcpay' AND status = 'PENDING'
+           AND created_at > now() - interval '30 days' ORDER BY id"
+    )
+    .fetch_all(pool)
+    .await?;
+    for invoice in open {
+        ran.rechecked += 1;
+        let finding = match btcpay::webhook::replay(pool, btcpay, &invoice).await? {
+            Some(Outcome::Applied) => Some((
+                "missing",
+                "BTCPay's invoice ended (settled, expired or invalid) without a delivery; applied",
+            )),
+            Some(Outcome::Rejected) => {
+                Some(("amount", "BTCPay's invoice does not match our payment"))
+            }
+            _ => None,
+        };
+        if let Some((kind, detail)) = finding {
+            ran.findings
+                .push(record(pool, run_id, "btcpay", &invoice, kind, detail).await?);
+        }
+    }
+    Ok(())
+}
+
+/// Every PENDING on-chain payment and payout, handed to the chain monitor again.
+async fn chains(pool: &PgPool, ran: &mut Ran) -> AppResult<()> {
+    let mut tx = pool.begin().await?;
+    let payments = sqlx::query_scalar!(
+        "SELECT id FROM payments WHERE provider LIKE 'evm:%' AND status = 'PENDING'"
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let payouts = sqlx::query_scalar!("SELECT id FROM payouts WHERE status = 'PENDING'")
+        .fetch_all(&mut *tx)
+        .await?;
+    let watches = payments
+        .into_iter()
+        .map(|payment_id| Watch::Payment { payment_id })
+        .chain(
+            payouts
+                .into_iter()
+                .map(|payout_id| Watch::Payout { payout_id }),
+        );
+    for watch in watches {
+        ran.rechecked += 1;
+        let body = serde_json::to_string(&watch).map_err(AppError::internal)?;
+        crate::queue::enqueue(
+            &mut tx,
+            super::onchain::QUEUE,
+            &body,
+            std::time::Duration::ZERO,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Writes a finding and its audit row, in one transaction.

@@ -1536,6 +1536,49 @@ async fn a_btcpay_settlement_is_confirmed_with_btcpay_before_it_credits(pool: Pg
     assert_eq!(world.count("SELECT count(*) FROM payment_events").await, 1);
 }
 
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn reconciliation_applies_a_bitcoin_settlement_whose_delivery_never_came(pool: PgPool) {
+    let world = World::new(pool).await;
+    // BTCPay's API says Settled; the InvoiceSettled delivery never came.
+    let id = bitcoin_payment(&world, "BtcLost", "Settled").await;
+    // A waiting on-chain payment is handed to the chain monitor again.
+    let hash = format!("0x{0}{0}", id.replace('-', ""));
+    let res = world
+        .call(
+            Who::OwnerClient,
+            &Method::POST,
+            &format!(
+                "/invoices/{}/blockchain-payment",
+                world.invoice("1500", "SENT").await
+            ),
+            Some(&json!({"chain_id": 31337, "tx_hash": hash})),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    Mock::given(method("GET"))
+        .and(path("/v1/events"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"object": "list", "has_more": false, "data": []})),
+        )
+        .mount(&world.stub)
+        .await;
+    let watches = "SELECT count(*) FROM queue_messages WHERE queue = 'chain-monitor'";
+    let before = world.count(watches).await;
+    let reconciler =
+        gantry::payments::reconcile::Reconciler::from_platform(&world.app.platform).unwrap();
+    let ran = reconciler.run().await.unwrap();
+    assert_eq!(ran.findings.len(), 1, "{:?}", ran.findings);
+    assert_eq!(ran.findings[0].provider, "btcpay");
+    assert_eq!(ran.findings[0].provider_ref, "BtcLost");
+    assert_eq!(ran.findings[0].kind, "missing");
+    assert_eq!(world.get(&id).await["status"], "PAID");
+    assert_eq!(world.count(watches).await, before + 1);
+    // Settled now: the next run re-reads nothing of BTCPay's and finds nothing.
+    let again = reconciler.run().await.unwrap();
+    assert!(again.findings.is_empty(), "{:?}", again.findings);
+}
+
 /// A payout event of BTCPay's for payout `payout` (delivery `id`).
 fn payout_delivery(id: &str, kind: &str, payout: &str) -> String {
     json!({

@@ -49,6 +49,11 @@ impl Btcpay {
         })
     }
 
+    /// Whether the store's API is configured (URL, store and key).
+    pub(crate) fn configured(&self) -> bool {
+        self.store().is_ok()
+    }
+
     pub(super) fn missing(name: &str) -> AppError {
         AppError::Unavailable(format!("BTCPay Server is not configured ({name})"))
     }

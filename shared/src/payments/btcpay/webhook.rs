@@ -89,6 +89,37 @@ pub struct Delivery {
     payout_id: Option<String>,
 }
 
+/// Reconciliation's view of BTCPay invoice `btcpay_invoice`: what BTCPay's API says of it now,
+/// applied as a delivery of the matching event would have been (`None`: still open). The
+/// event id is the reconciliation's own, so a late real delivery still dedups on the
+/// payment's state machine, which never credits twice.
+pub(crate) async fn replay(
+    pool: &PgPool,
+    btcpay: &Btcpay,
+    btcpay_invoice: &str,
+) -> AppResult<Option<Outcome>> {
+    let fetched = btcpay.fetch(btcpay_invoice).await?;
+    let kind = match fetched.status.as_str() {
+        "Settled" => "InvoiceSettled",
+        "Expired" => "InvoiceExpired",
+        "Invalid" => "InvoiceInvalid",
+        _ => return Ok(None),
+    };
+    let delivery = Delivery {
+        delivery_id: format!("reconcile:{btcpay_invoice}:{kind}"),
+        original_delivery_id: None,
+        kind: kind.to_owned(),
+        store_id: btcpay.store_id.clone().unwrap_or_default(),
+        invoice_id: Some(btcpay_invoice.to_owned()),
+        partially_paid: false,
+        payout_id: None,
+    };
+    Ok(Some(match report(btcpay, delivery).await? {
+        Some(report) => settle::apply(pool, &report).await?,
+        None => Outcome::Ignored,
+    }))
+}
+
 /// A payout event: a refund's pull payment paid out (`Completed`, as BTCPay's API says, not
 /// the delivery) settles the refund once.
 async fn payout(pool: &PgPool, btcpay: &Btcpay, delivery: &Delivery) -> AppResult<Outcome> {
