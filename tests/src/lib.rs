@@ -707,6 +707,27 @@ pub fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
+/// Every route of the function table that the OpenAPI document files under `tag`, as
+/// (method, path): what an area's authorization matrix must have one row for.
+pub fn routes_tagged(tag: &str) -> Vec<(String, String)> {
+    let mut routes = Vec::new();
+    for spec in gantry::app::FUNCTIONS {
+        let doc = serde_json::to_value(spec.openapi()).expect("an OpenAPI document");
+        for route in spec.routes() {
+            let method = route.method.http().as_str().to_owned();
+            let tags = &doc["paths"][&route.path][method.to_lowercase()]["tags"];
+            let tags = tags
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {} has no tags", route.path));
+            if tags.contains(&serde_json::json!(tag)) {
+                routes.push((method, route.path));
+            }
+        }
+    }
+    routes.sort();
+    routes
+}
+
 /// The callers of an authorization matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Who {

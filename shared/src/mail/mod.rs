@@ -141,6 +141,14 @@ fn ses_from_env(_: &Env) -> Result<Arc<dyn MailTransport>, ConfigError> {
     ))
 }
 
+/// Text for an HTML body: names, numbers and links are never trusted as markup.
+pub fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// A file sent with a mail.
 #[derive(Debug, Clone, Copy)]
 pub struct Attachment<'a> {

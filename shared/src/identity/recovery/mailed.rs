@@ -96,7 +96,7 @@ pub async fn send(
             ),
             format!(
                 "<p>This address was added to an account that also signs in with: {}. If you did not add it, do not open the link.</p>",
-                escape(&others.join(", "))
+                crate::mail::escape_html(&others.join(", "))
             ),
         )
     };
@@ -164,14 +164,6 @@ fn sign_in_method(typed: &str) -> String {
     }
 }
 
-/// Text for an HTML body: identifiers are addresses and DIDs, but never trusted as markup.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// What a reset of an address nobody had proven took off the account.
 #[derive(Debug, Default)]
 pub struct Removed {
@@ -215,7 +207,7 @@ pub async fn confirm_reset(
         if note.is_empty() {
             String::new()
         } else {
-            format!("<p>{}</p>", escape(&note))
+            format!("<p>{}</p>", crate::mail::escape_html(&note))
         }
     );
     mail::send(
@@ -300,7 +292,7 @@ mod tests {
         );
         assert_eq!(super::sign_in_method("did:did:key:z6M"), "DID did:key:z6M");
         assert_eq!(
-            super::escape("<a href=\"x\">&</a>"),
+            crate::mail::escape_html("<a href=\"x\">&</a>"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
         );
     }

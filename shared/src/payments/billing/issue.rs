@@ -212,7 +212,7 @@ pub(crate) async fn mail_document(
         total = money(doc.total),
         lower = title.to_lowercase(),
     );
-    let html = format!("<pre>{}</pre>", html_escape(&text));
+    let html = format!("<pre>{}</pre>", mail::escape_html(&text));
     let filename = format!("{}.pdf", doc.number.replace('/', "-"));
     mail::send_with(
         tx,
@@ -230,13 +230,6 @@ pub(crate) async fn mail_document(
     )
     .await?;
     Ok(())
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Today, in UTC: the date documents carry.

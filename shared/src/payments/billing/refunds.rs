@@ -235,17 +235,14 @@ pub async fn start(
         return Err(AppError::Forbidden);
     }
     let mut errors = Vec::new();
-    let amount = match Minor::parse("amount", &input.amount.0) {
-        Ok(a) if a > Minor::ZERO => Some(a),
-        Ok(_) => {
-            errors.push(FieldError::new("amount", "must be greater than zero"));
-            None
-        }
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    };
+    let amount = invoices::money(Some(&input.amount.0), None)
+        .map_err(|e| {
+            if let AppError::Validation(mut fields) = e {
+                errors.append(&mut fields);
+            }
+        })
+        .ok()
+        .and_then(|(amount, _)| amount);
     let reason = crate::domain::parse_line("reason", &input.reason, 500)
         .map_err(|e| errors.push(e))
         .unwrap_or_default();

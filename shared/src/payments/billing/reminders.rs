@@ -190,12 +190,7 @@ impl Reminders {
                 code = currency.code(),
             );
             let subject = format!("Reminder: invoice {} is overdue", row.number);
-            let html = format!(
-                "<p>{}</p>",
-                text.replace('&', "&amp;")
-                    .replace('<', "&lt;")
-                    .replace('\n', "<br>")
-            );
+            let html = format!("<p>{}</p>", mail::escape_html(&text).replace('\n', "<br>"));
             mail::send(
                 &mut tx,
                 &Mail {
