@@ -17,9 +17,10 @@ pub enum PaymentsError {
     #[error("this refund ({amount}) exceeds what the payment paid net of its refunds ({left})")]
     RefundExceedsPaid { amount: Minor, left: Minor },
     #[error(
-        "refunds of on-chain payments are not started here yet: pay it back with POST /payouts"
+        "the wallet that paid this on-chain payment is not one linked to the invoice's client \
+         (any longer): an on-chain refund goes only there"
     )]
-    OnChainRefund,
+    PayerNotLinked,
     #[error(
         "a credit note needs an invoice issued with a number (SENT, OVERDUE or PAID); this one is {0:?}"
     )]

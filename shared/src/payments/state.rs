@@ -5,6 +5,7 @@
 use super::billing::config::BillingConfig;
 use super::btcpay::Btcpay;
 use super::onchain::Chains;
+use super::onchain::payout::Payouts;
 use super::stripe::Stripe;
 use crate::chain::AlloyRpc;
 use crate::db::Db;
@@ -24,6 +25,8 @@ pub struct PaymentsState {
     chains: Arc<Chains>,
     /// The chains' RPC endpoints (`CHAIN_RPC_URLS`), each built on first use.
     rpc: Arc<AlloyRpc>,
+    /// The payout signer and its limits (`PAYOUT_*`).
+    payouts: Option<Arc<Payouts>>,
     books: Option<Arc<Books>>,
 }
 
@@ -49,6 +52,7 @@ impl PaymentsState {
             btcpay: None,
             chains: Arc::default(),
             rpc: Arc::new(AlloyRpc::new(Default::default())),
+            payouts: None,
             books: None,
         }
     }
@@ -65,12 +69,22 @@ impl PaymentsState {
         })
     }
 
-    /// With the books and every provider a refund may go back through (the `refunds` function).
+    /// With the books and every provider a refund may go back through (the `refunds` function):
+    /// Stripe, BTCPay Server, and the chains with the payout signer.
     pub fn for_refunds(platform: &Platform) -> Result<Self, StartupError> {
         Ok(Self {
             stripe: Some(Arc::new(Stripe::from_env(&platform.env)?)),
             btcpay: Some(Arc::new(Btcpay::from_env(&platform.env)?)),
-            ..Self::with_books(platform)?
+            books: Self::with_books(platform)?.books,
+            ..Self::with_payouts(platform)?
+        })
+    }
+
+    /// With the chains and the payout signer and limits (the `payouts` function).
+    pub fn with_payouts(platform: &Platform) -> Result<Self, StartupError> {
+        Ok(Self {
+            payouts: Some(Arc::new(Payouts::from_env(&platform.env)?)),
+            ..Self::with_chains(platform)?
         })
     }
 
@@ -135,6 +149,12 @@ impl PaymentsState {
         self.books
             .as_deref()
             .ok_or_else(|| Self::built_without("the books"))
+    }
+
+    pub fn payouts(&self) -> AppResult<&Payouts> {
+        self.payouts
+            .as_deref()
+            .ok_or_else(|| Self::built_without("the payout signer"))
     }
 
     pub fn btcpay(&self) -> AppResult<&Btcpay> {

@@ -1281,3 +1281,317 @@ async fn an_invoice_carries_an_eip681_uri_that_pays_it(pool: PgPool) {
     assert_eq!(paid["status"], "PAID");
     assert!(paid["payment_uri"].is_null(), "nothing is left to pay");
 }
+
+impl Chain {
+    async fn refund(&self, who: &str, invoice: &str, body: &Value) -> gantry_tests::TestResponse {
+        self.app
+            .post(&format!("/invoices/{invoice}/refunds"))
+            .bearer(who)
+            .json(body)
+            .send()
+            .await
+    }
+
+    /// A SENT invoice of `amount` `currency`, paid in full from the client's wallet (account
+    /// 0) and CONFIRMED by the monitor: the invoice and the payment.
+    async fn paid_on_chain(&self, amount: u128, currency: &str) -> (String, String) {
+        let invoice = self.invoice(amount, currency).await;
+        let hash = match currency {
+            "ETH" => self.pay_eth(&self.accounts[1], amount).await,
+            _ => {
+                self.pay_token(&self.accounts[0], &self.accounts[1], amount)
+                    .await
+            }
+        };
+        let res = self.submit(&invoice, &hash).await;
+        assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+        let payment = res.str("id");
+        self.anvil.mine(2).await.unwrap();
+        self.watch(&payment).await.unwrap();
+        assert_eq!(self.payment(&invoice).await["status"], "CONFIRMED");
+        (invoice, payment)
+    }
+
+    /// The payout that pays refund `refund` back.
+    async fn refund_payout(&self, refund: &str) -> (String, String, String) {
+        sqlx::query_as(
+            "SELECT id::text, recipient, status::text FROM payouts WHERE refund_id = $1::uuid",
+        )
+        .bind(refund)
+        .fetch_one(&self.app.pool)
+        .await
+        .unwrap()
+    }
+
+    async fn refund_status(&self, invoice: &str, refund: &str) -> Value {
+        let res = self
+            .app
+            .get(&format!("/invoices/{invoice}/refunds"))
+            .bearer(&self.cast.staff)
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        res.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == refund)
+            .unwrap()["status"]
+            .clone()
+    }
+
+    async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.app.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// A refund of an on-chain payment is a payout to the wallet that paid (ADMIN with a fresh
+/// second factor only), signed with the reservation, PENDING with the payout's transaction
+/// until the monitor finds it final, then SUCCEEDED; one key pays once, never more than was
+/// paid, and the daily payout limit counts it.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn an_onchain_refund_pays_the_payer_back_once_through_the_payout_signer(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let Some(admin) = chain.cast.admin_with_second_factor(&chain.app).await else {
+        return;
+    };
+    let (invoice, payment) = chain.paid_on_chain(2 * ETH, "ETH").await;
+    let payer = chain.accounts[0].to_lowercase();
+    let recorded: String = sqlx::query_scalar("SELECT payer FROM chain_payments")
+        .fetch_one(&chain.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, payer, "the monitor recorded the wallet that paid");
+    let refund_of = |amount: u128, key: &str| {
+        json!({"payment_id": payment, "amount": amount.to_string(),
+               "reason": "Workshop cancelled", "idempotency_key": key})
+    };
+    let body = refund_of(ETH / 2, "chain-refund-1");
+
+    // STAFF may refund a card, not a chain; an ADMIN needs a second factor used minutes ago.
+    chain
+        .refund(&chain.cast.staff, &invoice, &body)
+        .await
+        .problem(403);
+    let stale = chain.refund(&chain.cast.admin, &invoice, &body).await;
+    stale.problem(401);
+    let challenge = stale.headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("insufficient_user_authentication"),
+        "{challenge}"
+    );
+    // Never more than was paid.
+    chain
+        .refund(&admin, &invoice, &refund_of(2 * ETH + 1, "too-much"))
+        .await
+        .problem(409);
+    // The daily limit (5 ETH) counts payouts and refunds alike: 4 ETH paid out leaves 1 ETH.
+    let payout = json!({"chain_id": CHAIN, "to": PAYEE, "amount": (4 * ETH).to_string(),
+                        "currency": "ETH", "idempotency_key": "before-the-refund"});
+    assert_eq!(
+        chain.payout(&admin, &payout).await.status,
+        StatusCode::ACCEPTED
+    );
+    let limited = chain
+        .refund(&admin, &invoice, &refund_of(ETH + 1, "over-the-limit"))
+        .await;
+    assert!(
+        limited.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("daily limit"),
+        "{}",
+        limited.body
+    );
+    // Refused before anything was recorded: no refund, no credit note, one payout.
+    assert_eq!(chain.count("SELECT count(*) FROM refunds").await, 0);
+    assert_eq!(chain.count("SELECT count(*) FROM credit_notes").await, 0);
+    assert_eq!(chain.count("SELECT count(*) FROM payouts").await, 1);
+
+    // The refund: half an ETH back to the wallet that paid, three times at once and once more.
+    let before = chain.eth_balance(&payer).await;
+    let answers =
+        futures::future::join_all((0..3).map(|_| chain.refund(&admin, &invoice, &body))).await;
+    for res in &answers {
+        assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+        assert_eq!(res.body["id"], answers[0].body["id"]);
+        assert_eq!(res.body["provider_ref"], answers[0].body["provider_ref"]);
+    }
+    let res = chain.refund(&admin, &invoice, &body).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    assert_eq!(res.body["id"], answers[0].body["id"]);
+    assert_eq!(res.body["status"], "PENDING");
+    let refund = res.str("id");
+    let hash = res.str("provider_ref");
+    let (payout_id, recipient, status) = chain.refund_payout(&refund).await;
+    assert_eq!(
+        (recipient.as_str(), status.as_str()),
+        (payer.as_str(), "PENDING")
+    );
+    let sent: String = sqlx::query_scalar("SELECT tx_hash FROM payouts WHERE id = $1::uuid")
+        .bind(&payout_id)
+        .fetch_one(&chain.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(sent, hash);
+    assert_eq!(chain.count("SELECT count(*) FROM payouts").await, 2);
+    assert_eq!(
+        chain.eth_balance(&payer).await - before,
+        ETH / 2,
+        "paid once"
+    );
+    // Its credit note: what is due dropped, the invoice stays PAID.
+    let state = chain.invoice_state(&invoice).await;
+    assert_eq!(state["credited"], (ETH / 2).to_string());
+    assert_eq!(state["status"], "PAID");
+    assert_eq!(
+        chain
+            .count("SELECT count(*) FROM credit_notes WHERE refund_id IS NOT NULL")
+            .await,
+        1
+    );
+
+    // PENDING until the payout is final (3 confirmations), then SUCCEEDED, once.
+    later(chain.watch(&payout_id).await);
+    assert_eq!(chain.refund_status(&invoice, &refund).await, "PENDING");
+    chain.anvil.mine(2).await.unwrap();
+    chain.watch(&payout_id).await.unwrap();
+    chain.watch(&payout_id).await.unwrap();
+    assert_eq!(chain.payout_status(&payout_id).await, "CONFIRMED");
+    assert_eq!(chain.refund_status(&invoice, &refund).await, "SUCCEEDED");
+    assert_eq!(
+        chain.ledger().await,
+        ["chain.confirmed", "refund.started", "refund.succeeded"]
+    );
+    // The key once more, after all that: the same refund, nothing sent.
+    let again = chain.refund(&admin, &invoice, &body).await;
+    assert_eq!(again.str("id"), refund);
+    assert_eq!(again.body["status"], "SUCCEEDED");
+    assert_eq!(chain.eth_balance(&payer).await - before, ETH / 2);
+    // What is left: 1.5 ETH paid net of its refunds, but the day's limit has 0.5 ETH left.
+    chain
+        .refund(&admin, &invoice, &refund_of(ETH, "second"))
+        .await
+        .problem(409);
+    let mut conn = chain.app.pool.acquire().await.unwrap();
+    assert_eq!(
+        gantry::payments::ledger::verify(&mut conn).await.unwrap(),
+        gantry::payments::ledger::Verdict::Intact { rows: 3 }
+    );
+}
+
+/// A token refund whose payout never makes it (its nonce went to another transaction) is
+/// FAILED with it, its amount released; the next refund uses its credit note and pays.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn an_onchain_refund_whose_payout_fails_is_failed_and_can_be_made_again(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let Some(admin) = chain.cast.admin_with_second_factor(&chain.app).await else {
+        return;
+    };
+    let (invoice, payment) = chain.paid_on_chain(40_000_000, "USDC").await;
+    let payer = chain.accounts[0].to_lowercase();
+    chain
+        .pay_token(&chain.accounts[0], PAYOUT_ACCOUNT, 100_000_000)
+        .await;
+    // The payer as a payment confirmed before the monitor recorded it: read from the chain.
+    sqlx::query("UPDATE chain_payments SET payer = NULL")
+        .execute(&chain.app.pool)
+        .await
+        .unwrap();
+    let anvil = &chain.anvil;
+    anvil.rpc("evm_setAutomine", json!([false])).await.unwrap();
+    let first = json!({"payment_id": payment, "amount": "40000000", "reason": "Not delivered",
+                       "idempotency_key": "usdc-1"});
+    let res = chain.refund(&admin, &invoice, &first).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    let (refund, hash) = (res.str("id"), res.str("provider_ref"));
+    let (payout, recipient, _) = chain.refund_payout(&refund).await;
+    assert_eq!(recipient, payer);
+    // Dropped, and the payout account's nonce goes to another transaction, final.
+    anvil
+        .rpc("anvil_dropTransaction", json!([hash]))
+        .await
+        .unwrap();
+    let nonce = anvil
+        .rpc(
+            "eth_getTransactionCount",
+            json!([PAYOUT_ACCOUNT, "pending"]),
+        )
+        .await
+        .unwrap();
+    anvil
+        .rpc(
+            "eth_sendTransaction",
+            json!([{"from": PAYOUT_ACCOUNT, "to": chain.accounts[2], "value": "0x1", "nonce": nonce}]),
+        )
+        .await
+        .unwrap();
+    anvil.mine(3).await.unwrap();
+    chain.watch(&payout).await.unwrap();
+    assert_eq!(chain.payout_status(&payout).await, "FAILED");
+    assert_eq!(chain.refund_status(&invoice, &refund).await, "FAILED");
+    assert_eq!(
+        chain.token_balance(&payer).await,
+        1_000_000_000_000 - 140_000_000
+    );
+
+    // Released: the whole amount again, under a new key, pays; one credit note in all.
+    anvil.rpc("evm_setAutomine", json!([true])).await.unwrap();
+    let second = json!({"payment_id": payment, "amount": "40000000", "reason": "Not delivered",
+                        "idempotency_key": "usdc-2"});
+    let res = chain.refund(&admin, &invoice, &second).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    assert_eq!(res.body["status"], "PENDING");
+    assert_eq!(
+        chain.token_balance(&payer).await,
+        1_000_000_000_000 - 100_000_000
+    );
+    let (payout, ..) = chain.refund_payout(&res.str("id")).await;
+    chain.anvil.mine(2).await.unwrap();
+    chain.watch(&payout).await.unwrap();
+    assert_eq!(
+        chain.refund_status(&invoice, &res.str("id")).await,
+        "SUCCEEDED"
+    );
+    assert_eq!(chain.count("SELECT count(*) FROM credit_notes").await, 1);
+    assert_eq!(chain.invoice_state(&invoice).await["credited"], "40000000");
+    // Nothing is left to refund.
+    chain
+        .refund(
+            &admin,
+            &invoice,
+            &json!({"payment_id": payment, "amount": "1", "reason": "More",
+                    "idempotency_key": "usdc-3"}),
+        )
+        .await
+        .problem(409);
+}
+
+/// A wallet the client unlinked since it paid gets no refund: the payer rule.
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn an_onchain_refund_goes_only_to_a_wallet_still_linked_to_the_client(pool: PgPool) {
+    let Some(chain) = Chain::start(pool).await else {
+        return;
+    };
+    let Some(admin) = chain.cast.admin_with_second_factor(&chain.app).await else {
+        return;
+    };
+    let (invoice, payment) = chain.paid_on_chain(ETH, "ETH").await;
+    sqlx::query("UPDATE chain_payments SET payer = $1")
+        .bind(chain.accounts[2].to_lowercase())
+        .execute(&chain.app.pool)
+        .await
+        .unwrap();
+    let body = json!({"payment_id": payment, "amount": "1", "reason": "Sorry",
+                      "idempotency_key": "elsewhere"});
+    chain.refund(&admin, &invoice, &body).await.problem(409);
+    assert_eq!(chain.count("SELECT count(*) FROM refunds").await, 0);
+    assert_eq!(chain.count("SELECT count(*) FROM payouts").await, 0);
+}

@@ -1,7 +1,7 @@
 //! Refunds started here (STAFF, ADMIN), on the rail the money came in on: Stripe
 //! (`POST /v1/refunds` with an `Idempotency-Key`), BTCPay Server (Greenfield's invoice refund: a
-//! pull payment whose claim link the client is mailed). On-chain payments are paid back with
-//! `POST /payouts` for now.
+//! pull payment whose claim link the client is mailed), or the chain (ADMIN only: a payout from
+//! the payout account to the wallet that paid, see below).
 //!
 //! A refund is reserved before the provider is asked: in one transaction that locks the invoice
 //! and the payment, it checks what the payment paid net of its other refunds (pending ones
@@ -12,6 +12,16 @@
 //! `idempotency_key` asks again, under the same provider idempotency key, so the money goes back
 //! once. A refund that fails releases its amount; its credit note stays (a legal document) and
 //! the next refund of the invoice uses it up instead of issuing another.
+//!
+//! An on-chain payment (`evm:<chain id>`) is paid back by the payout account
+//! ([`crate::payments::onchain::payout`]), as a payout is: only by an ADMIN with a fresh second
+//! factor (403, 401), to the wallet that paid (still one of the client's), counted against the
+//! daily payout limit. Its payout is signed and stored in the reservation's own transaction,
+//! under the key `refund:<refund id>`, so the refund is PENDING with the payout's transaction
+//! hash as `provider_ref` from the start, and a limit or a signer that refuses leaves nothing
+//! behind; the payout is broadcast after the commit (and again by the chain monitor while
+//! unseen). The monitor settles the refund with the payout: SUCCEEDED once CONFIRMED, FAILED
+//! once FAILED.
 
 use super::credit_notes::issue_credit_note;
 use super::items::{self, LineItem};
@@ -19,7 +29,7 @@ use crate::domain::Role;
 use crate::endpoint;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::{AuthUser, Json, Path};
-use crate::function::needs::{DATABASE, PUBLIC_KEYS};
+use crate::function::needs::{CHAIN_RPC, DATABASE, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Trigger};
 use crate::payments::audit::{self, PaymentsAction};
 use crate::payments::error::PaymentsError;
@@ -28,6 +38,7 @@ use crate::payments::ledger::{self, Entry};
 use crate::payments::lifecycle::PaymentStatus;
 use crate::payments::model::stored;
 use crate::payments::money::{AmountText, Currency, Minor};
+use crate::payments::onchain::{self, payout::RefundPayout};
 use crate::payments::state::PaymentsState;
 use crate::payments::{btcpay, stripe};
 use axum::extract::State;
@@ -53,6 +64,9 @@ pub static REFUNDS: FunctionSpec = FunctionSpec {
         &crate::ipfs::config::NEED,
         &stripe::API_NEED,
         &btcpay::API_NEED,
+        &CHAIN_RPC,
+        &onchain::NEED,
+        &onchain::payout::NEED,
     ],
 };
 
@@ -74,8 +88,8 @@ pub struct Refund {
     pub amount: Minor,
     pub currency: String,
     pub status: RefundStatus,
-    /// The provider's refund: a Stripe refund (`re_…`), a BTCPay pull payment; null until the
-    /// provider answered.
+    /// The provider's refund: a Stripe refund (`re_…`), a BTCPay pull payment, the transaction
+    /// hash of an on-chain payout; null until the provider answered.
     pub provider_ref: Option<String>,
     /// Where the client claims a BTCPay refund (mailed to them too); null for other rails.
     pub claim_link: Option<String>,
@@ -189,11 +203,12 @@ pub async fn list_refunds(
     params(("id" = Uuid, Path, description = "Invoice id")),
     request_body = RefundInput,
     responses(
-        (status = 202, description = "The refund, with its credit note issued: SUCCEEDED, or PENDING until the provider settles it; the same refund for the same idempotency_key", body = Refund),
-        (status = 403, description = "A CLIENT"),
+        (status = 202, description = "The refund, with its credit note issued: SUCCEEDED, or PENDING until the provider settles it (an on-chain one: until the chain monitor finds its payout final); the same refund for the same idempotency_key", body = Refund),
+        (status = 401, description = "A payment made on chain, and no second factor (amr otp or rec) in the last 5 minutes: `WWW-Authenticate: Bearer error=\"insufficient_user_authentication\"` (RFC 9470), problem type urn:gantry:problem:step-up-required; sign in again through POST /login/mfa"),
+        (status = 403, description = "A CLIENT; or, for a payment made on chain, not ADMIN (STAFF included: the role is read from the database), or a second factor turned on less than PAYOUT_MFA_MIN_AGE_HOURS ago (type urn:gantry:problem:second-factor-too-new)"),
         (status = 404, description = crate::payments::NOT_VISIBLE),
-        (status = 409, description = "The payment is not confirmed, paid on chain, or the amount exceeds what it paid net of its refunds"),
-        (status = 422, description = "payment_id is not a payment of this invoice, or the idempotency_key was used for another refund"),
+        (status = 409, description = "The payment is not confirmed, the amount exceeds what it paid net of its refunds, or, on chain, the refund would exceed the currency's daily payout limit or the wallet that paid is no longer linked to the client"),
+        (status = 422, description = "payment_id is not a payment of this invoice, or the idempotency_key was used for another refund; on chain, the payment's currency has no daily payout limit (PAYOUT_DAILY_LIMITS) or its chain no longer takes it"),
         (status = 502, description = "The provider refused the refund (it is FAILED)"),
         (status = 503, description = "The provider could not be reached: the refund stays PENDING; send the same request again"),
     ))]
@@ -256,6 +271,7 @@ pub async fn start(
     let Some(amount) = amount.filter(|_| errors.is_empty()) else {
         return Err(AppError::Validation(errors));
     };
+    let onchain = RefundPayout::ready(state, caller, invoice_id, input.payment_id).await?;
     let mut tx = pool.begin().await?;
     let reserved = reserve(
         &mut tx,
@@ -268,9 +284,28 @@ pub async fn start(
         key,
     )
     .await?;
-    tx.commit().await?;
-    if !reserved.answered {
-        ask_provider(state, caller, &reserved).await?;
+    match &onchain {
+        // Signed and stored with the reservation, in one commit; then broadcast.
+        Some(onchain) if !reserved.answered => {
+            let signed = onchain
+                .pay(&mut tx, caller, reserved.refund, reserved.amount)
+                .await?;
+            let answer = Answer {
+                status: RefundStatus::Pending,
+                provider_ref: signed.payout.tx_hash.clone(),
+                claim_link: None,
+            };
+            record_answer(&mut tx, caller, &reserved, &answer).await?;
+            tx.commit().await?;
+            onchain.broadcast(&signed).await;
+        }
+        Some(_) => tx.commit().await?,
+        None => {
+            tx.commit().await?;
+            if !reserved.answered {
+                ask_provider(state, caller, &reserved).await?;
+            }
+        }
     }
     let mut conn = pool.acquire().await?;
     one(&mut conn, reserved.refund).await
@@ -338,9 +373,6 @@ async fn reserve(
             number: invoice.number,
             reason: earlier.reason,
         });
-    }
-    if payment.provider.starts_with("evm:") {
-        return Err(PaymentsError::OnChainRefund.into());
     }
     if !matches!(
         payment.status,
@@ -702,6 +734,20 @@ pub(crate) async fn provider_settled(
     succeeded: bool,
 ) -> AppResult<bool> {
     let mut tx = pool.begin().await?;
+    let moved = settled_in(&mut tx, provider, provider_ref, refund_id, succeeded).await?;
+    tx.commit().await?;
+    Ok(moved)
+}
+
+/// [`provider_settled`] inside the caller's transaction (the chain monitor settles a refund
+/// with the payout that paid it back).
+pub(crate) async fn settled_in(
+    tx: &mut PgConnection,
+    provider: &str,
+    provider_ref: &str,
+    refund_id: Option<Uuid>,
+    succeeded: bool,
+) -> AppResult<bool> {
     let status = if succeeded {
         RefundStatus::Succeeded
     } else {
@@ -721,9 +767,9 @@ pub(crate) async fn provider_settled(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(id) = moved else { return Ok(false) };
-    settled_in_ledger(&mut tx, id, status).await?;
+    settled_in_ledger(&mut *tx, id, status).await?;
     crate::audit::record(
-        &mut tx,
+        &mut *tx,
         crate::audit::Entry {
             action: PaymentsAction::RefundChanged,
             actor_id: None,
@@ -732,6 +778,5 @@ pub(crate) async fn provider_settled(
         },
     )
     .await?;
-    tx.commit().await?;
     Ok(true)
 }

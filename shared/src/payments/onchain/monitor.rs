@@ -23,7 +23,11 @@
 //! (the same transaction, never a second one); once final it is CONFIRMED, or FAILED if it
 //! reverted. It also fails, without a deadline, once its nonce is spent by another transaction
 //! of the payout account at the chain's finality (dropped and replaced): it can never be mined
-//! then, and a payout is never failed while it still could be.
+//! then, and a payout is never failed while it still could be. A payout that pays a refund back
+//! settles it in the same transaction: SUCCEEDED when CONFIRMED, FAILED when FAILED.
+//!
+//! A CONFIRMED payment records its payer (`chain_payments.payer`): the wallet a refund goes back
+//! to.
 
 use super::payout::PayoutStatus;
 use super::{Chain, Chains, Finality, provider, submit::Watch, transferred};
@@ -40,6 +44,7 @@ use alloy::network::TransactionResponse as _;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{BlockNumberOrTag, TransactionReceipt};
+use alloy::sol_types::SolEvent as _;
 use async_trait::async_trait;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -182,20 +187,39 @@ impl ChainMonitor {
         self.payout_final(pool, payout_id, status).await
     }
 
-    /// Records a payout's final status (once: only a PENDING one changes).
+    /// Records a payout's final status (once: only a PENDING one changes), and, in the same
+    /// transaction, settles the refund it pays back: SUCCEEDED when CONFIRMED, FAILED when
+    /// FAILED (its amount released).
     async fn payout_final(
         &self,
         pool: &sqlx::PgPool,
         payout_id: uuid::Uuid,
         status: PayoutStatus,
     ) -> Result<(), JobError> {
-        sqlx::query!(
-            "UPDATE payouts SET status = $2, updated_at = now() WHERE id = $1 AND status = 'PENDING'",
+        let mut tx = pool.begin().await?;
+        let moved = sqlx::query!(
+            "UPDATE payouts SET status = $2, updated_at = now() WHERE id = $1 AND status = 'PENDING'
+             RETURNING chain_id, tx_hash, refund_id",
             payout_id,
             status as PayoutStatus,
         )
-        .execute(pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        if let Some(refund_id) = moved.as_ref().and_then(|m| m.refund_id.map(|r| (m, r))) {
+            let (row, refund_id) = refund_id;
+            let chain_id = u64::try_from(row.chain_id)
+                .map_err(|_| JobError::Retry(anyhow::anyhow!("a stored chain id is malformed")))?;
+            crate::payments::billing::refunds::settled_in(
+                &mut tx,
+                &provider(chain_id),
+                &row.tx_hash,
+                Some(refund_id),
+                status == PayoutStatus::Confirmed,
+            )
+            .await
+            .map_err(|e| JobError::Retry(anyhow::anyhow!("settling the refund: {e}")))?;
+        }
+        tx.commit().await?;
         tracing::info!(payout = %payout_id, ?status, "payout final");
         Ok(())
     }
@@ -259,7 +283,7 @@ impl JobHandler for ChainMonitor {
                 .await
                 .map_err(|e| JobError::Retry(anyhow::anyhow!("{e}")))?;
         }
-        let seen = observe(rpc, chain, &watched).await.map_err(|e| {
+        let (seen, payer) = observe(rpc, chain, &watched).await.map_err(|e| {
             JobError::Retry(anyhow::anyhow!(
                 "chain {}: {}",
                 chain.id,
@@ -301,6 +325,17 @@ impl JobHandler for ChainMonitor {
             invoice_id: None,
         };
         let pool = self.db.pool().map_err(|e| JobError::Retry(e.into()))?;
+        if let (Some(payer), Some(_)) = (payer, amount) {
+            // The wallet a refund goes back to: a fact of the chain, written before the credit
+            // (a redelivery writes the same).
+            sqlx::query!(
+                "UPDATE chain_payments SET payer = $2 WHERE payment_id = $1",
+                payment_id,
+                format!("{payer:#x}"),
+            )
+            .execute(pool)
+            .await?;
+        }
         settle::apply(pool, &report)
             .await
             .map_err(|e| JobError::Retry(anyhow::anyhow!("settling: {e}")))?;
@@ -391,39 +426,89 @@ async fn nonce_spent(
     Ok(u64::try_from(nonce).is_ok_and(|nonce| sent > nonce))
 }
 
-/// Reads a payment's fate (see the module's comment).
+/// Reads a payment's fate (see the module's comment), and the client's wallet that paid.
 async fn observe(
     rpc: &DynProvider,
     chain: &Chain,
     watched: &Watched,
-) -> Result<Seen, alloy::transports::TransportError> {
+) -> Result<(Seen, Option<Address>), alloy::transports::TransportError> {
     let (receipt, mined_at) = match inclusion(rpc, chain, watched.hash).await? {
         Inclusion::Unseen => {
             // Pending in the node's pool, or unknown to it (made up, or not here yet).
             let known = rpc.get_transaction_by_hash(watched.hash).await?.is_some();
-            return Ok(if known { Seen::Unseen } else { Seen::Unknown });
+            return Ok((if known { Seen::Unseen } else { Seen::Unknown }, None));
         }
-        Inclusion::NotFinal => return Ok(Seen::NotFinal),
+        Inclusion::NotFinal => return Ok((Seen::NotFinal, None)),
         Inclusion::Final(receipt, mined_at) => (receipt, mined_at),
     };
     if !receipt.status() {
-        return Ok(Seen::Reverted);
+        return Ok((Seen::Reverted, None));
     }
-    let (to_us, from_payers) = match watched.token {
+    let (to_us, from_payers, payer) = match watched.token {
         None => match rpc.get_transaction_by_hash(watched.hash).await? {
             Some(tx) if tx.to() == Some(watched.receiver) => {
                 let ours = watched.payers.contains(&tx.from());
-                (tx.value(), if ours { tx.value() } else { U256::ZERO })
+                let paid = if ours { tx.value() } else { U256::ZERO };
+                (tx.value(), paid, ours.then(|| tx.from()))
             }
-            Some(_) => (U256::ZERO, U256::ZERO),
-            None => return Ok(Seen::Unseen),
+            Some(_) => (U256::ZERO, U256::ZERO, None),
+            None => return Ok((Seen::Unseen, None)),
         },
         Some(token) => (
             transferred(&receipt, token, watched.receiver, None),
             transferred(&receipt, token, watched.receiver, Some(&watched.payers)),
+            token_payer(&receipt, token, watched.receiver, &watched.payers),
         ),
     };
-    Ok(judge(to_us, from_payers, mined_at, watched.not_before))
+    Ok((
+        judge(to_us, from_payers, mined_at, watched.not_before),
+        payer,
+    ))
+}
+
+/// The first of `payers` whose `token` Transfer to `receiver` is in the receipt: the wallet a
+/// token payment is refunded to (a transaction paid by two of the client's wallets at once, a
+/// batch, goes back to the first).
+fn token_payer(
+    receipt: &TransactionReceipt,
+    token: Address,
+    receiver: Address,
+    payers: &[Address],
+) -> Option<Address> {
+    receipt
+        .logs()
+        .iter()
+        .filter(|log| log.address() == token)
+        .filter_map(|log| super::Transfer::decode_log(&log.inner).ok())
+        .find(|event| {
+            event.to == receiver && payers.contains(&event.from) && !event.value.is_zero()
+        })
+        .map(|event| event.from)
+}
+
+/// The client's wallet (one of `payers`) that paid `receiver` in the mined transaction `hash`,
+/// read from the chain by the monitor's rule (a native transfer's sender, a token Transfer's
+/// sender): for a payment confirmed before the monitor recorded its payer. `None` when the
+/// transaction is gone, failed, or paid from none of them.
+pub(crate) async fn payer_on_chain(
+    rpc: &DynProvider,
+    hash: B256,
+    token: Option<Address>,
+    receiver: Address,
+    payers: &[Address],
+) -> Result<Option<Address>, alloy::transports::TransportError> {
+    Ok(match token {
+        None => rpc
+            .get_transaction_by_hash(hash)
+            .await?
+            .filter(|tx| tx.to() == Some(receiver) && payers.contains(&tx.from()))
+            .map(|tx| tx.from()),
+        Some(token) => rpc
+            .get_transaction_receipt(hash)
+            .await?
+            .filter(TransactionReceipt::status)
+            .and_then(|receipt| token_payer(&receipt, token, receiver, payers)),
+    })
 }
 
 /// The verdict on a final, successful transaction that sent `to_us` to our receiver, of which

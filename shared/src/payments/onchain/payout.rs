@@ -9,11 +9,17 @@
 //! the same bytes, so a crash or a retry can never make a second transfer: there is one signed
 //! transaction per key, and a chain accepts one transaction per nonce.
 //!
+//! The same core ([`Signer::sign_and_store`]) pays refunds of on-chain payments back
+//! (`POST /invoices/{id}/refunds`, [`RefundPayout`]): to the wallet that paid, in the payment's
+//! currency on its chain, under the idempotency key `refund:<refund id>`, counted against the
+//! same daily limits, with the same step-up, and inside the refund's own transaction.
+//!
 //! The signer is an AWS KMS secp256k1 key (`PAYOUT_KMS_KEY_ID`, through alloy's AWS signer, so
-//! the key never leaves KMS; built with the `kms` feature, which only `functions/payouts` has),
-//! or a local key from `PAYOUT_PRIVATE_KEY` (a secret; never logged).
+//! the key never leaves KMS; built with the `kms` feature, which `functions/payouts` and
+//! `functions/refunds` have), or a local key from `PAYOUT_PRIVATE_KEY` (a secret; never
+//! logged).
 
-use super::{Asset, Chains, QUEUE, submit::Watch};
+use super::{Asset, Chain, Chains, QUEUE, submit::Watch};
 use crate::chain::AlloyRpc;
 use crate::config::{ConfigError, Env};
 use crate::endpoint;
@@ -29,26 +35,24 @@ use crate::payments::audit::{self, PaymentsAction};
 use crate::payments::dto::PayoutInput;
 use crate::payments::error::PaymentsError;
 use crate::payments::invoices::money;
+use crate::payments::lifecycle::PaymentStatus;
 use crate::payments::model::stored;
 use crate::payments::money::{Currency, Minor};
 use crate::payments::state::PaymentsState;
-use crate::platform::{Platform, StartupError, Tokens};
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{Address, U256};
-use alloy::providers::Provider;
+use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use axum::extract::FromRef;
 use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
-use std::sync::Arc;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -56,7 +60,10 @@ use uuid::Uuid;
 /// `payouts`: on-chain payouts (ADMIN).
 pub static PAYOUTS: FunctionSpec = FunctionSpec {
     name: "payouts",
-    trigger: Trigger::Http(&Http::new(PayoutState::new, &[endpoint!(create_payout)])),
+    trigger: Trigger::Http(&Http::new(
+        PaymentsState::with_payouts,
+        &[endpoint!(create_payout)],
+    )),
     needs: &[&DATABASE, &PUBLIC_KEYS, &CHAIN_RPC, &super::NEED, &NEED],
 };
 
@@ -70,44 +77,12 @@ pub static PAYOUTS: FunctionSpec = FunctionSpec {
         (status = 422, description = "No payouts on chain_id or in currency, or the idempotency_key was used for another payout"),
     ))]
 pub async fn create_payout(
-    State(state): State<PayoutState>,
+    State(state): State<PaymentsState>,
     Authorized(caller, _): Authorized<AdminOnly>,
     Json(body): Json<PayoutInput>,
 ) -> AppResult<(StatusCode, Json<Payout>)> {
-    let PayoutState { payments, payouts } = &state;
-    let payout = send(
-        payments.db()?,
-        payouts,
-        payments.chains(),
-        payments.rpc(),
-        &caller,
-        body,
-    )
-    .await?;
+    let payout = send(&state, &caller, body).await?;
     Ok((StatusCode::ACCEPTED, Json(payout)))
-}
-
-/// The `payouts` function's state: the chains and their RPC endpoints, with the payout signer
-/// and limits.
-#[derive(Clone)]
-pub struct PayoutState {
-    payments: PaymentsState,
-    payouts: Arc<Payouts>,
-}
-
-impl PayoutState {
-    fn new(platform: &Platform) -> Result<Self, StartupError> {
-        Ok(Self {
-            payments: PaymentsState::with_chains(platform)?,
-            payouts: Arc::new(Payouts::from_env(&platform.env)?),
-        })
-    }
-}
-
-impl FromRef<PayoutState> for Tokens {
-    fn from_ref(state: &PayoutState) -> Self {
-        Tokens::from_ref(&state.payments)
-    }
 }
 
 alloy::sol! {
@@ -332,22 +307,15 @@ fn signer(key: &SecretString) -> Result<PrivateKeySigner, ()> {
 /// key.
 #[tracing::instrument(name = "payments.payout", skip_all)]
 pub async fn send(
-    pool: &PgPool,
-    payouts: &Payouts,
-    chains: &Chains,
-    rpc: &AlloyRpc,
+    state: &PaymentsState,
     caller: &AuthUser,
     input: PayoutInput,
 ) -> AppResult<Payout> {
+    let pool = state.db()?;
+    let payouts = state.payouts()?;
     // ADMIN now (not only in the token), and a second factor used minutes ago and turned on
     // long enough ago: 403 or 401.
-    crate::identity::facade::for_money(
-        pool,
-        caller,
-        &[crate::domain::Role::Admin],
-        payouts.mfa_min_age,
-    )
-    .await?;
+    payouts.admit(pool, caller).await?;
     let (amount, currency) = money(Some(&input.amount.0), Some(&input.currency))?;
     let (Some(amount), Some(currency)) = (amount, currency) else {
         return Err(AppError::internal(anyhow::anyhow!("money() gave nothing")));
@@ -365,183 +333,428 @@ pub async fn send(
             "must be 1 to 255 characters, none a control character",
         ));
     }
-    let chain = chains.get(input.chain_id)?;
-    let asset = chain.asset(currency.code()).ok_or_else(|| {
-        AppError::Validation(vec![FieldError::semantic(
-            "currency",
-            "is not an asset of this chain",
-        )])
-    })?;
-    let limit = payouts
-        .limits
-        .get(currency.code())
-        .copied()
-        .ok_or_else(|| {
+    let signer = payouts
+        .signer(state.chains(), state.rpc(), input.chain_id, currency)
+        .await?;
+    let mut tx = pool.begin().await?;
+    let signed = signer
+        .sign_and_store(
+            &mut tx,
+            caller,
+            &Transfer {
+                to,
+                amount,
+                key,
+                refund_id: None,
+            },
+        )
+        .await?;
+    tx.commit().await?;
+    signer.broadcast(&signed).await;
+    Ok(signed.payout)
+}
+
+impl Payouts {
+    /// Admits `caller` to moving money out of the payout account: ADMIN now (not only in the
+    /// token), with a second factor used minutes ago and turned on long enough ago; else 403
+    /// or 401 (RFC 9470).
+    pub(crate) async fn admit(&self, pool: &PgPool, caller: &AuthUser) -> AppResult<()> {
+        crate::identity::facade::for_money(
+            pool,
+            caller,
+            &[crate::domain::Role::Admin],
+            self.mfa_min_age,
+        )
+        .await
+    }
+
+    /// What signing a transfer of `currency` on `chain_id` needs, gathered before any lock:
+    /// 422 when the chain does not take the currency or the currency has no daily limit, 503
+    /// when the chain, its RPC or the signer is not there.
+    pub(crate) async fn signer<'a>(
+        &self,
+        chains: &'a Chains,
+        rpc: &'a AlloyRpc,
+        chain_id: u64,
+        currency: Currency,
+    ) -> AppResult<Signer<'a>> {
+        let chain = chains.get(chain_id)?;
+        let asset = chain.asset(currency.code()).ok_or_else(|| {
+            AppError::Validation(vec![FieldError::semantic(
+                "currency",
+                "is not an asset of this chain",
+            )])
+        })?;
+        let limit = self.limits.get(currency.code()).copied().ok_or_else(|| {
             AppError::Validation(vec![FieldError::semantic(
                 "currency",
                 "has no daily payout limit (PAYOUT_DAILY_LIMITS), so it is never paid out",
             )])
         })?;
-    let (wallet, sender) = payouts.wallet().await?;
-    let provider = rpc.provider(chain.id).ok_or_else(|| {
-        AppError::Unavailable(format!(
-            "chain {} has no RPC endpoint (CHAIN_RPC_URLS)",
-            chain.id
-        ))
-    })?;
-    // Amounts paid out are in the token's units only once its decimals are the currency's.
-    if let Asset::Token(address) = asset {
-        chain.check_decimals(provider, address).await?;
-    }
-    let chain_id = i64::try_from(chain.id).map_err(AppError::internal)?;
-    let recipient = format!("{to:#x}");
-    let token = match asset {
-        Asset::Native => None,
-        Asset::Token(address) => Some(address),
-    };
-
-    let mut tx = pool.begin().await?;
-    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('gantry.payouts'))")
-        .execute(&mut *tx)
-        .await?;
-    if let Some(row) = sqlx::query!(
-        r#"SELECT id, chain_id, recipient, amount::text AS "amount!", currency, tx_hash,
-                  status AS "status: PayoutStatus", created_at
-           FROM payouts WHERE idempotency_key = $1"#,
-        key
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    {
-        let earlier = Payout {
-            id: row.id,
-            chain_id: u64::try_from(row.chain_id).map_err(AppError::internal)?,
-            to: row.recipient,
-            amount: stored(&row.amount)?,
-            currency: row.currency,
-            tx_hash: row.tx_hash,
-            status: row.status,
-            created_at: row.created_at,
-        };
-        let same = earlier.chain_id == chain.id
-            && earlier.to == recipient
-            && earlier.amount == amount
-            && earlier.currency == currency.code();
-        return if same {
-            Ok(earlier)
-        } else {
-            Err(AppError::Unprocessable(
-                "this idempotency_key was used for another payout".into(),
+        let (wallet, sender) = self.wallet().await?;
+        let node = rpc.provider(chain.id).ok_or_else(|| {
+            AppError::Unavailable(format!(
+                "chain {} has no RPC endpoint (CHAIN_RPC_URLS)",
+                chain.id
             ))
+        })?;
+        // Amounts paid out are in the token's units only once its decimals are the currency's.
+        let token = match asset {
+            Asset::Native => None,
+            Asset::Token(address) => {
+                chain.check_decimals(node, address).await?;
+                Some(address)
+            }
         };
-    }
-    let spent = sqlx::query_scalar!(
-        r#"SELECT COALESCE(sum(amount), 0)::text AS "spent!" FROM payouts
-           WHERE currency = $1 AND status <> 'FAILED' AND created_at > now() - interval '1 day'"#,
-        currency.code()
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    let spent = stored(&spent)?;
-    if spent.saturating_add(amount) > limit {
-        return Err(PaymentsError::DailyLimit {
-            currency: currency.clone(),
-            spent,
+        Ok(Signer {
+            chain,
+            token,
+            currency,
             limit,
+            wallet,
+            sender,
+            node,
+        })
+    }
+}
+
+/// The payout account ready to sign in one currency on one chain ([`Payouts::signer`]).
+pub(crate) struct Signer<'a> {
+    chain: &'a Chain,
+    /// The ERC-20 contract paid in; `None` for the chain's coin.
+    token: Option<Address>,
+    currency: Currency,
+    limit: Minor,
+    wallet: EthereumWallet,
+    sender: Address,
+    node: &'a DynProvider,
+}
+
+/// One transfer out of the payout account.
+pub(crate) struct Transfer<'k> {
+    pub to: Address,
+    pub amount: Minor,
+    /// One transfer per key, ever.
+    pub key: &'k str,
+    /// The refund this pays back, if it does.
+    pub refund_id: Option<Uuid>,
+}
+
+/// A stored payout, and its signed bytes when this call signed it (to broadcast once its
+/// transaction committed).
+pub(crate) struct Signed {
+    pub payout: Payout,
+    raw: Option<Vec<u8>>,
+}
+
+impl Signer<'_> {
+    /// The chain's RPC endpoint.
+    pub(crate) fn node(&self) -> &DynProvider {
+        self.node
+    }
+
+    /// The chain.
+    pub(crate) fn chain(&self) -> &Chain {
+        self.chain
+    }
+
+    /// Inside the caller's transaction, under the payouts lock (held to its end): answers the
+    /// payout stored under the transfer's key (422 if it was another transfer), or checks the
+    /// daily limit (409), signs the transfer with the next nonce, and stores it with its signed
+    /// bytes, an audit row and a watch job. Nothing is broadcast before the caller commits
+    /// ([`Self::broadcast`]).
+    pub(crate) async fn sign_and_store(
+        &self,
+        tx: &mut PgConnection,
+        caller: &AuthUser,
+        transfer: &Transfer<'_>,
+    ) -> AppResult<Signed> {
+        let (chain, token, currency, limit, sender, node) = (
+            self.chain,
+            self.token,
+            &self.currency,
+            self.limit,
+            self.sender,
+            self.node,
+        );
+        let Transfer {
+            to,
+            amount,
+            key,
+            refund_id,
+        } = *transfer;
+        let chain_id = i64::try_from(chain.id).map_err(AppError::internal)?;
+        let recipient = format!("{to:#x}");
+        sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('gantry.payouts'))")
+            .execute(&mut *tx)
+            .await?;
+        if let Some(row) = sqlx::query!(
+            r#"SELECT id, chain_id, recipient, amount::text AS "amount!", currency, tx_hash,
+                      status AS "status: PayoutStatus", refund_id, created_at
+               FROM payouts WHERE idempotency_key = $1"#,
+            key
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        {
+            let earlier = Payout {
+                id: row.id,
+                chain_id: u64::try_from(row.chain_id).map_err(AppError::internal)?,
+                to: row.recipient,
+                amount: stored(&row.amount)?,
+                currency: row.currency,
+                tx_hash: row.tx_hash,
+                status: row.status,
+                created_at: row.created_at,
+            };
+            let same = earlier.chain_id == chain.id
+                && earlier.to == recipient
+                && earlier.amount == amount
+                && earlier.currency == currency.code()
+                && row.refund_id == refund_id;
+            return if same {
+                Ok(Signed {
+                    payout: earlier,
+                    raw: None,
+                })
+            } else {
+                Err(AppError::Unprocessable(
+                    "this idempotency_key was used for another payout".into(),
+                ))
+            };
         }
-        .into());
+        let spent = sqlx::query_scalar!(
+            r#"SELECT COALESCE(sum(amount), 0)::text AS "spent!" FROM payouts
+               WHERE currency = $1 AND status <> 'FAILED' AND created_at > now() - interval '1 day'"#,
+            currency.code()
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let spent = stored(&spent)?;
+        if spent.saturating_add(amount) > limit {
+            return Err(PaymentsError::DailyLimit {
+                currency: currency.clone(),
+                spent,
+                limit,
+            }
+            .into());
+        }
+        let last_nonce = sqlx::query_scalar!(
+            "SELECT max(nonce) FROM payouts WHERE chain_id = $1 AND sender = $2",
+            chain_id,
+            format!("{sender:#x}")
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let unreachable = |e: alloy::transports::TransportError| {
+            tracing::warn!(chain = chain.id, error = %crate::redact::Redacted(&e), "payout: the chain RPC failed");
+            AppError::Unavailable(format!("chain {}'s RPC endpoint is unavailable", chain.id))
+        };
+        let chain_nonce = node
+            .get_transaction_count(sender)
+            .pending()
+            .await
+            .map_err(unreachable)?;
+        let ours = last_nonce
+            .and_then(|n| u64::try_from(n).ok())
+            .map(|n| n + 1);
+        let nonce = ours.map_or(chain_nonce, |n| n.max(chain_nonce));
+        let fees = node.estimate_eip1559_fees().await.map_err(unreachable)?;
+        let value = U256::from(amount.get());
+        let request = match token {
+            None => TransactionRequest::default()
+                .with_to(to)
+                .with_value(value)
+                .with_gas_limit(21_000),
+            Some(token) => TransactionRequest::default()
+                .with_to(token)
+                .with_input(transferCall { to, value }.abi_encode())
+                .with_gas_limit(100_000),
+        }
+        .with_from(sender)
+        .with_chain_id(chain.id)
+        .with_nonce(nonce)
+        .with_max_fee_per_gas(fees.max_fee_per_gas)
+        .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+        let signed = request
+            .build(&self.wallet)
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!("signing a payout: {e}")))?;
+        let raw = signed.encoded_2718();
+        let tx_hash = format!("{:#x}", signed.tx_hash());
+        let id = Uuid::now_v7();
+        let created_at = sqlx::query_scalar!(
+            r#"INSERT INTO payouts (id, idempotency_key, chain_id, sender, recipient, amount,
+                                    currency, token, nonce, tx_hash, raw_tx, created_by, refund_id)
+               VALUES ($1, $2, $3, $4, $5, $6::text::numeric, $7, $8, $9, $10, $11, $12, $13)
+               RETURNING created_at"#,
+            id,
+            key,
+            chain_id,
+            format!("{sender:#x}"),
+            recipient,
+            amount.to_string(),
+            currency.code(),
+            token.map(|t| format!("{t:#x}")),
+            i64::try_from(nonce).map_err(AppError::internal)?,
+            tx_hash,
+            raw,
+            caller.user_id,
+            refund_id,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        audit::record(
+            &mut *tx,
+            PaymentsAction::PayoutSent,
+            caller,
+            id,
+            json!({"chain_id": chain.id, "to": recipient, "amount": amount, "currency": currency.code(), "tx_hash": tx_hash, "refund_id": refund_id}),
+        )
+        .await?;
+        let watch =
+            serde_json::to_string(&Watch::Payout { payout_id: id }).map_err(AppError::internal)?;
+        crate::queue::enqueue(&mut *tx, QUEUE, &watch, std::time::Duration::ZERO).await?;
+        Ok(Signed {
+            payout: Payout {
+                id,
+                chain_id: chain.id,
+                to: recipient,
+                amount,
+                currency: currency.code().to_owned(),
+                tx_hash,
+                status: PayoutStatus::Pending,
+                created_at,
+            },
+            raw: Some(raw),
+        })
     }
-    let last_nonce = sqlx::query_scalar!(
-        "SELECT max(nonce) FROM payouts WHERE chain_id = $1 AND sender = $2",
-        chain_id,
-        format!("{sender:#x}")
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    let unreachable = |e: alloy::transports::TransportError| {
-        tracing::warn!(chain = chain.id, error = %crate::redact::Redacted(&e), "payout: the chain RPC failed");
-        AppError::Unavailable(format!("chain {}'s RPC endpoint is unavailable", chain.id))
-    };
-    let chain_nonce = provider
-        .get_transaction_count(sender)
-        .pending()
-        .await
-        .map_err(unreachable)?;
-    let ours = last_nonce
-        .and_then(|n| u64::try_from(n).ok())
-        .map(|n| n + 1);
-    let nonce = ours.map_or(chain_nonce, |n| n.max(chain_nonce));
-    let fees = provider
-        .estimate_eip1559_fees()
-        .await
-        .map_err(unreachable)?;
-    let value = U256::from(amount.get());
-    let request = match token {
-        None => TransactionRequest::default()
-            .with_to(to)
-            .with_value(value)
-            .with_gas_limit(21_000),
-        Some(token) => TransactionRequest::default()
-            .with_to(token)
-            .with_input(transferCall { to, value }.abi_encode())
-            .with_gas_limit(100_000),
+
+    /// Broadcasts a payout this call signed, once its transaction has committed. A failure is
+    /// only logged: the payout is stored and watched, and the monitor broadcasts the same bytes
+    /// again.
+    pub(crate) async fn broadcast(&self, signed: &Signed) {
+        let Some(raw) = &signed.raw else { return };
+        if let Err(err) = self.node.send_raw_transaction(raw).await {
+            tracing::warn!(payout = %signed.payout.id, error = %crate::redact::Redacted(&err), "payout broadcast failed; the monitor retries it");
+        }
     }
-    .with_from(sender)
-    .with_chain_id(chain.id)
-    .with_nonce(nonce)
-    .with_max_fee_per_gas(fees.max_fee_per_gas)
-    .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
-    let signed = request
-        .build(&wallet)
-        .await
-        .map_err(|e| AppError::internal(anyhow::anyhow!("signing a payout: {e}")))?;
-    let raw = signed.encoded_2718();
-    let tx_hash = format!("{:#x}", signed.tx_hash());
-    let id = Uuid::now_v7();
-    let created_at = sqlx::query_scalar!(
-        r#"INSERT INTO payouts (id, idempotency_key, chain_id, sender, recipient, amount, currency,
-                                token, nonce, tx_hash, raw_tx, created_by)
-           VALUES ($1, $2, $3, $4, $5, $6::text::numeric, $7, $8, $9, $10, $11, $12)
-           RETURNING created_at"#,
-        id,
-        key,
-        chain_id,
-        format!("{sender:#x}"),
-        recipient,
-        amount.to_string(),
-        currency.code(),
-        token.map(|t| format!("{t:#x}")),
-        i64::try_from(nonce).map_err(AppError::internal)?,
-        tx_hash,
-        raw,
-        caller.user_id,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    audit::record(
-        &mut tx,
-        PaymentsAction::PayoutSent,
-        caller,
-        id,
-        json!({"chain_id": chain.id, "to": recipient, "amount": amount, "currency": currency.code(), "tx_hash": tx_hash}),
-    )
-    .await?;
-    let watch =
-        serde_json::to_string(&Watch::Payout { payout_id: id }).map_err(AppError::internal)?;
-    crate::queue::enqueue(&mut tx, QUEUE, &watch, std::time::Duration::ZERO).await?;
-    tx.commit().await?;
-    if let Err(err) = provider.send_raw_transaction(&raw).await {
-        // Stored and watched: the monitor broadcasts the same bytes again.
-        tracing::warn!(payout = %id, error = %crate::redact::Redacted(&err), "payout broadcast failed; the monitor retries it");
+}
+
+/// The refund of an on-chain payment, ready to pay back ([`RefundPayout::ready`]).
+pub(crate) struct RefundPayout<'a> {
+    signer: Signer<'a>,
+    payer: Address,
+}
+
+impl<'a> RefundPayout<'a> {
+    /// For payment `payment_id` of invoice `invoice_id`, if it was made on chain (`evm:`):
+    /// admits the caller as for any payout (ADMIN with a fresh second factor: 403, 401), finds
+    /// the wallet that paid, and readies the payout signer on its chain in its currency.
+    /// `None` for any other payment, or none (the refund's own checks answer those).
+    ///
+    /// The payer is the one the chain monitor recorded when it confirmed the payment, or, for
+    /// a payment confirmed before it did, read from the chain by the monitor's rule. It must
+    /// still be a wallet of the invoice's client (the payer rule: money moves only between the
+    /// invoice and a wallet bound to it): one they unlinked since gets nothing (409).
+    pub(crate) async fn ready(
+        state: &'a PaymentsState,
+        caller: &AuthUser,
+        invoice_id: Uuid,
+        payment_id: Uuid,
+    ) -> AppResult<Option<Self>> {
+        let pool = state.db()?;
+        let Some(row) = sqlx::query!(
+            r#"SELECT p.provider, p.currency, p.status AS "status: PaymentStatus", i.project_id,
+                      c.chain_id AS "chain_id?", c.tx_hash AS "tx_hash?", c.token,
+                      c.receiver AS "receiver?", c.payer
+               FROM payments p JOIN invoices i ON i.id = p.invoice_id
+                    LEFT JOIN chain_payments c ON c.payment_id = p.id
+               WHERE p.id = $1 AND p.invoice_id = $2"#,
+            payment_id,
+            invoice_id
+        )
+        .fetch_optional(pool)
+        .await?
+        .filter(|row| row.provider.starts_with("evm:")) else {
+            return Ok(None);
+        };
+        let payouts = state.payouts()?;
+        payouts.admit(pool, caller).await?;
+        if !matches!(
+            row.status,
+            PaymentStatus::Confirmed | PaymentStatus::Refunded
+        ) {
+            return Err(PaymentsError::NotRefundable.into());
+        }
+        let malformed =
+            |what: &str| AppError::internal(anyhow::anyhow!("a stored {what} is malformed"));
+        let (Some(chain_id), Some(hash), Some(receiver)) =
+            (row.chain_id, row.tx_hash, row.receiver)
+        else {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "the on-chain payment {payment_id} has no chain_payments row"
+            )));
+        };
+        let chain_id = u64::try_from(chain_id).map_err(|_| malformed("chain id"))?;
+        let currency =
+            Currency::parse("currency", &row.currency).map_err(|_| malformed("currency"))?;
+        let signer = payouts
+            .signer(state.chains(), state.rpc(), chain_id, currency)
+            .await?;
+        let payers = super::payers_of(pool, row.project_id).await?;
+        let payer = match row.payer {
+            Some(payer) => Some(payer.parse::<Address>().map_err(|_| malformed("payer"))?),
+            None => {
+                let token = row
+                    .token
+                    .map(|t| t.parse::<Address>().map_err(|_| malformed("token")))
+                    .transpose()?;
+                let receiver = receiver.parse().map_err(|_| malformed("receiver"))?;
+                let hash = hash.parse().map_err(|_| malformed("hash"))?;
+                super::monitor::payer_on_chain(signer.node(), hash, token, receiver, &payers)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(chain = chain_id, error = %crate::redact::Redacted(&e), "refund: the chain RPC failed");
+                        AppError::Unavailable(format!(
+                            "chain {chain_id}'s RPC endpoint is unavailable"
+                        ))
+                    })?
+            }
+        };
+        let payer = payer
+            .filter(|payer| payers.contains(payer))
+            .ok_or(PaymentsError::PayerNotLinked)?;
+        debug_assert_eq!(signer.chain().id, chain_id);
+        Ok(Some(Self { signer, payer }))
     }
-    Ok(Payout {
-        id,
-        chain_id: chain.id,
-        to: recipient,
-        amount,
-        currency: currency.code().to_owned(),
-        tx_hash,
-        status: PayoutStatus::Pending,
-        created_at,
-    })
+
+    /// Inside the refund's transaction: signs and stores the payout of refund `refund_id`
+    /// (see [`Signer::sign_and_store`]; the same payout for the same refund, ever).
+    pub(crate) async fn pay(
+        &self,
+        tx: &mut PgConnection,
+        caller: &AuthUser,
+        refund_id: Uuid,
+        amount: Minor,
+    ) -> AppResult<Signed> {
+        let key = format!("refund:{refund_id}");
+        self.signer
+            .sign_and_store(
+                tx,
+                caller,
+                &Transfer {
+                    to: self.payer,
+                    amount,
+                    key: &key,
+                    refund_id: Some(refund_id),
+                },
+            )
+            .await
+    }
+
+    /// Broadcasts it, once the refund's transaction has committed.
+    pub(crate) async fn broadcast(&self, signed: &Signed) {
+        self.signer.broadcast(signed).await;
+    }
 }
