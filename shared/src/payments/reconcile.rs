@@ -385,11 +385,22 @@ struct AnchorDoc {
     hash: String,
 }
 
-/// Stores the ledger head as a document through the IPFS store and records its CID.
+/// Stores the ledger head as a document through the IPFS store and records its CID; a head
+/// anchored before is not stored again (its CID is returned).
 pub async fn anchor(pool: &PgPool, store: &dyn IpfsStore) -> AppResult<String> {
     let head = sqlx::query!("SELECT seq, hash FROM ledger_head")
         .fetch_one(pool)
         .await?;
+    if let Some(cid) = sqlx::query_scalar!(
+        "SELECT cid FROM ledger_anchors WHERE seq = $1 AND hash = $2 ORDER BY id DESC LIMIT 1",
+        head.seq,
+        head.hash,
+    )
+    .fetch_optional(pool)
+    .await?
+    {
+        return Ok(cid);
+    }
     let doc = AnchorDoc {
         ledger: "gantry payment_events".into(),
         seq: head.seq,
