@@ -54,6 +54,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &billing::api::CREDIT_NOTES,
     &billing::api::INVOICE_DOCUMENTS,
     &billing::reminders::BILLING_REMINDERS,
+    &billing::reports::api::REPORTS,
     &btcpay::invoice::CREATE_BTCPAY_INVOICE,
     &btcpay::webhook::BTCPAY_WEBHOOK,
     &invoices::api::INVOICE_PAYMENTS,

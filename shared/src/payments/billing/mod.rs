@@ -11,3 +11,4 @@ pub mod items;
 pub mod numbering;
 pub mod parties;
 pub mod reminders;
+pub mod reports;
