@@ -55,6 +55,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &billing::api::INVOICE_DOCUMENTS,
     &billing::refunds::REFUNDS,
     &billing::reminders::BILLING_REMINDERS,
+    &billing::reports::api::REPORTS,
     &btcpay::invoice::CREATE_BTCPAY_INVOICE,
     &btcpay::webhook::BTCPAY_WEBHOOK,
     &invoices::api::INVOICE_PAYMENTS,

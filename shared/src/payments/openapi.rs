@@ -7,6 +7,7 @@
     tags(
         (name = "payments", description = "Invoices and their payments: cards (Stripe) and bitcoin (BTCPay Server)"),
         (name = "billing", description = "The books: issued invoices' PDFs and e-invoices, credit notes, billing details"),
+        (name = "reports", description = "The books in figures, for STAFF and ADMIN: revenue by period and currency, and the receivables' aging; JSON, or CSV with `Accept: text/csv`"),
     ),
 )]
 pub struct PaymentsApi;

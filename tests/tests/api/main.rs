@@ -21,6 +21,7 @@ mod payments;
 mod pool;
 mod queue;
 mod relay;
+mod reports;
 mod secrets;
 mod step_up;
 mod store;

@@ -12,3 +12,4 @@ pub mod numbering;
 pub mod parties;
 pub mod refunds;
 pub mod reminders;
+pub mod reports;
