@@ -1663,6 +1663,22 @@ async fn a_bitcoin_refund_is_a_claim_link_mailed_to_the_client_and_settles_when_
     // Its credit note lowered what is due: the invoice stays PAID.
     assert_eq!(world.get(&id).await["credited"], "400");
     assert_eq!(world.get(&id).await["status"], "PAID");
+    // BTCPay reports no cumulative refund figure: the refund is counted on its payment.
+    assert_eq!(world.get(&id).await["amount_paid"], "1100");
+    let rev = world
+        .call(
+            Who::Staff,
+            &Method::GET,
+            "/reports/revenue?interval=day",
+            None,
+        )
+        .await;
+    assert_eq!(rev.body["rows"][0]["refunded"], "400", "{}", rev.body);
+    assert_eq!(
+        rev.body["rows"][0]["paid"]["bitcoin"], "1500",
+        "{}",
+        rev.body
+    );
     // A forged payout delivery (no valid signature) is refused.
     let forged = world
         .app

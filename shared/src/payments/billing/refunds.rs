@@ -659,6 +659,19 @@ async fn settled_in_ledger(
     if ledger::seen(&mut *tx, &row.provider, &event_id).await? {
         return Ok(());
     }
+    // Stripe reports a payment's cumulative refunds itself (`charge.refunded`); BTCPay and the
+    // chains do not, so a refund of theirs that succeeded is counted on its payment here.
+    if status == RefundStatus::Succeeded && row.provider != stripe::PROVIDER {
+        sqlx::query!(
+            "UPDATE payments SET refunded = LEAST(amount, refunded + $2::text::numeric),
+                    updated_at = now()
+             WHERE id = $1",
+            row.payment_id,
+            row.amount,
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     ledger::append(
         &mut *tx,
         head,

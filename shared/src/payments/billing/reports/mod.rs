@@ -36,7 +36,8 @@ pub const DEFAULT_DAYS: i64 = 30;
 
 /// The ledger's event types that report a payment's cumulative refunded amount in `amount`
 /// (what [`crate::payments::lifecycle::PaymentEvent::Refunded`] is made from). A provider that
-/// reports refunds adds its type here.
+/// reports refunds adds its type here. Refunds started here through a provider that reports no
+/// cumulative figure (BTCPay, a chain) count by their own `refund.succeeded` rows.
 pub const REFUND_EVENT_TYPES: &[&str] = &["charge.refunded"];
 
 /// A revenue report's bucket size.
@@ -320,6 +321,14 @@ pub async fn revenue(pool: &PgPool, range: &Range) -> AppResult<RevenueReport> {
                FROM payment_events e JOIN payments p ON p.id = e.payment_id, bounds b
                WHERE e.received_at >= b.lo AND e.received_at < b.hi
                  AND e.event_type = ANY ($5::text[]) AND e.outcome LIKE 'applied%'
+                 AND e.amount IS NOT NULL
+               UNION ALL
+               SELECT p.currency,
+                      date_trunc($3::text, e.received_at AT TIME ZONE 'UTC')::date,
+                      e.amount
+               FROM payment_events e JOIN payments p ON p.id = e.payment_id, bounds b
+               WHERE e.received_at >= b.lo AND e.received_at < b.hi
+                 AND e.event_type = 'refund.succeeded' AND e.provider <> 'stripe'
                  AND e.amount IS NOT NULL
            ),
            flows AS (
