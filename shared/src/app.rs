@@ -61,7 +61,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &invoices::api::INVOICE_PAYMENTS,
     &invoices::api::INVOICES,
     &onchain::monitor::CHAIN_MONITOR,
-    &onchain::payout::PAYOUTS,
+    &onchain::payout::api::PAYOUTS,
     &onchain::submit::BLOCKCHAIN_PAYMENT,
     &payments::reconcile::RECONCILE,
     &payments::reconcile::RECONCILIATION,

@@ -1,5 +1,5 @@
 //! The `payouts` function. Its routes (or queue), needs and handlers are in the module named below.
 
 fn main() -> std::process::ExitCode {
-    gantry::runtime::start(&gantry::payments::onchain::payout::PAYOUTS)
+    gantry::runtime::start(&gantry::payments::onchain::payout::api::PAYOUTS)
 }

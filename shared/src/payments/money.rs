@@ -182,6 +182,36 @@ impl Serialize for Currency {
 #[serde(transparent)]
 pub struct AmountText(pub String);
 
+/// A positive amount and a known currency, validated together so that one answer lists every
+/// bad field.
+pub(crate) fn positive(
+    amount: Option<&str>,
+    currency: Option<&str>,
+) -> crate::error::AppResult<(Option<Minor>, Option<Currency>)> {
+    let mut errors: Vec<FieldError> = Vec::new();
+    let amount = amount.and_then(|text| match Minor::parse("amount", text) {
+        Ok(a) if a > Minor::ZERO => Some(a),
+        Ok(_) => {
+            errors.push(FieldError::new("amount", "must be greater than zero"));
+            None
+        }
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    });
+    let currency = currency.and_then(|text| {
+        Currency::parse("currency", text)
+            .map_err(|e| errors.push(e))
+            .ok()
+    });
+    if errors.is_empty() {
+        Ok((amount, currency))
+    } else {
+        Err(crate::error::AppError::Validation(errors))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

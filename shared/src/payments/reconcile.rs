@@ -23,7 +23,7 @@
 
 use super::btcpay::{self, Btcpay};
 use super::ledger::{self, Verdict};
-use super::onchain::submit::Watch;
+use super::onchain::Watch;
 use super::settle::Outcome;
 use super::stripe::{self, Stripe};
 use crate::audit::{self, Entry};

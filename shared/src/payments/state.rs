@@ -2,6 +2,7 @@
 //! function talks to (each read from its own variables; a function built without one answers
 //! 503 if asked).
 
+use super::billing::Books;
 use super::billing::config::BillingConfig;
 use super::btcpay::Btcpay;
 use super::onchain::Chains;
@@ -10,7 +11,7 @@ use super::stripe::Stripe;
 use crate::chain::AlloyRpc;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
-use crate::ipfs::{IpfsConfig, IpfsStore};
+use crate::ipfs::IpfsConfig;
 use crate::platform::{Platform, StartupError, Tokens};
 use axum::extract::FromRef;
 use sqlx::PgPool;
@@ -28,12 +29,6 @@ pub struct PaymentsState {
     /// The payout signer and its limits (`PAYOUT_*`).
     payouts: Option<Arc<Payouts>>,
     books: Option<Arc<Books>>,
-}
-
-/// What issuing documents needs: the seller and numbering, and where the PDFs are kept.
-pub struct Books {
-    pub config: BillingConfig,
-    pub ipfs: Arc<dyn IpfsStore>,
 }
 
 impl FromRef<PaymentsState> for Tokens {

@@ -4,6 +4,7 @@
 //! transaction. A credit note is issued the same way. An issued document is rebuilt from its
 //! frozen rows only, so the e-invoice served later is the one the PDF carries.
 
+use super::Books;
 use super::document::{self, Document, Kind, Party, Seller};
 use super::items::{self, LineItem};
 use super::parties;
@@ -13,7 +14,6 @@ use crate::ipfs::{self, IpfsStore};
 use crate::mail::{self, Attachment, Mail};
 use crate::payments::audit::{self, PaymentsAction};
 use crate::payments::money::{Currency, Minor};
-use crate::payments::state::Books;
 use serde_json::json;
 use sqlx::PgConnection;
 use time::{Date, OffsetDateTime};

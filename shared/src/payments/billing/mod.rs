@@ -13,3 +13,9 @@ pub mod parties;
 pub mod refunds;
 pub mod reminders;
 pub mod reports;
+
+/// What issuing documents needs: the seller and numbering, and where the PDFs are kept.
+pub struct Books {
+    pub config: config::BillingConfig,
+    pub ipfs: std::sync::Arc<dyn crate::ipfs::IpfsStore>,
+}

@@ -38,7 +38,10 @@ use crate::payments::ledger::{self, Entry};
 use crate::payments::lifecycle::PaymentStatus;
 use crate::payments::model::stored;
 use crate::payments::money::{AmountText, Currency, Minor};
-use crate::payments::onchain::{self, payout::RefundPayout};
+use crate::payments::onchain::{
+    self,
+    payout::{Onchain, RefundPayout},
+};
 use crate::payments::state::PaymentsState;
 use crate::payments::{btcpay, stripe};
 use axum::extract::State;
@@ -250,7 +253,7 @@ pub async fn start(
         return Err(AppError::Forbidden);
     }
     let mut errors = Vec::new();
-    let amount = invoices::money(Some(&input.amount.0), None)
+    let amount = crate::payments::money::positive(Some(&input.amount.0), None)
         .map_err(|e| {
             if let AppError::Validation(mut fields) = e {
                 errors.append(&mut fields);
@@ -271,7 +274,13 @@ pub async fn start(
     let Some(amount) = amount.filter(|_| errors.is_empty()) else {
         return Err(AppError::Validation(errors));
     };
-    let onchain = RefundPayout::ready(state, caller, invoice_id, input.payment_id).await?;
+    let on = Onchain {
+        pool,
+        payouts: state.payouts().ok(),
+        chains: state.chains(),
+        rpc: state.rpc(),
+    };
+    let onchain = RefundPayout::ready(&on, caller, invoice_id, input.payment_id).await?;
     let mut tx = pool.begin().await?;
     let reserved = reserve(
         &mut tx,

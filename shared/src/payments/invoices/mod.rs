@@ -13,7 +13,7 @@ use super::billing::items::{LineItem, Totals};
 use super::dto::{InvoiceInput, InvoiceQuery, InvoiceUpdate};
 use super::lifecycle::{InvoiceStatus, PaymentStatus, Refused};
 use super::model::{Invoice, InvoiceRow, Payment, PaymentMethod, Payments, stored};
-use super::money::{AmountText, Currency, Minor};
+use super::money::{AmountText, Currency, Minor, positive};
 use super::settle::paid;
 use super::state::PaymentsState;
 use crate::domain::{Page, Role, page_limit};
@@ -30,36 +30,6 @@ const WRITERS: &[Role] = &[Role::Staff, Role::Admin];
 impl From<Refused> for AppError {
     fn from(refused: Refused) -> Self {
         Self::Conflict(refused.to_string())
-    }
-}
-
-/// A positive amount and a known currency, validated together so that one answer lists every
-/// bad field.
-pub(crate) fn money(
-    amount: Option<&str>,
-    currency: Option<&str>,
-) -> AppResult<(Option<Minor>, Option<Currency>)> {
-    let mut errors: Vec<FieldError> = Vec::new();
-    let amount = amount.and_then(|text| match Minor::parse("amount", text) {
-        Ok(a) if a > Minor::ZERO => Some(a),
-        Ok(_) => {
-            errors.push(FieldError::new("amount", "must be greater than zero"));
-            None
-        }
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    });
-    let currency = currency.and_then(|text| {
-        Currency::parse("currency", text)
-            .map_err(|e| errors.push(e))
-            .ok()
-    });
-    if errors.is_empty() {
-        Ok((amount, currency))
-    } else {
-        Err(AppError::Validation(errors))
     }
 }
 
@@ -160,7 +130,7 @@ fn priced(
             totals
         }
         (None, Some(amount)) => {
-            let (Some(amount), _) = money(Some(&amount.0), None)? else {
+            let (Some(amount), _) = positive(Some(&amount.0), None)? else {
                 return Err(AppError::internal(anyhow::anyhow!(
                     "validated money went missing"
                 )));
@@ -258,7 +228,7 @@ pub async fn update(
     if !WRITERS.contains(&caller.role) {
         return Err(AppError::Forbidden);
     }
-    let (_, currency) = money(None, input.currency.as_deref())?;
+    let (_, currency) = positive(None, input.currency.as_deref())?;
     let totals = priced(input.amount.as_ref(), input.items.as_deref(), false)?;
     let new_notes = input.notes.map(notes).transpose()?;
     let mut tx = pool.begin().await?;

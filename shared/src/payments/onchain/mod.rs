@@ -37,6 +37,8 @@ use crate::chain::AlloyRpc;
 use crate::config::{ConfigError, Env};
 use crate::error::{AppError, AppResult, FieldError};
 use crate::function::{FaasValue, Need, Var, optional};
+use alloy::consensus::Transaction as _;
+use alloy::network::TransactionResponse as _;
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionReceipt;
@@ -49,6 +51,14 @@ use std::time::Duration;
 
 /// The worker's queue, and its function's name.
 pub const QUEUE: &str = "chain-monitor";
+
+/// The worker's message: watch this payment, or this payout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Watch {
+    Payment { payment_id: uuid::Uuid },
+    Payout { payout_id: uuid::Uuid },
+}
 
 /// What the functions that take and watch on-chain payments need from their deployment.
 pub const NEED: Need = Need {
@@ -450,4 +460,61 @@ mod tests {
             assert!(err.to_string().contains(VAR), "{bad}: {err}");
         }
     }
+}
+
+/// Where a payout stands.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[sqlx(type_name = "payout_status", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PayoutStatus {
+    Pending,
+    Confirmed,
+    Failed,
+}
+
+/// The first of `payers` whose `token` Transfer to `receiver` is in the receipt: the wallet a
+/// token payment is refunded to (a transaction paid by two of the client's wallets at once, a
+/// batch, goes back to the first).
+pub(crate) fn token_payer(
+    receipt: &TransactionReceipt,
+    token: Address,
+    receiver: Address,
+    payers: &[Address],
+) -> Option<Address> {
+    receipt
+        .logs()
+        .iter()
+        .filter(|log| log.address() == token)
+        .filter_map(|log| Transfer::decode_log(&log.inner).ok())
+        .find(|event| {
+            event.to == receiver && payers.contains(&event.from) && !event.value.is_zero()
+        })
+        .map(|event| event.from)
+}
+
+/// The client's wallet (one of `payers`) that paid `receiver` in the mined transaction `hash`,
+/// read from the chain by the monitor's rule (a native transfer's sender, a token Transfer's
+/// sender): for a payment confirmed before the monitor recorded its payer. `None` when the
+/// transaction is gone, failed, or paid from none of them.
+pub(crate) async fn payer_on_chain(
+    rpc: &DynProvider,
+    hash: alloy::primitives::B256,
+    token: Option<Address>,
+    receiver: Address,
+    payers: &[Address],
+) -> Result<Option<Address>, alloy::transports::TransportError> {
+    Ok(match token {
+        None => rpc
+            .get_transaction_by_hash(hash)
+            .await?
+            .filter(|tx| tx.to() == Some(receiver) && payers.contains(&tx.from()))
+            .map(|tx| tx.from()),
+        Some(token) => rpc
+            .get_transaction_receipt(hash)
+            .await?
+            .filter(TransactionReceipt::status)
+            .and_then(|receipt| token_payer(&receipt, token, receiver, payers)),
+    })
 }

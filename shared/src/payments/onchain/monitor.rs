@@ -29,8 +29,8 @@
 //! A CONFIRMED payment records its payer (`chain_payments.payer`): the wallet a refund goes back
 //! to.
 
-use super::payout::PayoutStatus;
-use super::{Chain, Chains, Finality, provider, submit::Watch, transferred};
+use super::PayoutStatus;
+use super::{Chain, Chains, Finality, Watch, provider, transferred};
 use crate::chain::AlloyRpc;
 use crate::db::Db;
 use crate::function::needs::{CHAIN_RPC, DATABASE};
@@ -44,7 +44,6 @@ use alloy::network::TransactionResponse as _;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{BlockNumberOrTag, TransactionReceipt};
-use alloy::sol_types::SolEvent as _;
 use async_trait::async_trait;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -457,58 +456,13 @@ async fn observe(
         Some(token) => (
             transferred(&receipt, token, watched.receiver, None),
             transferred(&receipt, token, watched.receiver, Some(&watched.payers)),
-            token_payer(&receipt, token, watched.receiver, &watched.payers),
+            super::token_payer(&receipt, token, watched.receiver, &watched.payers),
         ),
     };
     Ok((
         judge(to_us, from_payers, mined_at, watched.not_before),
         payer,
     ))
-}
-
-/// The first of `payers` whose `token` Transfer to `receiver` is in the receipt: the wallet a
-/// token payment is refunded to (a transaction paid by two of the client's wallets at once, a
-/// batch, goes back to the first).
-fn token_payer(
-    receipt: &TransactionReceipt,
-    token: Address,
-    receiver: Address,
-    payers: &[Address],
-) -> Option<Address> {
-    receipt
-        .logs()
-        .iter()
-        .filter(|log| log.address() == token)
-        .filter_map(|log| super::Transfer::decode_log(&log.inner).ok())
-        .find(|event| {
-            event.to == receiver && payers.contains(&event.from) && !event.value.is_zero()
-        })
-        .map(|event| event.from)
-}
-
-/// The client's wallet (one of `payers`) that paid `receiver` in the mined transaction `hash`,
-/// read from the chain by the monitor's rule (a native transfer's sender, a token Transfer's
-/// sender): for a payment confirmed before the monitor recorded its payer. `None` when the
-/// transaction is gone, failed, or paid from none of them.
-pub(crate) async fn payer_on_chain(
-    rpc: &DynProvider,
-    hash: B256,
-    token: Option<Address>,
-    receiver: Address,
-    payers: &[Address],
-) -> Result<Option<Address>, alloy::transports::TransportError> {
-    Ok(match token {
-        None => rpc
-            .get_transaction_by_hash(hash)
-            .await?
-            .filter(|tx| tx.to() == Some(receiver) && payers.contains(&tx.from()))
-            .map(|tx| tx.from()),
-        Some(token) => rpc
-            .get_transaction_receipt(hash)
-            .await?
-            .filter(TransactionReceipt::status)
-            .and_then(|receipt| token_payer(&receipt, token, receiver, payers)),
-    })
 }
 
 /// The verdict on a final, successful transaction that sent `to_us` to our receiver, of which

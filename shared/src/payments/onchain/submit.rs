@@ -5,7 +5,7 @@
 //! transaction pays this invoice (its payer, its time, its amount) is the monitor's judgement, on
 //! the chain's final word: nothing the client says is believed.
 
-use super::{Asset, Chains, QUEUE, provider};
+use super::{Asset, Chains, QUEUE, Watch, provider};
 use crate::chain::AlloyRpc;
 use crate::endpoint;
 use crate::error::{AppError, AppResult, FieldError};
@@ -24,7 +24,6 @@ use alloy::primitives::B256;
 use alloy::providers::{DynProvider, Provider};
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -57,14 +56,6 @@ pub async fn blockchain_payment(
 ) -> AppResult<(StatusCode, Json<Payment>)> {
     let payment = submit(state.db()?, state.chains(), state.rpc(), &caller, id, body).await?;
     Ok((StatusCode::ACCEPTED, Json(payment)))
-}
-
-/// The worker's message: watch this payment, or this payout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Watch {
-    Payment { payment_id: Uuid },
-    Payout { payout_id: Uuid },
 }
 
 /// How many on-chain payments of one invoice may wait for the chain at once: a client cannot

@@ -19,26 +19,17 @@
 //! `functions/refunds` have), or a local key from `PAYOUT_PRIVATE_KEY` (a secret; never
 //! logged).
 
-use super::{Asset, Chain, Chains, QUEUE, submit::Watch};
+use super::{Asset, Chain, Chains, PayoutStatus, QUEUE, Watch};
 use crate::chain::AlloyRpc;
 use crate::config::{ConfigError, Env};
-use crate::endpoint;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;
-use crate::extract::{AdminOnly, Authorized, Json};
-use crate::function::FunctionSpec;
-use crate::function::Http;
-use crate::function::Trigger;
-use crate::function::needs::{CHAIN_RPC, DATABASE, PUBLIC_KEYS};
 use crate::function::{FaasValue, Need, Var, optional, secret};
 use crate::payments::audit::{self, PaymentsAction};
-use crate::payments::dto::PayoutInput;
 use crate::payments::error::PaymentsError;
-use crate::payments::invoices::money;
 use crate::payments::lifecycle::PaymentStatus;
 use crate::payments::model::stored;
 use crate::payments::money::{Currency, Minor};
-use crate::payments::state::PaymentsState;
 use alloy::eips::eip2718::Encodable2718;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{Address, U256};
@@ -46,44 +37,14 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolCall;
-use axum::extract::State;
-use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-/// `payouts`: on-chain payouts (ADMIN).
-pub static PAYOUTS: FunctionSpec = FunctionSpec {
-    name: "payouts",
-    trigger: Trigger::Http(&Http::new(
-        PaymentsState::with_payouts,
-        &[endpoint!(create_payout)],
-    )),
-    needs: &[&DATABASE, &PUBLIC_KEYS, &CHAIN_RPC, &super::NEED, &NEED],
-};
-
-#[utoipa::path(post, path = "/payouts", tag = "payments", security(("bearer" = [])),
-    request_body = PayoutInput,
-    responses(
-        (status = 202, description = "The payout, signed, stored and broadcast, PENDING until the chain monitor finds it final; the same payout for the same idempotency_key", body = Payout),
-        (status = 401, description = "No valid token, or no second factor (amr otp or rec) in the last 5 minutes: `WWW-Authenticate: Bearer error=\"insufficient_user_authentication\"` (RFC 9470), problem type urn:gantry:problem:step-up-required; sign in again through POST /login/mfa"),
-        (status = 403, description = "Not ADMIN (the role is read from the database, not only the token), or the second factor was turned on less than PAYOUT_MFA_MIN_AGE_HOURS ago (type urn:gantry:problem:second-factor-too-new)"),
-        (status = 409, description = "It would exceed the currency's daily payout limit"),
-        (status = 422, description = "No payouts on chain_id or in currency, or the idempotency_key was used for another payout"),
-    ))]
-pub async fn create_payout(
-    State(state): State<PaymentsState>,
-    Authorized(caller, _): Authorized<AdminOnly>,
-    Json(body): Json<PayoutInput>,
-) -> AppResult<(StatusCode, Json<Payout>)> {
-    let payout = send(&state, &caller, body).await?;
-    Ok((StatusCode::ACCEPTED, Json(payout)))
-}
 
 alloy::sol! {
     /// ERC-20's transfer.
@@ -142,15 +103,6 @@ pub const NEED: Need = Need {
         key_parameter: "PayoutKmsKeyId",
     }],
 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[sqlx(type_name = "payout_status", rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PayoutStatus {
-    Pending,
-    Confirmed,
-    Failed,
-}
 
 /// A payout as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -301,57 +253,6 @@ fn signer(key: &SecretString) -> Result<PrivateKeySigner, ()> {
         .trim_start_matches("0x")
         .parse()
         .map_err(|_| ())
-}
-
-/// Sends the payout (see the module's comment): 202 with the payout, the same one for the same
-/// key.
-#[tracing::instrument(name = "payments.payout", skip_all)]
-pub async fn send(
-    state: &PaymentsState,
-    caller: &AuthUser,
-    input: PayoutInput,
-) -> AppResult<Payout> {
-    let pool = state.db()?;
-    let payouts = state.payouts()?;
-    // ADMIN now (not only in the token), and a second factor used minutes ago and turned on
-    // long enough ago: 403 or 401.
-    payouts.admit(pool, caller).await?;
-    let (amount, currency) = money(Some(&input.amount.0), Some(&input.currency))?;
-    let (Some(amount), Some(currency)) = (amount, currency) else {
-        return Err(AppError::internal(anyhow::anyhow!("money() gave nothing")));
-    };
-    let to: Address = input
-        .to
-        .parse()
-        .ok()
-        .filter(|_| input.to.len() == 42 && input.to.starts_with("0x"))
-        .ok_or_else(|| AppError::invalid("to", "must be an address: 0x and 40 hex digits"))?;
-    let key = input.idempotency_key.as_str();
-    if key.is_empty() || key.chars().count() > 255 || key.chars().any(char::is_control) {
-        return Err(AppError::invalid(
-            "idempotency_key",
-            "must be 1 to 255 characters, none a control character",
-        ));
-    }
-    let signer = payouts
-        .signer(state.chains(), state.rpc(), input.chain_id, currency)
-        .await?;
-    let mut tx = pool.begin().await?;
-    let signed = signer
-        .sign_and_store(
-            &mut tx,
-            caller,
-            &Transfer {
-                to,
-                amount,
-                key,
-                refund_id: None,
-            },
-        )
-        .await?;
-    tx.commit().await?;
-    signer.broadcast(&signed).await;
-    Ok(signed.payout)
 }
 
 impl Payouts {
@@ -641,6 +542,15 @@ impl Signer<'_> {
     }
 }
 
+/// What paying a refund back on chain uses: the database, the payout signer (an error when
+/// this function has none: only an on-chain refund needs it), the chains and their nodes.
+pub(crate) struct Onchain<'a> {
+    pub pool: &'a PgPool,
+    pub payouts: Option<&'a Payouts>,
+    pub chains: &'a Chains,
+    pub rpc: &'a AlloyRpc,
+}
+
 /// The refund of an on-chain payment, ready to pay back ([`RefundPayout::ready`]).
 pub(crate) struct RefundPayout<'a> {
     signer: Signer<'a>,
@@ -658,12 +568,12 @@ impl<'a> RefundPayout<'a> {
     /// still be a wallet of the invoice's client (the payer rule: money moves only between the
     /// invoice and a wallet bound to it): one they unlinked since gets nothing (409).
     pub(crate) async fn ready(
-        state: &'a PaymentsState,
+        on: &Onchain<'a>,
         caller: &AuthUser,
         invoice_id: Uuid,
         payment_id: Uuid,
     ) -> AppResult<Option<Self>> {
-        let pool = state.db()?;
+        let pool = on.pool;
         let Some(row) = sqlx::query!(
             r#"SELECT p.provider, p.currency, p.status AS "status: PaymentStatus", i.project_id,
                       c.chain_id AS "chain_id?", c.tx_hash AS "tx_hash?", c.token,
@@ -679,7 +589,11 @@ impl<'a> RefundPayout<'a> {
         .filter(|row| row.provider.starts_with("evm:")) else {
             return Ok(None);
         };
-        let payouts = state.payouts()?;
+        let payouts = on.payouts.ok_or_else(|| {
+            AppError::internal(anyhow::anyhow!(
+                "this function was built without the payout signer"
+            ))
+        })?;
         payouts.admit(pool, caller).await?;
         if !matches!(
             row.status,
@@ -700,7 +614,7 @@ impl<'a> RefundPayout<'a> {
         let currency =
             Currency::parse("currency", &row.currency).map_err(|_| malformed("currency"))?;
         let signer = payouts
-            .signer(state.chains(), state.rpc(), chain_id, currency)
+            .signer(on.chains, on.rpc, chain_id, currency)
             .await?;
         let payers = super::payers_of(pool, row.project_id).await?;
         let payer = match row.payer {
@@ -712,7 +626,7 @@ impl<'a> RefundPayout<'a> {
                     .transpose()?;
                 let receiver = receiver.parse().map_err(|_| malformed("receiver"))?;
                 let hash = hash.parse().map_err(|_| malformed("hash"))?;
-                super::monitor::payer_on_chain(signer.node(), hash, token, receiver, &payers)
+                super::payer_on_chain(signer.node(), hash, token, receiver, &payers)
                     .await
                     .map_err(|e| {
                         tracing::warn!(chain = chain_id, error = %crate::redact::Redacted(&e), "refund: the chain RPC failed");
@@ -758,3 +672,5 @@ impl<'a> RefundPayout<'a> {
         self.signer.broadcast(signed).await;
     }
 }
+
+pub mod api;
