@@ -314,7 +314,12 @@ async fn lines_and_rates_are_priced_by_the_contracts_rule(pool: PgPool) {
             Some(&json!({"project_id": project, "currency": "EUR"})),
         )
         .await;
-    assert_eq!(neither.status, StatusCode::BAD_REQUEST, "{}", neither.body);
+    assert_eq!(
+        neither.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        neither.body
+    );
 
     // While DRAFT, items change and the amount follows.
     let res = world

@@ -86,6 +86,7 @@ pub async fn get_billing_details(
     responses(
         (status = 200, description = "The billing details, changed (the next issued invoice prints them)", body = BillingDetails),
         (status = 404, description = "No such user, or not the caller (unless STAFF or ADMIN)"),
+        (status = 422, description = "The first change lacks name or country"),
     ))]
 pub async fn patch_billing_details(
     State(state): State<PaymentsState>,

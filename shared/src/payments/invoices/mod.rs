@@ -138,7 +138,7 @@ fn priced(
             billing::items::single(amount)
         }
         (None, None) if required => {
-            return Err(AppError::Validation(vec![FieldError::new(
+            return Err(AppError::Validation(vec![FieldError::semantic(
                 "amount",
                 "give amount, or items",
             )]));
