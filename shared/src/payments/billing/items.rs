@@ -165,7 +165,15 @@ fn line(index: usize, item: &LineItem, errors: &mut Vec<FieldError>) -> Option<L
         None => None,
         Some(text) => match Fixed::parse(text, 3, RATE_DECIMALS) {
             Some(rate) if rate.units <= 100 * 10u128.pow(rate.scale) => Some(rate),
-            _ => {
+            // Well-formed, but no rate: a 422.
+            Some(_) => {
+                errors.push(FieldError::semantic(
+                    field("tax_rate"),
+                    "must be a percent from 0 to 100",
+                ));
+                None
+            }
+            None => {
                 errors.push(FieldError::new(
                     field("tax_rate"),
                     "must be a percent from 0 to 100 with up to 4 decimals, or null",
