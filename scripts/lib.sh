@@ -252,7 +252,14 @@ start_moto() {
   local port
   port=$(free_port)
   mkdir -p "$GANTRY_ROOT/.data"
-  moto_server -H 127.0.0.1 -p "$port" >"$GANTRY_ROOT/.data/moto.log" 2>&1 &
+  # scripts/moto-server is moto_server with DynamoDB's calls taken one at a time (atomic, as in
+  # the real service); plain moto_server where its Python is not ours.
+  if python3 -c 'import moto.moto_server.werkzeug_app' 2>/dev/null; then
+    python3 "$GANTRY_ROOT/scripts/moto-server" -H 127.0.0.1 -p "$port" >"$GANTRY_ROOT/.data/moto.log" 2>&1 &
+  else
+    log "moto_server's Python is not python3: DynamoDB updates are not serialised"
+    moto_server -H 127.0.0.1 -p "$port" >"$GANTRY_ROOT/.data/moto.log" 2>&1 &
+  fi
   MOTO_PID=$!
   trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
   for _ in $(seq 1 50); do

@@ -54,6 +54,7 @@ pub static FUNCTIONS: &[&FunctionSpec] = &[
     &billing::api::CREDIT_NOTES,
     &billing::api::INVOICE_DOCUMENTS,
     &billing::refunds::REFUNDS,
+    &billing::render::BILLING_DOCUMENTS,
     &billing::reminders::BILLING_REMINDERS,
     &billing::reports::api::REPORTS,
     &btcpay::invoice::CREATE_BTCPAY_INVOICE,

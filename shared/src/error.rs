@@ -106,6 +106,13 @@ pub enum AppError {
     /// A dependency is down or not configured; the message says which.
     #[error("{0}")]
     Unavailable(String),
+    /// Not there yet, but soon (a document a worker is still rendering): 503 with
+    /// `Retry-After`.
+    #[error("{detail}")]
+    NotYet {
+        detail: &'static str,
+        retry_after_secs: u64,
+    },
     /// Build it with [`AppError::internal`], which logs it.
     #[error(transparent)]
     Internal(anyhow::Error),
@@ -132,7 +139,7 @@ impl AppError {
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::NotYet { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -155,6 +162,7 @@ impl AppError {
             Self::RateLimited { .. } => "rate-limited",
             Self::BadGateway(_) => "bad-gateway",
             Self::Unavailable(_) => "unavailable",
+            Self::NotYet { .. } => "not-yet",
             Self::Internal(_) => "internal",
         }
     }
@@ -212,7 +220,10 @@ impl IntoResponse for AppError {
                     headers.insert(header::WWW_AUTHENTICATE, value);
                 }
             }
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs }
+            | Self::NotYet {
+                retry_after_secs, ..
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}

@@ -178,9 +178,13 @@ pub enum AwsAccess {
     SendToQueue {
         queue: &'static str,
     },
-    /// The stack's documents bucket: read-only for a function whose routes are all GETs, read
-    /// and write otherwise.
+    /// The stack's documents bucket: read-only for a function whose routes are all GETs (a
+    /// worker has none) unless it also has [`AwsAccess::DocumentsBucketWrites`]; read and write
+    /// otherwise.
     DocumentsBucket,
+    /// Writes to the documents bucket for a function that has no route to show it (a worker
+    /// that stores documents).
+    DocumentsBucketWrites,
     /// Every queue worker's queue (the outbox relay).
     SendToEveryQueue,
     /// Item reads and writes on the stack's ephemeral-store table (DynamoDB).

@@ -655,21 +655,7 @@ impl TestApp {
         let transport = gantry::mail::transport_from_env(&env).expect("smtp transport");
         let mailer =
             gantry::mail::Mailer::new(gantry::db::Db::new(Some(self.pool.clone())), transport);
-        let jobs: Vec<(uuid::Uuid, String)> =
-            sqlx::query_as("SELECT id, body FROM queue_messages WHERE queue = 'mailer'")
-                .fetch_all(&self.pool)
-                .await
-                .unwrap();
-        for (id, body) in jobs {
-            let job = gantry::queue::Job {
-                id: id.to_string(),
-                body,
-                attempt: 1,
-            };
-            gantry::queue::JobHandler::handle(&mailer, &job)
-                .await
-                .expect("delivered");
-        }
+        self.run_jobs(gantry::mail::QUEUE, &mailer).await;
         let caught = caught_mail(&web, to).await;
         Some(
             caught
@@ -677,6 +663,54 @@ impl TestApp {
                 .unwrap_or_else(|| panic!("no mail to {to}"))
                 .clone(),
         )
+    }
+
+    /// Runs every message waiting on `queue` through `handler`, as the local queue would, and
+    /// deletes each one it handled (acknowledged). Returns how many there were. Panics when a
+    /// job fails: the tests that call this expect them to succeed.
+    pub async fn run_jobs(&self, queue: &str, handler: &dyn gantry::queue::JobHandler) -> usize {
+        let jobs: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+            "SELECT id, body FROM queue_messages WHERE queue = $1 AND dead_at IS NULL ORDER BY id",
+        )
+        .bind(queue)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap();
+        for (id, body) in &jobs {
+            let job = gantry::queue::Job {
+                id: id.to_string(),
+                body: body.clone(),
+                attempt: 1,
+            };
+            handler
+                .handle(&job)
+                .await
+                .unwrap_or_else(|e| panic!("{queue} job {body}: {e}"));
+            sqlx::query("DELETE FROM queue_messages WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .unwrap();
+        }
+        jobs.len()
+    }
+
+    /// The `billing-documents` worker of this app's configuration.
+    pub fn document_renderer(&self) -> Arc<dyn gantry::queue::JobHandler> {
+        let gantry::function::Trigger::Queue { build, .. } =
+            gantry::payments::billing::render::BILLING_DOCUMENTS.trigger
+        else {
+            panic!("billing-documents is a queue worker");
+        };
+        build(&self.platform).expect("the renderer starts")
+    }
+
+    /// Renders, stores and mails every document issued so far (the `billing-documents` jobs
+    /// waiting); how many there were.
+    pub async fn render_documents(&self) -> usize {
+        let renderer = self.document_renderer();
+        self.run_jobs(gantry::payments::billing::render::QUEUE, &*renderer)
+            .await
     }
 
     /// The number of mails in the outbox addressed to `to`.

@@ -18,6 +18,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What a worker that stores documents needs besides [`NEED`]: writes to the stack's bucket (a
+/// function with routes is granted them by its routes' methods).
+pub const STORES: crate::function::Need = crate::function::Need {
+    name: "ipfs-stores",
+    can_be_unavailable: true,
+    vars: &[],
+    aws: &[crate::function::AwsAccess::DocumentsBucketWrites],
+};
+
 /// What a function that stores or reads documents needs from its deployment. A Lambda's disk is
 /// ephemeral, so under SAM blocks go to the stack's S3 bucket; OpenFaaS replicas share no disk,
 /// so there they go to a Kubo node.

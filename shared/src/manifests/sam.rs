@@ -345,8 +345,10 @@ fn write_policy(
 ) -> fmt::Result {
     match access {
         AwsAccess::DocumentsBucket => {
-            // A function whose routes are all GETs may only read blocks.
-            let reads_only = f.routes.iter().all(|r| r.method == Method::Get);
+            // A function whose routes are all GETs may only read blocks; a worker, unless it
+            // says it stores them.
+            let reads_only = f.routes.iter().all(|r| r.method == Method::Get)
+                && !aws_access(f).contains(&AwsAccess::DocumentsBucketWrites);
             let policy = if reads_only {
                 "S3ReadPolicy"
             } else {
@@ -384,6 +386,8 @@ fn write_policy(
               Resource: !GetAtt EphemeralTable.Arn
 "#,
         ),
+        // Granted with the bucket itself, above.
+        AwsAccess::DocumentsBucketWrites => Ok(()),
         AwsAccess::SesSend => out.write_str(
             r#"        - Statement:
             - Effect: Allow

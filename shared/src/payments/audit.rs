@@ -16,6 +16,7 @@ pub enum PaymentsAction {
     ReminderSent,
     RefundStarted,
     RefundChanged,
+    DocumentStored,
     ReconciliationFinding,
 }
 
@@ -33,6 +34,7 @@ impl Action for PaymentsAction {
             Self::ReminderSent => "invoice.reminder_sent",
             Self::RefundStarted => "refund.started",
             Self::RefundChanged => "refund.changed",
+            Self::DocumentStored => "document.stored",
             Self::ReconciliationFinding => "reconciliation.finding",
         }
     }

@@ -75,6 +75,8 @@ pub static RECONCILE: FunctionSpec = FunctionSpec {
         &stripe::API_NEED,
         &btcpay::API_NEED,
         &crate::ipfs::config::NEED,
+        // The ledger anchors it stores.
+        &crate::ipfs::config::STORES,
     ],
 };
 

@@ -2,7 +2,6 @@
 //! function talks to (each read from its own variables; a function built without one answers
 //! 503 if asked).
 
-use super::billing::Books;
 use super::billing::config::BillingConfig;
 use super::btcpay::Btcpay;
 use super::onchain::Chains;
@@ -11,7 +10,7 @@ use super::stripe::Stripe;
 use crate::chain::AlloyRpc;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
-use crate::ipfs::IpfsConfig;
+use crate::ipfs::{IpfsConfig, IpfsStore};
 use crate::platform::{Platform, StartupError, Tokens};
 use axum::extract::FromRef;
 use sqlx::PgPool;
@@ -28,7 +27,10 @@ pub struct PaymentsState {
     rpc: Arc<AlloyRpc>,
     /// The payout signer and its limits (`PAYOUT_*`).
     payouts: Option<Arc<Payouts>>,
-    books: Option<Arc<Books>>,
+    /// The seller and the number series (`SELLER_*`, `*_NUMBER_FORMAT`): issuing.
+    books: Option<Arc<BillingConfig>>,
+    /// The IPFS store the rendered documents are kept in: serving them.
+    documents: Option<Arc<dyn IpfsStore>>,
 }
 
 impl FromRef<PaymentsState> for Tokens {
@@ -49,17 +51,25 @@ impl PaymentsState {
             rpc: Arc::new(AlloyRpc::new(Default::default())),
             payouts: None,
             books: None,
+            documents: None,
         }
     }
 
-    /// With the books (`SELLER_*`, the number formats) and the IPFS store the documents go to.
+    /// With the books (`SELLER_*`, the number formats): what issuing invoices and credit notes
+    /// needs (their PDFs are the `billing-documents` worker's).
     pub fn with_books(platform: &Platform) -> Result<Self, StartupError> {
+        Ok(Self {
+            books: Some(Arc::new(BillingConfig::from_env(&platform.env)?)),
+            ..Self::rows(platform)
+        })
+    }
+
+    /// With the IPFS store the rendered documents are kept in (the `invoice-documents`
+    /// function).
+    pub fn with_documents(platform: &Platform) -> Result<Self, StartupError> {
         let ipfs = IpfsConfig::from_env(&platform.env, crate::runtime::under_lambda())?;
         Ok(Self {
-            books: Some(Arc::new(Books {
-                config: BillingConfig::from_env(&platform.env)?,
-                ipfs: ipfs.build(&platform.env),
-            })),
+            documents: Some(ipfs.build(&platform.env)),
             ..Self::rows(platform)
         })
     }
@@ -140,10 +150,16 @@ impl PaymentsState {
             .ok_or_else(|| Self::built_without("Stripe"))
     }
 
-    pub fn books(&self) -> AppResult<&Books> {
+    pub fn books(&self) -> AppResult<&BillingConfig> {
         self.books
             .as_deref()
             .ok_or_else(|| Self::built_without("the books"))
+    }
+
+    pub fn documents(&self) -> AppResult<&dyn IpfsStore> {
+        self.documents
+            .as_deref()
+            .ok_or_else(|| Self::built_without("the documents' IPFS store"))
     }
 
     pub fn payouts(&self) -> AppResult<&Payouts> {

@@ -343,10 +343,24 @@ async fn issuing_numbers_the_invoice_freezes_it_and_mails_its_pdf(pool: PgPool) 
     let number = format!("T-{}-0001", year());
     assert_eq!(invoice["number"], number.as_str());
     assert_eq!(invoice["status"], "SENT");
-    let cid = invoice["pdf_cid"]
-        .as_str()
-        .expect("a PDF once SENT")
-        .to_owned();
+    // The PDF is the billing-documents worker's: until it has run, none, and a 503 that says
+    // when to come back. The e-invoice is there already.
+    assert_eq!(invoice["pdf_cid"], Value::Null);
+    let early = world
+        .staff(Method::GET, &format!("/invoices/{id}/pdf"), None)
+        .await;
+    assert_eq!(early.problem(503)["type"], "urn:gantry:problem:not-yet");
+    assert_eq!(early.headers["retry-after"], "5");
+    let mails = world.app.outbox_count("owner@client.example").await;
+    assert_eq!(world.app.render_documents().await, 1);
+    assert_eq!(
+        world.app.outbox_count("owner@client.example").await,
+        mails + 1
+    );
+    let cid = world
+        .staff(Method::GET, &format!("/invoices/{id}"), None)
+        .await
+        .str("pdf_cid");
 
     // Frozen: items, notes and money cannot change; a credit note corrects it.
     for change in [
@@ -409,6 +423,7 @@ async fn issuing_numbers_the_invoice_freezes_it_and_mails_its_pdf(pool: PgPool) 
     assert_eq!(name.as_deref(), Some(format!("{number}.pdf").as_str()));
     assert_eq!(attachment.as_deref(), Some(pdf.raw.as_slice()));
     assert_eq!(world.app.audit_count("invoice.issued").await, 1);
+    assert_eq!(world.app.audit_count("document.stored").await, 1);
 
     // A draft has neither document.
     let draft = world.draft(&three_lines()).await;
@@ -417,6 +432,65 @@ async fn issuing_numbers_the_invoice_freezes_it_and_mails_its_pdf(pool: PgPool) 
             .staff(Method::GET, &format!("/invoices/{draft}/{doc}"), None)
             .await;
         assert_eq!(res.status, StatusCode::NOT_FOUND, "{doc}");
+    }
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_document_rendered_by_two_workers_at_once_is_stored_and_mailed_once(pool: PgPool) {
+    let world = World::new(pool).await;
+    let invoice = world.issued(&three_lines()).await;
+    let id = invoice["id"].as_str().unwrap();
+    let (job_id, body): (uuid::Uuid, String) =
+        sqlx::query_as("SELECT id, body FROM queue_messages WHERE queue = 'billing-documents'")
+            .fetch_one(&world.app.pool)
+            .await
+            .unwrap();
+    assert!(body.contains(id), "{body}");
+    let job = gantry::queue::Job {
+        id: job_id.to_string(),
+        body: body.clone(),
+        attempt: 1,
+    };
+    let mails = world.app.outbox_count("owner@client.example").await;
+    let (a, b) = (world.app.document_renderer(), world.app.document_renderer());
+    let (ran_a, ran_b) = tokio::join!(a.handle(&job), b.handle(&job));
+    ran_a.unwrap();
+    ran_b.unwrap();
+    // Delivered once more, later: nothing new either.
+    a.handle(&job).await.unwrap();
+    assert_eq!(world.app.audit_count("document.stored").await, 1);
+    assert_eq!(
+        world.app.outbox_count("owner@client.example").await,
+        mails + 1
+    );
+    let stored = world
+        .staff(Method::GET, &format!("/invoices/{id}"), None)
+        .await
+        .str("pdf_cid");
+    let pdf = world
+        .staff(Method::GET, &format!("/invoices/{id}/pdf"), None)
+        .await;
+    assert_eq!(pdf.status, StatusCode::OK);
+    assert_eq!(
+        gantry::ipfs::to_text(&gantry::ipfs::import(&pdf.raw).root),
+        stored
+    );
+    // A job for no issued document, or no job at all, is dead-lettered, not retried.
+    for body in [
+        json!({"task": "invoice", "id": uuid::Uuid::now_v7(), "links": ""}).to_string(),
+        json!({"task": "credit-note", "id": id}).to_string(),
+        "{\"task\": \"print\"}".to_owned(),
+    ] {
+        let job = gantry::queue::Job {
+            id: "x".into(),
+            body: body.clone(),
+            attempt: 1,
+        };
+        let err = a.handle(&job).await.unwrap_err();
+        assert!(
+            matches!(err, gantry::queue::JobError::Drop(_)),
+            "{body}: {err}"
+        );
     }
 }
 
@@ -454,7 +528,7 @@ async fn a_rolled_back_issue_gives_its_number_back(pool: PgPool) {
              END IF;
              RETURN NEW;
          END $$;
-         CREATE TRIGGER fail_issue BEFORE UPDATE OF pdf_cid ON invoices FOR EACH ROW
+         CREATE TRIGGER fail_issue BEFORE UPDATE OF number ON invoices FOR EACH ROW
          EXECUTE FUNCTION fail_issue();",
     )
     .execute(&world.app.pool)
@@ -473,6 +547,7 @@ async fn a_rolled_back_issue_gives_its_number_back(pool: PgPool) {
         .body;
     assert_eq!(still["status"], "DRAFT");
     assert_eq!(still["number"], Value::Null);
+    assert_eq!(world.app.render_documents().await, 0, "nothing to render");
     let next = world.issued(&three_lines()).await;
     assert_eq!(next["number"], format!("T-{}-0001", year()), "no gap");
 }
@@ -565,6 +640,17 @@ async fn credit_notes_lower_what_is_due_in_their_own_series(pool: PgPool) {
         .await;
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(list.body["items"].as_array().unwrap().len(), 2);
+    let early = world
+        .call(
+            Who::OwnerClient,
+            &Method::GET,
+            &format!("/credit-notes/{note_id}/pdf"),
+            None,
+        )
+        .await;
+    assert_eq!(early.problem(503)["type"], "urn:gantry:problem:not-yet");
+    // The invoice's PDF and both credit notes'.
+    assert_eq!(world.app.render_documents().await, 3);
     let pdf = world
         .call(
             Who::OwnerClient,
@@ -851,6 +937,9 @@ async fn the_authorization_matrix_holds_for_every_billing_route_and_caller(pool:
                 )
                 .await
                 .str("id");
+            if template.ends_with("/pdf") {
+                world.app.render_documents().await;
+            }
             let path = match template {
                 t if t.starts_with("/users") => t.replace("{id}", &world.owner_id),
                 t if t.starts_with("/credit-notes") => t.replace("{id}", &note),

@@ -144,6 +144,52 @@ fn the_functions_that_use_the_ephemeral_table_link_dynamodb_and_only_they() {
     );
 }
 
+/// The PDF writer and its font make a zip about 2 MB larger: only the worker that renders the
+/// documents links them (the local gateway and the tests too, which are not deployed).
+#[test]
+fn only_the_document_worker_links_the_pdf_writer() {
+    let linking: BTreeSet<String> = function_dirs()
+        .into_iter()
+        .filter(|name| read(&format!("functions/{name}/Cargo.toml")).contains("\"documents\""))
+        .collect();
+    assert_eq!(
+        linking,
+        BTreeSet::from([gantry::payments::billing::render::QUEUE.to_owned()])
+    );
+}
+
+/// The workers that store documents (the PDFs, the ledger anchors) may write the bucket; a
+/// worker that only reads blocks, and a function of GETs only, may only read it.
+#[test]
+fn only_the_functions_that_store_documents_may_write_the_bucket() {
+    let template = read("template.yaml");
+    let policy = |resource: &str| {
+        let start = template
+            .find(&format!("\n  {resource}:\n"))
+            .unwrap_or_else(|| panic!("{resource} in template.yaml"));
+        let body = &template[start + 1..];
+        let end = body[3..].find("\n  # ").map_or(body.len(), |i| i + 3);
+        let body = &body[..end];
+        ["S3CrudPolicy", "S3ReadPolicy"]
+            .into_iter()
+            .find(|p| body.contains(p))
+            .unwrap_or("none")
+    };
+    for (resource, expected) in [
+        ("BillingDocumentsFunction", "S3CrudPolicy"),
+        ("ReconcileFunction", "S3CrudPolicy"),
+        ("PinToIpfsFunction", "S3CrudPolicy"),
+        ("PinFollowUpFunction", "S3ReadPolicy"),
+        ("InvoiceDocumentsFunction", "S3ReadPolicy"),
+        ("IpfsGetFunction", "S3ReadPolicy"),
+        ("InvoicesFunction", "none"),
+        ("RefundsFunction", "none"),
+        ("CreditNotesFunction", "none"),
+    ] {
+        assert_eq!(policy(resource), expected, "{resource}");
+    }
+}
+
 #[test]
 fn the_committed_manifests_are_current() {
     let functions = gantry::app::FUNCTIONS;

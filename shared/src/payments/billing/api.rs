@@ -32,38 +32,28 @@ pub static BILLING_DETAILS: FunctionSpec = FunctionSpec {
     needs: &[&DATABASE, &PUBLIC_KEYS],
 };
 
-/// `credit-notes`: an invoice's credit notes (issuing one renders its PDF).
+/// `credit-notes`: an invoice's credit notes (issuing one queues its PDF).
 pub static CREDIT_NOTES: FunctionSpec = FunctionSpec {
     name: "credit-notes",
     trigger: Trigger::Http(&Http::new(
         PaymentsState::with_books,
         &[endpoint!(list_credit_notes), endpoint!(create_credit_note)],
     )),
-    needs: &[
-        &DATABASE,
-        &PUBLIC_KEYS,
-        &super::config::NEED,
-        &crate::ipfs::config::NEED,
-    ],
+    needs: &[&DATABASE, &PUBLIC_KEYS, &super::config::NEED],
 };
 
 /// `invoice-documents`: the issued PDFs and the e-invoice.
 pub static INVOICE_DOCUMENTS: FunctionSpec = FunctionSpec {
     name: "invoice-documents",
     trigger: Trigger::Http(&Http::new(
-        PaymentsState::with_books,
+        PaymentsState::with_documents,
         &[
             endpoint!(invoice_pdf),
             endpoint!(invoice_e_invoice),
             endpoint!(credit_note_pdf),
         ],
     )),
-    needs: &[
-        &DATABASE,
-        &PUBLIC_KEYS,
-        &super::config::NEED,
-        &crate::ipfs::config::NEED,
-    ],
+    needs: &[&DATABASE, &PUBLIC_KEYS, &crate::ipfs::config::NEED],
 };
 
 #[utoipa::path(get, path = "/users/{id}/billing", tag = "billing", security(("bearer" = [])),
@@ -132,6 +122,13 @@ pub async fn create_credit_note(
     ))
 }
 
+/// An issued document whose PDF the `billing-documents` worker has not stored yet (seconds,
+/// normally).
+const RENDERING: AppError = AppError::NotYet {
+    detail: "the PDF is being rendered; try again shortly",
+    retry_after_secs: 5,
+};
+
 /// A document's bytes, as a download that is never rendered as a page of this origin.
 fn download(content_type: &'static str, filename: &str, bytes: Vec<u8>) -> Response {
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
@@ -156,6 +153,7 @@ fn download(content_type: &'static str, filename: &str, bytes: Vec<u8>) -> Respo
         (status = 200, description = "The issued invoice: a PDF/A-3 with its Factur-X e-invoice embedded, checked against `pdf_cid`",
             content((Vec<u8> = "application/pdf"))),
         (status = 404, description = "Not issued yet (DRAFT), no such invoice, or not the caller's to see"),
+        (status = 503, description = "Issued, but its PDF is still being rendered (`pdf_cid` is null; type `urn:gantry:problem:not-yet`): retry after `Retry-After` seconds. Or a dependency (the database, the IPFS backend) is down"),
     ))]
 pub async fn invoice_pdf(
     State(state): State<PaymentsState>,
@@ -163,10 +161,9 @@ pub async fn invoice_pdf(
     Path(id): Path<Uuid>,
 ) -> AppResult<Response> {
     let invoice = invoices::visible(state.db()?, &caller, id).await?;
-    let (Some(cid), Some(number)) = (invoice.pdf_cid, invoice.number) else {
-        return Err(AppError::NotFound);
-    };
-    let pdf = issue::read_pdf(&*state.books()?.ipfs, &cid).await?;
+    let number = invoice.number.ok_or(AppError::NotFound)?;
+    let cid = invoice.pdf_cid.ok_or(RENDERING)?;
+    let pdf = issue::read_pdf(state.documents()?, &cid).await?;
     Ok(download("application/pdf", &format!("{number}.pdf"), pdf))
 }
 
@@ -202,6 +199,7 @@ pub async fn invoice_e_invoice(
         (status = 200, description = "The credit note: a PDF/A-3 with its Factur-X e-invoice embedded",
             content((Vec<u8> = "application/pdf"))),
         (status = 404, description = "No such credit note, or its invoice is not the caller's to see"),
+        (status = 503, description = "Its PDF is still being rendered (`pdf_cid` is null; type `urn:gantry:problem:not-yet`): retry after `Retry-After` seconds. Or a dependency (the database, the IPFS backend) is down"),
     ))]
 pub async fn credit_note_pdf(
     State(state): State<PaymentsState>,
@@ -209,8 +207,8 @@ pub async fn credit_note_pdf(
     Path(id): Path<Uuid>,
 ) -> AppResult<Response> {
     let (_, cid) = credit_notes::invoice_of(state.db()?, &caller, id).await?;
-    let cid = cid.ok_or(AppError::NotFound)?;
-    let pdf = issue::read_pdf(&*state.books()?.ipfs, &cid).await?;
+    let cid = cid.ok_or(RENDERING)?;
+    let pdf = issue::read_pdf(state.documents()?, &cid).await?;
     Ok(download(
         "application/pdf",
         &format!("credit-note-{id}.pdf"),

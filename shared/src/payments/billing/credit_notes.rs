@@ -6,6 +6,7 @@
 
 use super::issue;
 use super::items::{self, LineItem, Totals};
+use super::render::Render;
 use crate::domain::Role;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;
@@ -165,8 +166,8 @@ pub async fn create(
 
 /// Issues a credit note of `totals` against invoice `invoice_id` in `tx`: locks the invoice,
 /// checks it is issued and that the note fits what is left to credit, numbers it, lowers what
-/// is due (settling the invoice), stores its PDF and mails it to the client. What a refund
-/// started here calls as well.
+/// is due (settling the invoice), and queues its PDF, which the `billing-documents` worker
+/// stores and mails to the client. What a refund started here calls as well.
 pub(crate) async fn issue_credit_note(
     tx: &mut PgConnection,
     state: &PaymentsState,
@@ -176,10 +177,10 @@ pub(crate) async fn issue_credit_note(
     reason: &str,
     refund_id: Option<Uuid>,
 ) -> AppResult<Uuid> {
-    let books = state.books()?;
+    let config = state.books()?;
     let invoice = sqlx::query!(
         r#"SELECT amount::text AS "amount!", credited::text AS "credited!",
-                  status AS "status: InvoiceStatus", project_id, number IS NOT NULL AS "numbered!"
+                  status AS "status: InvoiceStatus", number IS NOT NULL AS "numbered!"
            FROM invoices WHERE id = $1 FOR UPDATE"#,
         invoice_id
     )
@@ -202,8 +203,7 @@ pub(crate) async fn issue_credit_note(
         }
         .into());
     }
-    let number = books
-        .config
+    let number = config
         .credit_note_numbers
         .next(&mut *tx, issue::today())
         .await?;
@@ -240,34 +240,15 @@ pub(crate) async fn issue_credit_note(
     )
     .execute(&mut *tx)
     .await?;
-    let doc = issue::credit_note_document(&mut *tx, id)
-        .await?
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the credit note went missing")))?;
-    let (cid, pdf) = issue::store_pdf(&*books.ipfs, &doc).await?;
-    sqlx::query!(
-        "UPDATE credit_notes SET pdf_cid = $2 WHERE id = $1",
-        id,
-        cid
-    )
-    .execute(&mut *tx)
-    .await?;
     audit::record(
         &mut *tx,
         PaymentsAction::CreditNoteIssued,
         caller,
         invoice_id,
         json!({"credit_note_id": id, "number": number, "total": totals.total.to_string(),
-               "pdf_cid": cid, "from": invoice.status, "to": status}),
+               "from": invoice.status, "to": status}),
     )
     .await?;
-    let (_, email) = super::parties::buyer_of(
-        &mut *tx,
-        invoice.project_id,
-        &books.config.seller.party.country,
-    )
-    .await?;
-    if let Some(to) = email {
-        issue::mail_document(&mut *tx, &to, &doc, &pdf, "").await?;
-    }
+    Render::CreditNote { id }.enqueue(tx).await?;
     Ok(id)
 }

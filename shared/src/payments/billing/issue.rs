@@ -1,17 +1,17 @@
-//! Issuing: an invoice leaves DRAFT with a number from its series, the parties frozen as they
-//! are now, and its PDF/A-3 (the e-invoice embedded) in the IPFS store, all in the transaction
-//! that moves it to SENT; the client is mailed the PDF through the outbox in the same
-//! transaction. A credit note is issued the same way. An issued document is rebuilt from its
-//! frozen rows only, so the e-invoice served later is the one the PDF carries.
+//! Issuing: an invoice leaves DRAFT with a number from its series and the parties frozen as
+//! they are now, in the transaction that moves it to SENT, which also queues its PDF/A-3 (the
+//! e-invoice embedded) for the `billing-documents` worker ([`super::render`]), which stores it
+//! and mails it to the client. A credit note is issued the same way. An issued document is
+//! rebuilt from its frozen rows only, so the e-invoice served later is the one the PDF carries.
 
-use super::Books;
-use super::document::{self, Document, Kind, Party, Seller};
+use super::config::BillingConfig;
+use super::document::{Document, Kind, Party, Seller};
 use super::items::{self, LineItem};
 use super::parties;
+use super::render::Render;
 use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
 use crate::ipfs::{self, IpfsStore};
-use crate::mail::{self, Attachment, Mail};
 use crate::payments::audit::{self, PaymentsAction};
 use crate::payments::money::{Currency, Minor};
 use serde_json::json;
@@ -110,16 +110,6 @@ pub(crate) async fn credit_note_document(
     }))
 }
 
-/// The PDF of `doc` (with its e-invoice), stored: its CID and bytes.
-pub(crate) async fn store_pdf(
-    ipfs: &dyn IpfsStore,
-    doc: &Document,
-) -> AppResult<(String, Vec<u8>)> {
-    let pdf = document::render_pdf(doc).map_err(AppError::internal)?;
-    let stored = ipfs::store::store(ipfs, &pdf).await?;
-    Ok((ipfs::to_text(&stored.file.root), pdf))
-}
-
 /// Reads a stored PDF back, checked against its CID.
 pub(crate) async fn read_pdf(ipfs: &dyn IpfsStore, cid: &str) -> AppResult<Vec<u8>> {
     let cid = ipfs::parse_cid(cid).ok_or_else(|| corrupt("CID", cid))?;
@@ -129,11 +119,12 @@ pub(crate) async fn read_pdf(ipfs: &dyn IpfsStore, cid: &str) -> AppResult<Vec<u
 }
 
 /// Issues invoice `id` (DRAFT → SENT), in `tx`, which holds the invoice's row lock and has
-/// already set its status and `sent_at`. The number is taken last but for the PDF, so the
-/// series' counter stays locked as briefly as it can.
+/// already set its status and `sent_at`. The number is taken last, so the series' counter stays
+/// locked as briefly as it can; the PDF is rendered and mailed (with `payment_links`) by the
+/// `billing-documents` worker once this commits.
 pub(crate) async fn issue_invoice(
     tx: &mut PgConnection,
-    books: &Books,
+    config: &BillingConfig,
     caller: &AuthUser,
     id: Uuid,
     payment_links: &str,
@@ -144,10 +135,9 @@ pub(crate) async fn issue_invoice(
     )
     .fetch_one(&mut *tx)
     .await?;
-    let seller = &books.config.seller;
-    let (buyer, email) = parties::buyer_of(&mut *tx, row.project_id, &seller.party.country).await?;
-    let number = books
-        .config
+    let seller = &config.seller;
+    let buyer = parties::buyer_of(&mut *tx, row.project_id, &seller.party.country).await?;
+    let number = config
         .invoice_numbers
         .next(&mut *tx, row.issue_date)
         .await?;
@@ -160,76 +150,20 @@ pub(crate) async fn issue_invoice(
     )
     .execute(&mut *tx)
     .await?;
-    let doc = invoice_document(&mut *tx, id)
-        .await?
-        .ok_or_else(|| corrupt("invoice", "not issued"))?;
-    let (cid, pdf) = store_pdf(&*books.ipfs, &doc).await?;
-    sqlx::query!("UPDATE invoices SET pdf_cid = $2 WHERE id = $1", id, cid)
-        .execute(&mut *tx)
-        .await?;
     audit::record(
         &mut *tx,
         PaymentsAction::InvoiceIssued,
         caller,
         id,
-        json!({"number": number, "pdf_cid": cid}),
+        json!({"number": number}),
     )
     .await?;
-    if let Some(to) = email {
-        mail_document(&mut *tx, &to, &doc, &pdf, payment_links).await?;
+    Render::Invoice {
+        id,
+        links: payment_links.to_owned(),
     }
-    Ok(())
-}
-
-/// Mails `doc` with its PDF attached, in `tx`.
-pub(crate) async fn mail_document(
-    tx: &mut PgConnection,
-    to: &str,
-    doc: &Document,
-    pdf: &[u8],
-    extra: &str,
-) -> AppResult<()> {
-    let exponent = doc.currency.exponent();
-    let money = |m: Minor| format!("{} {}", m.to_decimal(exponent), doc.currency.code());
-    let (title, subject) = match &doc.kind {
-        Kind::Invoice => (
-            "Invoice",
-            format!("Invoice {} from {}", doc.number, doc.seller.party.name),
-        ),
-        Kind::CreditNote { invoice_number } => (
-            "Credit note",
-            format!("Credit note {} for invoice {invoice_number}", doc.number),
-        ),
-    };
-    let due = doc
-        .due_date
-        .map(|d| format!("Due: {d}\n"))
-        .unwrap_or_default();
-    let text = format!(
-        "{title} {number}\nIssued: {issued}\n{due}Total: {total}\n\n{extra}\nThe {lower} is attached as a PDF with its e-invoice (Factur-X) embedded.\n",
-        number = doc.number,
-        issued = doc.issue_date,
-        total = money(doc.total),
-        lower = title.to_lowercase(),
-    );
-    let html = format!("<pre>{}</pre>", mail::escape_html(&text));
-    let filename = format!("{}.pdf", doc.number.replace('/', "-"));
-    mail::send_with(
-        tx,
-        &Mail {
-            to,
-            subject: &subject,
-            text: &text,
-            html: &html,
-        },
-        Some(&Attachment {
-            filename: &filename,
-            content_type: "application/pdf",
-            bytes: pdf,
-        }),
-    )
-    .await?;
-    Ok(())
+    .enqueue(tx)
+    .await
 }
 
 /// Today, in UTC: the date documents carry.

@@ -1,6 +1,7 @@
 //! The books: invoice lines and totals ([`items`]), gap-free numbers ([`numbering`]), the
 //! parties ([`parties`]: the seller from [`config`], the buyer from the client's billing
-//! details), issuing, credit notes, reminders and the documents themselves ([`document`]).
+//! details), issuing, credit notes, reminders, and the documents themselves ([`document`]),
+//! rendered by the `billing-documents` worker ([`render`]).
 
 pub mod api;
 pub mod config;
@@ -12,10 +13,5 @@ pub mod numbering;
 pub mod parties;
 pub mod refunds;
 pub mod reminders;
+pub mod render;
 pub mod reports;
-
-/// What issuing documents needs: the seller and numbering, and where the PDFs are kept.
-pub struct Books {
-    pub config: config::BillingConfig,
-    pub ipfs: std::sync::Arc<dyn crate::ipfs::IpfsStore>,
-}

@@ -271,38 +271,41 @@ pub async fn patch(
 }
 
 /// Who an invoice of project `project_id` is addressed to: the client's billing details, else
-/// the client's name in the seller's country (a client who never gave details); and where its
-/// mail goes.
+/// the client's name in the seller's country (a client who never gave details).
 pub(crate) async fn buyer_of(
     conn: &mut PgConnection,
     project_id: Uuid,
     fallback_country: &str,
-) -> AppResult<(Party, Option<String>)> {
+) -> AppResult<Party> {
+    let nobody = |name: String| Party {
+        name,
+        address_lines: Vec::new(),
+        postal_code: String::new(),
+        city: String::new(),
+        country: fallback_country.to_owned(),
+        tax_id: None,
+    };
     let Some(client) = work::project_client(&mut *conn, project_id).await? else {
-        return Ok((
-            Party {
-                name: "(no client)".to_owned(),
-                address_lines: Vec::new(),
-                postal_code: String::new(),
-                city: String::new(),
-                country: fallback_country.to_owned(),
-                tax_id: None,
-            },
-            None,
-        ));
+        return Ok(nobody("(no client)".to_owned()));
     };
-    let contact = identity::contact(&mut *conn, client).await?;
-    let email = contact.as_ref().and_then(|c| c.email.clone());
-    let party = match stored(conn, client).await? {
+    Ok(match stored(&mut *conn, client).await? {
         Some(details) => details.into(),
-        None => Party {
-            name: contact.map_or_else(|| "(no client)".to_owned(), |c| c.name),
-            address_lines: Vec::new(),
-            postal_code: String::new(),
-            city: String::new(),
-            country: fallback_country.to_owned(),
-            tax_id: None,
-        },
+        None => nobody(
+            identity::contact(conn, client)
+                .await?
+                .map_or_else(|| "(no client)".to_owned(), |c| c.name),
+        ),
+    })
+}
+
+/// Where the documents and reminders of project `project_id`'s invoices are mailed: its
+/// client's address, if it has a client with one.
+pub(crate) async fn mail_to(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+) -> AppResult<Option<String>> {
+    let Some(client) = work::project_client(&mut *conn, project_id).await? else {
+        return Ok(None);
     };
-    Ok((party, email))
+    Ok(identity::contact(conn, client).await?.and_then(|c| c.email))
 }

@@ -64,7 +64,6 @@ pub static REFUNDS: FunctionSpec = FunctionSpec {
         &DATABASE,
         &PUBLIC_KEYS,
         &super::config::NEED,
-        &crate::ipfs::config::NEED,
         &stripe::API_NEED,
         &btcpay::API_NEED,
         &CHAIN_RPC,
@@ -708,13 +707,7 @@ async fn mail_claim_link(
     let project = sqlx::query_scalar!("SELECT project_id FROM invoices WHERE id = $1", invoice_id)
         .fetch_one(&mut *tx)
         .await?;
-    let Some(client) = crate::work::facade::project_client(&mut *tx, project).await? else {
-        return Ok(());
-    };
-    let Some(to) = crate::identity::facade::contact(&mut *tx, client)
-        .await?
-        .and_then(|c| c.email)
-    else {
+    let Some(to) = super::parties::mail_to(&mut *tx, project).await? else {
         return Ok(());
     };
     let number = reserved.number.as_deref().unwrap_or("your invoice");

@@ -12,13 +12,11 @@ use crate::audit::{self, Entry};
 use crate::db::Db;
 use crate::function::needs::DATABASE;
 use crate::function::{FunctionSpec, Schedule, Trigger};
-use crate::identity::facade as identity;
 use crate::mail::{self, Mail};
 use crate::payments::audit::PaymentsAction;
 use crate::payments::model::stored;
 use crate::payments::money::Currency;
 use crate::queue::{Job, JobError, JobHandler, signing};
-use crate::work::facade as work;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
@@ -161,21 +159,15 @@ impl Reminders {
         // Paid or voided since the list was read: nothing to remind of, and the stage stays
         // unsent (rolled back with the transaction).
         let Some(row) = row else { return Ok(false) };
-        let client = work::project_client(&mut *tx, row.project_id)
+        let email = super::parties::mail_to(&mut tx, row.project_id)
             .await
             .map_err(|e| retry(anyhow::anyhow!("{e}")))?;
-        let email = match client {
-            Some(client) => identity::contact(&mut *tx, client)
-                .await
-                .map_err(|e| retry(anyhow::anyhow!("{e}")))?
-                .and_then(|c| c.email),
-            None => None,
-        };
         let currency = Currency::parse("currency", &row.currency)
             .map_err(|e| retry(anyhow::anyhow!("{e}")))?;
         let outstanding = stored(&row.outstanding)
             .map_err(|e| retry(anyhow::anyhow!("{e}")))?
             .to_decimal(currency.exponent());
+        let mailed = email.is_some();
         if let Some(to) = email {
             let pay = self
                 .config
@@ -209,7 +201,7 @@ impl Reminders {
                 action: PaymentsAction::ReminderSent,
                 actor_id: None,
                 subject_id: Some(id),
-                details: json!({"stage": stage, "mailed": client.is_some()}),
+                details: json!({"stage": stage, "mailed": mailed}),
             },
         )
         .await?;

@@ -34,7 +34,6 @@ pub static INVOICES: FunctionSpec = FunctionSpec {
         &CHAIN_RPC,
         &onchain::NEED,
         &billing::config::NEED,
-        &crate::ipfs::config::NEED,
     ],
 };
 

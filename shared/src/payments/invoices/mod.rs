@@ -313,7 +313,7 @@ pub async fn update(
 async fn pay_links(state: &PaymentsState, tx: &mut PgConnection, id: Uuid) -> AppResult<String> {
     let invoice = fetch(&mut *tx, id).await?.ok_or(AppError::NotFound)?;
     let mut links = String::new();
-    if let Some(base) = &state.books()?.config.pay_base_url {
+    if let Some(base) = &state.books()?.pay_base_url {
         links.push_str(&format!(
             "Pay by card or in bitcoin: {base}/invoices/{id}\n"
         ));
