@@ -6,7 +6,10 @@
 //!   /v1/events`, from a cursor kept in `reconcile_cursors`) and replays each through the same
 //!   path as its webhook delivery, whose ledger dedup makes a known event a no-op. An event
 //!   that changed something never arrived: a `missing` finding; one whose amount does not match
-//!   our payment: an `amount` finding.
+//!   our payment: an `amount` finding. Then each card payment we count as paid that changed in
+//!   the same window is read back (`GET /v1/payment_intents/{id}`): one Stripe does not count
+//!   as succeeded is an `extra` finding (we credit money Stripe never collected), one that
+//!   collected another amount an `amount` finding. Neither is changed: a person looks.
 //! - **BTCPay**: re-reads each of our bitcoin payments still PENDING (made in the last 30 days)
 //!   from BTCPay's API and applies what changed as its webhook would have: a settled or ended
 //!   invoice whose delivery never came is a `missing` finding.
@@ -36,6 +39,7 @@ use crate::function::needs::{DATABASE, PUBLIC_KEYS};
 use crate::function::{FunctionSpec, Http, Schedule, Trigger};
 use crate::ipfs::{self, IpfsConfig, IpfsStore};
 use crate::payments::audit::PaymentsAction;
+use crate::payments::money::Currency;
 use crate::payments::state::PaymentsState;
 use crate::queue::{Job, JobError, JobHandler, signing};
 use async_trait::async_trait;
@@ -260,6 +264,8 @@ impl Reconciler {
                 break;
             }
         }
+        self.stripe_payments(pool, stripe, run_id, since, ran)
+            .await?;
         sqlx::query!(
             "INSERT INTO reconcile_cursors (provider, position) VALUES ('stripe', $1)
              ON CONFLICT (provider) DO UPDATE SET position = $1, updated_at = now()",
@@ -267,6 +273,63 @@ impl Reconciler {
         )
         .execute(pool)
         .await?;
+        Ok(())
+    }
+
+    /// Each card payment we count as paid that changed since `since` (unix seconds), as
+    /// Stripe has it now.
+    async fn stripe_payments(
+        &self,
+        pool: &PgPool,
+        stripe: &Stripe,
+        run_id: Uuid,
+        since: i64,
+        ran: &mut Ran,
+    ) -> AppResult<()> {
+        let paid = sqlx::query!(
+            r#"SELECT provider_ref, amount::text AS "amount!", currency FROM payments
+               WHERE provider = 'stripe' AND status IN ('CONFIRMED', 'REFUNDED')
+                 AND updated_at >= to_timestamp($1::bigint::float8) ORDER BY id"#,
+            since
+        )
+        .fetch_all(pool)
+        .await?;
+        for payment in paid {
+            ran.rechecked += 1;
+            let intent = stripe.retrieve_intent(&payment.provider_ref).await?;
+            let currency = Currency::parse("currency", &payment.currency)
+                .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
+            let ours = crate::payments::model::stored(&payment.amount)?;
+            let received = stripe::units::from_stripe(intent.amount_received, &currency).ok();
+            let finding = if intent.status != "succeeded" {
+                Some((
+                    "extra",
+                    format!(
+                        "we count this payment as paid; Stripe's PaymentIntent is {}",
+                        intent.status
+                    ),
+                ))
+            } else if received != Some(ours)
+                || !intent.currency.eq_ignore_ascii_case(currency.code())
+            {
+                Some((
+                    "amount",
+                    format!(
+                        "Stripe collected {} (its units) of {}; we recorded {ours} minor units of {}",
+                        intent.amount_received,
+                        intent.currency,
+                        currency.code()
+                    ),
+                ))
+            } else {
+                None
+            };
+            if let Some((kind, detail)) = finding {
+                ran.findings.push(
+                    record(pool, run_id, "stripe", &payment.provider_ref, kind, &detail).await?,
+                );
+            }
+        }
         Ok(())
     }
 }

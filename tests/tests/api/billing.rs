@@ -100,6 +100,12 @@ impl World {
         let object = json!({"id": intent, "object": "payment_intent", "amount": amount,
                             "amount_received": amount, "currency": "eur", "status": "succeeded",
                             "metadata": {"invoice_id": id}});
+        // Stripe keeps it: `GET /v1/payment_intents/{id}` answers it as it is now.
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/payment_intents/{intent}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(&object))
+            .mount(&self.stub)
+            .await;
         let res = self
             .stripe_event(
                 &format!("evt_paid_{intent}"),
@@ -1258,6 +1264,11 @@ async fn a_stripe_event_that_never_arrived_is_applied_by_the_reconcile_run(pool:
         json!({"id": intent, "object": "payment_intent", "amount": 3344, "amount_received": 3344,
                "currency": "eur", "status": "succeeded", "metadata": {"invoice_id": invoice}})
     };
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/payment_intents/{lost_intent}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(succeeded(&lost_intent, &lost)))
+        .mount(&world.stub)
+        .await;
     stripe_lists(
         &world,
         vec![
@@ -1359,6 +1370,63 @@ type LedgerRow = (
     Option<String>,
     String,
 );
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_card_payment_stripe_never_collected_or_collected_otherwise_is_a_finding(pool: PgPool) {
+    let world = World::new(pool).await;
+    let mut intents = Vec::new();
+    for _ in 0..3 {
+        let id = world.issued(&three_lines()).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (_, intent) = world.pay_by_card(&id).await;
+        intents.push((id, intent));
+    }
+    stripe_lists(&world, Vec::new()).await;
+    // As Stripe has them now: the first as we do; the second was never collected (our ledger
+    // says paid, Stripe does not); the third collected less than we recorded.
+    let now_is = |intent: &str, invoice: &str, status: &str, received: u64| {
+        json!({"id": intent, "object": "payment_intent", "amount": 3344,
+               "amount_received": received, "currency": "eur", "status": status,
+               "metadata": {"invoice_id": invoice}})
+    };
+    for (n, status, received) in [(1, "requires_payment_method", 0), (2, "succeeded", 3000)] {
+        let (invoice, intent) = &intents[n];
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/payment_intents/{intent}")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(now_is(intent, invoice, status, received)),
+            )
+            .with_priority(1)
+            .mount(&world.stub)
+            .await;
+    }
+    let reconciler =
+        gantry::payments::reconcile::Reconciler::from_platform(&world.app.platform).unwrap();
+    let ran = reconciler.run().await.unwrap();
+    let mut found: Vec<(String, String)> = ran
+        .findings
+        .iter()
+        .map(|f| (f.provider_ref.clone(), f.kind.clone()))
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        (intents[1].1.clone(), "extra".to_owned()),
+        (intents[2].1.clone(), "amount".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{:?}", ran.findings);
+    assert!(ran.rechecked >= 3);
+    // Found, never fixed: both invoices are still PAID, and each finding has its audit row.
+    for (invoice, _) in &intents[1..] {
+        let now = world
+            .staff(Method::GET, &format!("/invoices/{invoice}"), None)
+            .await;
+        assert_eq!(now.body["status"], "PAID");
+    }
+    assert_eq!(world.app.audit_count("reconciliation.finding").await, 2);
+}
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_ledger_rewritten_after_its_anchor_fails_verification_against_it(pool: PgPool) {

@@ -1308,7 +1308,24 @@ impl Chain {
         let payment = res.str("id");
         self.anvil.mine(2).await.unwrap();
         self.watch(&payment).await.unwrap();
-        assert_eq!(self.payment(&invoice).await["status"], "CONFIRMED");
+        let status = self.payment(&invoice).await["status"].clone();
+        if status != "CONFIRMED" {
+            // What the monitor decided, and the times it compared, to tell a flake from a bug.
+            let why: Vec<(String, String)> = sqlx::query_as(
+                "SELECT e.event_type, c.not_before::text FROM payment_events e
+                 JOIN chain_payments c ON c.payment_id = e.payment_id
+                 WHERE e.payment_id = $1::uuid",
+            )
+            .bind(&payment)
+            .fetch_all(&self.app.pool)
+            .await
+            .unwrap_or_default();
+            let block = self
+                .anvil
+                .rpc("eth_getBlockByNumber", json!(["latest", false]))
+                .await;
+            panic!("{currency} payment {status}: {why:?}; latest block {block:?}");
+        }
         (invoice, payment)
     }
 

@@ -139,7 +139,7 @@ impl Stripe {
         self.call(request).await
     }
 
-    pub(super) async fn retrieve_intent(&self, id: &str) -> AppResult<Intent> {
+    pub(crate) async fn retrieve_intent(&self, id: &str) -> AppResult<Intent> {
         let request = self
             .http
             .get()
@@ -150,12 +150,15 @@ impl Stripe {
 
 /// The fields of a PaymentIntent this API reads.
 #[derive(Debug, Deserialize)]
-pub(super) struct Intent {
-    pub(super) id: String,
-    pub(super) client_secret: Option<String>,
-    pub(super) amount: u64,
-    pub(super) currency: String,
-    pub(super) status: String,
+pub(crate) struct Intent {
+    pub(crate) id: String,
+    pub(crate) client_secret: Option<String>,
+    pub(crate) amount: u64,
+    /// What it collected (reconciliation compares it with the payment we recorded).
+    #[serde(default)]
+    pub(crate) amount_received: u64,
+    pub(crate) currency: String,
+    pub(crate) status: String,
 }
 
 /// A page of Stripe's event list: the events as Stripe sent them (read again as webhook
