@@ -229,6 +229,13 @@ impl World {
         res.body
     }
 
+    /// The CID of invoice `id`'s stored PDF (the billing-documents worker has run).
+    async fn pdf_cid(&self, id: &str) -> String {
+        self.staff(Method::GET, &format!("/invoices/{id}"), None)
+            .await
+            .str("pdf_cid")
+    }
+
     async fn bill_owner(&self, name: &str) {
         let res = self
             .call(
@@ -363,10 +370,7 @@ async fn issuing_numbers_the_invoice_freezes_it_and_mails_its_pdf(pool: PgPool) 
         world.app.outbox_count("owner@client.example").await,
         mails + 1
     );
-    let cid = world
-        .staff(Method::GET, &format!("/invoices/{id}"), None)
-        .await
-        .str("pdf_cid");
+    let cid = world.pdf_cid(id).await;
 
     // Frozen: items, notes and money cannot change; a credit note corrects it.
     for change in [
@@ -469,10 +473,7 @@ async fn a_document_rendered_by_two_workers_at_once_is_stored_and_mailed_once(po
         world.app.outbox_count("owner@client.example").await,
         mails + 1
     );
-    let stored = world
-        .staff(Method::GET, &format!("/invoices/{id}"), None)
-        .await
-        .str("pdf_cid");
+    let stored = world.pdf_cid(id).await;
     let pdf = world
         .staff(Method::GET, &format!("/invoices/{id}/pdf"), None)
         .await;
@@ -646,25 +647,13 @@ async fn credit_notes_lower_what_is_due_in_their_own_series(pool: PgPool) {
         .await;
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(list.body["items"].as_array().unwrap().len(), 2);
-    let early = world
-        .call(
-            Who::OwnerClient,
-            &Method::GET,
-            &format!("/credit-notes/{note_id}/pdf"),
-            None,
-        )
-        .await;
+    let note_pdf = format!("/credit-notes/{note_id}/pdf");
+    let read_note = || world.call(Who::OwnerClient, &Method::GET, &note_pdf, None);
+    let early = read_note().await;
     assert_eq!(early.problem(503)["type"], "urn:gantry:problem:not-yet");
     // The invoice's PDF and both credit notes'.
     assert_eq!(world.app.render_documents().await, 3);
-    let pdf = world
-        .call(
-            Who::OwnerClient,
-            &Method::GET,
-            &format!("/credit-notes/{note_id}/pdf"),
-            None,
-        )
-        .await;
+    let pdf = read_note().await;
     assert_eq!(pdf.status, StatusCode::OK);
     if let Some(text) = pdf_text(&pdf.raw) {
         for expected in [

@@ -4,9 +4,9 @@
 //! payments now cover becomes PAID. STAFF and ADMIN issue them; whoever sees the invoice sees
 //! its credit notes.
 
-use super::issue;
+use super::issue::{self, Render};
 use super::items::{self, LineItem, Totals};
-use super::render::Render;
+
 use crate::domain::Role;
 use crate::error::{AppError, AppResult, FieldError};
 use crate::extract::AuthUser;

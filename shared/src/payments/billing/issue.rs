@@ -8,16 +8,43 @@ use super::config::BillingConfig;
 use super::document::{Document, Kind, Party, Seller};
 use super::items::{self, LineItem};
 use super::parties;
-use super::render::Render;
 use crate::error::{AppError, AppResult};
 use crate::extract::AuthUser;
 use crate::ipfs::{self, IpfsStore};
 use crate::payments::audit::{self, PaymentsAction};
 use crate::payments::money::{Currency, Minor};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgConnection;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
+
+/// The `billing-documents` worker's queue.
+pub const DOCUMENTS_QUEUE: &str = "billing-documents";
+
+/// One document for the `billing-documents` worker ([`super::render`]) to render, store and
+/// mail: the job the issuing transaction queues.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "kebab-case", deny_unknown_fields)]
+pub(crate) enum Render {
+    /// An issued invoice, mailed with `links` (how to pay it) in the body.
+    Invoice {
+        id: Uuid,
+        links: String,
+    },
+    CreditNote {
+        id: Uuid,
+    },
+}
+
+impl Render {
+    /// Queues the rendering in `tx`, the transaction that issues the document.
+    pub(crate) async fn enqueue(&self, tx: &mut PgConnection) -> AppResult<()> {
+        let body = serde_json::to_string(self).map_err(AppError::internal)?;
+        crate::queue::enqueue(tx, DOCUMENTS_QUEUE, &body, std::time::Duration::ZERO).await?;
+        Ok(())
+    }
+}
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> AppError {
     AppError::internal(anyhow::anyhow!("a stored {what} does not read back: {err}"))

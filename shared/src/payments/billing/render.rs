@@ -3,8 +3,8 @@
 //! to the client with the PDF attached.
 //!
 //! Issuing (the number, the frozen parties and lines, the audit row) happens in the request's
-//! transaction, which also queues this job ([`Render::enqueue`]): the job exists if and only if
-//! the document does. The PDF writer and its font are the largest part of a binary that links
+//! transaction, which also queues this job ([`Render::enqueue`], in [`issue`]): the job exists
+//! if and only if the document does. The PDF writer and its font are the largest part of a binary that links
 //! them, so only this worker (and the local gateway) does; the functions that issue stay small.
 //!
 //! Rendering reads the frozen rows only, so a delivery that comes twice renders the same
@@ -13,7 +13,8 @@
 //! at once, exactly one stores it and mails it.
 
 use super::document::{self, Document, Kind};
-use super::{issue, parties};
+use super::issue::{self, Render};
+use super::parties;
 use crate::audit::{self, Entry};
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
@@ -25,15 +26,13 @@ use crate::payments::audit::PaymentsAction;
 use crate::payments::money::Minor;
 use crate::queue::{Job, JobError, JobHandler, signing};
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgConnection;
 use std::sync::Arc;
-use std::time::Duration;
 use uuid::Uuid;
 
 /// The queue (and function) name.
-pub const QUEUE: &str = "billing-documents";
+pub const QUEUE: &str = issue::DOCUMENTS_QUEUE;
 
 /// `billing-documents`: a job per issued invoice and credit note.
 pub static BILLING_DOCUMENTS: FunctionSpec = FunctionSpec {
@@ -55,29 +54,6 @@ pub static BILLING_DOCUMENTS: FunctionSpec = FunctionSpec {
         &crate::ipfs::config::STORES,
     ],
 };
-
-/// One document to render.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "task", rename_all = "kebab-case", deny_unknown_fields)]
-pub(crate) enum Render {
-    /// An issued invoice, mailed with `links` (how to pay it) in the body.
-    Invoice {
-        id: Uuid,
-        links: String,
-    },
-    CreditNote {
-        id: Uuid,
-    },
-}
-
-impl Render {
-    /// Queues the rendering in `tx`, the transaction that issues the document.
-    pub(crate) async fn enqueue(&self, tx: &mut PgConnection) -> AppResult<()> {
-        let body = serde_json::to_string(self).map_err(AppError::internal)?;
-        crate::queue::enqueue(tx, QUEUE, &body, Duration::ZERO).await?;
-        Ok(())
-    }
-}
 
 /// Where a document stands: its invoice, that invoice's project, and its CID once stored.
 struct Standing {
