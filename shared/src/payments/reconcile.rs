@@ -9,7 +9,10 @@
 //!   our payment: an `amount` finding. Then each card payment we count as paid that changed in
 //!   the same window is read back (`GET /v1/payment_intents/{id}`): one Stripe does not count
 //!   as succeeded is an `extra` finding (we credit money Stripe never collected), one that
-//!   collected another amount an `amount` finding. Neither is changed: a person looks.
+//!   collected another amount an `amount` finding. So is each card refund of ours: one whose
+//!   status Stripe does not share is a `status` finding (a refund we count as returned that
+//!   failed there, say), one of another amount an `amount` finding. Neither is changed: a
+//!   person looks.
 //! - **BTCPay**: re-reads each of our bitcoin payments still PENDING (made in the last 30 days)
 //!   from BTCPay's API and applies what changed as its webhook would have: a settled or ended
 //!   invoice whose delivery never came is a `missing` finding.
@@ -24,6 +27,7 @@
 //! transaction, and listed at `GET /reconciliation` (ADMIN). Nothing is "fixed" but by
 //! replaying the provider's own event.
 
+use super::billing::refunds::RefundStatus;
 use super::btcpay::{self, Btcpay};
 use super::ledger::{self, Verdict};
 use super::onchain::Watch;
@@ -266,6 +270,7 @@ impl Reconciler {
         }
         self.stripe_payments(pool, stripe, run_id, since, ran)
             .await?;
+        stripe_refunds(pool, stripe, run_id, since, ran).await?;
         sqlx::query!(
             "INSERT INTO reconcile_cursors (provider, position) VALUES ('stripe', $1)
              ON CONFLICT (provider) DO UPDATE SET position = $1, updated_at = now()",
@@ -332,6 +337,67 @@ impl Reconciler {
         }
         Ok(())
     }
+}
+
+/// Each card refund of ours that changed since `since` (unix seconds), as Stripe has it now.
+async fn stripe_refunds(
+    pool: &PgPool,
+    stripe: &Stripe,
+    run_id: Uuid,
+    since: i64,
+    ran: &mut Ran,
+) -> AppResult<()> {
+    let ours = sqlx::query!(
+        r#"SELECT provider_ref AS "provider_ref!", amount::text AS "amount!", currency,
+                  status AS "status: RefundStatus" FROM refunds
+           WHERE provider = 'stripe' AND provider_ref IS NOT NULL
+             AND updated_at >= to_timestamp($1::bigint::float8) ORDER BY id"#,
+        since
+    )
+    .fetch_all(pool)
+    .await?;
+    for refund in ours {
+        ran.rechecked += 1;
+        let theirs = stripe.retrieve_refund(&refund.provider_ref).await?;
+        let currency = Currency::parse("currency", &refund.currency)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
+        let amount = crate::payments::model::stored(&refund.amount)?;
+        let same_status = match refund.status {
+            RefundStatus::Succeeded => theirs.status == "succeeded",
+            RefundStatus::Failed => matches!(theirs.status.as_str(), "failed" | "canceled"),
+            RefundStatus::Pending => {
+                matches!(theirs.status.as_str(), "pending" | "requires_action")
+            }
+        };
+        let same_amount = stripe::units::from_stripe(theirs.amount, &currency).ok() == Some(amount)
+            && theirs.currency.eq_ignore_ascii_case(currency.code());
+        let finding = if !same_status {
+            Some((
+                "status",
+                format!(
+                    "our refund is {:?}; Stripe's is {}",
+                    refund.status, theirs.status
+                ),
+            ))
+        } else if !same_amount {
+            Some((
+                "amount",
+                format!(
+                    "Stripe's refund is {} (its units) of {}; ours {amount} minor units of {}",
+                    theirs.amount,
+                    theirs.currency,
+                    currency.code()
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((kind, detail)) = finding {
+            ran.findings
+                .push(record(pool, run_id, "stripe", &refund.provider_ref, kind, &detail).await?);
+        }
+    }
+    Ok(())
 }
 
 /// Each bitcoin payment still PENDING, as BTCPay's API has it now.

@@ -1418,6 +1418,63 @@ async fn a_card_payment_stripe_never_collected_or_collected_otherwise_is_a_findi
 }
 
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
+async fn a_card_refund_stripe_has_otherwise_is_a_finding(pool: PgPool) {
+    let world = World::new(pool).await;
+    world.stripe_refunds("succeeded").await;
+    let id = world.issued(&three_lines()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (payment, _) = world.pay_by_card(&id).await;
+    let mut refs = Vec::new();
+    for key in ["r-1", "r-2", "r-3"] {
+        let res = world.refund(&id, &payment, "500", key).await;
+        assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+        assert_eq!(res.body["status"], "SUCCEEDED");
+        refs.push(res.str("provider_ref"));
+    }
+    stripe_lists(&world, Vec::new()).await;
+    // As Stripe has them now: the first as we do; the second failed there; the third returned
+    // less than we count.
+    for (re, status, amount) in [
+        (&refs[0], "succeeded", 500),
+        (&refs[1], "failed", 500),
+        (&refs[2], "succeeded", 400),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/refunds/{re}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"id": re, "object": "refund", "amount": amount, "currency": "eur",
+                       "status": status}),
+            ))
+            .mount(&world.stub)
+            .await;
+    }
+    let reconciler =
+        gantry::payments::reconcile::Reconciler::from_platform(&world.app.platform).unwrap();
+    let ran = reconciler.run().await.unwrap();
+    let mut found: Vec<(String, String)> = ran
+        .findings
+        .iter()
+        .map(|f| (f.provider_ref.clone(), f.kind.clone()))
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        (refs[1].clone(), "status".to_owned()),
+        (refs[2].clone(), "amount".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{:?}", ran.findings);
+    // Found, not fixed: ours are all still SUCCEEDED.
+    let ours = world
+        .staff(Method::GET, &format!("/invoices/{id}/refunds"), None)
+        .await;
+    for refund in ours.body["items"].as_array().unwrap() {
+        assert_eq!(refund["status"], "SUCCEEDED", "{refund}");
+    }
+}
+
+#[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_ledger_rewritten_after_its_anchor_fails_verification_against_it(pool: PgPool) {
     use gantry::payments::ledger::{self, Verdict};
     let world = World::new(pool).await;

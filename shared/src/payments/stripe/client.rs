@@ -139,6 +139,15 @@ impl Stripe {
         self.call(request).await
     }
 
+    /// `GET /v1/refunds/{id}`: a refund as Stripe has it now.
+    pub(crate) async fn retrieve_refund(&self, id: &str) -> AppResult<StripeRefund> {
+        let request = self
+            .http
+            .get()
+            .get(format!("{}/v1/refunds/{id}", self.api_base));
+        self.call(request).await
+    }
+
     pub(crate) async fn retrieve_intent(&self, id: &str) -> AppResult<Intent> {
         let request = self
             .http
@@ -175,6 +184,11 @@ pub(crate) struct StripeRefund {
     pub(crate) id: String,
     /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
     pub(crate) status: String,
+    /// In Stripe's units of `currency` (reconciliation compares it with ours).
+    #[serde(default)]
+    pub(crate) amount: u64,
+    #[serde(default)]
+    pub(crate) currency: String,
 }
 
 impl Intent {
