@@ -15,7 +15,9 @@
 //!   person looks.
 //! - **BTCPay**: re-reads each of our bitcoin payments still PENDING (made in the last 30 days)
 //!   from BTCPay's API and applies what changed as its webhook would have: a settled or ended
-//!   invoice whose delivery never came is a `missing` finding.
+//!   invoice whose delivery never came is a `missing` finding. The recently closed ones (paid,
+//!   changed in the last two days) are read too: one BTCPay no longer counts as Settled (marked
+//!   invalid there, say) is a `status` finding.
 //! - **Chains**: every PENDING on-chain payment and payout is handed to the `chain-monitor`
 //!   again, which re-reads it from its chain.
 //! - **The ledger head** is anchored outside the database: a small JSON document of its
@@ -24,7 +26,9 @@
 //!   longer leads to it.
 //!
 //! Every finding is written to `reconciliation_findings` with its audit row, in one
-//! transaction, and listed at `GET /reconciliation` (ADMIN). Nothing is "fixed" but by
+//! transaction, and listed at `GET /reconciliation` (ADMIN); one already on record (the same
+//! provider, object and kind) is not written again, so a difference read on every run is one
+//! finding. Nothing is "fixed" but by
 //! replaying the provider's own event.
 
 use super::billing::refunds::RefundStatus;
@@ -260,7 +264,7 @@ impl Reconciler {
                 };
                 if let Some((kind, detail)) = finding {
                     ran.findings
-                        .push(record(pool, run_id, "stripe", &id, kind, &detail).await?);
+                        .extend(record(pool, run_id, "stripe", &id, kind, &detail).await?);
                 }
                 after = Some(id);
             }
@@ -330,7 +334,7 @@ impl Reconciler {
                 None
             };
             if let Some((kind, detail)) = finding {
-                ran.findings.push(
+                ran.findings.extend(
                     record(pool, run_id, "stripe", &payment.provider_ref, kind, &detail).await?,
                 );
             }
@@ -394,7 +398,7 @@ async fn stripe_refunds(
         };
         if let Some((kind, detail)) = finding {
             ran.findings
-                .push(record(pool, run_id, "stripe", &refund.provider_ref, kind, &detail).await?);
+                .extend(record(pool, run_id, "stripe", &refund.provider_ref, kind, &detail).await?);
         }
     }
     Ok(())
@@ -422,7 +426,24 @@ async fn bitcoin(pool: &PgPool, btcpay: &Btcpay, run_id: Uuid, ran: &mut Ran) ->
         };
         if let Some((kind, detail)) = finding {
             ran.findings
-                .push(record(pool, run_id, "btcpay", &invoice, kind, detail).await?);
+                .extend(record(pool, run_id, "btcpay", &invoice, kind, detail).await?);
+        }
+    }
+    // Recently closed: the daily run's window and a day's margin.
+    let paid = sqlx::query_scalar!(
+        "SELECT provider_ref FROM payments WHERE provider = 'btcpay'
+           AND status IN ('CONFIRMED', 'REFUNDED') AND updated_at > now() - interval '2 days'
+         ORDER BY id"
+    )
+    .fetch_all(pool)
+    .await?;
+    for invoice in paid {
+        ran.rechecked += 1;
+        let status = btcpay.status(&invoice).await?;
+        if status != "Settled" {
+            let detail = format!("we count this payment as paid; BTCPay's invoice is {status}");
+            ran.findings
+                .extend(record(pool, run_id, "btcpay", &invoice, "status", &detail).await?);
         }
     }
     Ok(())
@@ -462,7 +483,8 @@ async fn chains(pool: &PgPool, ran: &mut Ran) -> AppResult<()> {
     Ok(())
 }
 
-/// Writes a finding and its audit row, in one transaction.
+/// Writes a finding and its audit row, in one transaction; `None` when the same difference
+/// (provider, object, kind) is already on record.
 async fn record(
     pool: &PgPool,
     run_id: Uuid,
@@ -470,13 +492,16 @@ async fn record(
     provider_ref: &str,
     kind: &str,
     detail: &str,
-) -> AppResult<Finding> {
+) -> AppResult<Option<Finding>> {
     let mut tx = pool.begin().await?;
     let finding = sqlx::query_as!(
         Finding,
-        "INSERT INTO reconciliation_findings (id, run_id, provider, provider_ref, kind, detail)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING id, provider, provider_ref, kind, detail, found_at",
+        r#"INSERT INTO reconciliation_findings (id, run_id, provider, provider_ref, kind, detail)
+           SELECT $1, $2, $3, $4, $5, $6
+           WHERE NOT EXISTS (SELECT 1 FROM reconciliation_findings
+                             WHERE provider = $3 AND provider_ref = $4 AND kind = $5)
+           RETURNING id AS "id!", provider AS "provider!", provider_ref AS "provider_ref!",
+                     kind AS "kind!", detail AS "detail!", found_at AS "found_at!""#,
         Uuid::now_v7(),
         run_id,
         provider,
@@ -484,8 +509,11 @@ async fn record(
         kind,
         detail,
     )
-    .fetch_one(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    let Some(finding) = finding else {
+        return Ok(None);
+    };
     audit::record(
         &mut tx,
         Entry {
@@ -504,7 +532,7 @@ async fn record(
         detail,
         "reconciliation finding"
     );
-    Ok(finding)
+    Ok(Some(finding))
 }
 
 /// The anchor document of a ledger head.

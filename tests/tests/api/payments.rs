@@ -1560,9 +1560,34 @@ async fn reconciliation_applies_a_bitcoin_settlement_whose_delivery_never_came(p
     assert_eq!(ran.findings[0].kind, "missing");
     assert_eq!(world.get(&id).await["status"], "PAID");
     assert_eq!(world.count(watches).await, before + 1);
-    // Settled now: the next run re-reads nothing of BTCPay's and finds nothing.
+    // Settled now: the next run reads it back as paid, and finds nothing.
     let again = reconciler.run().await.unwrap();
     assert!(again.findings.is_empty(), "{:?}", again.findings);
+
+    // BTCPay marks it invalid afterwards: we still count it paid, so that is a finding, once,
+    // however many runs read it; nothing is changed.
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v1/stores/{STORE}/invoices/BtcLost")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "BtcLost", "storeId": STORE, "amount": "15.00", "currency": "USD",
+            "status": "Invalid", "additionalStatus": "Marked", "metadata": {"orderId": id}})))
+        .with_priority(1)
+        .mount(&world.stub)
+        .await;
+    let marked = reconciler.run().await.unwrap();
+    assert_eq!(marked.findings.len(), 1, "{:?}", marked.findings);
+    assert_eq!(marked.findings[0].provider_ref, "BtcLost");
+    assert_eq!(marked.findings[0].kind, "status");
+    assert!(marked.findings[0].detail.contains("Invalid"));
+    let once_more = reconciler.run().await.unwrap();
+    assert!(once_more.findings.is_empty(), "{:?}", once_more.findings);
+    assert_eq!(world.get(&id).await["status"], "PAID");
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM reconciliation_findings WHERE kind = 'status'")
+            .await,
+        1
+    );
 }
 
 /// A payout event of BTCPay's for payout `payout` (delivery `id`).

@@ -128,6 +128,11 @@ impl Btcpay {
         .await
     }
 
+    /// Invoice `id`'s status now: `New`, `Processing`, `Settled`, `Expired` or `Invalid`.
+    pub(crate) async fn status(&self, id: &str) -> AppResult<String> {
+        Ok(self.fetch(id).await?.status)
+    }
+
     pub(super) async fn fetch(&self, id: &str) -> AppResult<Invoice> {
         let id = id.to_owned();
         self.call(move |http, endpoint| http.get(format!("{endpoint}/{id}")))
