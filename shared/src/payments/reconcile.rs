@@ -160,6 +160,10 @@ pub struct Ran {
     pub events: usize,
     /// Objects re-read from their provider (BTCPay invoices) or handed to the chain monitor.
     pub rechecked: usize,
+    /// Objects their provider could not be asked about this time (logged).
+    pub unread: usize,
+    /// Issued documents still without a PDF long after their issue, queued again.
+    pub requeued: u64,
     pub findings: Vec<Finding>,
     /// The ledger head's anchor, when an IPFS store is configured.
     pub anchor: Option<String>,
@@ -219,6 +223,7 @@ impl Reconciler {
             bitcoin(pool, btcpay, run_id, &mut ran).await?;
         }
         chains(pool, &mut ran).await?;
+        ran.requeued = super::billing::render::requeue_unrendered(pool).await?;
         ran.anchor = Some(anchor(pool, &*self.ipfs).await?);
         Ok(ran)
     }
@@ -272,21 +277,15 @@ impl Reconciler {
                 break;
             }
         }
+        // The events are applied: the cursor moves now, whatever the read-backs meet.
+        move_cursor(pool, "stripe", newest).await?;
         self.stripe_payments(pool, stripe, run_id, since, ran)
             .await?;
-        stripe_refunds(pool, stripe, run_id, since, ran).await?;
-        sqlx::query!(
-            "INSERT INTO reconcile_cursors (provider, position) VALUES ('stripe', $1)
-             ON CONFLICT (provider) DO UPDATE SET position = $1, updated_at = now()",
-            newest
-        )
-        .execute(pool)
-        .await?;
-        Ok(())
+        stripe_refunds(pool, stripe, run_id, since, ran).await
     }
 
     /// Each card payment we count as paid that changed since `since` (unix seconds), as
-    /// Stripe has it now.
+    /// Stripe has it now: one it does not count as succeeded is `extra`.
     async fn stripe_payments(
         &self,
         pool: &PgPool,
@@ -304,46 +303,98 @@ impl Reconciler {
         .fetch_all(pool)
         .await?;
         for payment in paid {
-            ran.rechecked += 1;
-            let intent = stripe.retrieve_intent(&payment.provider_ref).await?;
-            let currency = Currency::parse("currency", &payment.currency)
-                .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
-            let ours = crate::payments::model::stored(&payment.amount)?;
-            let received = stripe::units::from_stripe(intent.amount_received, &currency).ok();
-            let finding = if intent.status != "succeeded" {
-                Some((
-                    "extra",
-                    format!(
-                        "we count this payment as paid; Stripe's PaymentIntent is {}",
-                        intent.status
-                    ),
-                ))
-            } else if received != Some(ours)
-                || !intent.currency.eq_ignore_ascii_case(currency.code())
-            {
-                Some((
-                    "amount",
-                    format!(
-                        "Stripe collected {} (its units) of {}; we recorded {ours} minor units of {}",
-                        intent.amount_received,
-                        intent.currency,
-                        currency.code()
-                    ),
-                ))
-            } else {
-                None
+            let answer = stripe
+                .retrieve_intent(&payment.provider_ref)
+                .await
+                .map(|intent| Theirs {
+                    same_status: intent.status == "succeeded",
+                    status: intent.status,
+                    amount: intent.amount_received,
+                    currency: intent.currency,
+                });
+            let ours = Ours {
+                provider_ref: &payment.provider_ref,
+                amount: &payment.amount,
+                currency: &payment.currency,
+                what: "payment",
+                status: "paid",
+                other_status: "extra",
             };
-            if let Some((kind, detail)) = finding {
-                ran.findings.extend(
-                    record(pool, run_id, "stripe", &payment.provider_ref, kind, &detail).await?,
-                );
-            }
+            compare(pool, run_id, ran, &ours, answer).await?;
         }
         Ok(())
     }
 }
 
-/// Each card refund of ours that changed since `since` (unix seconds), as Stripe has it now.
+/// One object of ours, for [`compare`]: what we recorded, and the kind of finding another
+/// status at the provider is.
+struct Ours<'a> {
+    provider_ref: &'a str,
+    amount: &'a str,
+    currency: &'a str,
+    what: &'a str,
+    status: &'a str,
+    other_status: &'static str,
+}
+
+/// The same object as Stripe has it.
+struct Theirs {
+    status: String,
+    same_status: bool,
+    /// In Stripe's units of `currency`.
+    amount: u64,
+    currency: String,
+}
+
+/// Records how Stripe's `answer` differs from `ours`, if it does (see [`read_back`]).
+async fn compare(
+    pool: &PgPool,
+    run_id: Uuid,
+    ran: &mut Ran,
+    ours: &Ours<'_>,
+    answer: AppResult<Theirs>,
+) -> AppResult<()> {
+    let what = ours.what;
+    let (kind, detail) = match read_back(answer, ran) {
+        ReadBack::Unread => return Ok(()),
+        ReadBack::Unknown => ("extra", format!("Stripe has no such {what} of ours")),
+        ReadBack::Read(theirs) => {
+            let currency = Currency::parse("currency", ours.currency)
+                .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
+            let amount = crate::payments::model::stored(ours.amount)?;
+            let same_amount = stripe::units::from_stripe(theirs.amount, &currency).ok()
+                == Some(amount)
+                && theirs.currency.eq_ignore_ascii_case(currency.code());
+            if !theirs.same_status {
+                (
+                    ours.other_status,
+                    format!(
+                        "our {what} is {}; Stripe's is {}",
+                        ours.status, theirs.status
+                    ),
+                )
+            } else if !same_amount {
+                (
+                    "amount",
+                    format!(
+                        "Stripe's {what} is {} (its units) of {}; ours {amount} minor units of {}",
+                        theirs.amount,
+                        theirs.currency,
+                        currency.code()
+                    ),
+                )
+            } else {
+                return Ok(());
+            }
+        }
+    };
+    ran.findings
+        .extend(record(pool, run_id, "stripe", ours.provider_ref, kind, &detail).await?);
+    Ok(())
+}
+
+/// Each card refund of ours that changed since `since` (unix seconds), as Stripe has it now:
+/// another status there is a `status` finding.
 async fn stripe_refunds(
     pool: &PgPool,
     stripe: &Stripe,
@@ -351,7 +402,7 @@ async fn stripe_refunds(
     since: i64,
     ran: &mut Ran,
 ) -> AppResult<()> {
-    let ours = sqlx::query!(
+    let refunds = sqlx::query!(
         r#"SELECT provider_ref AS "provider_ref!", amount::text AS "amount!", currency,
                   status AS "status: RefundStatus" FROM refunds
            WHERE provider = 'stripe' AND provider_ref IS NOT NULL
@@ -360,46 +411,34 @@ async fn stripe_refunds(
     )
     .fetch_all(pool)
     .await?;
-    for refund in ours {
-        ran.rechecked += 1;
-        let theirs = stripe.retrieve_refund(&refund.provider_ref).await?;
-        let currency = Currency::parse("currency", &refund.currency)
-            .map_err(|e| AppError::internal(anyhow::anyhow!("{e}")))?;
-        let amount = crate::payments::model::stored(&refund.amount)?;
-        let same_status = match refund.status {
-            RefundStatus::Succeeded => theirs.status == "succeeded",
-            RefundStatus::Failed => matches!(theirs.status.as_str(), "failed" | "canceled"),
-            RefundStatus::Pending => {
-                matches!(theirs.status.as_str(), "pending" | "requires_action")
-            }
+    for refund in refunds {
+        let answer = stripe
+            .retrieve_refund(&refund.provider_ref)
+            .await
+            .map(|theirs| Theirs {
+                same_status: match refund.status {
+                    RefundStatus::Succeeded => theirs.status == "succeeded",
+                    RefundStatus::Failed => {
+                        matches!(theirs.status.as_str(), "failed" | "canceled")
+                    }
+                    RefundStatus::Pending => {
+                        matches!(theirs.status.as_str(), "pending" | "requires_action")
+                    }
+                },
+                status: theirs.status,
+                amount: theirs.amount,
+                currency: theirs.currency,
+            });
+        let status = format!("{:?}", refund.status).to_uppercase();
+        let ours = Ours {
+            provider_ref: &refund.provider_ref,
+            amount: &refund.amount,
+            currency: &refund.currency,
+            what: "refund",
+            status: &status,
+            other_status: "status",
         };
-        let same_amount = stripe::units::from_stripe(theirs.amount, &currency).ok() == Some(amount)
-            && theirs.currency.eq_ignore_ascii_case(currency.code());
-        let finding = if !same_status {
-            Some((
-                "status",
-                format!(
-                    "our refund is {:?}; Stripe's is {}",
-                    refund.status, theirs.status
-                ),
-            ))
-        } else if !same_amount {
-            Some((
-                "amount",
-                format!(
-                    "Stripe's refund is {} (its units) of {}; ours {amount} minor units of {}",
-                    theirs.amount,
-                    theirs.currency,
-                    currency.code()
-                ),
-            ))
-        } else {
-            None
-        };
-        if let Some((kind, detail)) = finding {
-            ran.findings
-                .extend(record(pool, run_id, "stripe", &refund.provider_ref, kind, &detail).await?);
-        }
+        compare(pool, run_id, ran, &ours, answer).await?;
     }
     Ok(())
 }
@@ -429,24 +468,85 @@ async fn bitcoin(pool: &PgPool, btcpay: &Btcpay, run_id: Uuid, ran: &mut Ran) ->
                 .extend(record(pool, run_id, "btcpay", &invoice, kind, detail).await?);
         }
     }
-    // Recently closed: the daily run's window and a day's margin.
+    // Recently closed: the paid ones that changed since the last run (an hour's overlap).
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let since =
+        sqlx::query_scalar!("SELECT position FROM reconcile_cursors WHERE provider = 'btcpay'")
+            .fetch_optional(pool)
+            .await?
+            .map_or(now - FIRST_LOOKBACK_SECS, |position| {
+                position - OVERLAP_SECS
+            });
     let paid = sqlx::query_scalar!(
         "SELECT provider_ref FROM payments WHERE provider = 'btcpay'
-           AND status IN ('CONFIRMED', 'REFUNDED') AND updated_at > now() - interval '2 days'
-         ORDER BY id"
+           AND status IN ('CONFIRMED', 'REFUNDED') AND updated_at >= to_timestamp($1::bigint::float8)
+         ORDER BY id",
+        since
     )
     .fetch_all(pool)
     .await?;
     for invoice in paid {
-        ran.rechecked += 1;
-        let status = btcpay.status(&invoice).await?;
-        if status != "Settled" {
-            let detail = format!("we count this payment as paid; BTCPay's invoice is {status}");
-            ran.findings
-                .extend(record(pool, run_id, "btcpay", &invoice, "status", &detail).await?);
+        let detail = match read_back(btcpay.standing(&invoice).await, ran) {
+            ReadBack::Read((status, additional)) => {
+                if btcpay::webhook::counts_as_paid(&status, additional.as_deref()) {
+                    continue;
+                }
+                format!(
+                    "we count this payment as paid; BTCPay's invoice is {status} ({})",
+                    additional.as_deref().unwrap_or("None")
+                )
+            }
+            ReadBack::Unknown => "we count this payment as paid; BTCPay has no such invoice".into(),
+            ReadBack::Unread => continue,
+        };
+        ran.findings
+            .extend(record(pool, run_id, "btcpay", &invoice, "status", &detail).await?);
+    }
+    move_cursor(pool, "btcpay", now).await
+}
+
+async fn move_cursor(pool: &PgPool, provider: &str, position: i64) -> AppResult<()> {
+    sqlx::query!(
+        "INSERT INTO reconcile_cursors (provider, position) VALUES ($1, $2)
+         ON CONFLICT (provider) DO UPDATE SET position = $2, updated_at = now()",
+        provider,
+        position
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// One object read back from its provider.
+enum ReadBack<T> {
+    Read(T),
+    /// The provider does not know it (a 404): a finding.
+    Unknown,
+    /// The provider could not be asked now (down, throttled, refusing): logged and counted;
+    /// the run goes on, and the object is read on a later run while its window covers it.
+    Unread,
+}
+
+/// Sorts a read-back's answer, counting the object as rechecked (or unread).
+fn read_back<T>(answer: AppResult<T>, ran: &mut Ran) -> ReadBack<T> {
+    match answer {
+        Ok(read) => {
+            ran.rechecked += 1;
+            ReadBack::Read(read)
+        }
+        // The providers' refusals name Stripe's code or BTCPay's status (`upstream::call`).
+        Err(AppError::BadGateway(detail))
+            if detail.contains("(resource_missing)") || detail.contains("(404") =>
+        {
+            ran.rechecked += 1;
+            ReadBack::Unknown
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "an object could not be read back; the next run tries again");
+            ran.unread += 1;
+            ReadBack::Unread
         }
     }
-    Ok(())
 }
 
 /// Every PENDING on-chain payment and payout, handed to the chain monitor again.

@@ -57,9 +57,15 @@ impl Chain {
         extra: &[(&str, &str)],
     ) -> Self {
         let accounts = anvil.accounts().await.unwrap();
+        // TEST_BLOCK_TIME_SLACK: the chain's block_time_slack_seconds (default 60).
+        let slack = extra
+            .iter()
+            .find(|(name, _)| *name == "TEST_BLOCK_TIME_SLACK")
+            .map_or(60, |(_, v)| v.parse::<u64>().unwrap());
         let chains = json!({CHAIN.to_string(): {
             "receiver": accounts[1], "confirmations": 3,
             "assets": {"ETH": "native", "USDC": token},
+            "block_time_slack_seconds": slack,
         }})
         .to_string();
         let urls = format!("{CHAIN}={rpc}");
@@ -1012,12 +1018,13 @@ async fn a_strangers_transfer_never_pays_an_invoice(pool: PgPool) {
 /// A deposit the client's own wallet made before the invoice was issued (SENT) does not pay it.
 #[sqlx::test(migrator = "gantry::db::MIGRATOR")]
 async fn a_transfer_mined_before_the_invoice_was_sent_never_pays_it(pool: PgPool) {
-    let Some(chain) = Chain::start(pool).await else {
+    // Without slack, so that a second's difference tells (anvil's block times are whole
+    // seconds, and lag the wall clock by up to one).
+    let Some(chain) = Chain::start_with(pool, &[("TEST_BLOCK_TIME_SLACK", "0")]).await else {
         return;
     };
     let old = chain.pay_eth(&chain.accounts[1], ETH).await;
-    // Block times are whole seconds: the invoice is issued in a later second.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let invoice = chain.invoice(ETH, "ETH").await;
     let payment = chain.submit(&invoice, &old).await.str("id");
     chain.anvil.mine(2).await.unwrap();
@@ -1027,6 +1034,7 @@ async fn a_transfer_mined_before_the_invoice_was_sent_never_pays_it(pool: PgPool
     assert_eq!(chain.invoice_state(&invoice).await["status"], "SENT");
 
     // A transfer after the issue pays it.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let new = chain.pay_eth(&chain.accounts[1], ETH).await;
     let payment = chain.submit(&invoice, &new).await.str("id");
     chain.anvil.mine(2).await.unwrap();

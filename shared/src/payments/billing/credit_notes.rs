@@ -180,7 +180,7 @@ pub(crate) async fn issue_credit_note(
     let config = state.books()?;
     let invoice = sqlx::query!(
         r#"SELECT amount::text AS "amount!", credited::text AS "credited!",
-                  status AS "status: InvoiceStatus", number IS NOT NULL AS "numbered!"
+                  status AS "status: InvoiceStatus", number IS NOT NULL AS "numbered!", mail_to
            FROM invoices WHERE id = $1 FOR UPDATE"#,
         invoice_id
     )
@@ -210,9 +210,9 @@ pub(crate) async fn issue_credit_note(
     let id = Uuid::now_v7();
     sqlx::query!(
         r#"INSERT INTO credit_notes (id, invoice_id, number, items, subtotal, tax, taxes, total,
-                                     reason, created_by, refund_id)
+                                     reason, created_by, refund_id, mail_to)
            VALUES ($1, $2, $3, $4, $5::text::numeric, $6::text::numeric, $7, $8::text::numeric,
-                   $9, $10, $11)"#,
+                   $9, $10, $11, $12)"#,
         id,
         invoice_id,
         number,
@@ -224,6 +224,8 @@ pub(crate) async fn issue_credit_note(
         reason,
         caller.user_id,
         refund_id,
+        // To whom its invoice went.
+        invoice.mail_to,
     )
     .execute(&mut *tx)
     .await?;

@@ -23,18 +23,13 @@ use uuid::Uuid;
 pub const DOCUMENTS_QUEUE: &str = "billing-documents";
 
 /// One document for the `billing-documents` worker ([`super::render`]) to render, store and
-/// mail: the job the issuing transaction queues.
+/// mail: the job the issuing transaction queues. Who it is mailed to (and an invoice's payment
+/// links) is frozen on the document's row, not carried here: no address travels in a queue.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "task", rename_all = "kebab-case", deny_unknown_fields)]
 pub(crate) enum Render {
-    /// An issued invoice, mailed with `links` (how to pay it) in the body.
-    Invoice {
-        id: Uuid,
-        links: String,
-    },
-    CreditNote {
-        id: Uuid,
-    },
+    Invoice { id: Uuid },
+    CreditNote { id: Uuid },
 }
 
 impl Render {
@@ -147,8 +142,8 @@ pub(crate) async fn read_pdf(ipfs: &dyn IpfsStore, cid: &str) -> AppResult<Vec<u
 
 /// Issues invoice `id` (DRAFT → SENT), in `tx`, which holds the invoice's row lock and has
 /// already set its status and `sent_at`. The number is taken last, so the series' counter stays
-/// locked as briefly as it can; the PDF is rendered and mailed (with `payment_links`) by the
-/// `billing-documents` worker once this commits.
+/// locked as briefly as it can; the PDF is rendered and mailed (to the project's client now,
+/// with `payment_links`, both frozen here) by the `billing-documents` worker once this commits.
 pub(crate) async fn issue_invoice(
     tx: &mut PgConnection,
     config: &BillingConfig,
@@ -164,16 +159,20 @@ pub(crate) async fn issue_invoice(
     .await?;
     let seller = &config.seller;
     let buyer = parties::buyer_of(&mut *tx, row.project_id, &seller.party.country).await?;
+    let client = crate::work::facade::project_client(&mut *tx, row.project_id).await?;
     let number = config
         .invoice_numbers
         .next(&mut *tx, row.issue_date)
         .await?;
     sqlx::query!(
-        "UPDATE invoices SET number = $2, seller = $3, buyer = $4 WHERE id = $1",
+        "UPDATE invoices SET number = $2, seller = $3, buyer = $4, mail_to = $5, mail_links = $6
+         WHERE id = $1",
         id,
         number,
         serde_json::to_value(seller).map_err(AppError::internal)?,
         serde_json::to_value(&buyer).map_err(AppError::internal)?,
+        client,
+        payment_links,
     )
     .execute(&mut *tx)
     .await?;
@@ -185,12 +184,7 @@ pub(crate) async fn issue_invoice(
         json!({"number": number}),
     )
     .await?;
-    Render::Invoice {
-        id,
-        links: payment_links.to_owned(),
-    }
-    .enqueue(tx)
-    .await
+    Render::Invoice { id }.enqueue(tx).await
 }
 
 /// Today, in UTC: the date documents carry.

@@ -298,14 +298,19 @@ pub(crate) async fn buyer_of(
     })
 }
 
-/// Where the documents and reminders of project `project_id`'s invoices are mailed: its
+/// Where reminders and refund links for project `project_id`'s invoices are mailed: its
 /// client's address, if it has a client with one.
 pub(crate) async fn mail_to(
     conn: &mut PgConnection,
     project_id: Uuid,
 ) -> AppResult<Option<String>> {
-    let Some(client) = work::project_client(&mut *conn, project_id).await? else {
-        return Ok(None);
-    };
-    Ok(identity::contact(conn, client).await?.and_then(|c| c.email))
+    match work::project_client(&mut *conn, project_id).await? {
+        Some(client) => email_of(conn, client).await,
+        None => Ok(None),
+    }
+}
+
+/// User `user`'s mail address, if they have one.
+pub(crate) async fn email_of(conn: &mut PgConnection, user: Uuid) -> AppResult<Option<String>> {
+    Ok(identity::contact(conn, user).await?.and_then(|c| c.email))
 }

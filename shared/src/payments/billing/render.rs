@@ -55,11 +55,15 @@ pub static BILLING_DOCUMENTS: FunctionSpec = FunctionSpec {
     ],
 };
 
-/// Where a document stands: its invoice, that invoice's project, and its CID once stored.
+/// Where a document stands: its invoice, its CID once stored, and whom it is mailed to (frozen
+/// at its issue), with what payment links.
 struct Standing {
     invoice_id: Uuid,
-    project_id: Uuid,
     pdf_cid: Option<String>,
+    mail_to: Option<Uuid>,
+    links: String,
+    /// A VOID invoice's PDF is stored (its number was taken) but not mailed.
+    void: bool,
 }
 
 /// The worker's handler.
@@ -85,7 +89,7 @@ impl Renderer {
             return Ok(false);
         }
         let doc = match task {
-            Render::Invoice { id, .. } => issue::invoice_document(&mut conn, *id).await?,
+            Render::Invoice { id } => issue::invoice_document(&mut conn, *id).await?,
             Render::CreditNote { id } => issue::credit_note_document(&mut conn, *id).await?,
         }
         .ok_or(AppError::NotFound)?;
@@ -95,8 +99,8 @@ impl Renderer {
         let cid = ipfs::to_text(&stored.file.root);
 
         let mut tx = pool.begin().await?;
-        let (written, what, id, links) = match task {
-            Render::Invoice { id, links } => (
+        let (written, what, id) = match task {
+            Render::Invoice { id } => (
                 sqlx::query!(
                     "UPDATE invoices SET pdf_cid = $2 WHERE id = $1 AND pdf_cid IS NULL",
                     id,
@@ -106,7 +110,6 @@ impl Renderer {
                 .await?,
                 "invoice",
                 *id,
-                links.as_str(),
             ),
             Render::CreditNote { id } => (
                 sqlx::query!(
@@ -118,24 +121,28 @@ impl Renderer {
                 .await?,
                 "credit_note",
                 *id,
-                "",
             ),
         };
         if written.rows_affected() == 0 {
             return Ok(false);
         }
+        let to = match (standing.mail_to, standing.void) {
+            (Some(client), false) => parties::email_of(&mut tx, client).await?,
+            _ => None,
+        };
         audit::record(
             &mut tx,
             Entry {
                 action: PaymentsAction::DocumentStored,
                 actor_id: None,
                 subject_id: Some(standing.invoice_id),
-                details: json!({"document": what, "id": id, "number": doc.number, "pdf_cid": cid}),
+                details: json!({"document": what, "id": id, "number": doc.number, "pdf_cid": cid,
+                                "mailed": to.is_some()}),
             },
         )
         .await?;
-        if let Some(to) = parties::mail_to(&mut tx, standing.project_id).await? {
-            mail_document(&mut tx, &to, &doc, &pdf, links).await?;
+        if let Some(to) = to {
+            mail_document(&mut tx, &to, &doc, &pdf, &standing.links).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -144,30 +151,71 @@ impl Renderer {
 
 async fn standing(conn: &mut PgConnection, task: &Render) -> AppResult<Option<Standing>> {
     Ok(match task {
-        Render::Invoice { id, .. } => sqlx::query!(
-            "SELECT project_id, pdf_cid FROM invoices WHERE id = $1 AND number IS NOT NULL",
+        Render::Invoice { id } => sqlx::query!(
+            r#"SELECT pdf_cid, mail_to, mail_links, status = 'VOID' AS "void!"
+               FROM invoices WHERE id = $1 AND number IS NOT NULL"#,
             id
         )
         .fetch_optional(conn)
         .await?
         .map(|row| Standing {
             invoice_id: *id,
-            project_id: row.project_id,
             pdf_cid: row.pdf_cid,
+            mail_to: row.mail_to,
+            links: row.mail_links.unwrap_or_default(),
+            void: row.void,
         }),
         Render::CreditNote { id } => sqlx::query!(
-            "SELECT c.invoice_id, i.project_id, c.pdf_cid
-             FROM credit_notes c JOIN invoices i ON i.id = c.invoice_id WHERE c.id = $1",
+            "SELECT invoice_id, pdf_cid, mail_to FROM credit_notes WHERE id = $1",
             id
         )
         .fetch_optional(conn)
         .await?
         .map(|row| Standing {
             invoice_id: row.invoice_id,
-            project_id: row.project_id,
             pdf_cid: row.pdf_cid,
+            mail_to: row.mail_to,
+            links: String::new(),
+            void: false,
         }),
     })
+}
+
+/// How long after its issue a document without a PDF is taken for lost (its job dead-lettered,
+/// say) and queued again by [`requeue_unrendered`].
+pub const RENDER_GRACE_MINUTES: i32 = 15;
+
+/// Queues again every document issued over [`RENDER_GRACE_MINUTES`] ago that still has no PDF
+/// (a job that ran out of attempts while the IPFS store was down); the reconcile run calls it.
+/// Rendering is idempotent, so a job that was only slow costs a second render, never a second
+/// mail. Returns how many it queued.
+pub async fn requeue_unrendered(pool: &sqlx::PgPool) -> AppResult<u64> {
+    let invoices = sqlx::query_scalar!(
+        "SELECT id FROM invoices WHERE number IS NOT NULL AND pdf_cid IS NULL
+           AND sent_at < now() - make_interval(mins => $1)",
+        RENDER_GRACE_MINUTES
+    )
+    .fetch_all(pool)
+    .await?;
+    let notes = sqlx::query_scalar!(
+        "SELECT id FROM credit_notes WHERE pdf_cid IS NULL
+           AND created_at < now() - make_interval(mins => $1)",
+        RENDER_GRACE_MINUTES
+    )
+    .fetch_all(pool)
+    .await?;
+    let tasks = invoices
+        .into_iter()
+        .map(|id| Render::Invoice { id })
+        .chain(notes.into_iter().map(|id| Render::CreditNote { id }));
+    let mut queued = 0;
+    let mut conn = pool.acquire().await?;
+    for task in tasks {
+        let body = serde_json::to_string(&task).map_err(AppError::internal)?;
+        crate::queue::enqueue_once(&mut conn, QUEUE, &body, std::time::Duration::ZERO).await?;
+        queued += 1;
+    }
+    Ok(queued)
 }
 
 #[async_trait]

@@ -128,9 +128,11 @@ impl Btcpay {
         .await
     }
 
-    /// Invoice `id`'s status now: `New`, `Processing`, `Settled`, `Expired` or `Invalid`.
-    pub(crate) async fn status(&self, id: &str) -> AppResult<String> {
-        Ok(self.fetch(id).await?.status)
+    /// Invoice `id`'s status now (`New`, `Processing`, `Settled`, `Expired` or `Invalid`) and
+    /// its additional status (`PaidLate`, `PaidPartial`, `Marked`, ...).
+    pub(crate) async fn standing(&self, id: &str) -> AppResult<(String, Option<String>)> {
+        let invoice = self.fetch(id).await?;
+        Ok((invoice.status, invoice.additional_status))
     }
 
     pub(super) async fn fetch(&self, id: &str) -> AppResult<Invoice> {

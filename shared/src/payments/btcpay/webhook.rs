@@ -157,6 +157,21 @@ pub fn read_delivery(header: Option<&str>, body: &[u8], secret: &[u8]) -> AppRes
 
 /// Verifies a delivery and turns it into a [`Report`] (`None`: nothing this API acts on). A
 /// settlement is confirmed with BTCPay before it can credit.
+/// Paid otherwise than as asked (late, partly, over): booked by what BTCPay received, whatever
+/// the invoice's status.
+fn irregular(additional_status: Option<&str>) -> bool {
+    matches!(
+        additional_status,
+        Some("PaidPartial" | "PaidLate" | "PaidOver")
+    )
+}
+
+/// Whether an invoice of this status can be one this webhook booked as paid: Settled, or paid
+/// irregularly (reconciliation reads closed invoices back against it).
+pub(crate) fn counts_as_paid(status: &str, additional_status: Option<&str>) -> bool {
+    status == "Settled" || irregular(additional_status)
+}
+
 async fn report(btcpay: &Btcpay, delivery: Delivery) -> AppResult<Option<Report>> {
     let Some(btcpay_invoice) = delivery.invoice_id else {
         return Ok(None);
@@ -204,11 +219,7 @@ async fn report(btcpay: &Btcpay, delivery: Delivery) -> AppResult<Option<Report>
             "a BTCPay settlement not booked");
         Ok(None)
     };
-    let irregular = delivery.partially_paid
-        || matches!(
-            fetched.additional_status.as_deref(),
-            Some("PaidPartial" | "PaidLate" | "PaidOver")
-        );
+    let irregular = delivery.partially_paid || irregular(fetched.additional_status.as_deref());
     if irregular {
         let Some(currency) = &currency else {
             return unconfirmed("the currency is not one of ours");

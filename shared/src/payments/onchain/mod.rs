@@ -22,10 +22,16 @@
 //! - `watch_minutes`: a transaction still unseen this long after it was submitted fails
 //!   (default 60); `unknown_minutes`: one the node has never heard of fails sooner (default 5).
 //!   `poll_seconds`: how soon the worker looks again (default 15).
+//! - `block_time_slack_seconds`: how much older than the invoice's issue a payment's block may
+//!   look and still pay it (default 60, at most 3600). A block's time is its slot's start, not
+//!   when a transaction got into it (up to 12 s later on Ethereum), and neither clock is ours:
+//!   a payer who pays the moment the invoice arrives must not be refused for it. Reuse is not
+//!   at stake (a transaction pays one payment, ever); the rule keeps old deposits out.
 //!
 //! A transfer pays an invoice only when its payer (a native transfer's `from`, a token
 //! `Transfer`'s `from`) is a wallet the invoice's client has proven with Sign-In with Ethereum,
-//! and its block is no older than the invoice's issue (SENT). See [`monitor`].
+//! and its block is no older than the invoice's issue (SENT), give or take
+//! `block_time_slack_seconds`. See [`monitor`].
 
 pub mod monitor;
 pub mod payout;
@@ -141,6 +147,8 @@ pub struct Chain {
     pub watch_for: Duration,
     pub unknown_for: Duration,
     pub poll: Duration,
+    /// `block_time_slack_seconds`.
+    pub block_time_slack: u64,
     assets: HashMap<String, Asset>,
     /// Each token's currency and that currency's exponent, and whether the token's own
     /// `decimals()` has been found equal to it.
@@ -228,6 +236,8 @@ struct ChainText {
     poll_seconds: Option<u64>,
     #[serde(default)]
     native_currency: Option<String>,
+    #[serde(default)]
+    block_time_slack_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -329,9 +339,14 @@ impl Chains {
             let minutes = chain.watch_minutes.unwrap_or(60);
             let unknown = chain.unknown_minutes.unwrap_or(5).min(minutes);
             let seconds = chain.poll_seconds.unwrap_or(15);
-            if !(1..=10_080).contains(&minutes) || unknown == 0 || !(1..=900).contains(&seconds) {
+            let slack = chain.block_time_slack_seconds.unwrap_or(60);
+            if !(1..=10_080).contains(&minutes)
+                || unknown == 0
+                || !(1..=900).contains(&seconds)
+                || slack > 3600
+            {
                 return Err(at(
-                    "watch_minutes must be 1 to 10080, unknown_minutes at least 1, poll_seconds 1 to 900",
+                    "watch_minutes must be 1 to 10080, unknown_minutes at least 1, poll_seconds 1 to 900, block_time_slack_seconds at most 3600",
                 ));
             }
             chains.insert(
@@ -343,6 +358,7 @@ impl Chains {
                     watch_for: Duration::from_secs(minutes * 60),
                     unknown_for: Duration::from_secs(unknown * 60),
                     poll: Duration::from_secs(seconds),
+                    block_time_slack: slack,
                     assets,
                     tokens,
                 },
@@ -448,6 +464,7 @@ mod tests {
             r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}, "confirmations": 0}}"#,
             r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}, "confirmations": "latest"}}"#,
             r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}, "poll_seconds": 0}}"#,
+            r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}, "block_time_slack_seconds": 3601}}"#,
             r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"ETH": "native"}, "extra": 1}}"#,
             // "native" is the chain's own coin only, at its 18 decimals.
             r#"{"1": {"receiver": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "assets": {"EUR": "native"}}}"#,

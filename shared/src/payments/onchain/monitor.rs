@@ -460,13 +460,19 @@ async fn observe(
         ),
     };
     Ok((
-        judge(to_us, from_payers, mined_at, watched.not_before),
+        judge(
+            to_us,
+            from_payers,
+            mined_at.saturating_add(chain.block_time_slack),
+            watched.not_before,
+        ),
         payer,
     ))
 }
 
 /// The verdict on a final, successful transaction that sent `to_us` to our receiver, of which
-/// `from_payers` came from the invoice client's wallets, in a block of time `mined_at`.
+/// `from_payers` came from the invoice client's wallets, in a block of time `mined_at` (plus
+/// the chain's `block_time_slack`).
 fn judge(to_us: U256, from_payers: U256, mined_at: u64, not_before: OffsetDateTime) -> Seen {
     // Block times are whole seconds: a block of the second the invoice was issued in counts.
     let issued = u64::try_from(not_before.unix_timestamp()).unwrap_or(0);
@@ -502,6 +508,8 @@ mod tests {
             Seen::NotTheClientsPayer
         );
         assert_eq!(judge(five, five, 999_999, issued), Seen::BeforeTheInvoice);
+        // With the slack the caller adds: a block 30 s older than the issue, with 60 s of it.
+        assert_eq!(judge(five, five, 999_970 + 60, issued), Seen::Paid(five));
         assert_eq!(
             judge(U256::ZERO, U256::ZERO, 1_000_001, issued),
             Seen::PaysUsNothing
