@@ -92,6 +92,7 @@ pub static HOUSEKEEPING: FunctionSpec = FunctionSpec {
             minutes: 15,
             body: housekeeping::PURGE_EXPIRED,
             local_every: None,
+            timeout_secs: None,
         }),
     },
     needs: &[&DATABASE, &signing::NEED],

@@ -190,6 +190,10 @@ pub struct Schedule {
     /// A variable of whole seconds that replaces `minutes` in the local gateway (so a local run
     /// can make a daily job run every few seconds); deployed schedules keep `minutes`.
     pub local_every: Option<&'static str>,
+    /// How long one run may take when deployed, in seconds, where that is longer than the
+    /// stack's 10 s (under Lambda, the function's `Timeout`; its queue's visibility timeout is
+    /// six times as long).
+    pub timeout_secs: Option<u32>,
 }
 
 #[derive(Clone, Copy)]

@@ -41,6 +41,7 @@ pub static OUTBOX_RELAY: FunctionSpec = FunctionSpec {
             minutes: 1,
             body: RELAY,
             local_every: None,
+            timeout_secs: None,
         }),
     },
     needs: &[&DATABASE, &NEED, &signing::NEED],

@@ -51,6 +51,14 @@ fn write_function(out: &mut String, f: &FunctionDescription) -> fmt::Result {
 "#
     )?;
     out.push_str(ENVIRONMENT);
+    if let Some(seconds) = f.schedule.and_then(|s| s.timeout_secs) {
+        // of-watchdog's limits for one run, longer than its default (a run that reads many
+        // objects back).
+        writeln!(
+            out,
+            "      exec_timeout: {seconds}s\n      read_timeout: {seconds}s\n      write_timeout: {seconds}s"
+        )?;
+    }
     let mut secrets = Vec::new();
     for var in vars(f) {
         match var.openfaas {

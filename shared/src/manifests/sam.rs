@@ -9,6 +9,10 @@ use crate::function::{AwsAccess, FunctionDescription, FunctionSpec, Method, Rout
 use std::collections::BTreeSet;
 use std::fmt::{self, Write};
 
+/// The `Timeout` of the template's `Globals` (below): every function's unless its schedule
+/// asks for longer.
+const GLOBAL_TIMEOUT_SECS: u32 = 10;
+
 /// The template's start, up to the parameters the needs declare.
 const HEAD: &str = r#"AWSTemplateFormatVersion: "2010-09-09"
 Transform: AWS::Serverless-2016-10-31
@@ -289,11 +293,18 @@ fn write_function(
         Binary: {name}
     Properties:
       Description: "gantry {name}: {doc}"
-      # The basic execution role (CloudWatch Logs), plus only what the function table grants
+"#
+    )?;
+    if let Some(seconds) = f.schedule.and_then(|s| s.timeout_secs) {
+        // Longer than the stack's default (a run that reads many objects back).
+        writeln!(out, "      Timeout: {seconds}")?;
+    }
+    out.write_str(
+        r#"      # The basic execution role (CloudWatch Logs), plus only what the function table grants
       # (SAM adds the queue-polling permissions of an SQS event source itself).
       Policies:
         - AWSLambdaBasicExecutionRole
-"#
+"#,
     )?;
     for access in aws_access(f) {
         write_policy(out, f, access, table)?;
@@ -442,6 +453,10 @@ fn write_environment(
 /// attempts), and the schedule that feeds it, if any.
 fn write_queue(out: &mut String, f: &FunctionDescription) -> fmt::Result {
     let (name, res) = (f.name, resource_name(f.name));
+    let visibility = 6 * f
+        .schedule
+        .and_then(|s| s.timeout_secs)
+        .unwrap_or(GLOBAL_TIMEOUT_SECS);
     write!(
         out,
         r#"
@@ -456,7 +471,7 @@ fn write_queue(out: &mut String, f: &FunctionDescription) -> fmt::Result {
       # Named so the outbox relay finds it: SQS_QUEUE_URL_PREFIX + the queue's name.
       QueueName: !Sub "${{AWS::StackName}}-{name}"
       # Six times the function timeout, as AWS advises for an SQS event source.
-      VisibilityTimeout: 60
+      VisibilityTimeout: {visibility}
       RedrivePolicy:
         deadLetterTargetArn: !GetAtt {res}DeadLetterQueue.Arn
         maxReceiveCount: 5

@@ -79,6 +79,8 @@ pub static RECONCILE: FunctionSpec = FunctionSpec {
             minutes: 24 * 60,
             body: RUN,
             local_every: Some("BILLING_SCHEDULE_SECONDS"),
+            // One read-back per object changed since the last run, a request each.
+            timeout_secs: Some(300),
         }),
     },
     needs: &[

@@ -158,18 +158,39 @@ fn only_the_document_worker_links_the_pdf_writer() {
     );
 }
 
+/// Resource `resource` of template.yaml, up to the next commented section.
+fn resource_section<'a>(template: &'a str, resource: &str) -> &'a str {
+    let start = template
+        .find(&format!("\n  {resource}:\n"))
+        .unwrap_or_else(|| panic!("{resource} in template.yaml"));
+    let body = &template[start + 1..];
+    let end = body[3..].find("\n  # ").map_or(body.len(), |i| i + 3);
+    &body[..end]
+}
+
+/// A run of `reconcile` reads many objects back: it may take five minutes under Lambda, and its
+/// queue hides a message six times as long; every other function keeps the stack's 10 s.
+#[test]
+fn the_reconcile_worker_has_the_time_it_needs() {
+    let template = read("template.yaml");
+    let reconcile = resource_section(&template, "ReconcileFunction");
+    assert!(reconcile.contains("      Timeout: 300\n"), "{reconcile}");
+    assert!(resource_section(&template, "ReconcileQueue").contains("VisibilityTimeout: 1800"));
+    assert!(resource_section(&template, "BillingRemindersQueue").contains("VisibilityTimeout: 60"));
+    assert_eq!(
+        template.matches("      Timeout: ").count(),
+        1,
+        "only reconcile's"
+    );
+}
+
 /// The workers that store documents (the PDFs, the ledger anchors) may write the bucket; a
 /// worker that only reads blocks, and a function of GETs only, may only read it.
 #[test]
 fn only_the_functions_that_store_documents_may_write_the_bucket() {
     let template = read("template.yaml");
     let policy = |resource: &str| {
-        let start = template
-            .find(&format!("\n  {resource}:\n"))
-            .unwrap_or_else(|| panic!("{resource} in template.yaml"));
-        let body = &template[start + 1..];
-        let end = body[3..].find("\n  # ").map_or(body.len(), |i| i + 3);
-        let body = &body[..end];
+        let body = resource_section(&template, resource);
         ["S3CrudPolicy", "S3ReadPolicy"]
             .into_iter()
             .find(|p| body.contains(p))

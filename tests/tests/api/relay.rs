@@ -173,6 +173,7 @@ fn worker(pool: &PgPool, handler: Arc<Counting>, key: &str, scheduled: bool) -> 
         minutes: 1,
         body: "scheduled",
         local_every: None,
+        timeout_secs: None,
     });
     gantry::runtime::job_router(handler, schedule, guard)
 }

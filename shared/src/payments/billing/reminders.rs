@@ -43,6 +43,7 @@ pub static BILLING_REMINDERS: FunctionSpec = FunctionSpec {
             minutes: 24 * 60,
             body: RUN,
             local_every: Some("BILLING_SCHEDULE_SECONDS"),
+            timeout_secs: None,
         }),
     },
     needs: &[&DATABASE, &signing::NEED, &super::config::NEED],
