@@ -586,7 +586,8 @@ async fn chains(pool: &PgPool, ran: &mut Ran) -> AppResult<()> {
 }
 
 /// Writes a finding and its audit row, in one transaction; `None` when the same difference
-/// (provider, object, kind) is already on record.
+/// (provider, object, kind) is already on record (its unique index: two runs at once record it
+/// once).
 async fn record(
     pool: &PgPool,
     run_id: Uuid,
@@ -598,12 +599,10 @@ async fn record(
     let mut tx = pool.begin().await?;
     let finding = sqlx::query_as!(
         Finding,
-        r#"INSERT INTO reconciliation_findings (id, run_id, provider, provider_ref, kind, detail)
-           SELECT $1, $2, $3, $4, $5, $6
-           WHERE NOT EXISTS (SELECT 1 FROM reconciliation_findings
-                             WHERE provider = $3 AND provider_ref = $4 AND kind = $5)
-           RETURNING id AS "id!", provider AS "provider!", provider_ref AS "provider_ref!",
-                     kind AS "kind!", detail AS "detail!", found_at AS "found_at!""#,
+        "INSERT INTO reconciliation_findings (id, run_id, provider, provider_ref, kind, detail)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (provider, provider_ref, kind) DO NOTHING
+         RETURNING id, provider, provider_ref, kind, detail, found_at",
         Uuid::now_v7(),
         run_id,
         provider,

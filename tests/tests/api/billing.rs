@@ -1497,9 +1497,14 @@ async fn a_card_payment_stripe_never_collected_or_collected_otherwise_is_a_findi
             .mount(&world.stub)
             .await;
     }
+    // Two runs at once (a redelivered job, the CLI beside the schedule): each difference once.
     let reconciler =
         gantry::payments::reconcile::Reconciler::from_platform(&world.app.platform).unwrap();
-    let ran = reconciler.run().await.unwrap();
+    let beside =
+        gantry::payments::reconcile::Reconciler::from_platform(&world.app.platform).unwrap();
+    let (ran, also) = tokio::join!(reconciler.run(), beside.run());
+    let mut ran = ran.unwrap();
+    ran.findings.extend(also.unwrap().findings);
     let found = found(&ran);
     let mut expected = vec![
         (intents[1].1.clone(), "extra".to_owned()),
@@ -1508,10 +1513,11 @@ async fn a_card_payment_stripe_never_collected_or_collected_otherwise_is_a_findi
     ];
     expected.sort();
     assert_eq!(found, expected, "{:?}", ran.findings);
-    assert_eq!((ran.rechecked, ran.unread), (4, 1));
-    assert!(ran.anchor.is_some(), "the run went on to the end");
-    // The next run records none of them again.
-    assert!(reconciler.run().await.unwrap().findings.is_empty());
+    // The next run records none of them again; it read four back, and one it could not.
+    let again = reconciler.run().await.unwrap();
+    assert!(again.findings.is_empty(), "{:?}", again.findings);
+    assert_eq!((again.rechecked, again.unread), (4, 1));
+    assert!(again.anchor.is_some(), "the run went on to the end");
     // Found, never fixed: the invoices are still PAID, and each finding has its audit row.
     for (invoice, _) in &intents[1..] {
         let now = world
