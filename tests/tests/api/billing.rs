@@ -229,6 +229,16 @@ impl World {
         res.body
     }
 
+    /// An issued invoice of three lines, paid in full by card: its id and the payment's.
+    async fn paid_invoice(&self) -> (String, String) {
+        let id = self.issued(&three_lines()).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (payment, _) = self.pay_by_card(&id).await;
+        (id, payment)
+    }
+
     /// The CID of invoice `id`'s stored PDF (the billing-documents worker has run).
     async fn pdf_cid(&self, id: &str) -> String {
         self.staff(Method::GET, &format!("/invoices/{id}"), None)
@@ -1172,11 +1182,7 @@ async fn a_card_refund_returns_money_once_and_comes_with_its_credit_note(pool: P
 async fn ten_concurrent_refunds_of_one_payment_never_exceed_what_it_paid(pool: PgPool) {
     let world = World::new(pool).await;
     world.stripe_refunds("succeeded").await;
-    let id = world.issued(&three_lines()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (payment, _) = world.pay_by_card(&id).await;
+    let (id, payment) = world.paid_invoice().await;
     let keys: Vec<String> = (0..10).map(|n| format!("concurrent-{n}")).collect();
     let answers = futures::future::join_all(
         keys.iter()
@@ -1222,11 +1228,7 @@ async fn ten_concurrent_refunds_of_one_payment_never_exceed_what_it_paid(pool: P
 async fn a_pending_card_refund_settles_once_when_stripe_reports_it(pool: PgPool) {
     let world = World::new(pool).await;
     world.stripe_refunds("pending").await;
-    let id = world.issued(&three_lines()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (payment, _) = world.pay_by_card(&id).await;
+    let (id, payment) = world.paid_invoice().await;
     let res = world.refund(&id, &payment, "3344", "all").await;
     assert_eq!(res.body["status"], "PENDING", "{}", res.body);
     let refund = res.str("id");
@@ -1256,11 +1258,7 @@ async fn a_pending_card_refund_settles_once_when_stripe_reports_it(pool: PgPool)
     assert_eq!(list["items"][0]["status"], "SUCCEEDED");
     assert_eq!(ledger_rows(&world.app.pool, "refund.succeeded").await, 1);
     // A refund that fails releases its amount; its credit note is used by the next one.
-    let id = world.issued(&three_lines()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (payment, _) = world.pay_by_card(&id).await;
+    let (id, payment) = world.paid_invoice().await;
     let first = world.refund(&id, &payment, "1000", "f1").await.str("id");
     let failed = json!({"id": format!("re_{}", first.replace('-', "")), "object": "refund", "status": "failed",
                         "amount": 1000, "currency": "eur", "metadata": {"refund_id": first}});
@@ -1532,11 +1530,7 @@ async fn a_card_payment_stripe_never_collected_or_collected_otherwise_is_a_findi
 async fn a_card_refund_stripe_has_otherwise_is_a_finding(pool: PgPool) {
     let world = World::new(pool).await;
     world.stripe_refunds("succeeded").await;
-    let id = world.issued(&three_lines()).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (payment, _) = world.pay_by_card(&id).await;
+    let (id, payment) = world.paid_invoice().await;
     let mut refs = Vec::new();
     for key in ["r-1", "r-2", "r-3"] {
         let res = world.refund(&id, &payment, "500", key).await;
