@@ -44,7 +44,8 @@ pub struct Invoice {
     #[schema(value_type = String, pattern = "^[0-9]{1,38}$", example = "0")]
     pub credited: Minor,
     pub notes: Option<String>,
-    /// The CID of its PDF/A-3 (with the e-invoice embedded); null until SENT.
+    /// The CID of its PDF/A-3 (with the e-invoice embedded); null until the `billing-documents`
+    /// worker has stored it, seconds after SENT.
     pub pdf_cid: Option<String>,
     #[schema(example = "USD")]
     pub currency: String,

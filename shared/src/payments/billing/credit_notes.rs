@@ -40,7 +40,8 @@ pub struct CreditNote {
     #[schema(value_type = String, pattern = "^[0-9]{1,38}$", example = "1190")]
     pub total: Minor,
     pub reason: String,
-    /// Its PDF/A-3 (with the e-invoice embedded), at `GET /credit-notes/{id}/pdf`.
+    /// Its PDF/A-3 (with the e-invoice embedded), at `GET /credit-notes/{id}/pdf`; null until
+    /// the `billing-documents` worker has stored it, seconds after the note is issued.
     pub pdf_cid: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
