@@ -4,6 +4,10 @@
 ALTER TABLE invoices ADD COLUMN mail_to uuid REFERENCES users (id) ON DELETE SET NULL;
 ALTER TABLE invoices ADD COLUMN mail_links text;
 ALTER TABLE credit_notes ADD COLUMN mail_to uuid REFERENCES users (id) ON DELETE SET NULL;
+-- Invoices issued before this: their credit notes (a refund's, say) still go to the client,
+-- the project's client now being the best record there is of whom the invoice went to.
+UPDATE invoices i SET mail_to = p.client_id
+  FROM projects p WHERE p.id = i.project_id AND i.number IS NOT NULL;
 -- The reconcile run queues again the documents still without a PDF a while after their issue.
 CREATE INDEX invoices_unrendered ON invoices (sent_at) WHERE number IS NOT NULL AND pdf_cid IS NULL;
 CREATE INDEX credit_notes_unrendered ON credit_notes (created_at) WHERE pdf_cid IS NULL;
